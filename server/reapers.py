@@ -1,0 +1,141 @@
+"""Reaping strategies: the ways a forking parent can (or fails to) collect its children.
+
+A child that exits stays in the process table as a zombie until its parent
+collects its status with ``wait``. The kernel tells the parent with SIGCHLD,
+but standard signals are not queued: ten children exiting together may be
+announced by a single SIGCHLD. Each strategy below is one answer to that, and
+the server can run under any of them so the difference can be measured.
+
+Handlers here do no I/O, no logging and no allocation-heavy work: a handler
+interrupts the main loop at an arbitrary point (gunicorn once deadlocked by
+logging inside its SIGCHLD handler). They touch only integer counters.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import asdict, dataclass
+from types import FrameType
+from typing import ClassVar
+
+
+@dataclass(slots=True)
+class Counters:
+    """What the parent did; printed as JSON when it shuts down."""
+
+    accepted: int = 0
+    forked: int = 0
+    reaped: int = 0
+    fork_failures: int = 0
+    rejected: int = 0
+    sigchld_handled: int = 0
+    """SIGCHLD deliveries the strategy saw: fewer than exits when signals coalesce."""
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def reap_all(counters: Counters) -> bool:
+    """Collect every child that has exited; True while some child is still running.
+
+    The loop is the point: one SIGCHLD may stand for many exits, so reaping one
+    child per signal leaves zombies behind (see SingleReaper).
+    """
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+        counters.reaped += 1
+
+
+def reap_one(counters: Counters) -> None:
+    """Collect at most one exited child (the classic mistake)."""
+    try:
+        pid, _status = os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return
+    if pid:
+        counters.reaped += 1
+
+
+class Strategy:
+    """How SIGCHLD is handled while the server runs."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    reaps: ClassVar[bool] = True
+    """False only for the strategy that reproduces the leak: its zombies are left as they are."""
+
+    def install(self, counters: Counters) -> None:
+        raise NotImplementedError
+
+    def on_sigchld_wakeup(self, counters: Counters) -> None:
+        """Called by the main loop after SIGCHLD woke it; only WakeupReaper works here."""
+
+
+class LoopReaper(Strategy):
+    name = "loop"
+    summary = "SIGCHLD handler loops waitpid(-1, WNOHANG) until 0 (the tutorial's grim_reaper)"
+
+    def install(self, counters: Counters) -> None:
+        def handle(_signum: int, _frame: FrameType | None) -> None:
+            counters.sigchld_handled += 1
+            reap_all(counters)
+
+        signal.signal(signal.SIGCHLD, handle)
+
+
+class SingleReaper(Strategy):
+    name = "single"
+    summary = "SIGCHLD handler reaps once per signal; coalesced signals leave zombies"
+
+    def install(self, counters: Counters) -> None:
+        def handle(_signum: int, _frame: FrameType | None) -> None:
+            counters.sigchld_handled += 1
+            reap_one(counters)
+
+        signal.signal(signal.SIGCHLD, handle)
+
+
+class NoReaper(Strategy):
+    name = "none"
+    summary = "never calls waitpid: one zombie per request (the bug)"
+    reaps = False
+
+    def install(self, counters: Counters) -> None:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+class IgnoreReaper(Strategy):
+    name = "ignore"
+    summary = "SIGCHLD set to SIG_IGN: the kernel reaps, the parent learns nothing"
+
+    def install(self, counters: Counters) -> None:
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+
+class WakeupReaper(Strategy):
+    name = "wakeup"
+    summary = "handler does nothing; set_wakeup_fd wakes the main loop, which reaps"
+
+    def install(self, counters: Counters) -> None:
+        # A Python-level handler must exist for the wakeup fd to be written;
+        # it is deliberately empty so no work happens in signal context.
+        signal.signal(signal.SIGCHLD, _do_nothing)
+
+    def on_sigchld_wakeup(self, counters: Counters) -> None:
+        counters.sigchld_handled += 1
+        reap_all(counters)
+
+
+def _do_nothing(_signum: int, _frame: FrameType | None) -> None:
+    """A handler whose only job is to make the kernel interrupt and the wakeup fd fire."""
+
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (LoopReaper, NoReaper, SingleReaper, IgnoreReaper, WakeupReaper)
+}

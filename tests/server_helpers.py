@@ -1,0 +1,172 @@
+"""Run the real server as a subprocess and talk to it over loopback.
+
+The server always runs in its own session (process group), so a test that
+fails halfway still ends the server and every child it forked with one killpg.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+BANNER = re.compile(r"Serving HTTP on http://(?P<host>[^ ]+):(?P<port>\d+)/ \(pid (?P<pid>\d+)")
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
+    """Poll ``condition`` until it holds; fail the test if it does not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.005)
+
+
+class ServerProcess:
+    """One ``python -m server --port 0`` process, its address read from its first line."""
+
+    def __init__(self, args: Iterable[str] = (), prefix: Iterable[str] = ()) -> None:
+        command = [*prefix, sys.executable, "-m", "server", "--port", "0", *args]
+        self.proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.banner = self._read_banner(timeout=15)
+        match = BANNER.match(self.banner)
+        assert match, f"unexpected first line: {self.banner!r}"
+        self.port = int(match["port"])
+        self.pid = int(match["pid"])
+        self.stdout_tail = ""
+
+    def _read_banner(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                self.kill()
+                raise AssertionError("server printed nothing")
+        line = self.proc.stdout.readline()
+        if not line:
+            _out, err = self.proc.communicate(timeout=10)
+            raise AssertionError(f"server exited early: {err.strip()}")
+        return line.rstrip("\n")
+
+    def request(self, data: bytes, timeout: float = 10.0) -> bytes:
+        """Send raw bytes, read the answer until the server closes."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as conn:
+            conn.sendall(data)
+            return read_to_eof(conn)
+
+    def get(self, path: str = "/") -> bytes:
+        return self.request(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+
+    def children(self) -> list[psutil.Process]:
+        return psutil.Process(self.pid).children()
+
+    def zombie_pids(self) -> list[int]:
+        return [child.pid for child in self.children() if _is_zombie(child)]
+
+    def live_children(self) -> list[int]:
+        return [child.pid for child in self.children() if not _is_zombie(child)]
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> dict[str, int]:
+        """Signal the server, wait for it, return the counters from its last line."""
+        self.proc.send_signal(signum)
+        out, err = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, f"server exited {self.proc.returncode}: {err}"
+        self.stdout_tail = out
+        return json.loads(out.strip().splitlines()[-1])
+
+    def kill(self) -> None:
+        """End the server and every live child of its group (cleanup path)."""
+        if self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.communicate(timeout=30)
+
+
+def read_to_eof(conn: socket.socket) -> bytes:
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_response(conn: socket.socket) -> bytes:
+    """Read one answer by its Content-Length: needed when the server never closes (fd leak)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536) or _eof()
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.split(b"Content-Length: ", 1)[1].split(b"\r\n", 1)[0])
+    while len(body) < length:
+        body += conn.recv(65536) or _eof()
+    return head + b"\r\n\r\n" + body
+
+
+def _eof() -> bytes:
+    raise AssertionError("connection closed before a whole answer arrived")
+
+
+def _is_zombie(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def concurrent_requests(port: int, count: int, path: str = "/") -> list[bytes]:
+    """Open ``count`` connections first, then send on each: all are in flight at once."""
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+    try:
+        for conn in conns:
+            conn.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        return [read_to_eof(conn) for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def set_child_subreaper() -> None:
+    """Make this process inherit orphans, so a test can reap the zombies a server leaves."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_child_subreaper = 36
+    if libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def zombie_children_of_self() -> list[int]:
+    return [child.pid for child in psutil.Process().children() if _is_zombie(child)]
+
+
+def reap_adopted(pids: Iterable[int]) -> None:
+    """Reap zombies this (subreaper) process inherited, each by its own PID."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass

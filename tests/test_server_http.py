@@ -1,0 +1,219 @@
+"""The server over real sockets: answers, bad input, slow clients, fork failure, shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.server_helpers import ROOT, read_response, read_to_eof, wait_until
+
+
+def status_of(raw: bytes) -> str:
+    return raw.split(b"\r\n", 1)[0].decode()
+
+
+def test_banner_names_address_pid_and_strategy(start_server) -> None:
+    server = start_server("--reaper", "wakeup")
+    assert server.banner.startswith("Serving HTTP on http://127.0.0.1:")
+    assert server.banner.endswith(f"(pid {server.proc.pid}, reaper wakeup)")
+
+
+def test_answers_the_seed_requests(start_server) -> None:
+    server = start_server()
+    assert server.get("/").endswith(b"\r\n\r\nHello, World!\n")
+    assert server.get("/Zhuibing%20Dan").endswith(b"\r\n\r\nHello, Zhuibing Dan!\n")
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"HEAD / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK"),
+        (b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"),
+        (b"hello there\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        (b"GET / HTTP/3.0\r\n\r\n", "HTTP/1.1 505 HTTP Version Not Supported"),
+        (
+            b"GET / HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n",
+            "HTTP/1.1 431 Request Header Fields Too Large",
+        ),
+        (b"GET / HTTP/1.1\r\nX: " + b"a" * 9000, "HTTP/1.1 431 Request Header Fields Too Large"),
+    ],
+)
+def test_bad_input_gets_its_status(start_server, raw: bytes, status: str) -> None:
+    server = start_server()
+    assert status_of(server.request(raw)) == status
+    assert server.get("/").startswith(b"HTTP/1.1 200 OK")  # the parent is unharmed
+
+
+def test_crlf_injection_stays_in_the_body(start_server) -> None:
+    server = start_server()
+    raw = server.get("/x%0D%0ALocation:%20http://evil%0D%0A")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"Location" not in head
+    assert body == b"Hello, xLocation: http://evil!\n"
+
+
+def test_half_a_head_then_hang_up_gets_400(start_server) -> None:
+    server = start_server()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost")
+        conn.shutdown(socket.SHUT_WR)
+        assert status_of(read_to_eof(conn)) == "HTTP/1.1 400 Bad Request"
+
+
+def test_a_silent_client_does_not_block_others_and_is_dropped(start_server) -> None:
+    server = start_server("--timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as silent:
+        assert server.get("/other").endswith(b"Hello, other!\n")
+        # Its child hangs up after --timeout without an answer (EOF, not our 10 s).
+        assert read_to_eof(silent) == b""
+
+
+def test_a_client_that_stalls_mid_head_gets_408(start_server) -> None:
+    server = start_server("--timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\n")
+        assert status_of(read_to_eof(conn)) == "HTTP/1.1 408 Request Timeout"
+
+
+def test_sigterm_waits_for_in_flight_children_and_reports(start_server) -> None:
+    server = start_server("--work-ms", "1500")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(b"GET /late HTTP/1.1\r\n\r\n")
+        wait_until(lambda: len(server.live_children()) == 1, what="the child to start")
+        child = server.live_children()[0]
+        server.proc.send_signal(signal.SIGTERM)
+        assert read_to_eof(conn).endswith(b"Hello, late!\n")
+    out, _ = server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 0
+    counters = json.loads(out.strip().splitlines()[-1])
+    assert counters["accepted"] == counters["forked"] == counters["reaped"] == 1
+    assert not psutil.pid_exists(child)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_children_past_the_grace_period_are_ended_and_reaped(start_server, signum) -> None:
+    server = start_server("--work-ms", "60000", "--grace", "0.2")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        wait_until(lambda: len(server.live_children()) == 1, what="the child to start")
+        child = server.live_children()[0]
+        counters = server.stop(signum)
+    assert counters["forked"] == counters["reaped"] == 1
+    assert not psutil.pid_exists(child)
+
+
+def test_stats_file_holds_the_same_counters(start_server, tmp_path: Path) -> None:
+    stats = tmp_path / "server.json"
+    server = start_server("--stats-file", str(stats))
+    server.get("/")
+    counters = server.stop()
+    assert counters["accepted"] == counters["forked"] == 1
+    assert stats.read_text().strip() == server.stdout_tail.strip().splitlines()[-1]
+
+
+def test_port_in_use_is_one_line_and_exit_1(start_server) -> None:
+    server = start_server()
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--port", str(server.port)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "Address already in use" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--port", "70000"], ["--reaper", "sometimes"], ["--work-ms", "-1"], ["--timeout", "0"]],
+)
+def test_bad_flags_exit_2_without_traceback(args: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "error:" in result.stderr.splitlines()[-1]
+
+
+# -- fork failure: a pids cgroup makes fork() fail with EAGAIN, as in a full container --------
+
+
+def _pids_cgroup_root() -> Path | None:
+    for root in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+        writable = (root / "cgroup.procs").exists() and os.access(root, os.W_OK)
+        if writable and (root.name == "pids" or "pids" in _read(root / "cgroup.subtree_control")):
+            return root
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+@pytest.fixture
+def pids_cgroup() -> Iterator[Path]:
+    root = _pids_cgroup_root()
+    if root is None:
+        pytest.skip("no writable pids cgroup here")
+    group = root / f"reaperlab-test-{uuid.uuid4().hex[:8]}"
+    group.mkdir()
+    try:
+        yield group
+    finally:
+        wait_until(lambda: not (group / "cgroup.procs").read_text().strip(), what="empty cgroup")
+        group.rmdir()
+
+
+def test_fork_failure_answers_503_and_keeps_serving(start_server, pids_cgroup: Path) -> None:
+    (pids_cgroup / "pids.max").write_text("1")
+    enter = f'echo $$ > {pids_cgroup / "cgroup.procs"} && exec "$@"'
+    server = start_server(prefix=["sh", "-c", enter, "sh"])
+    assert status_of(server.get("/")) == "HTTP/1.1 503 Service Unavailable"
+    (pids_cgroup / "pids.max").write_text("max")
+    assert server.get("/").endswith(b"Hello, World!\n")
+    counters = server.stop()
+    assert counters["accepted"] == 2
+    assert counters["fork_failures"] == counters["rejected"] == 1
+    assert counters["forked"] == counters["reaped"] == 1
+
+
+def test_leaked_descriptors_grow_one_per_request(start_server) -> None:
+    server = start_server("--leak-client-fd")
+    before = server.open_fds()
+    for done in range(1, 6):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert read_response(conn).endswith(b"Hello, World!\n")
+        wait_until(lambda n=done: server.open_fds() == before + n, what=f"{done} leaked fds")
+    assert server.open_fds() == before + 5
+
+
+def test_without_the_leak_descriptors_stay_flat(start_server) -> None:
+    server = start_server()
+    before = server.open_fds()
+    for _ in range(5):
+        server.get("/")
+    wait_until(lambda: not server.children(), what="children to be reaped")
+    wait_until(lambda: server.open_fds() == before, timeout=5, what="descriptors back to start")

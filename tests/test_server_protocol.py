@@ -1,0 +1,110 @@
+"""The HTTP rules of the server, on bytes alone (no sockets)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+
+from server.protocol import (
+    MAX_NAME_CHARS,
+    BadRequest,
+    answer,
+    head_end,
+    name_from_target,
+    parse_head,
+)
+
+
+def split(raw: bytes) -> tuple[str, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return status_line, headers, body
+
+
+def test_get_root_greets_the_world() -> None:
+    status, headers, body = split(answer(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status == "HTTP/1.1 200 OK"
+    assert body == b"Hello, World!\n"
+    assert headers == {
+        "Content-Type": "text/plain; charset=utf-8",
+        "Content-Length": str(len(body)),
+        "Connection": "close",
+    }
+
+
+def test_the_path_is_the_name_percent_decoded() -> None:
+    _, _, body = split(answer(b"GET /Zhuibing%20Dan HTTP/1.0\r\n\r\n"))
+    assert body == b"Hello, Zhuibing Dan!\n"
+
+
+def test_head_has_the_headers_of_get_and_no_body() -> None:
+    get = answer(b"GET /x HTTP/1.1\r\n\r\n")
+    head = answer(b"HEAD /x HTTP/1.1\r\n\r\n")
+    assert get.startswith(head) and head.endswith(b"\r\n\r\n")
+    assert split(head)[1]["Content-Length"] == split(get)[1]["Content-Length"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+def test_other_methods_get_405_with_allow(method: str) -> None:
+    status, headers, _ = split(answer(f"{method} / HTTP/1.1\r\n\r\n".encode()))
+    assert status == "HTTP/1.1 405 Method Not Allowed"
+    assert headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"\r\n\r\n",
+        b"hello\r\n\r\n",
+        b"GET /\r\n\r\n",
+        b"GET / HTTP/1.1 extra\r\n\r\n",
+        b"GET  / HTTP/1.1\r\n\r\n",
+        b"GET http://example.com/ HTTP/1.1\r\n\r\n",
+        b"G\x00T / HTTP/1.1\r\n\r\n",
+        b"GET / FTP/1.0\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+    ],
+)
+def test_malformed_request_lines_get_400(head: bytes) -> None:
+    assert split(answer(head))[0] == "HTTP/1.1 400 Bad Request"
+
+
+def test_other_http_versions_get_505() -> None:
+    with pytest.raises(BadRequest) as raised:
+        parse_head(b"GET / HTTP/2.0\r\n\r\n")
+    assert raised.value.status is HTTPStatus.HTTP_VERSION_NOT_SUPPORTED
+
+
+def test_crlf_in_the_name_cannot_inject_a_header() -> None:
+    raw = answer(b"GET /a%0d%0aSet-Cookie:%20x=1%0d%0a%0d%0aowned HTTP/1.1\r\n\r\n")
+    status, headers, body = split(raw)
+    assert status == "HTTP/1.1 200 OK"
+    assert "Set-Cookie" not in headers
+    assert body == b"Hello, aSet-Cookie: x=1owned!\n"
+    assert raw.count(b"\r\n\r\n") == 1
+
+
+def test_invalid_utf8_is_replaced_and_controls_dropped() -> None:
+    assert name_from_target("/%ff%fe") == "\ufffd\ufffd"
+    assert name_from_target("/a%00b%1bc%7fd") == "abcd"
+
+
+def test_query_and_fragment_are_not_part_of_the_name() -> None:
+    assert name_from_target("/Dan?x=1#frag") == "Dan"
+
+
+def test_the_name_is_capped() -> None:
+    assert len(name_from_target("/" + "a" * 10_000)) == MAX_NAME_CHARS
+
+
+def test_empty_name_is_the_world() -> None:
+    assert name_from_target("/") == "World"
+    assert name_from_target("/%0d%0a") == "World"
+
+
+def test_head_end_accepts_crlf_and_bare_lf() -> None:
+    assert head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody") == 24
+    assert head_end(b"GET / HTTP/1.0\n\n") == 16
+    assert head_end(b"GET / HTTP/1.1\r\n") == -1

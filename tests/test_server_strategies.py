@@ -1,0 +1,108 @@
+"""Each reaping strategy on a real server, and signal coalescing made deterministic."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.server_helpers import (
+    ROOT,
+    concurrent_requests,
+    reap_adopted,
+    wait_until,
+)
+
+REQUESTS = 25
+
+
+def test_no_reaper_leaves_exactly_one_zombie_per_request(start_server) -> None:
+    server = start_server("--no-reaper")
+    answers = concurrent_requests(server.port, REQUESTS)
+    assert all(answer.endswith(b"Hello, World!\n") for answer in answers)
+    wait_until(lambda: len(server.zombie_pids()) == REQUESTS, what=f"{REQUESTS} zombies")
+    zombies = server.zombie_pids()
+    assert server.live_children() == []
+    counters = server.stop()
+    assert counters["forked"] - counters["reaped"] == len(zombies) == REQUESTS
+    assert counters["accepted"] == REQUESTS
+    reap_adopted(zombies)  # they came to pytest, the subreaper (see conftest)
+
+
+@pytest.mark.parametrize("strategy", ["loop", "ignore", "wakeup"])
+def test_reaping_strategies_hold_no_zombie_once_idle(start_server, strategy: str) -> None:
+    server = start_server("--reaper", strategy)
+    answers = concurrent_requests(server.port, REQUESTS)
+    assert all(answer.endswith(b"Hello, World!\n") for answer in answers)
+    wait_until(lambda: not server.children(), what="every child reaped")
+    counters = server.stop()
+    assert counters["accepted"] == counters["forked"] == REQUESTS
+    assert counters["forked"] - counters["reaped"] == 0
+
+
+def test_single_reaper_settles_its_debt_at_shutdown(start_server) -> None:
+    server = start_server("--reaper", "single")
+    concurrent_requests(server.port, REQUESTS)
+    wait_until(lambda: not server.live_children(), what="every request answered")
+    counters = server.stop()
+    assert counters["forked"] == counters["reaped"] == REQUESTS
+
+
+# -- coalescing: SIGCHLD blocked while N children die, then one signal for all of them ---------
+
+COALESCE = """
+import json, os, signal, sys, time
+from server.reapers import STRATEGIES, Counters
+
+strategy, n = STRATEGIES[sys.argv[1]](), int(sys.argv[2])
+counters = Counters()
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+strategy.install(counters)
+pids = []
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    pids.append(pid)
+
+def state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+deadline = time.monotonic() + 20
+while any(state(pid) != "Z" for pid in pids):
+    assert time.monotonic() < deadline, "children did not all exit"
+    time.sleep(0.005)
+pending = signal.SIGCHLD in signal.sigpending()
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})  # the handler runs here, once
+zombies = sum(state(pid) == "Z" for pid in pids if os.path.exists(f"/proc/{pid}"))
+print(json.dumps({"pending": pending, "handled": counters.sigchld_handled,
+                  "reaped": counters.reaped, "zombies": zombies}))
+for pid in pids:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+"""
+
+
+def coalesce(strategy: str, children: int) -> dict[str, int]:
+    result = subprocess.run(
+        [sys.executable, "-c", COALESCE, strategy, str(children)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("children", [2, 10, 50])
+def test_n_exits_while_blocked_deliver_one_sigchld(children: int) -> None:
+    single = coalesce("single", children)
+    assert single == {"pending": True, "handled": 1, "reaped": 1, "zombies": children - 1}
+    loop = coalesce("loop", children)
+    assert loop == {"pending": True, "handled": 1, "reaped": children, "zombies": 0}
