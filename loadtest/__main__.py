@@ -1,0 +1,161 @@
+"""``python -m loadtest``: the forking server under Locust load while the sampler watches."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from loadtest import scenarios
+from loadtest.experiment import Settings
+from loadtest.harness import DEFAULT_RUNS, EXIT_INTERRUPTED, Harness, RunPlan
+from loadtest.live import open_view
+from loadtest.load import LoadShape
+from loadtest.target import validate_server_cmd
+
+EXIT_USAGE = 2
+MAX_DURATION = 3600
+"""Every load is bounded in time: an hour is the most one scenario may ask for."""
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m loadtest",
+        description=(
+            "Run the fork-per-connection server under Locust load while a sampler counts its"
+            " children and zombies; write a run directory with plots and a report."
+        ),
+        epilog="scenarios: " + ", ".join(scenarios.EVERY_STRATEGY) + ", external (--server-cmd)",
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--no-reaper", action="store_true", help="only the no-reaper scenario: reproduce the bug"
+    )
+    which.add_argument(
+        "--reaper", choices=scenarios.STRATEGIES, help="only the scenario of this strategy"
+    )
+    which.add_argument("--scenarios", help="comma-separated scenario names")
+    which.add_argument("--all", action="store_true", help="every strategy plus the fd-leak fault")
+    parser.add_argument("--users", type=int, default=20, help="concurrent Locust users (20)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=100.0,
+        help="total requests/s over all users; 0 = as fast as they can (100)",
+    )
+    parser.add_argument(
+        "--duration", type=int, default=20, help="seconds of load per scenario (20)"
+    )
+    parser.add_argument("--work-ms", type=int, default=0, help="ms each server child works (0)")
+    parser.add_argument("--interval", type=float, default=0.05, help="sampling interval, s (0.05)")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="Locust worker processes on this machine (1)"
+    )
+    parser.add_argument(
+        "--zombie-cap",
+        type=int,
+        default=5000,
+        help="stop the load at this many zombies (5000; lowered when PIDs are short)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_RUNS,
+        help="runs folder (reports/runs); a run goes to OUT/<id>/",
+    )
+    parser.add_argument(
+        "--server-cmd",
+        help='another server under the harness: "CMD ... {port}" (binding 127.0.0.1:{port})',
+    )
+    parser.add_argument(
+        "--server-timeout",
+        type=float,
+        default=10.0,
+        help="seconds the server may take to open its port (10)",
+    )
+    parser.add_argument(
+        "--plain", action="store_true", help="plain progress lines even on a terminal"
+    )
+    return parser  # fmt: skip
+
+
+def plan_from(args: argparse.Namespace) -> RunPlan:
+    """Check every flag and build the plan; UsageError with a one-line reason otherwise."""
+    checks = [
+        (args.users >= 1, "--users must be at least 1"),
+        (args.rate >= 0, "--rate must not be negative"),
+        (1 <= args.duration <= MAX_DURATION, f"--duration must be 1 to {MAX_DURATION} seconds"),
+        (args.work_ms >= 0, "--work-ms must not be negative"),
+        (0.005 <= args.interval <= 10, "--interval must be 0.005 to 10 seconds"),
+        (1 <= args.processes <= 64, "--processes must be 1 to 64"),
+        (args.zombie_cap >= 1, "--zombie-cap must be at least 1"),
+        (args.server_timeout > 0, "--server-timeout must be positive"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+    try:
+        if args.server_cmd is not None:
+            validate_server_cmd(args.server_cmd)
+        strategy = "none" if args.no_reaper else args.reaper
+        names = (
+            [n.strip() for n in args.scenarios.split(",") if n.strip()] if args.scenarios else None
+        )
+        chosen = scenarios.select(names, strategy, args.all, external=args.server_cmd is not None)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    settings = Settings(
+        shape=LoadShape(args.users, args.rate, args.duration, args.processes),
+        work_ms=args.work_ms,
+        interval=args.interval,
+        zombie_cap=args.zombie_cap,
+        server_cmd=args.server_cmd,
+        server_timeout=args.server_timeout,
+    )
+    return RunPlan(chosen, settings, args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        harness = Harness(plan_from(args), open_view(False if args.plain else None))
+    except UsageError as error:
+        print(f"loadtest: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"loadtest: error: cannot create the run directory: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    view = harness.view
+    try:
+        view.message(f"run directory: {harness.run_dir}")
+        code = harness.run()
+    finally:
+        view.close()
+    try:
+        markdown = harness.report()
+    except KeyboardInterrupt:
+        markdown = None
+        code = EXIT_INTERRUPTED
+    if markdown:
+        print(markdown)
+        for name in ("index.html", "summary.md", "summary.json", "zombies.png", "children.png"):
+            print(f"  {harness.run_dir / name}")
+    status = harness.record["exit_status"]
+    print(
+        f"{harness.run_dir}" if code == 0 else f"loadtest: {status} ({harness.run_dir})",
+        file=sys.stdout if code == 0 else sys.stderr,
+    )
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""One scenario: a server, the sampler on it, Locust against it, and a record of it all.
+
+Order matters and is the same on every path out: the load stops first, then the
+server is allowed to finish its in-flight children, the final sample is taken
+(the one the cross-checks use), the server is stopped and its counters kept,
+the sampler stops, and whatever was orphaned on the way is reaped. scenario.json
+is written at the start and rewritten at the end, so even a run killed outright
+leaves a record of what it was doing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from diagnostics.machine import pid_headroom
+from diagnostics.recorder import Recorder
+from diagnostics.sampler import Sample
+from loadtest.errors import HarnessError, ServerDied
+from loadtest.live import Progress, View
+from loadtest.load import (
+    CpuMeter,
+    LoadShape,
+    read_progress,
+    read_totals,
+    start_locust,
+    start_timeout,
+)
+from loadtest.processes import ManagedProcess, reap_orphans, wait_for
+from loadtest.scenarios import Scenario
+from loadtest.target import Target, start_external, start_ours
+from reports.checks import Counts, cross_checks
+
+HEADROOM_RESERVE = 2000
+"""PIDs always left for the rest of the machine, whatever the cap asks for."""
+MIN_CAP = 100
+TICK = 0.25
+SETTLE_TIMEOUT = 15.0
+"""How long in-flight children may take to finish once the load has stopped."""
+SATURATED_CPU = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    shape: LoadShape
+    work_ms: int = 0
+    interval: float = 0.05
+    zombie_cap: int = 5000
+    server_cmd: str | None = None
+    server_timeout: float = 10.0
+
+
+def effective_cap(asked: int, headroom: int) -> int:
+    """The zombie cap, lowered so that the run never takes the machine's last PIDs."""
+    cap = min(asked, (headroom - HEADROOM_RESERVE) // 2)
+    if cap < MIN_CAP:
+        raise HarnessError(
+            f"only {headroom} PIDs left on this machine: not enough headroom to make zombies safely"
+        )
+    return cap
+
+
+class Experiment:
+    """Runs one scenario into its folder of the run directory."""
+
+    def __init__(self, scenario: Scenario, settings: Settings, folder: Path, view: View) -> None:
+        self.scenario = scenario
+        self.settings = settings
+        self.folder = folder
+        self.view = view
+        self.record: dict[str, Any] = {
+            "name": scenario.name,
+            "strategy": scenario.strategy,
+            "leak_client_fd": scenario.leak_client_fd,
+            "server_cmd": settings.server_cmd,
+            "asked": {
+                "users": settings.shape.users,
+                "rate": settings.shape.rate,
+                "duration": settings.shape.duration,
+                "work_ms": settings.work_ms,
+                "processes": settings.shape.processes,
+            },
+            "started": time.time(),
+            "load_started": None,
+            "load_ended": None,
+            "ended": None,
+            "status": "running",
+            "capped": False,
+            "cap": None,
+            "capped_at": None,
+            "server_pid": None,
+            "peak_zombies": 0,
+            "final_sample": None,
+            "load": None,
+            "server_counters": None,
+            "locust_cpu": None,
+            "cross_checks": [],
+            "errors": [],
+            "warnings": [],
+        }
+        self._cap_reached = threading.Event()
+        self._locust: ManagedProcess | None = None
+        self._target: Target | None = None
+        self._recorder: Recorder | None = None
+
+    # -- the run -------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Run the scenario; returns its record. Raises KeyboardInterrupt through, after cleanup."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._save()
+        try:
+            self.record["cap"] = effective_cap(self.settings.zombie_cap, pid_headroom())
+            self._start_server()
+            self._start_sampler()
+            self._drive_load()
+            self._finish_server()
+        except HarnessError as error:
+            self._fail(error.status, str(error))
+        except KeyboardInterrupt:
+            self._fail("interrupted", "interrupted (Ctrl-C)")
+            raise
+        finally:
+            self._clean_up()
+            self._conclude()
+            self._save()
+        return self.record
+
+    def _start_server(self) -> None:
+        self._progress("starting server")
+        if self.settings.server_cmd is not None:
+            target = start_external(
+                self.settings.server_cmd, self.folder, self.settings.server_timeout
+            )
+        else:
+            target = start_ours(
+                self.scenario, self.settings.work_ms, self.folder, self.settings.server_timeout
+            )
+        self._target = target
+        self.record["server_pid"] = target.pid
+        self._save()
+
+    def _start_sampler(self) -> None:
+        assert self._target is not None
+        self._recorder = Recorder(
+            self._target.pid,
+            self.folder / "samples.csv",
+            interval=self.settings.interval,
+            on_sample=self._on_sample,
+        )
+        self._recorder.start()
+
+    def _on_sample(self, sample: Sample) -> None:
+        """Runs in the sampler's thread: keep the peak, and freeze the load at the cap at once."""
+        if sample.zombies > self.record["peak_zombies"]:
+            self.record["peak_zombies"] = sample.zombies
+        if sample.zombies >= self.record["cap"] and not self._cap_reached.is_set():
+            self._cap_reached.set()
+            self.record["capped_at"] = round(sample.elapsed, 3)
+            if self._locust is not None:
+                # SIGSTOP takes effect now; the polite stop follows from the main thread.
+                self._locust.signal_group(signal.SIGSTOP)
+
+    def _drive_load(self) -> None:
+        assert self._target is not None and self._recorder is not None
+        shape = self.settings.shape
+        try:
+            self._locust = start_locust(self._target.url, shape, self.folder)
+        except OSError as error:
+            raise HarnessError(f"Locust could not start: {error.strerror}") from None
+        started = time.monotonic()
+        self.record["load_started"] = time.time()
+        meter = CpuMeter(self._locust.pid)
+        deadline = started + shape.duration + start_timeout(shape)
+        while self._locust.running():
+            meter.update()
+            elapsed = time.monotonic() - started
+            if self._cap_reached.is_set():
+                self._stop_locust(resume=True)
+                self.record["capped"] = True
+                self.view.message(
+                    f"{self.scenario.name}: zombie cap of {self.record['cap']} reached"
+                    f" after {elapsed:.1f} s; load stopped"
+                )
+                break
+            if not self._target.process.running():
+                self._stop_locust()
+                raise ServerDied(
+                    f"the server (pid {self._target.pid}) died during the load, exit code "
+                    f"{self._target.process.popen.returncode}"
+                )
+            if time.monotonic() > deadline:
+                self._stop_locust()
+                self.record["warnings"].append("Locust overran its run time and was stopped")
+                break
+            reap_orphans(keep=[self._target.pid, self._locust.pid])
+            self._progress("load", elapsed, meter)
+            time.sleep(TICK)
+        self.record["load_ended"] = time.time()
+        self._note_locust(meter, time.monotonic() - started)
+
+    def _stop_locust(self, resume: bool = False) -> None:
+        assert self._locust is not None
+        self._locust.popen.send_signal(signal.SIGTERM)
+        if resume:
+            self._locust.signal_group(signal.SIGCONT)
+        self._locust.stop(timeout=15)
+
+    def _note_locust(self, meter: CpuMeter, seconds: float) -> None:
+        assert self._locust is not None
+        code = self._locust.wait(15)
+        if code not in (0, None, -signal.SIGTERM):
+            self.record["warnings"].append(f"Locust exited with code {code}; see locust.log")
+        load = read_totals(self.folder)
+        self.record["load"] = {
+            "requests": load.requests,
+            "failures": load.failures,
+            "rps": load.rps,
+        }
+        if load.requests is None:
+            raise HarnessError("Locust wrote no statistics; see locust.log")
+        cores = meter.cpu_seconds / seconds if seconds > 0 else None
+        self.record["locust_cpu"] = None if cores is None else round(cores, 3)
+        per_process = (cores or 0) / self.settings.shape.processes
+        if per_process >= SATURATED_CPU:
+            self.record["warnings"].append(
+                f"Locust used {per_process:.0%} of a core per process: the load generator, not"
+                " the server, may be the bottleneck (try --processes 2 or a lower --rate)"
+            )
+
+    def _finish_server(self) -> None:
+        """Let in-flight children finish, take the final sample, stop the server."""
+        assert self._target is not None and self._recorder is not None
+        self._progress("settling")
+        recorder = self._recorder
+        settled = wait_for(lambda: _idle(recorder.sample_now()), SETTLE_TIMEOUT, interval=0.05)
+        final = recorder.sample_now()
+        if not settled:
+            self.record["warnings"].append(
+                f"children were still running {SETTLE_TIMEOUT:g} s after the load stopped"
+            )
+        if final is not None:
+            self.record["final_sample"] = asdict(final)
+        self._progress("stopping server")
+        self._target.process.stop(timeout=30)
+        self.record["server_counters"] = self._target.final_counters()
+
+    # -- endings -------------------------------------------------------------
+
+    def _fail(self, status: str, message: str) -> None:
+        self.record["status"] = status
+        self.record["errors"].append(message)
+        self.view.message(f"{self.scenario.name}: {message}")
+
+    def _clean_up(self) -> None:
+        """Every process this scenario started is ended and reaped, on every path."""
+        if self._locust is not None:
+            self._locust.signal_group(signal.SIGCONT)  # a stopped process cannot act on TERM
+            self._locust.stop(timeout=15)
+        if self._target is not None:
+            self._target.process.stop(timeout=30)
+            counters = self._target.final_counters()
+            if counters is not None:
+                self.record["server_counters"] = counters
+        if self._recorder is not None:
+            self._recorder.stop()
+        reap_orphans()
+
+    def _conclude(self) -> None:
+        record = self.record
+        record["ended"] = time.time()
+        if record["status"] == "running":
+            record["status"] = "capped" if record["capped"] else "ok"
+        counters = record["server_counters"]
+        if counters is not None:
+            (self.folder / "server.json").write_text(json.dumps(counters, indent=2) + "\n")
+        final = record["final_sample"] or {}
+        load = record["load"] or {}
+        checks = cross_checks(
+            Counts(
+                strategy=self.scenario.strategy,
+                final_zombies=final.get("zombies"),
+                forked=(counters or {}).get("forked"),
+                reaped=(counters or {}).get("reaped"),
+                accepted=(counters or {}).get("accepted"),
+                requests=load.get("requests"),
+                users=self.settings.shape.users,
+            )
+        )
+        record["cross_checks"] = [{"ok": check.ok, "text": check.text} for check in checks]
+        self._progress(record["status"])
+
+    # -- output --------------------------------------------------------------
+
+    def _progress(self, phase: str, elapsed: float = 0.0, meter: CpuMeter | None = None) -> None:
+        sample = self._recorder.latest if self._recorder is not None else None
+        load = read_progress(self.folder) if phase == "load" else None
+        cpu = None
+        if meter is not None and elapsed > 0:
+            cpu = meter.cpu_seconds / elapsed / self.settings.shape.processes
+        self.view.update(
+            Progress(
+                scenario=self.scenario.name,
+                phase=phase,
+                elapsed=elapsed,
+                duration=self.settings.shape.duration,
+                rps=load.rps if load else None,
+                requests=load.requests if load else None,
+                failures=load.failures if load else None,
+                alive=sample.alive if sample else None,
+                zombies=sample.zombies if sample else None,
+                fds=sample.fds if sample else None,
+                locust_cpu=cpu,
+            )
+        )
+
+    def _save(self) -> None:
+        path = self.folder / "scenario.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+
+
+def _idle(sample: Sample | None) -> bool:
+    """No child is still handling a request (or the target is gone)."""
+    return sample is None or sample.alive == 0

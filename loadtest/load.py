@@ -1,0 +1,106 @@
+"""Locust, always as its own process, and what its CSV files say while it runs.
+
+The harness never imports locust: gevent would patch fork, waitpid and SIGCHLD
+in the harness itself, and a forking server started from there would have its
+children reaped behind its back (hiding the very bug under study).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from loadtest.processes import ManagedProcess
+from reports.files import read_table
+from reports.locust import history_from_table, totals_from_history, totals_from_stats
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadShape:
+    users: int
+    rate: float
+    """Total requests/s over all users; 0 means as fast as they can."""
+    duration: int
+    processes: int = 1
+
+
+def start_locust(url: str, shape: LoadShape, folder: Path) -> ManagedProcess:
+    command = [
+        sys.executable, "-m", "locust",
+        "-f", str(LOCUSTFILE),
+        "--headless", "--only-summary",
+        "--host", url,
+        "--users", str(shape.users),
+        "--spawn-rate", str(shape.users),
+        "--run-time", f"{shape.duration}s",
+        "--reaperlab-rate", str(shape.rate),
+        "--csv", str(folder / "locust"), "--csv-full-history",
+        "--stop-timeout", "2",
+        "--exit-code-on-error", "0",
+    ]  # fmt: skip
+    if shape.processes > 1:
+        command += ["--processes", str(shape.processes)]
+    return ManagedProcess("locust", command, folder / "locust.log", cwd=folder)
+
+
+def start_timeout(shape: LoadShape) -> float:
+    """How long Locust may take beyond its run time (start-up, stopping users, CSV writing)."""
+    return 20.0 + 5.0 * shape.processes + math.ceil(shape.duration * 0.1)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProgress:
+    requests: int | None
+    failures: int | None
+    rps: float | None
+
+
+def read_progress(folder: Path) -> LoadProgress:
+    """Locust's own running totals, from the newest row of its history CSV."""
+    table = read_table(folder / "locust_stats_history.csv").value
+    history = history_from_table(table) if table is not None else None
+    if history is None:
+        return LoadProgress(None, None, None)
+    totals = totals_from_history(history)
+    current_rps = float(history.rps[-1]) if len(history.rps) else None
+    return LoadProgress(totals.requests, totals.failures, current_rps)
+
+
+def read_totals(folder: Path) -> LoadProgress:
+    """Locust's final totals (stats CSV), falling back to its history for a cut-short run."""
+    table = read_table(folder / "locust_stats.csv").value
+    totals = totals_from_stats(table) if table is not None else None
+    if totals is None:
+        return read_progress(folder)
+    return LoadProgress(totals.requests, totals.failures, totals.rps)
+
+
+class CpuMeter:
+    """CPU used by Locust (master and workers), so a saturated load generator is noticed."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._seen: dict[int, float] = {}
+
+    def update(self) -> None:
+        try:
+            root = psutil.Process(self._pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            self._seen[process.pid] = times.user + times.system
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._seen.values())

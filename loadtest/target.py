@@ -1,0 +1,138 @@
+"""The server under test: started by the harness, on loopback, on a port it knows.
+
+Our server is started as ``python -m server --port 0`` and announces its port
+on its first line. Any other server is given as ``--server-cmd "CMD ... {port}"``:
+the harness picks a free loopback port, fills it in and waits until the port
+accepts connections. Either way the harness only ever loads a server it started.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtest.errors import HarnessError
+from loadtest.processes import ManagedProcess
+from loadtest.scenarios import Scenario
+
+LOOPBACK = "127.0.0.1"
+BANNER = re.compile(rb"Serving HTTP on http://[^ ]+:(\d+)/ \(pid (\d+)")
+COUNTER_KEYS = ("accepted", "forked", "reaped", "fork_failures", "rejected")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Target:
+    process: ManagedProcess
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def final_counters(self) -> dict[str, int] | None:
+        """The counters the server printed as the last line of its log, if it did."""
+        try:
+            lines = self.process.log_path.read_bytes().splitlines()
+        except OSError:
+            return None
+        for line in reversed(lines[-5:]):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and all(key in data for key in COUNTER_KEYS):
+                return data
+        return None
+
+
+def validate_server_cmd(template: str) -> list[str]:
+    """Split a --server-cmd; ValueError (one line) unless it is usable."""
+    try:
+        argv = shlex.split(template)
+    except ValueError as error:
+        raise ValueError(f"--server-cmd cannot be parsed: {error}") from None
+    if not argv:
+        raise ValueError("--server-cmd is empty")
+    if not any("{port}" in arg for arg in argv):
+        raise ValueError("--server-cmd must contain {port}, where the harness puts the port")
+    return argv
+
+
+def start_ours(scenario: Scenario, work_ms: int, folder: Path, timeout: float) -> Target:
+    command = [
+        sys.executable, "-m", "server",
+        "--host", LOOPBACK, "--port", "0",
+        "--work-ms", str(work_ms),
+        *scenario.server_args(),
+    ]  # fmt: skip
+    process = ManagedProcess("server", command, folder / "server.log", cwd=ROOT)
+    try:
+        port = _wait_for_banner(process, timeout)
+    except HarnessError:
+        process.stop()
+        raise
+    return Target(process, port)
+
+
+def start_external(template: str, folder: Path, timeout: float) -> Target:
+    port = _free_loopback_port()
+    argv = [arg.replace("{port}", str(port)) for arg in validate_server_cmd(template)]
+    try:
+        process = ManagedProcess("server", argv, folder / "server.log", cwd=Path.cwd())
+    except OSError as error:
+        raise HarnessError(f"cannot start --server-cmd: {error.strerror}: {argv[0]}") from None
+    try:
+        _wait_for_port(process, port, timeout)
+    except HarnessError:
+        process.stop()
+        raise
+    return Target(process, port)
+
+
+def _wait_for_banner(process: ManagedProcess, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        head = process.log_path.read_bytes()[:4096]
+        match = BANNER.search(head)
+        if match:
+            return int(match.group(1))
+        if not process.running():
+            raise HarnessError(_exited_early(process))
+        time.sleep(0.02)
+    raise HarnessError(f"the server did not announce its port within {timeout:g} s")
+
+
+def _wait_for_port(process: ManagedProcess, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.running():
+            raise HarnessError(_exited_early(process))
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise HarnessError(f"the server did not open port {port} on {LOOPBACK} within {timeout:g} s")
+
+
+def _exited_early(process: ManagedProcess) -> str:
+    lines = process.log_path.read_bytes().decode("utf-8", "replace").strip().splitlines()
+    last = lines[-1] if lines else "no output"
+    return f"the server exited with code {process.popen.returncode} before listening: {last}"
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
