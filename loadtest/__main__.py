@@ -10,7 +10,7 @@ from loadtest import scenarios
 from loadtest.experiment import Settings
 from loadtest.harness import DEFAULT_RUNS, EXIT_INTERRUPTED, Harness, RunPlan
 from loadtest.live import open_view
-from loadtest.load import LoadShape
+from loadtest.load import LOCUSTFILE, LoadShape
 from loadtest.target import validate_server_cmd
 
 EXIT_USAGE = 2
@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the server may take to open its port (10)",
     )
     parser.add_argument(
+        "--locustfile",
+        type=Path,
+        default=LOCUSTFILE,
+        help="your own Locust user classes instead of the built-in one",
+    )
+    parser.add_argument(
         "--plain", action="store_true", help="plain progress lines even on a terminal"
     )
     return parser  # fmt: skip
@@ -99,6 +105,7 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         (1 <= args.processes <= 64, "--processes must be 1 to 64"),
         (args.zombie_cap >= 1, "--zombie-cap must be at least 1"),
         (args.server_timeout > 0, "--server-timeout must be positive"),
+        (args.locustfile.is_file(), f"--locustfile {args.locustfile} is not a file"),
     ]
     for ok, message in checks:
         if not ok:
@@ -120,6 +127,7 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         zombie_cap=args.zombie_cap,
         server_cmd=args.server_cmd,
         server_timeout=args.server_timeout,
+        locustfile=args.locustfile,
     )
     return RunPlan(chosen, settings, args.out)
 

@@ -6,7 +6,14 @@ class HarnessError(Exception):
 
     status = "failed"
     """What scenario.json records as the scenario's status."""
+    exit_code = 1
 
 
 class ServerDied(HarnessError):
     status = "server-died"
+
+
+class ServerNotListening(HarnessError):
+    """The server never opened its port: a bad --server-cmd, as much as a bad flag."""
+
+    exit_code = 2

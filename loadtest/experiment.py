@@ -25,6 +25,7 @@ from diagnostics.sampler import Sample
 from loadtest.errors import HarnessError, ServerDied
 from loadtest.live import Progress, View
 from loadtest.load import (
+    LOCUSTFILE,
     CpuMeter,
     LoadShape,
     read_progress,
@@ -54,6 +55,7 @@ class Settings:
     zombie_cap: int = 5000
     server_cmd: str | None = None
     server_timeout: float = 10.0
+    locustfile: Path = LOCUSTFILE
 
 
 def effective_cap(asked: int, headroom: int) -> int:
@@ -95,6 +97,8 @@ class Experiment:
             "cap": None,
             "capped_at": None,
             "server_pid": None,
+            "locust_pid": None,
+            "exit_code": 0,
             "peak_zombies": 0,
             "final_sample": None,
             "load": None,
@@ -123,6 +127,7 @@ class Experiment:
             self._finish_server()
         except HarnessError as error:
             self._fail(error.status, str(error))
+            self.record["exit_code"] = error.exit_code
         except KeyboardInterrupt:
             self._fail("interrupted", "interrupted (Ctrl-C)")
             raise
@@ -171,11 +176,15 @@ class Experiment:
         assert self._target is not None and self._recorder is not None
         shape = self.settings.shape
         try:
-            self._locust = start_locust(self._target.url, shape, self.folder)
+            self._locust = start_locust(
+                self._target.url, shape, self.folder, self.settings.locustfile
+            )
         except OSError as error:
             raise HarnessError(f"Locust could not start: {error.strerror}") from None
+        self.record["locust_pid"] = self._locust.pid
         started = time.monotonic()
         self.record["load_started"] = time.time()
+        self._save()
         meter = CpuMeter(self._locust.pid)
         deadline = started + shape.duration + start_timeout(shape)
         while self._locust.running():
@@ -224,7 +233,7 @@ class Experiment:
             "rps": load.rps,
         }
         if load.requests is None:
-            raise HarnessError("Locust wrote no statistics; see locust.log")
+            raise HarnessError(f"Locust failed (exit code {code}): {_last_line(self._locust)}")
         cores = meter.cpu_seconds / seconds if seconds > 0 else None
         self.record["locust_cpu"] = None if cores is None else round(cores, 3)
         per_process = (cores or 0) / self.settings.shape.processes
@@ -325,6 +334,14 @@ class Experiment:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
         os.replace(tmp, path)
+
+
+def _last_line(process: ManagedProcess) -> str:
+    try:
+        lines = process.log_path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    return lines[-1] if lines else "no output"
 
 
 def _idle(sample: Sample | None) -> bool:

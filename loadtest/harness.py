@@ -27,7 +27,7 @@ from reports.latest import point_latest
 from reports.rundir import NotARunDirectory
 
 DEFAULT_RUNS = Path("reports/runs")
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_INTERRUPTED = 0, 130
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +86,9 @@ class Harness:
             for scenario in self.plan.scenarios:
                 folder = self.run_dir / scenario.name
                 result = Experiment(scenario, self.plan.settings, folder, self.view).run()
-                if result["status"] in ("failed", "server-died"):
-                    code, status = EXIT_FAILED, f"error: {scenario.name}: {result['errors'][-1]}"
+                if result["exit_code"]:
+                    code = max(code, result["exit_code"])
+                    status = f"error: {scenario.name}: {result['errors'][-1]}"
         except KeyboardInterrupt:
             code, status = EXIT_INTERRUPTED, "interrupted"
         finally:

@@ -30,10 +30,10 @@ class LoadShape:
     processes: int = 1
 
 
-def start_locust(url: str, shape: LoadShape, folder: Path) -> ManagedProcess:
+def start_locust(url: str, shape: LoadShape, folder: Path, locustfile: Path) -> ManagedProcess:
     command = [
         sys.executable, "-m", "locust",
-        "-f", str(LOCUSTFILE),
+        "-f", str(locustfile.resolve()),
         "--headless", "--only-summary",
         "--host", url,
         "--users", str(shape.users),

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.errors import HarnessError
+from loadtest.errors import ServerNotListening
 from loadtest.processes import ManagedProcess
 from loadtest.scenarios import Scenario
 
@@ -79,7 +79,7 @@ def start_ours(scenario: Scenario, work_ms: int, folder: Path, timeout: float) -
     process = ManagedProcess("server", command, folder / "server.log", cwd=ROOT)
     try:
         port = _wait_for_banner(process, timeout)
-    except HarnessError:
+    except ServerNotListening:
         process.stop()
         raise
     return Target(process, port)
@@ -91,10 +91,12 @@ def start_external(template: str, folder: Path, timeout: float) -> Target:
     try:
         process = ManagedProcess("server", argv, folder / "server.log", cwd=Path.cwd())
     except OSError as error:
-        raise HarnessError(f"cannot start --server-cmd: {error.strerror}: {argv[0]}") from None
+        raise ServerNotListening(
+            f"cannot start --server-cmd: {error.strerror}: {argv[0]}"
+        ) from None
     try:
         _wait_for_port(process, port, timeout)
-    except HarnessError:
+    except ServerNotListening:
         process.stop()
         raise
     return Target(process, port)
@@ -108,22 +110,24 @@ def _wait_for_banner(process: ManagedProcess, timeout: float) -> int:
         if match:
             return int(match.group(1))
         if not process.running():
-            raise HarnessError(_exited_early(process))
+            raise ServerNotListening(_exited_early(process))
         time.sleep(0.02)
-    raise HarnessError(f"the server did not announce its port within {timeout:g} s")
+    raise ServerNotListening(f"the server did not announce its port within {timeout:g} s")
 
 
 def _wait_for_port(process: ManagedProcess, port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.running():
-            raise HarnessError(_exited_early(process))
+            raise ServerNotListening(_exited_early(process))
         try:
             with socket.create_connection((LOOPBACK, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    raise HarnessError(f"the server did not open port {port} on {LOOPBACK} within {timeout:g} s")
+    raise ServerNotListening(
+        f"the server did not open port {port} on {LOOPBACK} within {timeout:g} s"
+    )
 
 
 def _exited_early(process: ManagedProcess) -> str:
