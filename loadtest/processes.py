@@ -13,6 +13,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +22,17 @@ from diagnostics.errors import DiagnosticsError
 from diagnostics.proctable import read_stat, task_children
 
 PR_SET_CHILD_SUBREAPER = 36
+
+# Runs first in every child: ask the kernel for SIGTERM if the harness dies (even
+# by SIGKILL, which no cleanup code survives), then become the real command. The
+# setting survives exec; the PID stays the same, so the sampler's target is it.
+_ORPHAN_GUARD = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    os._exit(1)  # the harness died before the guard was set
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
 
 
 def become_subreaper() -> bool:
@@ -42,7 +54,7 @@ class ManagedProcess:
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         try:
             self.popen = subprocess.Popen(
-                self.command,
+                [sys.executable, "-c", _ORPHAN_GUARD, str(os.getpid()), *self.command],
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
