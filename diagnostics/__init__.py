@@ -1,0 +1,17 @@
+"""Observing processes: how many children and zombies a process holds, cheaply enough
+to sample 20 times a second, and what to do about a leak.
+
+Modules (import the one you need; this package imports nothing eagerly):
+
+- ``proctable``  the few /proc facts needed (children lists, stat), with fallbacks
+- ``sampler``    ``Sampler(pid).sample() -> Sample``: one row of samples.csv
+- ``recorder``   ``Recorder``: a daemon thread writing samples.csv
+- ``procstatus`` SIGCHLD disposition, namespace PID, command line
+- ``doctor``     ``examine`` / ``examine_all``: counts, growth, verdict with the fix
+- ``watch``      a run directory from sampling any process
+- ``machine``    ``machine_info()``, ``pid_headroom()``
+- ``holder``     a process that holds zombies on purpose (benchmark, tests)
+- ``errors``     ``NoSuchProcess``, ``ZombieProcess``, ``AccessDenied``
+
+diagnostics imports neither loadtest nor reports (nor locust).
+"""

@@ -1,0 +1,125 @@
+"""Command line of the diagnostics package (``python -m diagnostics``).
+
+Every failure a user can cause (bad arguments, a PID that does not exist or cannot
+be read, an output directory in use) ends in one line on stderr and exit status 2;
+no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+from diagnostics.doctor import examine, examine_all, render
+from diagnostics.errors import DiagnosticsError
+from diagnostics.watch import watch
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A user mistake: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line (no usage block) and raise UsageError."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _number(kind: type[int] | type[float], minimum: float) -> Callable[[str], float]:
+    """An argparse ``type`` that parses ``kind`` and rejects values below ``minimum``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value >= minimum:  # also rejects NaN
+            raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m diagnostics", description="Observe processes and zombies.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    doctor = sub.add_parser("doctor", help="diagnose a parent's zombies (or every parent's)")
+    doctor.add_argument("pid", nargs="?", type=_number(int, 1), help="the parent to examine")
+    doctor.add_argument("--all", action="store_true", help="every parent that holds zombies")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument(
+        "--fail-on-zombies",
+        type=_number(int, 1),
+        metavar="N",
+        help="exit 1 when any parent holds N or more zombies",
+    )
+    doctor.add_argument(
+        "--watch",
+        type=_number(float, 0),
+        default=2.0,
+        metavar="SECONDS",
+        help="how long to watch the growth (default 2; 0 for an instant answer)",
+    )
+
+    watch_cmd = sub.add_parser("watch", help="sample a process into a run directory")
+    watch_cmd.add_argument("pid", type=_number(int, 1))
+    watch_cmd.add_argument("--duration", type=_number(float, 0.001), required=True)
+    watch_cmd.add_argument("--out", type=Path, required=True, help="the run directory to write")
+    watch_cmd.add_argument("--interval", type=_number(float, 0.001), default=0.05)
+    return parser
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    if (args.pid is None) == (not args.all):
+        raise UsageError("give either a PID or --all")
+    if args.all:
+        parents = examine_all(args.watch)
+        if args.json:
+            print(json.dumps({"parents": parents}, indent=2))
+        else:
+            print("\n\n".join(map(render, parents)) if parents else "no zombies on this machine")
+    else:
+        parents = [examine(args.pid, args.watch)]
+        print(json.dumps(parents[0], indent=2) if args.json else render(parents[0]))
+    threshold = args.fail_on_zombies
+    return 1 if threshold is not None and any(p["zombies"] >= threshold for p in parents) else 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    result = watch(args.pid, args.duration, args.out, args.interval)
+    if result.message:
+        print(f"diagnostics watch: {result.message}", file=sys.stderr)
+    print(result.run_dir)
+    return {"interrupted": EXIT_INTERRUPTED, "error": 1}.get(result.status, 0)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends a command the way Ctrl-C does (no I/O here: just raise)."""
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "watch":
+            signal.signal(signal.SIGTERM, _interrupt)
+            return _watch(args)
+        return _doctor(args)
+    except (UsageError, DiagnosticsError, FileExistsError) as exc:
+        print(f"diagnostics: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("diagnostics: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,215 @@
+"""The zombie doctor: what someone who suspects a zombie leak wants to know about a
+parent, and what to do about it, in a few lines (or JSON for machines).
+
+A parent is sampled twice, ``watch`` seconds apart, with the same
+:class:`~diagnostics.sampler.Sampler` the harness uses: the counts come from the
+second sample, the growth rate and the number reaped meanwhile from the pair.
+
+``oldest_zombie_s`` is the age since the oldest zombie child STARTED: /proc keeps a
+process's start time but not the time it died, so that is the best bound /proc
+gives (a zombie has been dead at most that long).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from diagnostics.errors import AccessDenied, NoSuchProcess
+from diagnostics.procstatus import cmdline, namespace_pid, sigchld_disposition
+from diagnostics.proctable import ProcStat, decode_exit_status, scan_all
+from diagnostics.sampler import Sample, Sampler
+
+Report = dict[str, Any]
+
+_FIX = {
+    "default": (
+        "SIGCHLD at default. Install a SIGCHLD handler that loops waitpid(-1, WNOHANG) "
+        "until it returns 0, or reap in the main loop."
+    ),
+    "caught": (
+        "SIGCHLD caught by a handler that does not reap them all. Make it loop "
+        "waitpid(-1, WNOHANG) until it returns 0: signals are not queued, so one SIGCHLD "
+        "can stand for many children."
+    ),
+    "blocked": (
+        "SIGCHLD blocked on every thread, so no handler runs. Unblock it, or reap in "
+        "the main loop (waitpid(-1, WNOHANG) until it returns 0, or sigwaitinfo/signalfd)."
+    ),
+    "ignored": (
+        "SIGCHLD ignored, so the kernel reaps children that exit from now on; these "
+        "exited before. Collect them once with a waitpid(-1, WNOHANG) loop."
+    ),
+}
+_FIX_UNKNOWN = (
+    "SIGCHLD handling unknown. Reap with waitpid(-1, WNOHANG) in a loop until it returns 0."
+)
+
+
+@dataclass(slots=True)
+class _Watch:
+    """One parent under observation: its sampler and first sample."""
+
+    pid: int
+    sampler: Sampler
+    first: Sample
+    first_zombies: set[int]
+
+
+def examine(pid: int, watch: float) -> Report:
+    """Report on one parent. Raises NoSuchProcess / AccessDenied when it cannot be read
+    (including when it exits during the watch).
+    """
+    return _examine([pid], watch, skip_unreadable=False)[0]
+
+
+def examine_all(watch: float) -> list[Report]:
+    """Reports on every parent that holds zombies, most zombies first. Parents that
+    exit or cannot be read meanwhile are left out.
+    """
+    parents = {st.ppid for st in scan_all().values() if st.zombie}
+    reports = [r for r in _examine(sorted(parents), watch, skip_unreadable=True) if r["zombies"]]
+    return sorted(reports, key=lambda r: (-r["zombies"], r["pid"]))
+
+
+def _examine(pids: Iterable[int], watch: float, *, skip_unreadable: bool) -> list[Report]:
+    """Sample every parent, wait ``watch`` seconds once for all, sample again, report."""
+    skipped = (NoSuchProcess, AccessDenied) if skip_unreadable else ()
+    watches = []
+    for pid in pids:
+        try:
+            sampler = Sampler(pid)
+            first = sampler.sample()
+        except skipped:
+            continue
+        watches.append(_Watch(pid, sampler, first, _pids(sampler.zombie_children())))
+    if watch > 0:
+        time.sleep(watch)
+    reports = []
+    for w in watches:
+        try:
+            reports.append(_report(w, watch))
+        except skipped:
+            continue
+    return reports
+
+
+def _report(w: _Watch, watch: float) -> Report:
+    last = w.sampler.sample() if watch > 0 else w.first
+    zombies = w.sampler.zombie_children()
+    span = last.elapsed - w.first.elapsed
+    ns_pid = namespace_pid(w.pid)
+    report: Report = {
+        "pid": w.pid,
+        "cmdline": cmdline(w.pid),
+        "alive": last.alive,
+        "zombies": last.zombies,
+        "descendant_zombies": last.descendant_zombies,
+        "oldest_zombie_s": _oldest_age(zombies),
+        "growth_per_s": round((last.zombies - w.first.zombies) / span, 1) if span > 0 else None,
+        "exit_codes": _exit_codes(zombies),
+        "sigchld": sigchld_disposition(w.pid),
+        "pid1": None if ns_pid is None else ns_pid == 1,
+        "watch_s": watch,
+        "reaped_during_watch": len(w.first_zombies - _pids(zombies)) if watch > 0 else None,
+    }
+    report["verdict"] = verdict(report)
+    return report
+
+
+def _pids(stats: Iterable[ProcStat]) -> set[int]:
+    return {st.pid for st in stats}
+
+
+def _oldest_age(zombies: list[ProcStat]) -> float | None:
+    if not zombies:
+        return None
+    return round(max(0.0, time.time() - min(st.started for st in zombies)), 1)
+
+
+def _exit_codes(zombies: list[ProcStat]) -> dict[str, int]:
+    """Zombies' exit statuses grouped as "0", "1", "SIGKILL"...; "unknown" where the
+    kernel hides them (it shows 0 to readers that may not ptrace the zombie).
+    """
+    counts = Counter(
+        decode_exit_status(st.exit_status) if _status_visible(st) else "unknown" for st in zombies
+    )
+    return dict(counts.most_common())
+
+
+def _status_visible(st: ProcStat) -> bool:
+    if st.exit_status is None:
+        return False
+    if os.geteuid() == 0:
+        return True
+    try:
+        return os.stat(f"/proc/{st.pid}").st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
+def _rate(growth: float) -> str:
+    return f"{growth:+,.0f}/s" if abs(growth) >= 10 or growth == int(growth) else f"{growth:+.1f}/s"
+
+
+def verdict(r: Report) -> str:
+    """One sentence on what is wrong and the fix, from a report's figures."""
+    pid, zombies, deeper = r["pid"], r["zombies"], r["descendant_zombies"]
+    if zombies == 0:
+        if deeper == 0:
+            return "no zombies"
+        return (
+            f"PID {pid} has no zombie children, but its descendants hold {deeper:,}: one "
+            "of its children forks and does not reap. Run `python -m diagnostics doctor "
+            "--all` to find that parent."
+        )
+    growth = "" if r["growth_per_s"] is None else f", {_rate(r['growth_per_s'])}"
+    if r["reaped_during_watch"] is None:
+        head = f"PID {pid} holds"
+    elif r["reaped_during_watch"] == 0:
+        head = f"PID {pid} never reaps:"
+    else:
+        head = f"PID {pid} reaps too little ({r['reaped_during_watch']:,} during the watch):"
+    text = f"{head} {zombies:,} zombie children{growth}"
+    text += f", {_FIX.get(r['sigchld'], _FIX_UNKNOWN)}"
+    if deeper:
+        text += f" Its descendants hold {deeper:,} more."
+    if r["pid1"]:
+        text += (
+            " It is PID 1 of its namespace, so every orphan there lands on it: run it "
+            "under an init that reaps (tini, dumb-init, docker run --init)."
+        )
+    return text
+
+
+def _shorten(text: str, width: int = 160) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def render(r: Report) -> str:
+    """The human form of a report: a few lines ending with the verdict."""
+    ns = " (PID 1 of its namespace)" if r["pid1"] else ""
+    oldest = (
+        "" if r["oldest_zombie_s"] is None else f", oldest started {r['oldest_zombie_s']:,} s ago"
+    )
+    lines = [
+        f"PID {r['pid']}{ns}: {_shorten(r['cmdline'])}",
+        f"  children: {r['alive']:,} alive, {r['zombies']:,} zombies{oldest};"
+        f" zombies deeper down: {r['descendant_zombies']:,}",
+    ]
+    if r["exit_codes"]:
+        codes = ", ".join(f"{code} x{n:,}" for code, n in r["exit_codes"].items())
+        lines.append(f"  zombie exit codes: {codes}")
+    watched = ""
+    if r["growth_per_s"] is not None:
+        watched = (
+            f"; over {r['watch_s']:g} s: {_rate(r['growth_per_s'])},"
+            f" {r['reaped_during_watch']:,} reaped"
+        )
+    lines.append(f"  SIGCHLD: {r['sigchld'] or 'unknown'}{watched}")
+    lines.append(f"  verdict: {r['verdict']}")
+    return "\n".join(lines)

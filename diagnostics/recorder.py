@@ -1,0 +1,154 @@
+"""Sampling in the background: a daemon thread writes one CSV row per sample.
+
+The harness runs this in its own process while it drives the load, so the thread
+must never raise into it: a vanished target ends sampling quietly
+(``target_gone``), any other failure is kept in ``error`` and logged once. Rows are
+flushed one by one, so a crash or Ctrl-C loses at most the row being written.
+Samples are taken on fixed monotonic deadlines (a late sample does not shift the
+ones after it; missed deadlines are skipped, not bunched up).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from diagnostics.errors import DiagnosticsError, NoSuchProcess
+from diagnostics.sampler import COLUMNS, Sample, Sampler
+
+log = logging.getLogger(__name__)
+
+
+class Recorder:
+    """Samples ``pid`` every ``interval`` seconds into ``csv_path``."""
+
+    def __init__(
+        self,
+        pid: int,
+        csv_path: Path,
+        interval: float = 0.05,
+        on_sample: Callable[[Sample], None] | None = None,
+    ) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval must be > 0, got {interval!r}")
+        self.pid = pid
+        self.csv_path = Path(csv_path)
+        self.interval = interval
+        self.on_sample = on_sample
+        self.latest: Sample | None = None
+        self.target_gone = False
+        self.error: str | None = None  # why sampling stopped, other than the target going
+        self._lock = threading.Lock()  # one sample and one row at a time
+        self._notify = threading.RLock()  # one on_sample call at a time (re-entrant)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sampler: Sampler | None = None
+        self._file: IO[str] | None = None
+        self._write_row: Callable[[Iterable[str]], object] = lambda row: None
+
+    def start(self) -> None:
+        """Open the CSV, write the header and start the sampling thread.
+
+        A target that is already gone is not an error here: ``target_gone`` is set
+        and the CSV holds only its header.
+        """
+        if self._thread is not None:
+            raise RuntimeError("Recorder already started")
+        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.csv_path.open("w", newline="", encoding="utf-8")
+        self._write_row = csv.writer(self._file).writerow
+        self._write_row(COLUMNS)
+        self._file.flush()
+        try:
+            self._sampler = Sampler(self.pid)
+        except NoSuchProcess:
+            self.target_gone = True
+        except DiagnosticsError as exc:
+            self.error = str(exc)
+        self._thread = threading.Thread(target=self._run, name=f"recorder-{self.pid}", daemon=True)
+        self._thread.start()
+
+    def sample_now(self) -> Sample | None:
+        """Take and write one sample now; None if the target is gone or sampling ended."""
+        return self._record()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until sampling ends by itself (target gone, error); True if it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop the thread, wait for it and close the file. Safe to call more than once."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def __enter__(self) -> Recorder:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            if self._record() is None:
+                return
+            deadline += self.interval
+            now = time.monotonic()
+            if deadline < now:  # fell behind: skip the missed ticks, keep the phase
+                deadline += (now - deadline) // self.interval * self.interval + self.interval
+            self._stop.wait(deadline - now)
+
+    def _record(self) -> Sample | None:
+        """One sample, written and handed to ``on_sample``; None once sampling cannot go on.
+
+        ``on_sample`` runs in the sampling thread, or in the caller's for
+        :meth:`sample_now`, never two at once; it runs outside the sampling lock, so
+        it may itself call :meth:`sample_now`.
+        """
+        with self._lock:
+            sample = self._take()
+        if sample is not None and self.on_sample is not None:
+            with self._notify:
+                try:
+                    self.on_sample(sample)
+                except Exception:
+                    log.exception("on_sample callback failed; sampling goes on")
+        return sample
+
+    def _take(self) -> Sample | None:
+        """One sample, written; None once sampling cannot go on. Called with the lock held."""
+        if self._sampler is None or self._file is None or self.target_gone or self.error:
+            return None
+        try:
+            sample = self._sampler.sample()
+            self._write_row(sample.csv_row())
+            self._file.flush()
+        except NoSuchProcess:
+            self.target_gone = True
+            return None
+        except Exception as exc:  # the harness must never see this thread's failures
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.warning("recorder for PID %d stopped: %s", self.pid, self.error)
+            return None
+        self.latest = sample
+        return sample

@@ -1,0 +1,219 @@
+"""One row of the time series: how many children a process has, how many are zombies,
+and what the process itself costs, measured so that the measuring stays cheap.
+
+The cost of a sample follows the number of LIVE descendants, not the number of
+zombies: a PID already known as a zombie child is not read again (see
+:class:`~diagnostics.proctable.PidClock` for when it is), and the kernel's own
+children lists replace a scan of the whole process table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from typing import TypeVar
+
+import psutil
+
+from diagnostics.errors import AccessDenied, NoSuchProcess, ZombieProcess
+from diagnostics.proctable import (
+    Backend,
+    PidClock,
+    ProcStat,
+    ProcTable,
+    allocated_between,
+    open_table,
+)
+
+T = TypeVar("T")
+
+# How each float column is written; integers are written as they are.
+_FLOAT_FORMATS = {
+    "time": ".6f",
+    "elapsed": ".6f",
+    "cpu_percent": ".1f",
+    "sample_cost_ms": ".4f",
+}
+
+
+@dataclass(slots=True)
+class Sample:
+    """One observation of a target. ``None`` means the figure could not be read."""
+
+    time: float  # unix seconds
+    elapsed: float  # seconds since the sampler started
+    children: int  # direct children: alive + zombies
+    alive: int
+    zombies: int
+    descendant_zombies: int  # zombies among grandchildren and deeper
+    fds: int | None
+    rss_bytes: int | None
+    cpu_percent: float | None
+    threads: int | None
+    sample_cost_ms: float  # CPU time (user + system) this sample took
+
+    def csv_row(self) -> list[str]:
+        """The row for samples.csv, in :data:`COLUMNS` order; unknown figures are empty."""
+        return [_format(name, getattr(self, name)) for name in COLUMNS]
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Sample))
+
+
+def _format(name: str, value: float | None) -> str:
+    if value is None:
+        return ""
+    return format(value, _FLOAT_FORMATS.get(name, ""))
+
+
+class Sampler:
+    """Samples one target process; create it once and call :meth:`sample` repeatedly.
+
+    Raises :class:`NoSuchProcess` (or :class:`ZombieProcess`) from the constructor and
+    from :meth:`sample` when the target is gone, and :class:`AccessDenied` when its
+    stat cannot be read. Not thread-safe: one caller at a time.
+    """
+
+    def __init__(self, pid: int, *, backend: Backend = "auto") -> None:
+        self.pid = pid
+        self._backend: Backend = backend
+        self._started: float | None = None
+        self._started = self._check_target(open_table(backend)).started
+        self._process = _psutil_call(pid, lambda: psutil.Process(pid))
+        _psutil_call(pid, lambda: self._process.cpu_percent(None))  # sets the baseline
+        self._clock = PidClock()
+        self._t0 = time.monotonic()
+        self._zombies: dict[int, ProcStat] = {}  # every zombie in the tree, read once
+        self._direct_zombies: set[int] = set()
+
+    def sample(self) -> Sample:
+        """Take one sample of the target and its descendants."""
+        cpu0 = time.thread_time()
+        wall = time.time()
+        window = self._clock.advance()
+        table = open_table(self._backend)
+        self._check_target(table)
+        direct_zombies, live = self._classify(table, self.pid, table.children(self.pid), window)
+        deeper_zombies = self._walk(table, live, window)
+        self._forget_reaped(direct_zombies, deeper_zombies)
+        self._direct_zombies = direct_zombies
+        fds, rss, cpu, threads = self._figures()
+        return Sample(
+            time=wall,
+            elapsed=time.monotonic() - self._t0,
+            children=len(direct_zombies) + len(live),
+            alive=len(live),
+            zombies=len(direct_zombies),
+            descendant_zombies=len(deeper_zombies),
+            fds=fds,
+            rss_bytes=rss,
+            cpu_percent=cpu,
+            threads=threads,
+            sample_cost_ms=(time.thread_time() - cpu0) * 1000.0,
+        )
+
+    def zombie_children(self) -> list[ProcStat]:
+        """The target's zombie children as of the last sample (for ages and exit codes)."""
+        return [self._zombies[pid] for pid in self._direct_zombies]
+
+    def _check_target(self, table: ProcTable) -> ProcStat:
+        me = table.stat(self.pid)
+        if me.zombie:
+            raise ZombieProcess(self.pid)
+        if self._started is not None and me.started != self._started:
+            raise NoSuchProcess(self.pid, f"PID {self.pid} now names another process")
+        return me
+
+    def _classify(
+        self,
+        table: ProcTable,
+        parent: int,
+        pids: set[int],
+        window: tuple[int, int] | None,
+    ) -> tuple[set[int], list[int]]:
+        """Split the children ``pids`` of ``parent`` into (zombies, live).
+
+        Known zombies are taken from the cache unless their PID may have been
+        allocated again since the last sample. A child that is reaped between the
+        listing and the read, or whose PID by then names a process with another
+        parent, is counted nowhere.
+        """
+        zombies = pids & self._zombies.keys()
+        if window is not None and zombies:
+            zombies -= {pid for pid in zombies if allocated_between(pid, window)}
+        live: list[int] = []
+        for pid in pids - zombies:
+            try:
+                st = table.stat(pid)
+            except NoSuchProcess:
+                continue
+            if st.ppid != parent or st.state == "X":
+                continue
+            if st.zombie:
+                zombies.add(pid)
+                self._zombies[pid] = st
+            else:
+                self._zombies.pop(pid, None)
+                live.append(pid)
+        return zombies, live
+
+    def _walk(
+        self, table: ProcTable, live: Iterable[int], window: tuple[int, int] | None
+    ) -> set[int]:
+        """Zombies among the descendants of the ``live`` children, depth first."""
+        found: set[int] = set()
+        stack = list(live)
+        visited = {self.pid, *stack}
+        while stack:
+            parent = stack.pop()
+            try:
+                kids = table.children(parent) - visited
+            except NoSuchProcess:
+                continue  # exited since it was seen alive; counted next sample
+            visited |= kids
+            zombies, grand_live = self._classify(table, parent, kids, window)
+            found |= zombies
+            stack.extend(grand_live)
+        return found
+
+    def _forget_reaped(self, direct: set[int], deeper: set[int]) -> None:
+        """Drop cached zombies that were not seen this sample (reaped or moved away).
+
+        Every zombie counted is in the cache, so equal sizes mean nothing to drop;
+        that keeps the steady state free of a pass over all zombies.
+        """
+        if len(self._zombies) != len(direct) + len(deeper):
+            for pid in self._zombies.keys() - direct - deeper:
+                del self._zombies[pid]
+
+    def _figures(self) -> tuple[int | None, int | None, float | None, int | None]:
+        """The target's own descriptors, RSS, CPU percent and threads, via psutil."""
+        proc = self._process
+        with proc.oneshot():
+            return (
+                _psutil_figure(self.pid, proc.num_fds),
+                _psutil_figure(self.pid, lambda: proc.memory_info().rss),
+                _psutil_figure(self.pid, lambda: proc.cpu_percent(None)),
+                _psutil_figure(self.pid, proc.num_threads),
+            )
+
+
+def _psutil_call(pid: int, call: Callable[[], T]) -> T:
+    """Run a psutil call, translating its exceptions into ours."""
+    try:
+        return call()
+    except psutil.ZombieProcess:
+        raise ZombieProcess(pid) from None
+    except psutil.NoSuchProcess:
+        raise NoSuchProcess(pid) from None
+    except psutil.AccessDenied:
+        raise AccessDenied(pid) from None
+
+
+def _psutil_figure(pid: int, call: Callable[[], T]) -> T | None:
+    """A figure of the target, or None when this user may not read it."""
+    try:
+        return _psutil_call(pid, call)
+    except AccessDenied:
+        return None

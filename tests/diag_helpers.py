@@ -1,0 +1,177 @@
+"""Helpers for the diagnostics tests: bounded waits, an independent oracle (psutil),
+and helper programs for the cases diagnostics.holder does not cover.
+
+Nothing here sleeps and hopes: waits poll a condition until a deadline, then the
+test asserts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+DEADLINE_S = 30.0
+MISSING_PID = 4_194_305  # above the largest pid_max Linux allows: never a process
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE_S) -> None:
+    """Poll ``condition`` until it holds; fail the test with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.005)
+
+
+def oracle_counts(pid: int) -> tuple[int, int]:
+    """(alive, zombies) among the direct children of ``pid``, the slow psutil way."""
+    alive = zombies = 0
+    for child in psutil.Process(pid).children():
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                zombies += 1
+            else:
+                alive += 1
+        except psutil.NoSuchProcess:
+            continue
+    return alive, zombies
+
+
+def spawn(code: str, *args: str) -> subprocess.Popen[bytes]:
+    """A Python helper process whose lifetime the test controls through its stdin."""
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+    )
+
+
+def end(proc: subprocess.Popen[bytes], timeout: float = DEADLINE_S) -> None:
+    """Release a helper (close its pipes), kill it by PID if it does not exit, reap it."""
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            pipe.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``python -m diagnostics ARGS`` as a user runs it."""
+    return run_cli_module("diagnostics", *args, timeout=timeout)
+
+
+def run_cli_module(
+    module: str, *args: str, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` from the repository, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def check_no_leftovers() -> Iterator[None]:
+    """Around a test: afterwards no child of ours and no holder process may remain."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+    left = [p for p in me.children(recursive=True) if p.pid not in before]
+    holders = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if p.pid != os.getpid() and "diagnostics.holder" in " ".join(p.info["cmdline"] or [])
+    ]
+    assert not left, f"processes left behind: {left}"
+    assert not holders, f"holder processes left behind: {holders}"
+
+
+# A parent that keeps forking short-lived children and reaping them by PID (at most
+# 20 outstanding), in itself and in one live child, around a stable core of 5 zombies
+# and 3 live children that it never touches. It prints "ready" once the core is in
+# place, and on stdin EOF stops, reaps everything and exits.
+CHURN = r"""
+import os, sys, threading
+
+STOP = threading.Event()
+
+def churn():
+    pending = []
+    while not STOP.is_set():
+        if len(pending) < 20:
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            pending.append(pid)
+        else:
+            os.waitpid(pending.pop(0), 0)
+    reap_all()
+
+def reap_all():
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            os._exit(0)
+
+def stop_on_eof():
+    sys.stdin.buffer.read()
+    STOP.set()
+
+def live_child():
+    sys.stdin.buffer.read()
+    os._exit(0)
+
+stable = []
+for _ in range(5):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    stable.append(pid)
+for _ in range(3):
+    if os.fork() == 0:
+        live_child()
+if os.fork() == 0:  # the middle: churns grandchildren
+    threading.Thread(target=stop_on_eof, daemon=True).start()
+    churn()
+for pid in stable:
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+threading.Thread(target=stop_on_eof, daemon=True).start()
+print("ready", flush=True)
+churn()
+"""
+
+# Sets its own command name to something ps would show as "we) ird (x" and waits.
+ODD_COMM = r"""
+import sys
+with open("/proc/self/comm", "w") as f:
+    f.write("we) ird (x")
+print("ready", flush=True)
+sys.stdin.buffer.read()
+"""
+
+# Records PID argv[1] into CSV argv[2] until killed; prints "started" once running.
+RECORD = r"""
+import sys, threading
+from pathlib import Path
+from diagnostics.recorder import Recorder
+rec = Recorder(int(sys.argv[1]), Path(sys.argv[2]), interval=0.01)
+rec.start()
+print("started", flush=True)
+threading.Event().wait()
+"""

@@ -1,0 +1,170 @@
+"""Sampler: exact counts on real zombies, cache eviction, races, a vanished target."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from diagnostics import sampler as sampler_module
+from diagnostics.errors import NoSuchProcess, ZombieProcess
+from diagnostics.holder import HolderSpec, ZombieHolder
+from diagnostics.proctable import ProcStat, read_stat
+from diagnostics.sampler import COLUMNS, Sample, Sampler
+from tests import diag_helpers as h
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers() -> Iterator[None]:
+    yield from h.check_no_leftovers()
+
+
+def test_columns_are_the_contract() -> None:
+    assert COLUMNS == (
+        "time",
+        "elapsed",
+        "children",
+        "alive",
+        "zombies",
+        "descendant_zombies",
+        "fds",
+        "rss_bytes",
+        "cpu_percent",
+        "threads",
+        "sample_cost_ms",
+    )
+
+
+def test_unknown_figures_are_empty_cells() -> None:
+    sample = Sample(1.5, 0.25, 3, 1, 2, 0, None, 4096, None, 1, 0.125)
+    assert sample.csv_row() == [
+        "1.500000",
+        "0.250000",
+        "3",
+        "1",
+        "2",
+        "0",
+        "",
+        "4096",
+        "",
+        "1",
+        "0.1250",
+    ]
+
+
+def test_exact_counts_of_zombies_live_children_and_deeper_zombies() -> None:
+    spec = HolderSpec(exits=[0] * 7, alive=3, middles=[4, 2])
+    with ZombieHolder(spec) as holder:
+        sampler = Sampler(holder.pid)
+        for _ in range(3):  # the first sample reads everything, later ones use the cache
+            s = sampler.sample()
+            assert (s.children, s.alive, s.zombies, s.descendant_zombies) == (12, 5, 7, 6)
+        assert h.oracle_counts(holder.pid) == (5, 7)
+        assert s.threads == 1 and s.fds is not None and s.rss_bytes and s.sample_cost_ms > 0
+        assert sorted(st.pid for st in sampler.zombie_children()) == sorted(holder.children.zombies)
+
+
+def test_counts_follow_reaping() -> None:
+    """The test process is the parent here, so it decides exactly when zombies go."""
+    sampler = Sampler(os.getpid())
+    base = sampler.sample()
+    pids = []
+    try:
+        for _ in range(6):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            pids.append(pid)
+        for pid in pids:
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        assert sampler.sample().zombies == base.zombies + 6
+        for pid in pids[:4]:
+            os.waitpid(pid, 0)
+        assert sampler.sample().zombies == base.zombies + 2
+        assert sorted(st.pid for st in sampler.zombie_children()) == sorted(pids[4:])
+    finally:
+        for pid in pids[4:] if len(pids) == 6 else pids:
+            os.waitpid(pid, 0)
+    assert sampler.sample().zombies == base.zombies
+
+
+@pytest.mark.parametrize(("backend", "samples"), [("children", 400), ("scan", 60)])
+def test_races_never_crash_and_counts_stay_consistent(backend: str, samples: int) -> None:
+    """Children exit and are reaped all the time while we sample; around a stable
+    core of 5 zombies and 4 live children (3 idle, 1 churning grandchildren).
+    """
+    proc = h.spawn(h.CHURN)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        sampler = Sampler(proc.pid, backend=backend)  # type: ignore[arg-type]
+        for _ in range(samples):
+            s = sampler.sample()
+            assert s.children == s.alive + s.zombies
+            assert 5 <= s.zombies <= 25
+            assert 4 <= s.alive <= 24
+            assert 0 <= s.descendant_zombies <= 20
+            assert len(sampler.zombie_children()) == s.zombies
+    finally:
+        h.end(proc)
+
+
+def test_vanished_target_raises_no_such_process() -> None:
+    holder = ZombieHolder(HolderSpec(alive=1)).start()
+    try:
+        sampler = Sampler(holder.pid)
+        sampler.sample()
+    finally:
+        holder.release()
+    with pytest.raises(NoSuchProcess):
+        sampler.sample()
+
+
+def test_zombie_target_raises_zombie_process() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        h.wait_until(lambda: psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE, "the exit")
+        with pytest.raises(ZombieProcess):
+            Sampler(proc.pid)
+    finally:
+        proc.wait()
+
+
+def test_a_cached_zombie_whose_pid_was_allocated_again_is_read_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PID recycled into a new child within one interval cannot be made to order on a
+    real machine, so this one case runs on a scripted table and PID clock.
+    """
+    me = read_stat(os.getpid())
+    child = 4_000_000
+    table = FakeTable(me, {child: ProcStat(child, "Z", me.pid, me.started, 0)})
+    windows: list[tuple[int, int] | None] = [None, (child + 5, child + 9), (child - 1, child + 1)]
+    monkeypatch.setattr(sampler_module, "open_table", lambda backend: table)
+    monkeypatch.setattr(sampler_module.PidClock, "advance", lambda self: windows.pop(0))
+    sampler = Sampler(me.pid)
+    assert sampler.sample().zombies == 1
+    # Reaped and reallocated to a new live child: outside the window, the cache is trusted...
+    table.kids[child] = ProcStat(child, "S", me.pid, me.started + 1, None)
+    assert sampler.sample().zombies == 1
+    # ...within it (the allocator passed that PID), the child is read again.
+    sample = sampler.sample()
+    assert (sample.zombies, sample.alive) == (0, 1)
+    assert sampler.zombie_children() == []
+
+
+class FakeTable:
+    """A scripted ProcTable: the target and its children."""
+
+    def __init__(self, target: ProcStat, kids: dict[int, ProcStat]) -> None:
+        self.target = target
+        self.kids = kids
+
+    def children(self, pid: int) -> set[int]:
+        return set(self.kids) if pid == self.target.pid else set()
+
+    def stat(self, pid: int) -> ProcStat:
+        return self.target if pid == self.target.pid else self.kids[pid]

@@ -1,0 +1,162 @@
+"""watch: a run directory reports/ can render, on every way a watch can end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from diagnostics.holder import HolderSpec, ZombieHolder
+from diagnostics.sampler import COLUMNS
+from diagnostics.watch import watch
+from tests import diag_helpers as h
+
+RUN_KEYS = {"id", "kind", "started", "ended", "exit_status", "parameters", "scenarios", "machine"}
+SCENARIO_KEYS = {
+    "name",
+    "strategy",
+    "started",
+    "ended",
+    "status",
+    "capped",
+    "server_pid",
+    "errors",
+    "warnings",
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers() -> Iterator[None]:
+    yield from h.check_no_leftovers()
+
+
+def load(run_dir: Path) -> tuple[dict, dict, list[dict[str, str]]]:
+    """run.json, scenario.json and the sample rows of a watch run directory."""
+    run = json.loads((run_dir / "run.json").read_text())
+    scenario = json.loads((run_dir / "watch" / "scenario.json").read_text())
+    with (run_dir / "watch" / "samples.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames or ()) == COLUMNS
+        rows = list(reader)
+    return run, scenario, rows
+
+
+def start_watch(pid: int, out: Path, duration: str = "120") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "diagnostics", "watch", str(pid), "--duration", duration]
+        + ["--out", str(out), "--interval", "0.01"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=h.REPO,
+        env={**os.environ, "PYTHONPATH": str(h.REPO)},
+    )
+
+
+def wait_rows(out: Path, count: int) -> None:
+    path = out / "watch" / "samples.csv"
+    h.wait_until(
+        lambda: path.exists() and len(path.read_text().splitlines()) > count, f"{count} rows"
+    )
+
+
+def test_watch_writes_a_run_directory(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with ZombieHolder(HolderSpec(exits=[0] * 4, alive=1)) as holder:
+        result = watch(holder.pid, 0.3, out, interval=0.02)
+    assert (result.status, result.run_dir) == ("ok", out)
+    run, scenario, rows = load(out)
+    assert run.keys() >= RUN_KEYS and scenario.keys() >= SCENARIO_KEYS
+    assert (run["kind"], run["exit_status"], run["scenarios"]) == ("watch", "ok", ["watch"])
+    assert run["parameters"] == {
+        "pid": holder.pid,
+        "cmdline": run["parameters"]["cmdline"],
+        "duration": 0.3,
+        "interval": 0.02,
+    }
+    assert "diagnostics.holder" in run["parameters"]["cmdline"]
+    assert len(run["id"]) == 15 and run["started"] <= run["ended"]
+    assert {"python", "kernel", "cpus", "pid_max", "platform", "hostname"} <= run["machine"].keys()
+    assert scenario["name"] == "watch" and scenario["strategy"] is None
+    assert (scenario["status"], scenario["capped"], scenario["server_pid"]) == (
+        "ok",
+        False,
+        holder.pid,
+    )
+    assert rows and all((r["zombies"], r["alive"]) == ("4", "1") for r in rows)
+    assert len(rows) == result.samples
+
+
+def test_cli_watch_ends_when_the_target_exits(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    holder = ZombieHolder(HolderSpec(exits=[0])).start()
+    proc = start_watch(holder.pid, out)
+    try:
+        wait_rows(out, 2)
+        holder.release()
+        stdout, stderr = proc.communicate(timeout=h.DEADLINE_S)
+    finally:
+        holder.release()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, stderr
+    assert stdout.strip() == str(out)
+    run, scenario, rows = load(out)
+    assert run["exit_status"] == scenario["status"] == "target-exited"
+    assert scenario["warnings"] and f"PID {holder.pid} exited" in scenario["warnings"][0]
+    assert all(r["zombies"] == "1" for r in rows)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_cli_watch_interrupted_keeps_the_data(tmp_path: Path, signum: int) -> None:
+    out = tmp_path / "run"
+    with ZombieHolder(HolderSpec(exits=[0, 0])) as holder:
+        proc = start_watch(holder.pid, out)
+        try:
+            wait_rows(out, 3)
+            os.kill(proc.pid, signum)
+            stdout, stderr = proc.communicate(timeout=h.DEADLINE_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    run, scenario, rows = load(out)
+    assert run["exit_status"] == scenario["status"] == "interrupted"
+    assert run["ended"] is not None
+    assert len(rows) >= 3 and all(r["zombies"] == "2" for r in rows)
+
+
+def test_cli_watch_refuses_a_directory_that_holds_a_run(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text("{}")
+    result = h.run_cli("watch", str(os.getpid()), "--duration", "1", "--out", str(tmp_path))
+    assert result.returncode == 2 and "already holds a run" in result.stderr
+    assert (tmp_path / "run.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [str(h.MISSING_PID), "--duration", "1"],
+        ["1", "--duration", "-1"],
+        ["1", "--duration", "0"],
+        ["1", "--duration", "x"],
+        ["1", "--duration", "1", "--interval", "0"],
+        ["1"],
+    ],
+)
+def test_cli_watch_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str]) -> None:
+    out = tmp_path / "run"
+    result = h.run_cli("watch", *args, "--out", str(out))
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not out.exists()
