@@ -40,7 +40,7 @@ def start_locust(url: str, shape: LoadShape, folder: Path, locustfile: Path) -> 
         "--spawn-rate", str(shape.users),
         "--run-time", f"{shape.duration}s",
         "--reaperlab-rate", str(shape.rate),
-        "--csv", str(folder / "locust"), "--csv-full-history",
+        "--csv", str(folder.resolve() / "locust"), "--csv-full-history",
         "--stop-timeout", "2",
         "--exit-code-on-error", "0",
     ]  # fmt: skip

@@ -26,9 +26,11 @@ def harness(out: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "loadtest", "--out", str(out), *SMALL_LOAD, *args]
 
 
-def run_harness(out: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def run_harness(
+    out: Path, *args: str, timeout: float = 180, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        harness(out, *args), cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        harness(out, *args), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -51,9 +53,10 @@ def assert_nothing_left(*records: dict[str, Any]) -> None:
 
 
 def test_two_scenarios_end_to_end(tmp_path: Path) -> None:
-    result = run_harness(tmp_path, "--duration", "3")
+    # A relative --out, as `make loadtest` uses: every file must land under it all the same.
+    result = run_harness(Path("runs"), "--duration", "3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    run = run_dir(tmp_path)
+    run = run_dir(tmp_path / "runs")
     meta = read_json(run / "run.json")
     assert meta["exit_status"] == "ok" and meta["scenarios"] == ["reaper-loop", "no-reaper"]
     assert meta["machine"]["pid_max"] > 0 and meta["subreaper"] is True
@@ -78,7 +81,7 @@ def test_two_scenarios_end_to_end(tmp_path: Path) -> None:
     assert [s["name"] for s in summary["scenarios"]] == ["reaper-loop", "no-reaper"]
     for name in ("index.html", "summary.md", "zombies.png", "children.png", "no-reaper.png"):
         assert (run / name).is_file()
-    assert str(run) in result.stdout
+    assert f"runs/{run.name}" in result.stdout
     assert_nothing_left(loop, leak)
 
 
