@@ -1,0 +1,79 @@
+"""Run directory in, report out: the one entry point for the command line and the harness.
+
+The harness calls `build_report` in-process at the end of a run and prints
+`ReportResult.markdown`; `python -m reports` calls it on any run directory to redraw it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reports.html import render_index
+from reports.markdown import to_markdown
+from reports.plots import plot_children, plot_dashboard, plot_zombies
+from reports.rundir import load_run
+from reports.summary import summarize, to_json
+
+ZOMBIES_PNG = "zombies.png"
+CHILDREN_PNG = "children.png"
+# Names the run-wide outputs already use; a scenario's dashboard must not overwrite them.
+RESERVED_STEMS = frozenset({"zombies", "children", "index", "summary", "run"})
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What a report build produced: the files written and the summary they show."""
+
+    run_dir: Path
+    written: list[Path]
+    summary: dict[str, Any]
+    markdown: str
+
+
+def dashboard_names(scenarios: list[str]) -> dict[str, str]:
+    """`<scenario>.png` for each scenario, made safe as a file name and unique."""
+    names: dict[str, str] = {}
+    taken = set(RESERVED_STEMS)
+    for scenario in scenarios:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", scenario).strip("._") or "scenario"
+        unique, n = stem, 1
+        while unique in taken:
+            n += 1
+            unique = f"{stem}-{n}"
+        taken.add(unique)
+        names[scenario] = f"{unique}.png"
+    return names
+
+
+def build_report(run_dir: Path) -> ReportResult:
+    """Write plots, index.html, summary.md and summary.json into `run_dir`.
+
+    Raises reports.rundir.NotARunDirectory for a path with nothing to report on, and
+    OSError when the directory cannot be written; any content problem is reported in the
+    outputs instead.
+    """
+    run = load_run(Path(run_dir))
+    out = run.directory
+    dashboards = dashboard_names([scenario.name for scenario in run.scenarios])
+    summary = summarize(run, dashboards)
+    written = [
+        plot_zombies(run, out / ZOMBIES_PNG),
+        plot_children(run, out / CHILDREN_PNG),
+    ]
+    for scenario, row in zip(run.scenarios, summary["scenarios"], strict=True):
+        written.append(
+            plot_dashboard(run, scenario, row["verdict"], out / dashboards[scenario.name])
+        )
+    markdown = to_markdown(summary)
+    page = render_index(summary, [ZOMBIES_PNG, CHILDREN_PNG], (out / "run.json").is_file())
+    for name, content in (
+        ("summary.json", to_json(summary)),
+        ("summary.md", markdown),
+        ("index.html", page),
+    ):
+        (out / name).write_text(content, encoding="utf-8")
+        written.append(out / name)
+    return ReportResult(out, written, summary, markdown)

@@ -1,0 +1,104 @@
+"""Cross-checks between what the sampler saw, what the server counted and what Locust counted.
+
+Three witnesses of the same run must agree; when they do not, the report says so as a
+warning rather than picking one. A check whose figures were not measured is skipped, not
+failed: missing files are marked elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REAPING_STRATEGIES = ("loop", "ignore", "wakeup")
+# Locust counts a request when its response arrives and the server when it accepts the
+# connection, so up to one request per user can be in flight when either stops counting.
+MIN_REQUEST_SLACK = 5
+REQUEST_SLACK_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison and its outcome, in a sentence that explains a mismatch."""
+
+    ok: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The figures the checks compare; None where a file did not provide one."""
+
+    strategy: str | None = None
+    final_zombies: int | None = None
+    forked: int | None = None
+    reaped: int | None = None
+    accepted: int | None = None
+    requests: int | None = None
+    users: int | None = None
+
+
+def cross_checks(counts: Counts) -> list[Check]:
+    checks = [
+        zombies_match_counters(counts),
+        zombies_all_reaped(counts),
+        reaped_at_most_forked(counts),
+        requests_match_accepted(counts),
+    ]
+    return [check for check in checks if check is not None]
+
+
+def zombies_match_counters(counts: Counts) -> Check | None:
+    """Without a reaper, every child forked and not reaped must still be a zombie."""
+    final, forked, reaped = counts.final_zombies, counts.forked, counts.reaped
+    if counts.strategy != "none" or final is None or forked is None or reaped is None:
+        return None
+    expected = forked - reaped
+    if final == expected:
+        return Check(True, f"final zombies {final} = forked {forked} - reaped {reaped}")
+    return Check(
+        False,
+        f"final zombies {final} != forked {forked} - reaped {reaped} = {expected}:"
+        " a child still running at the last sample, or reaped by someone else",
+    )
+
+
+def zombies_all_reaped(counts: Counts) -> Check | None:
+    """A reaping server must end with no zombies at all."""
+    if counts.strategy not in REAPING_STRATEGIES or counts.final_zombies is None:
+        return None
+    if counts.final_zombies == 0:
+        return Check(True, "no zombies left at the end")
+    return Check(
+        False,
+        f"{counts.final_zombies} zombies left at the end although the server reaps"
+        f" (strategy {counts.strategy})",
+    )
+
+
+def reaped_at_most_forked(counts: Counts) -> Check | None:
+    if counts.forked is None or counts.reaped is None or counts.reaped <= counts.forked:
+        return None
+    return Check(False, f"server reaped {counts.reaped} children but forked only {counts.forked}")
+
+
+def request_slack(counts: Counts) -> int:
+    """How far Locust and the server may disagree: requests in flight when counting stopped."""
+    share = round((counts.requests or 0) * REQUEST_SLACK_SHARE)
+    return max(MIN_REQUEST_SLACK, counts.users or 0, share)
+
+
+def requests_match_accepted(counts: Counts) -> Check | None:
+    """Locust's request count against the connections the server accepted."""
+    if counts.requests is None or counts.accepted is None:
+        return None
+    requests, accepted = counts.requests, counts.accepted
+    if requests == accepted:
+        return Check(True, f"Locust requests {requests} = server accepted {accepted}")
+    gap = abs(requests - accepted)
+    if requests > accepted:
+        why = "failed before the server accepted them (refused or reset)"
+        text = f"Locust counted {requests} requests, server accepted {accepted}: {gap} {why}"
+    else:
+        why = "in flight when Locust stopped counting"
+        text = f"server accepted {accepted} connections, Locust counted {requests}: {gap} {why}"
+    return Check(gap <= request_slack(counts), text)

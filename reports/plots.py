@@ -1,0 +1,408 @@
+"""The run's figures as PNG files: zombies.png, children.png and one dashboard per scenario.
+
+Figures are built with matplotlib's object API on an explicit Agg canvas, never through
+pyplot: no GUI backend is ever chosen, no global figure registry grows, and a harness that
+already imported pyplot for something else is not switched to another backend under it.
+Series are numpy arrays handed to matplotlib whole, so a 12,000-row run draws as fast as
+a short one. Every series shares one clock: seconds since the scenario started.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from reports.rundir import Run, Scenario
+from reports.series import envelope, last_finite, moving_average, peak, rate
+from reports.table import parameter
+from reports.verdicts import STRATEGY_MEANING
+
+DPI = 110
+WIDTH_IN = 10.0
+# The same scenario keeps the same colour in every figure; red is for the leak.
+SCENARIO_COLORS = {
+    "no-reaper": "#d62728",
+    "reaper-loop": "#2ca02c",
+    "reaper-single": "#ff7f0e",
+    "reaper-ignore": "#1f77b4",
+    "reaper-wakeup": "#9467bd",
+    "fd-leak": "#8c564b",
+    "external": "#7f7f7f",
+    "watch": "#d62728",
+}
+SPARE_COLORS = ("#17becf", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39")
+LIVE_COLOR = "#2ca02c"
+# A reaper's zombies are drawn again in an inset when their peak is under this share of
+# the zombies axis; a dashboard gets a separate live-children row when zombies outnumber
+# live children by this ratio (one axis would flatten the live line onto the floor).
+ZOOM_SHARE = 0.05
+DWARF_RATIO = 10
+SMOOTHING_S = 1.0
+# Past this many samples a series has more points than pixels across the plot; it is
+# drawn as ENVELOPE_BINS groups instead (see series.envelope).
+MAX_RAW_POINTS = 1500
+ENVELOPE_BINS = 600
+ZOMBIE_COLOR = "#d62728"
+
+
+def text(value: str, limit: int = 60) -> str:
+    """Data shown as literal text: '$' would start matplotlib mathtext, long names are cut."""
+    value = " ".join(value.split())
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return value.replace("$", r"\$")
+
+
+def subject(run: Run) -> str:
+    """Whose children the figures count: the server under load, or the watched process."""
+    if run.kind != "watch":
+        return "the server"
+    pid = run.parameters.get("pid")
+    command = parameter(run.parameters.get("cmdline"))
+    who = f"PID {pid}" if pid is not None else "the watched process"
+    return f"{who} ({command})" if run.parameters.get("cmdline") else who
+
+
+def time_label(run: Run) -> str:
+    return f"seconds since the {'watch' if run.kind == 'watch' else 'scenario'} started"
+
+
+def scenario_colors(names: Iterable[str]) -> dict[str, str]:
+    colors: dict[str, str] = {}
+    spare = 0
+    for name in names:
+        if name in SCENARIO_COLORS:
+            colors[name] = SCENARIO_COLORS[name]
+        else:
+            colors[name] = SPARE_COLORS[spare % len(SPARE_COLORS)]
+            spare += 1
+    return colors
+
+
+def _figure(height_in: float) -> Figure:
+    figure = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _caption(figure: Figure, caption: str) -> None:
+    """The one line under a figure that says what it shows."""
+    figure.text(0.5, 0.012, text(caption, 150), ha="center", va="bottom", fontsize=9, color="#333")
+
+
+def _style(ax: Axes, ylabel: str, counts: bool = False) -> None:
+    """Label, grid and a y axis from 0 with headroom, so no line runs along the frame.
+
+    Call after plotting: the headroom is taken from the data drawn so far.
+    """
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    _headroom(ax)
+    if counts:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+
+
+def _headroom(ax: Axes) -> None:
+    top = ax.dataLim.y1
+    ax.set_ylim(0, top * 1.12 if math.isfinite(top) and top > 0 else 1)
+
+
+def _no_data(ax: Axes, why: str, ylabel: str) -> None:
+    ax.text(0.5, 0.5, text(why, 90), transform=ax.transAxes, ha="center", va="center")
+    ax.set_ylabel(ylabel)
+    ax.set_yticks([])
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def _panel_legend(ax: Axes, handles: list[Line2D] | None = None) -> None:
+    """A dashboard panel's legend above its top right corner, level with the panel's title,
+    where it can never cover a line."""
+    ax.legend(
+        handles=handles,
+        loc="lower right",
+        bbox_to_anchor=(1, 1),
+        ncol=2,
+        fontsize=8,
+        frameon=False,
+        borderaxespad=0.1,
+    )
+
+
+def _end_label(ax: Axes, t: np.ndarray, values: np.ndarray, color: str) -> None:
+    """The last value written at the end of its line, so the final count needs no squinting."""
+    usable = np.isfinite(t) & np.isfinite(values)
+    if usable.any():
+        x, y = t[usable][-1], values[usable][-1]
+        ax.annotate(
+            f"{y:.0f}",
+            (x, y),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+            color=color,
+            fontweight="bold",
+        )
+
+
+def _line(
+    ax: Axes, t: np.ndarray, values: np.ndarray, color: str, lw: float, label: str | None = None
+) -> Line2D:
+    """A sampled series: raw while it fits the pixels, else a min-max band with its mean."""
+    if values.size <= MAX_RAW_POINTS:
+        (line,) = ax.plot(t, values, color=color, lw=lw, label=label)
+        return line
+    middle, low, high, mean = envelope(t, values, ENVELOPE_BINS)
+    ax.fill_between(middle, low, high, color=color, alpha=0.3, lw=0)
+    (line,) = ax.plot(middle, mean, color=color, lw=lw, label=label)
+    return line
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.savefig(path, dpi=DPI)
+    return path
+
+
+def _zoom(ax: Axes, scenarios: list[Scenario], colors: dict[str, str]) -> None:
+    """An inset with the scenarios whose zombies hug zero on the main axes.
+
+    Next to a leak of thousands, a reaper's "at most 5 zombies" is a flat line on the
+    floor; the inset shows it is really 0 to 5, not nothing.
+    """
+    inset = ax.inset_axes((0.06, 0.56, 0.36, 0.34))
+    for scenario in scenarios:
+        assert scenario.samples is not None
+        _line(inset, scenario.samples.t, scenario.samples["zombies"], colors[scenario.name], 1)
+    inset.set_title("zoom on the reaping scenarios", fontsize=8)
+    inset.tick_params(labelsize=7)
+    inset.grid(True, alpha=0.3)
+    inset.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    top = max(peak(scenario.samples["zombies"]) for scenario in scenarios if scenario.samples)
+    inset.set_ylim(0, max(top, 2) * 1.25)
+
+
+def plot_zombies(run: Run, path: Path) -> Path:
+    """Zombie children per scenario, each against the requests sent to it (dashed)."""
+    figure = _figure(5.8)
+    ax = figure.subplots()
+    figure.subplots_adjust(left=0.08, right=0.95, top=0.92, bottom=0.15)
+    colors = scenario_colors(s.name for s in run.scenarios)
+    sampled = [s for s in run.scenarios if s.samples is not None]
+    legend: list[Line2D] = []
+    for scenario in run.scenarios:
+        if scenario.history is not None and scenario.history_t is not None:
+            ax.plot(
+                scenario.history_t,
+                scenario.history.total_requests,
+                color=colors[scenario.name],
+                lw=1.2,
+                ls="--",
+                alpha=0.45,
+            )
+    for scenario in sampled:
+        assert scenario.samples is not None
+        color = colors[scenario.name]
+        zombies = scenario.samples["zombies"]
+        legend.append(_line(ax, scenario.samples.t, zombies, color, 2, text(scenario.name)))
+        capped_t = scenario.capped_t()
+        if not math.isnan(capped_t):
+            at = np.searchsorted(scenario.samples.t, capped_t).clip(0, len(zombies) - 1)
+            ax.plot([capped_t], [zombies[at]], "X", ms=11, color=color, mec="black")
+    ax.set_title(f"Zombie children of {text(subject(run), 80)} over time")
+    ax.set_xlabel(time_label(run))
+    _style(ax, "zombie children (processes)", counts=True)
+    # A watch has one process: its own axis already fits it, there is nothing to zoom past.
+    floor = ZOOM_SHARE * ax.get_ylim()[1]
+    flat = [
+        s
+        for s in sampled
+        if run.kind != "watch" and s.samples is not None and peak(s.samples["zombies"]) <= floor
+    ]
+    for scenario in sampled:
+        if scenario not in flat and scenario.samples is not None:
+            _end_label(ax, scenario.samples.t, scenario.samples["zombies"], colors[scenario.name])
+    if flat:
+        _zoom(ax, flat, colors)
+    if not sampled:
+        _no_data(ax, "no samples in this run", "zombie children (processes)")
+    if any(s.history is not None for s in run.scenarios):
+        legend.append(Line2D([], [], color="grey", ls="--", alpha=0.6, label="requests sent"))
+    if any(not math.isnan(s.capped_t()) for s in sampled):
+        legend.append(
+            Line2D([], [], marker="X", ls="", color="grey", mec="black", label="zombie cap hit")
+        )
+    if legend:
+        place = (
+            {"loc": "lower right", "bbox_to_anchor": (1, 0.08)} if flat else {"loc": "upper left"}
+        )
+        ax.legend(handles=legend, fontsize=9, **place)
+    if run.kind == "watch":
+        caption = "Zombie children of the watched process, as sampled from /proc."
+    else:
+        caption = (
+            "Solid: zombies; dashed: requests sent. Without a reaper they coincide, "
+            "one zombie per request; a working reaper keeps the solid line flat near 0."
+        )
+    _caption(figure, caption)
+    return _save(figure, path)
+
+
+def plot_children(run: Run, path: Path) -> Path:
+    """Live children (requests being served right now) per scenario, averaged over a second."""
+    figure = _figure(5.0)
+    ax = figure.subplots()
+    figure.subplots_adjust(left=0.08, right=0.95, top=0.86, bottom=0.16)
+    colors = scenario_colors(s.name for s in run.scenarios)
+    sampled = [s for s in run.scenarios if s.samples is not None]
+    for scenario in sampled:
+        assert scenario.samples is not None
+        t = scenario.samples.t
+        alive = moving_average(t, scenario.samples["alive"], SMOOTHING_S)
+        ax.plot(t, alive, color=colors[scenario.name], lw=1.6, label=text(scenario.name))
+    ax.set_title("Live children (requests in flight) over time", loc="left")
+    ax.set_xlabel(time_label(run))
+    _style(ax, "live children (processes)")
+    if sampled:
+        ax.legend(loc="lower right", bbox_to_anchor=(1, 1), ncol=4, fontsize=9, frameon=False)
+    else:
+        _no_data(ax, "no samples in this run", "live children (processes)")
+    _caption(
+        figure,
+        f"Children still running (zombies excluded), mean over {SMOOTHING_S:g} s: "
+        "about one per request being served, back to 0 when the load stops.",
+    )
+    return _save(figure, path)
+
+
+Panel = Callable[[Axes, Scenario], None]
+
+
+def _load_panel(ax: Axes, scenario: Scenario) -> None:
+    history, t = scenario.history, scenario.history_t
+    if history is None or t is None:
+        _no_data(ax, "no Locust history (locust_stats_history.csv missing or empty)", "per second")
+        return
+    ax.plot(*rate(t, history.total_requests), color="#1f77b4", lw=1.5, label="requests/s")
+    ax.plot(*rate(t, history.total_failures), color="#d62728", lw=1.5, label="failures/s")
+    ax.set_title("Load (Locust)", loc="left", fontsize=10)
+    _panel_legend(ax)
+    _style(ax, "per second")
+
+
+def _latency_panel(ax: Axes, scenario: Scenario) -> None:
+    history, t = scenario.history, scenario.history_t
+    if history is None or t is None:
+        _no_data(ax, "no Locust history: response times not measured", "response time (ms)")
+        return
+    ax.plot(t, history.p50_ms, color="#1f77b4", lw=1.5, label="p50")
+    ax.plot(t, history.p95_ms, color="#ff7f0e", lw=1.5, label="p95")
+    ax.set_title("Response time (Locust)", loc="left", fontsize=10)
+    _panel_legend(ax)
+    _style(ax, "response time (ms)")
+
+
+def _children_panel(ax: Axes, scenario: Scenario) -> None:
+    samples = scenario.samples
+    if samples is None:
+        _no_data(ax, "no samples (samples.csv missing or empty)", "children (processes)")
+        return
+    zombies = samples["zombies"]
+    _line(ax, samples.t, samples["alive"], LIVE_COLOR, 1, "live children")
+    _line(ax, samples.t, zombies, ZOMBIE_COLOR, 2, "zombie children")
+    _end_label(ax, samples.t, zombies, ZOMBIE_COLOR)
+    ax.set_title("Children: live and zombie", loc="left", fontsize=10)
+    _panel_legend(ax)
+    _style(ax, "children (processes)", counts=True)
+
+
+def _live_panel(ax: Axes, scenario: Scenario) -> None:
+    """Live children on their own axis, for when zombies dwarf them in the children panel."""
+    samples = scenario.samples
+    assert samples is not None
+    _line(ax, samples.t, samples["alive"], LIVE_COLOR, 1, "live children")
+    ax.set_title("Live children alone", loc="left", fontsize=10)
+    _style(ax, "live children", counts=True)
+
+
+def _resources_panel(ax: Axes, scenario: Scenario) -> None:
+    samples = scenario.samples
+    if samples is None:
+        _no_data(ax, "no samples: descriptors and memory not measured", "open fds")
+        return
+    fds = _line(ax, samples.t, samples["fds"], "#444444", 1.5, "open fds")
+    _style(ax, "open fds", counts=True)
+    memory = ax.twinx()
+    (rss,) = memory.plot(
+        samples.t, samples["rss_bytes"] / 2**20, color="#1f77b4", lw=1.2, label="RSS"
+    )
+    memory.set_ylabel("RSS (MiB)", color="#1f77b4")
+    _headroom(memory)
+    memory.spines[["top"]].set_visible(False)
+    ax.set_title("Open descriptors and memory", loc="left", fontsize=10)
+    _panel_legend(ax, [fds, rss])
+
+
+def _mark_timeline(ax: Axes, scenario: Scenario) -> None:
+    """Shade the load phase and mark the cap, so every panel reads against the same events."""
+    begin, end = scenario.since_start("load_started"), scenario.since_start("load_ended")
+    if not math.isnan(begin):
+        if math.isnan(end):
+            end = last_finite(scenario.samples.t) if scenario.samples is not None else begin
+        ax.axvspan(begin, end, color="#1f77b4", alpha=0.06, lw=0)
+    capped_t = scenario.capped_t()
+    if not math.isnan(capped_t):
+        ax.axvline(capped_t, color="black", ls=":", lw=1.2)
+
+
+def _panels(run: Run, scenario: Scenario) -> list[Panel]:
+    """The dashboard's rows: Locust's view unless this is a watch, then the process's view."""
+    panels: list[Panel] = [_children_panel]
+    samples = scenario.samples
+    if samples is not None and peak(samples["zombies"]) > DWARF_RATIO * max(
+        peak(samples["alive"]), 1
+    ):
+        panels.append(_live_panel)
+    panels.append(_resources_panel)
+    if run.kind != "watch":
+        panels = [_load_panel, _latency_panel, *panels]
+    return panels
+
+
+def plot_dashboard(run: Run, scenario: Scenario, verdict: str, path: Path) -> Path:
+    """One scenario on one clock: load, response time, children, descriptors and memory."""
+    panels = _panels(run, scenario)
+    figure = _figure(2.1 * len(panels) + 1.6)
+    axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    inch = 1 / figure.get_figheight()
+    figure.subplots_adjust(
+        left=0.08, right=0.91, top=1 - 0.95 * inch, bottom=0.85 * inch, hspace=0.32
+    )
+    for ax, panel in zip(axes, panels, strict=True):
+        panel(ax, scenario)
+        _mark_timeline(ax, scenario)
+    axes[-1].set_xlabel(time_label(run))
+    strategy = scenario.strategy
+    if run.kind == "watch":
+        title = f"{text(scenario.name)}: {text(subject(run), 80)}"
+    else:
+        title = text(scenario.name) + (f"  (reaper: {text(strategy)})" if strategy else "")
+    figure.suptitle(title, fontsize=13, fontweight="bold", y=1 - 0.12 * inch, va="top")
+    meaning = STRATEGY_MEANING.get(strategy or "")
+    if meaning:
+        figure.text(0.5, 1 - 0.48 * inch, meaning, ha="center", va="top", color="#555")
+    notes = [f"verdict: {verdict}"]
+    if not math.isnan(scenario.since_start("load_started")):
+        notes.append("shaded: load running")
+    if not math.isnan(scenario.capped_t()):
+        notes.append("dotted: zombie cap hit")
+    _caption(figure, " · ".join(notes))
+    return _save(figure, path)

@@ -1,0 +1,338 @@
+"""A run directory read into memory: run.json, then per scenario its samples, counters, Locust.
+
+This is the only module that knows the layout of a run directory (see DESIGN.md). It reads
+files only, so any run, including `diagnostics watch` output, can be redrawn later. It
+never raises on bad content: what could not be read becomes a note and a missing-file
+mark; only a path that is not a run directory at all raises `NotARunDirectory`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reports.files import FileState, Read, Table, read_json_object, read_table, to_float
+from reports.locust import (
+    LocustHistory,
+    LocustTotals,
+    history_from_table,
+    totals_from_history,
+    totals_from_stats,
+)
+from reports.series import first_finite
+
+SAMPLES = "samples.csv"
+SCENARIO = "scenario.json"
+SERVER = "server.json"
+SERVER_LOG = "server.log"
+STATS = "locust_stats.csv"
+HISTORY = "locust_stats_history.csv"
+FAILURES = "locust_failures.csv"
+EXCEPTIONS = "locust_exceptions.csv"
+LOCUST_LOG = "locust.log"
+
+SCENARIO_FILES = (
+    SAMPLES,
+    SCENARIO,
+    SERVER,
+    SERVER_LOG,
+    STATS,
+    HISTORY,
+    FAILURES,
+    EXCEPTIONS,
+    LOCUST_LOG,
+)
+SAMPLE_COLUMNS = (
+    "time",
+    "elapsed",
+    "children",
+    "alive",
+    "zombies",
+    "descendant_zombies",
+    "fds",
+    "rss_bytes",
+    "cpu_percent",
+    "threads",
+    "sample_cost_ms",
+)
+
+
+# Locust stamps its history rows with whole seconds, cut down from the moment of writing;
+# half a second puts them, on average, where they were taken instead of up to 1 s early.
+LOCUST_CLOCK_OFFSET = 0.5
+
+
+class NotARunDirectory(Exception):
+    """The path is missing or holds neither run.json nor any scenario folder."""
+
+
+@dataclass(frozen=True)
+class Samples:
+    """The sampler's rows as columns; `t` is seconds since the scenario started."""
+
+    t: np.ndarray
+    columns: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """A column by name; one the sampler did not write reads as all-NaN."""
+        return self.columns.get(name, np.full(len(self.t), math.nan))
+
+
+def _all_missing() -> dict[str, FileState]:
+    return dict.fromkeys(SCENARIO_FILES, FileState.MISSING)
+
+
+@dataclass
+class Scenario:
+    """One scenario's files as read, plus notes on whatever could not be read."""
+
+    name: str
+    directory: Path | None
+    expected: tuple[str, ...]
+    files: dict[str, FileState] = field(default_factory=_all_missing)
+    meta: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, Any] | None = None
+    samples: Samples | None = None
+    history: LocustHistory | None = None
+    history_t: np.ndarray | None = None
+    totals: LocustTotals | None = None
+    start: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def strategy(self) -> str | None:
+        value = self.meta.get("strategy")
+        return value if isinstance(value, str) else None
+
+    @property
+    def leak_client_fd(self) -> bool:
+        return self.meta.get("leak_client_fd") is True
+
+    @property
+    def capped(self) -> bool | None:
+        value = self.meta.get("capped")
+        return value if isinstance(value, bool) else None
+
+    def number(self, key: str) -> float:
+        """A number from scenario.json, NaN when absent or not a number."""
+        return to_float(self.meta.get(key))
+
+    def since_start(self, key: str) -> float:
+        """A unix time from scenario.json on the plots' clock (seconds since scenario start)."""
+        return self.number(key) - self.start if self.start else math.nan
+
+    def capped_t(self) -> float:
+        """When the zombie cap stopped the load, on the plots' clock; NaN if it did not.
+
+        scenario.json gives `capped_at` on the sampler's `elapsed` clock, so it is mapped
+        through the first sample at or after that moment.
+        """
+        at = self.number("capped_at")
+        if self.capped is not True or math.isnan(at):
+            return math.nan
+        if self.samples is None:
+            return at
+        reached = np.nonzero(self.samples["elapsed"] >= at)[0]
+        return float(self.samples.t[reached[0]]) if reached.size else at
+
+    def counter(self, key: str) -> int | None:
+        """One of the server's final counters from server.json."""
+        value = to_float((self.server or {}).get(key))
+        return None if math.isnan(value) else int(value)
+
+    @property
+    def final_sample(self) -> dict[str, Any]:
+        value = self.meta.get("final_sample")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def status(self) -> str | None:
+        value = self.meta.get("status")
+        return value if isinstance(value, str) else None
+
+    @property
+    def missing(self) -> list[str]:
+        """Expected files not on disk; empty or unreadable ones are explained in `notes`."""
+        return [name for name in self.expected if self.files.get(name) is FileState.MISSING]
+
+    @property
+    def present(self) -> list[str]:
+        """Files on disk, in contract order, for the report's links to raw data."""
+        return [name for name in SCENARIO_FILES if self.files.get(name) is not FileState.MISSING]
+
+
+@dataclass
+class Run:
+    """A run directory: run.json's content and its scenarios, in the order run.json lists them."""
+
+    directory: Path
+    meta: dict[str, Any]
+    scenarios: list[Scenario]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return run_kind(self.meta, [scenario.name for scenario in self.scenarios])
+
+    @property
+    def id(self) -> str:
+        value = self.meta.get("id")
+        return str(value) if value not in (None, "") else self.directory.name
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        value = self.meta.get("parameters")
+        return value if isinstance(value, dict) else {}
+
+
+def run_kind(meta: dict[str, Any], names: list[str]) -> str:
+    """ "loadtest" or "watch" as run.json says; guessed from the folders when it cannot say."""
+    value = meta.get("kind")
+    if isinstance(value, str) and value:
+        return value
+    return "watch" if names == ["watch"] else "loadtest"
+
+
+def load_run(path: Path) -> Run:
+    """Read a run directory; raise NotARunDirectory only when there is nothing to report on."""
+    if not path.exists():
+        raise NotARunDirectory(f"{path}: no such directory")
+    if not path.is_dir():
+        raise NotARunDirectory(f"{path}: not a directory")
+    directory = path.resolve()
+    try:
+        on_disk = sorted(
+            child.name
+            for child in directory.iterdir()
+            if child.is_dir() and any((child / name).exists() for name in SCENARIO_FILES)
+        )
+    except OSError as exc:
+        raise NotARunDirectory(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    run_json = read_json_object(directory / "run.json")
+    if run_json.state is FileState.MISSING and not on_disk:
+        raise NotARunDirectory(f"{path}: not a run directory (no run.json, no scenario folders)")
+
+    meta = run_json.value or {}
+    notes = [run_json.detail] if run_json.detail else []
+    listed = meta.get("scenarios")
+    names: list[str] = []
+    for name in [*(listed if isinstance(listed, list) else []), *on_disk]:
+        if isinstance(name, str) and name not in names:
+            names.append(name)
+    watch = run_kind(meta, names) == "watch"
+    scenarios = [load_scenario(directory, name, watch) for name in names]
+    return Run(directory, meta, scenarios, notes)
+
+
+def is_folder_name(name: str) -> bool:
+    """True when `name` names a folder directly inside the run directory (no traversal)."""
+    return name not in ("", ".", "..") and "/" not in name and "\x00" not in name
+
+
+def expected_files(meta: dict[str, Any], watch: bool) -> tuple[str, ...]:
+    """The files a complete scenario of this kind has; their absence is worth marking."""
+    if watch:
+        return (SAMPLES, SCENARIO)
+    own_server = (SERVER, SERVER_LOG) if isinstance(meta.get("strategy"), str) else ()
+    return (SAMPLES, SCENARIO, *own_server, STATS, HISTORY, LOCUST_LOG)
+
+
+def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
+    """Read one scenario folder; a name that is not a folder name yields an empty scenario."""
+    if not is_folder_name(name):
+        note = "run.json lists a scenario that is not a folder name; nothing was read"
+        return Scenario(name, None, expected_files({}, watch), notes=[note])
+    folder = run_dir / name
+    files = {file: _state_on_disk(folder / file) for file in SCENARIO_FILES}
+    reads: dict[str, Read[Any]] = {
+        SCENARIO: read_json_object(folder / SCENARIO),
+        SERVER: read_json_object(folder / SERVER),
+        SAMPLES: read_table(folder / SAMPLES),
+        STATS: read_table(folder / STATS),
+        HISTORY: read_table(folder / HISTORY),
+    }
+    files.update({file: result.state for file, result in reads.items()})
+    meta: dict[str, Any] = reads[SCENARIO].value or {}
+    samples_table: Table | None = reads[SAMPLES].value
+    stats_table: Table | None = reads[STATS].value
+    history_table: Table | None = reads[HISTORY].value
+
+    history = history_from_table(history_table) if history_table is not None else None
+    totals = totals_from_stats(stats_table) if stats_table is not None else None
+    if totals is None and history is not None:
+        totals = totals_from_history(history)
+    start = _time_zero(meta, samples_table, history)
+    samples = _samples(samples_table, start) if samples_table is not None else None
+
+    expected = expected_files(meta, watch)
+    notes = [
+        result.detail
+        for file, result in reads.items()
+        if result.detail and result.state is not FileState.MISSING
+    ]
+    if samples_table is not None and samples is None:
+        files[SAMPLES] = FileState.EMPTY
+        notes.append(f"{SAMPLES} has no usable rows")
+    named = meta.get("name")
+    if isinstance(named, str) and named != name:
+        notes.append(f"{SCENARIO} calls this scenario {named!r}")
+    return Scenario(
+        name=name,
+        directory=folder,
+        expected=expected,
+        files=files,
+        meta=meta,
+        server=reads[SERVER].value,
+        samples=samples,
+        history=history,
+        history_t=history.timestamp + LOCUST_CLOCK_OFFSET - start if history is not None else None,
+        totals=totals,
+        start=start,
+        notes=notes,
+    )
+
+
+def _state_on_disk(path: Path) -> FileState:
+    if not path.exists():
+        return FileState.MISSING
+    try:
+        return FileState.OK if path.stat().st_size else FileState.EMPTY
+    except OSError:
+        return FileState.UNREADABLE
+
+
+def _time_zero(meta: dict[str, Any], samples: Table | None, history: LocustHistory | None) -> float:
+    """The unix time every series of a scenario is measured from, so their axes line up.
+
+    scenario.json's "started" when present, else the first sample, else Locust's first
+    snapshot; 0 when nothing has a clock (the samples' own `elapsed` is used then).
+    """
+    candidates = [to_float(meta.get("started"))]
+    if samples is not None:
+        candidates.append(first_finite(samples.numbers("time")))
+    if history is not None:
+        candidates.append(first_finite(history.timestamp))
+    return next((value for value in candidates if not math.isnan(value)), 0.0)
+
+
+def _samples(table: Table, start: float) -> Samples | None:
+    """Samples with a time axis; None when no row has a usable clock."""
+    if not len(table):
+        return None
+    columns = {name: table.numbers(name) for name in SAMPLE_COLUMNS if table.has(name)}
+    unix = columns.get("time")
+    if unix is not None and np.isfinite(unix).any() and start:
+        t = unix - start
+    else:
+        t = columns.get("elapsed", np.full(len(table), math.nan))
+    usable = np.isfinite(t)
+    if not usable.any():
+        return None
+    return Samples(t[usable], {name: values[usable] for name, values in columns.items()})

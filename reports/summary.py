@@ -1,0 +1,182 @@
+"""The figures of a run, one dict per scenario: what summary.json holds and the tables show.
+
+summary.json's keys are a contract other tools rely on (DESIGN.md): keep them, add freely.
+A figure that could not be measured is None (null), never 0, so "no zombies" and "not
+measured" stay different things.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from reports.checks import Check, Counts, cross_checks
+from reports.files import to_float
+from reports.rundir import Run, Scenario
+from reports.series import first_finite, last_finite, optional, optional_int, peak
+from reports.verdicts import Evidence, verdict
+
+NOT_OK_STATUSES = ("interrupted", "server-died", "failed")
+
+
+def summarize(run: Run, plots: dict[str, str]) -> dict[str, Any]:
+    """The whole summary; `plots` maps scenario name to its dashboard's file name."""
+    return {
+        "run": run_info(run),
+        "scenarios": [scenario_summary(run, s, plots.get(s.name)) for s in run.scenarios],
+    }
+
+
+def run_info(run: Run) -> dict[str, Any]:
+    """run.json as written, with id and kind always present and problems spelled out."""
+    info = json_safe(run.meta)
+    info["id"] = run.id
+    info["kind"] = run.kind
+    warnings = list(run.notes)
+    status = run.meta.get("exit_status")
+    if isinstance(status, str) and status != "ok":
+        warnings.append(f"run ended with status {status!r}")
+    info["warnings"] = warnings
+    return info
+
+
+def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str, Any]:
+    """One scenario's row: figures, verdict, cross-checks and everything worth a warning."""
+    samples = scenario.samples
+    totals = scenario.totals
+    final = scenario.final_sample
+
+    def series(column: str) -> np.ndarray:
+        return samples[column] if samples is not None else np.empty(0)
+
+    def sampled(column: str, reduce: Callable[[np.ndarray], float]) -> int | None:
+        return optional_int(reduce(samples[column])) if samples is not None else None
+
+    def in_final(column: str) -> int | None:
+        return optional_int(to_float(final.get(column)))
+
+    final_zombies = _first_known(in_final("zombies"), sampled("zombies", last_finite))
+    requests = totals.requests if totals else None
+    forked = scenario.counter("forked")
+    evidence = Evidence(
+        kind=run.kind,
+        strategy=scenario.strategy,
+        t=samples.t if samples is not None else np.empty(0),
+        zombies=series("zombies"),
+        fds=series("fds"),
+        final_zombies=final_zombies,
+        forked=forked,
+        requests=requests,
+        leak_client_fd=scenario.leak_client_fd,
+        capped=scenario.capped is True,
+        cap=optional_int(scenario.number("cap")),
+        capped_at=optional(scenario.number("capped_at")),
+    )
+    counts = Counts(
+        strategy=scenario.strategy,
+        final_zombies=final_zombies,
+        forked=forked,
+        reaped=scenario.counter("reaped"),
+        accepted=scenario.counter("accepted"),
+        requests=requests,
+        users=optional_int(_asked(scenario, "users")),
+    )
+    checks = cross_checks(counts)
+    return {
+        "name": scenario.name,
+        "strategy": scenario.strategy,
+        "status": scenario.status,
+        "requests": requests,
+        "failures": totals.failures if totals else None,
+        "rps": _rounded(totals.rps if totals else None, 1),
+        "p50_ms": totals.p50_ms if totals else None,
+        "p95_ms": totals.p95_ms if totals else None,
+        "p99_ms": totals.p99_ms if totals else None,
+        "peak_zombies": _max_known(sampled("zombies", peak), final_zombies),
+        "final_zombies": final_zombies,
+        "peak_alive": _max_known(sampled("alive", peak), in_final("alive")),
+        "fds_start": sampled("fds", first_finite),
+        "fds_end": _first_known(in_final("fds"), sampled("fds", last_finite)),
+        "peak_rss_bytes": sampled("rss_bytes", peak),
+        "forked": forked,
+        "reaped": counts.reaped,
+        "accepted": counts.accepted,
+        "rejected": scenario.counter("rejected"),
+        "fork_failures": scenario.counter("fork_failures"),
+        "capped": scenario.capped,
+        "cap": evidence.cap,
+        "capped_at": evidence.capped_at,
+        "duration_s": _rounded(_duration(scenario), 1),
+        "verdict": verdict(evidence),
+        "checks": [{"ok": check.ok, "text": check.text} for check in checks],
+        "warnings": _warnings(scenario, checks),
+        "missing": scenario.missing,
+        "files": scenario.present,
+        "plot": plot,
+    }
+
+
+def _asked(scenario: Scenario, key: str) -> float:
+    """What the scenario asked Locust for (users, rate, ...), NaN when not recorded."""
+    asked = scenario.meta.get("asked")
+    return to_float(asked.get(key)) if isinstance(asked, dict) else math.nan
+
+
+def _first_known(*values: int | None) -> int | None:
+    return next((value for value in values if value is not None), None)
+
+
+def _max_known(*values: int | None) -> int | None:
+    known = [value for value in values if value is not None]
+    return max(known) if known else None
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _duration(scenario: Scenario) -> float | None:
+    """Seconds of load when the harness recorded them, else of the scenario, else of sampling."""
+    for begin, end in (("load_started", "load_ended"), ("started", "ended")):
+        span = scenario.number(end) - scenario.number(begin)
+        if not math.isnan(span):
+            return span
+    if scenario.samples is not None and len(scenario.samples) > 1:
+        return float(scenario.samples.t[-1] - scenario.samples.t[0])
+    return None
+
+
+def _warnings(scenario: Scenario, checks: list[Check]) -> list[str]:
+    """Everything a reader must not miss: failed checks, the harness's own words, gaps."""
+    warnings = [check.text for check in checks if not check.ok]
+    if scenario.status in NOT_OK_STATUSES:
+        warnings.append(f"scenario ended with status {scenario.status!r}")
+    for key, prefix in (("errors", "error: "), ("warnings", "")):
+        entries = scenario.meta.get(key)
+        if isinstance(entries, list):
+            warnings.extend(f"{prefix}{entry}" for entry in entries)
+    if scenario.missing:
+        warnings.append("missing: " + ", ".join(scenario.missing))
+    warnings.extend(scenario.notes)
+    return warnings
+
+
+def json_safe(value: Any) -> Any:
+    """A copy that json.dumps(allow_nan=False) accepts: NaN/inf become null, odd types text."""
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def to_json(summary: dict[str, Any]) -> str:
+    return json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n"

@@ -1,0 +1,73 @@
+"""The summary table's columns, shared by summary.md and index.html so both show the same figures.
+
+Cells are plain text; each output format escapes them its own way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+NOT_MEASURED = "—"
+
+
+def figure(value: Any) -> str:
+    """A figure as a person reads it: 2000, 98.5, yes/no, or a dash when not measured."""
+    if value is None:
+        return NOT_MEASURED
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() else f"{value:.1f}"
+    return str(value)
+
+
+def figures(*values: Any) -> str:
+    return " / ".join(figure(value) for value in values)
+
+
+def mib(value: Any) -> str:
+    return NOT_MEASURED if value is None else f"{value / 2**20:.1f} MiB"
+
+
+def when(unix: Any) -> str:
+    """A unix time as local date and time, or a dash (also for a run that never ended)."""
+    if not isinstance(unix, int | float) or isinstance(unix, bool):
+        return NOT_MEASURED
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unix))
+    except (OverflowError, OSError, ValueError):
+        return NOT_MEASURED
+
+
+def parameter(value: Any) -> str:
+    """A run parameter as given (0.05 stays 0.05): a command line joined by spaces, null a dash."""
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)
+    return NOT_MEASURED if value is None else str(value)
+
+
+Column = tuple[str, Callable[[dict[str, Any]], str]]
+
+COLUMNS: tuple[Column, ...] = (
+    ("scenario", lambda s: str(s["name"])),
+    ("strategy", lambda s: figure(s["strategy"])),
+    ("requests", lambda s: figure(s["requests"])),
+    ("failures", lambda s: figure(s["failures"])),
+    ("req/s", lambda s: figure(s["rps"])),
+    ("p50 / p95 / p99 ms", lambda s: figures(s["p50_ms"], s["p95_ms"], s["p99_ms"])),
+    ("zombies peak / final", lambda s: figures(s["peak_zombies"], s["final_zombies"])),
+    ("peak live", lambda s: figure(s["peak_alive"])),
+    ("fds start → end", lambda s: f"{figure(s['fds_start'])} → {figure(s['fds_end'])}"),
+    ("forked / reaped", lambda s: figures(s["forked"], s["reaped"])),
+    ("status", lambda s: figure(s["status"])),
+)
+HEADERS = tuple(header for header, _ in COLUMNS)
+# Columns of words rather than figures: left-aligned in the HTML table.
+TEXT_COLUMNS = frozenset({"scenario", "strategy", "status"})
+
+
+def cells(scenario: dict[str, Any]) -> list[str]:
+    """One scenario's row of the summary table."""
+    return [cell(scenario) for _, cell in COLUMNS]

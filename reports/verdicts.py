@@ -1,0 +1,184 @@
+"""Verdicts: what a scenario's series and counters say, in the words a person would use.
+
+Pure functions of plain numbers and numpy arrays, so they are tested on synthetic series.
+A verdict is judged from what was measured, not from the strategy's name: a "loop" reaper
+that leaves zombies is reported as leaving zombies. The strategy only chooses the likely
+cause to name ("signals coalesced" for a reaper that waits once per SIGCHLD).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reports.series import finite, first_finite, last_finite, peak
+
+# A leak of one zombie per request leaves final zombies == children forked; allow for the
+# last few children still running when the final sample was taken.
+ONE_PER_REQUEST = 0.95
+# An fd leak of one descriptor per request: growth/requests near 1, on enough requests to
+# tell it from the noise of a few sockets opening and closing.
+FD_PER_REQUEST = 0.8
+FD_MIN_GROWTH = 10
+
+STRATEGY_MEANING = {
+    "none": "the parent never calls waitpid, so every exited child stays a zombie",
+    "single": "one waitpid per SIGCHLD: signals that arrive together coalesce into one",
+    "loop": "the SIGCHLD handler loops waitpid(-1, WNOHANG) until nothing is left",
+    "ignore": "SIGCHLD is ignored, so the kernel reaps children itself",
+    "wakeup": "the handler only wakes the main loop, which reaps every child",
+}
+
+
+def _no_series() -> np.ndarray:
+    return np.empty(0)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a verdict is judged on. Series are aligned arrays; NaN means not measured."""
+
+    kind: str = "loadtest"
+    strategy: str | None = None
+    t: np.ndarray = field(default_factory=_no_series)
+    zombies: np.ndarray = field(default_factory=_no_series)
+    fds: np.ndarray = field(default_factory=_no_series)
+    final_zombies: int | None = None
+    forked: int | None = None
+    requests: int | None = None
+    leak_client_fd: bool = False
+    capped: bool = False
+    cap: int | None = None
+    capped_at: float | None = None
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def percent(share: float) -> str:
+    """43% for a share of 0.43; one decimal below 1% so a small leak does not read as 0%."""
+    value = share * 100
+    return f"{value:.0f}%" if value >= 1 or value == 0 else f"{value:.1f}%"
+
+
+def final_zombies(evidence: Evidence) -> int | None:
+    """The final count: the harness's final sample when it kept one, else the last row."""
+    if evidence.final_zombies is not None:
+        return evidence.final_zombies
+    last = last_finite(evidence.zombies)
+    return None if math.isnan(last) else int(last)
+
+
+def peak_zombies(evidence: Evidence) -> int | None:
+    candidates = [peak(evidence.zombies)]
+    if evidence.final_zombies is not None:
+        candidates.append(float(evidence.final_zombies))
+    measured = [value for value in candidates if not math.isnan(value)]
+    return int(max(measured)) if measured else None
+
+
+def growth_per_s(t: np.ndarray, values: np.ndarray) -> float:
+    """Least-squares slope of a series (units per second); NaN with fewer than two points.
+
+    A fit rather than last-minus-first, so one odd sample at either end does not decide it.
+    """
+    usable = np.isfinite(t) & np.isfinite(values)
+    if usable.sum() < 2 or np.ptp(t[usable]) == 0:
+        return math.nan
+    slope, _ = np.polyfit(t[usable], values[usable], 1)
+    return float(slope)
+
+
+def verdict(evidence: Evidence) -> str:
+    """The whole verdict: zombies first, then descriptors, then whether the cap stopped it."""
+    parts = [
+        watch_verdict(evidence) if evidence.kind == "watch" else zombie_verdict(evidence),
+        fd_verdict(evidence),
+        cap_verdict(evidence),
+    ]
+    return "; ".join(part for part in parts if part)
+
+
+def zombie_verdict(evidence: Evidence) -> str:
+    """Zombies left after a load: none, one per request, or a share of the children."""
+    final = final_zombies(evidence)
+    if final is None:
+        return "zombies not measured"
+    if final == 0:
+        most = peak_zombies(evidence) or 0
+        if most == 0:
+            return "reaps every child; no zombie ever seen"
+        return f"reaps every child; at most {plural(most, 'zombie')} at once"
+    children = evidence.forked if evidence.forked else evidence.requests
+    if not children:
+        return f"{plural(final, 'zombie')} left at the end"
+    share = final / children
+    if share > 1 / ONE_PER_REQUEST:
+        noun = "child" if children == 1 else "children"
+        return f"{plural(final, 'zombie')} left for {children} {noun}"
+    if share >= ONE_PER_REQUEST:
+        return "leaks one zombie per request"
+    if evidence.strategy == "single":
+        return f"signals coalesced: {percent(share)} of children left as zombies"
+    return f"{percent(share)} of children left as zombies"
+
+
+def watch_verdict(evidence: Evidence) -> str:
+    """Zombies of a watched process: none, or how many and which way they are going."""
+    final = final_zombies(evidence)
+    if final is None:
+        return "zombies not measured"
+    most = peak_zombies(evidence) or 0
+    if final == 0:
+        if most == 0:
+            return "no zombies"
+        return f"no zombies left; at most {plural(most, 'zombie')} at once"
+    # The trend is fitted over the later half of the watch: "growing" says where the count
+    # is heading now, not the average since a leak that may have started midway.
+    measured = finite(evidence.t)
+    middle = (measured[0] + measured[-1]) / 2 if measured.size else math.nan
+    recent = evidence.t >= middle
+    slope = growth_per_s(evidence.t[recent], evidence.zombies[recent])
+    span = float(np.ptp(evidence.t[recent])) if recent.any() else 0.0
+    # "Growing" only when the fit gains at least one whole zombie over that stretch.
+    if math.isnan(slope) or abs(slope) * span < 1:
+        return f"{plural(final, 'zombie')}, steady"
+    direction = "growing" if slope > 0 else "shrinking"
+    return f"{plural(final, 'zombie')}, {direction} {format_rate(slope)}"
+
+
+def format_rate(per_s: float) -> str:
+    """+2.5/s, or per minute when slower than one every ten seconds."""
+    if abs(per_s) >= 0.1:
+        return f"{per_s:+.1f}/s"
+    return f"{per_s * 60:+.1f}/min"
+
+
+def fd_verdict(evidence: Evidence) -> str | None:
+    """Descriptors held by the server growing with requests: the forgotten close()."""
+    start, end = first_finite(evidence.fds), last_finite(evidence.fds)
+    if math.isnan(start) or math.isnan(end) or not evidence.requests:
+        return "descriptors not measured" if evidence.leak_client_fd else None
+    growth = end - start
+    per_request = growth / evidence.requests
+    if growth >= FD_MIN_GROWTH and per_request >= FD_PER_REQUEST:
+        return "leaks one descriptor per request"
+    if growth >= FD_MIN_GROWTH:
+        return f"open descriptors grew by {growth:.0f} ({per_request:.2f} per request)"
+    if evidence.leak_client_fd:
+        return "no descriptor leak seen despite --leak-client-fd"
+    return None
+
+
+def cap_verdict(evidence: Evidence) -> str | None:
+    if not evidence.capped:
+        return None
+    text = "stopped at the zombie cap"
+    if evidence.cap is not None:
+        text += f" of {evidence.cap}"
+    if evidence.capped_at is not None:
+        text += f" after {evidence.capped_at:.0f} s"
+    return text

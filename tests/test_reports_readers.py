@@ -1,0 +1,135 @@
+"""Reading what a crashed or interrupted run leaves behind: never raise, say what was lost."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reports.files import FileState, read_json_object, read_table
+from reports.locust import history_from_table, totals_from_history, totals_from_stats
+from reports.series import envelope, moving_average
+from tests.reports_fixtures import HISTORY_HEADER, STATS_HEADER, write_csv
+
+# Rows as Locust 2 wrote them against a local http.server (Aggregated has an empty Type).
+STATS_ROWS = [
+    ["GET", "/", 81, 0, 3, 3.6, 1.1, 26.4, 605.0, 27.5, 0.0, 3, 3, 4, 4, 5, 6, 12, 26, 26, 26, 26],
+    ["", "Aggregated", 145, 64, 3, 4.0, 1.0, 28.5, 485.8, 49.2, 21.7, 3, 4, 4, 4, 5, 12, 27, 28,
+     29, 29, 29],
+]  # fmt: skip
+HISTORY_ROWS = [
+    [1795731253, 0, "", "Aggregated", "0.000000", "0.000000", *["N/A"] * 11, 0, 0, 0, 0.0, 0, 0,
+     0],
+    [1795731254, 5, "GET", "/", "0.000000", "0.000000", *[0] * 11, 31, 0, 4, 5.1, 2.0, 26.4,
+     605.0],
+    [1795731254, 5, "", "Aggregated", "0.000000", "0.000000", *[0] * 11, 50, 19, 4, 6.5, 2.0,
+     28.5, 502.4],
+    [1795731256, 5, "", "Aggregated", "30.000000", "13.000000", 3, 3, 4, 4, 4, 5, 5, 6, 6, 6, 6,
+     145, 64, 3, 4.0, 1.0, 28.5, 485.8],
+]  # fmt: skip
+
+
+def test_half_written_last_line_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "samples.csv"
+    path.write_text("time,zombies\n1.0,5\n2.0,6\n3.0,1", encoding="utf-8")  # cut mid-line
+    read = read_table(path)
+    assert read.state is FileState.OK
+    assert read.value is not None
+    assert read.value.numbers("zombies").tolist() == [5.0, 6.0]
+    assert "dropped 1 incomplete row" in read.detail
+
+
+def test_rows_with_the_wrong_field_count_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "samples.csv"
+    path.write_bytes(b"time,zombies\n1.0,5\n2.0\n3.0,7,9\n\x00\x00\n4.0,8\n")
+    read = read_table(path)
+    assert read.value is not None
+    assert read.value.numbers("time").tolist() == [1.0, 4.0]
+    assert read.value.dropped_rows == 2
+
+
+def test_blank_cells_and_na_read_as_not_measured(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n,N/A\n1,2\n", encoding="utf-8")
+    table = read_table(path).value
+    assert table is not None
+    assert np.isnan(table.numbers("a")[0]) and np.isnan(table.numbers("b")[0])
+    assert np.isnan(table.numbers("no such column")).all()
+
+
+@pytest.mark.parametrize(
+    ("content", "state"),
+    [(None, FileState.MISSING), (b"", FileState.EMPTY), (b"  \n", FileState.EMPTY)],
+)
+def test_missing_and_empty_files(tmp_path: Path, content: bytes | None, state: FileState) -> None:
+    path = tmp_path / "f.csv"
+    if content is not None:
+        path.write_bytes(content)
+    assert read_table(path).state is state
+    assert read_json_object(path).state is state
+
+
+def test_header_only_csv_is_a_table_without_rows(tmp_path: Path) -> None:
+    path = tmp_path / "locust_exceptions.csv"
+    path.write_text("Count,Message,Traceback,Nodes\n", encoding="utf-8")
+    read = read_table(path)
+    assert read.state is FileState.OK and read.value is not None and len(read.value) == 0
+
+
+def test_half_written_json_and_non_objects_are_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.json"
+    path.write_text('{"name": "no-reaper", "capped": tr', encoding="utf-8")
+    read = read_json_object(path)
+    assert read.state is FileState.UNREADABLE and "not valid JSON" in read.detail
+    path.write_text("[1, 2]", encoding="utf-8")
+    assert read_json_object(path).state is FileState.UNREADABLE
+
+
+def test_a_directory_where_a_file_should_be_is_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "samples.csv").mkdir()
+    assert read_table(tmp_path / "samples.csv").state is FileState.UNREADABLE
+
+
+def test_locust_totals_come_from_the_aggregated_row(tmp_path: Path) -> None:
+    write_csv(tmp_path / "stats.csv", STATS_HEADER, STATS_ROWS)
+    table = read_table(tmp_path / "stats.csv").value
+    assert table is not None
+    totals = totals_from_stats(table)
+    assert totals is not None
+    assert (totals.requests, totals.failures) == (145, 64)
+    assert (totals.p50_ms, totals.p95_ms, totals.p99_ms) == (3, 12, 28)
+    assert totals.rps == pytest.approx(49.2)
+
+
+def test_locust_history_keeps_aggregated_rows_and_recovers_totals(tmp_path: Path) -> None:
+    write_csv(tmp_path / "history.csv", HISTORY_HEADER, HISTORY_ROWS)
+    table = read_table(tmp_path / "history.csv").value
+    assert table is not None
+    history = history_from_table(table)
+    assert history is not None
+    assert history.total_requests.tolist() == [0, 50, 145]
+    assert math.isnan(history.p50_ms[0])  # Locust writes N/A before the first response
+    totals = totals_from_history(history)
+    assert (totals.requests, totals.failures) == (145, 64)
+    assert totals.rps == pytest.approx(145 / 3)
+    assert totals.p95_ms is None
+
+
+def test_moving_average_skips_holes_and_keeps_length() -> None:
+    t = np.arange(0, 10, 0.1)
+    values = np.where(np.arange(t.size) % 2 == 0, 0.0, 4.0)
+    values[10] = np.nan
+    smooth = moving_average(t, values, 1.0)
+    assert smooth.shape == values.shape
+    assert np.nanmax(np.abs(smooth[20:80] - 2.0)) < 0.5
+
+
+def test_envelope_keeps_every_peak() -> None:
+    t = np.arange(12_000) * 0.05
+    values = np.zeros(t.size)
+    values[7_777] = 8
+    middle, low, high, mean = envelope(t, values, 600)
+    assert middle.size == low.size == high.size == mean.size == 600
+    assert high.max() == 8 and low.min() == 0

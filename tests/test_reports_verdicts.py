@@ -1,0 +1,165 @@
+"""Verdicts judged on synthetic series: the words a person reads must match what happened."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reports.verdicts import Evidence, growth_per_s, percent, verdict
+
+T = np.arange(0, 20, 0.05)  # 20 s at 20 samples/s
+RPS = 100
+
+
+def leak_series(share: float) -> np.ndarray:
+    """Zombies when `share` of the children forked at RPS are never reaped."""
+    return np.floor(T * RPS * share)
+
+
+def test_no_reaper_leaks_one_zombie_per_request() -> None:
+    evidence = Evidence(
+        strategy="none", t=T, zombies=leak_series(1.0), final_zombies=2000, forked=2000
+    )
+    assert verdict(evidence) == "leaks one zombie per request"
+
+
+def test_last_children_still_running_do_not_hide_the_leak() -> None:
+    evidence = Evidence(strategy="none", t=T, zombies=leak_series(1.0), forked=2003)
+    assert verdict(evidence) == "leaks one zombie per request"
+
+
+def test_single_waitpid_per_signal_reports_coalescing_share() -> None:
+    evidence = Evidence(strategy="single", t=T, zombies=leak_series(0.43), forked=2000)
+    assert verdict(evidence) == "signals coalesced: 43% of children left as zombies"
+
+
+def test_partial_leak_without_single_strategy_names_no_cause() -> None:
+    evidence = Evidence(strategy="loop", t=T, zombies=leak_series(0.25), forked=2000)
+    assert verdict(evidence) == "25% of children left as zombies"
+
+
+def test_tiny_leak_is_not_rounded_to_zero_percent() -> None:
+    evidence = Evidence(strategy="single", final_zombies=3, forked=2000)
+    assert verdict(evidence) == "signals coalesced: 0.1% of children left as zombies"
+
+
+def test_clean_reaper_reports_its_worst_moment() -> None:
+    zombies = np.where(T < 19, np.arange(T.size) % 9, 0).astype(float)
+    evidence = Evidence(strategy="loop", t=T, zombies=zombies, forked=2000, requests=2000)
+    assert verdict(evidence) == "reaps every child; at most 8 zombies at once"
+
+
+def test_reaper_that_never_shows_a_zombie() -> None:
+    evidence = Evidence(strategy="ignore", t=T, zombies=np.zeros_like(T), forked=2000)
+    assert verdict(evidence) == "reaps every child; no zombie ever seen"
+
+
+def test_one_zombie_is_singular() -> None:
+    zombies = np.zeros_like(T)
+    zombies[5] = 1
+    assert verdict(Evidence(t=T, zombies=zombies)) == "reaps every child; at most 1 zombie at once"
+
+
+def test_fd_leak_is_reported_next_to_a_clean_reaper() -> None:
+    evidence = Evidence(
+        strategy="loop",
+        t=T,
+        zombies=np.zeros_like(T),
+        fds=5 + np.floor(T * RPS),
+        requests=2000,
+        leak_client_fd=True,
+    )
+    assert verdict(evidence) == (
+        "reaps every child; no zombie ever seen; leaks one descriptor per request"
+    )
+
+
+def test_flag_without_growth_says_no_fd_leak_was_seen() -> None:
+    evidence = Evidence(
+        t=T, zombies=np.zeros_like(T), fds=np.full_like(T, 6), requests=2000, leak_client_fd=True
+    )
+    assert verdict(evidence).endswith("no descriptor leak seen despite --leak-client-fd")
+
+
+def test_slow_fd_growth_is_shown_with_its_rate() -> None:
+    evidence = Evidence(t=T, zombies=np.zeros_like(T), fds=5 + np.floor(T * 10), requests=2000)
+    assert verdict(evidence).endswith("open descriptors grew by 199 (0.10 per request)")
+
+
+def test_noise_in_fds_is_not_a_leak() -> None:
+    fds = 5 + np.arange(T.size) % 2
+    evidence = Evidence(t=T, zombies=np.zeros_like(T), fds=fds.astype(float), requests=2000)
+    assert verdict(evidence) == "reaps every child; no zombie ever seen"
+
+
+def test_capped_run_says_where_it_stopped() -> None:
+    evidence = Evidence(
+        strategy="none",
+        t=T,
+        zombies=np.minimum(leak_series(1.0), 5000),
+        final_zombies=5000,
+        forked=5000,
+        capped=True,
+        cap=5000,
+        capped_at=31.2,
+    )
+    assert verdict(evidence) == (
+        "leaks one zombie per request; stopped at the zombie cap of 5000 after 31 s"
+    )
+
+
+def test_more_zombies_than_children_is_not_called_one_per_request() -> None:
+    evidence = Evidence(strategy="none", final_zombies=30, forked=10)
+    assert verdict(evidence) == "30 zombies left for 10 children"
+
+
+def test_unknown_children_count_still_reports_zombies() -> None:
+    assert verdict(Evidence(final_zombies=7)) == "7 zombies left at the end"
+
+
+def test_nothing_measured() -> None:
+    assert verdict(Evidence()) == "zombies not measured"
+
+
+def test_final_sample_wins_over_last_row() -> None:
+    evidence = Evidence(t=T, zombies=leak_series(1.0), final_zombies=0)
+    assert verdict(evidence).startswith("reaps every child; at most 1995 zombies")
+
+
+@pytest.mark.parametrize(
+    ("zombies", "expected"),
+    [
+        (np.zeros_like(T), "no zombies"),
+        (np.where(T < 10, 4.0, 0.0), "no zombies left; at most 4 zombies at once"),
+        (np.full_like(T, 3.0), "3 zombies, steady"),
+        (np.floor(T * 2.5), "49 zombies, growing +2.5/s"),
+        (np.floor(T * 0.5), "9 zombies, growing +0.5/s"),
+        (5 + T * 0.04, "5 zombies, steady"),  # under one zombie gained over the watch
+        (np.floor(40 - T), "20 zombies, shrinking -1.0/s"),
+    ],
+)
+def test_watch_verdicts(zombies: np.ndarray, expected: str) -> None:
+    assert verdict(Evidence(kind="watch", t=T, zombies=zombies)) == expected
+
+
+def test_slow_growth_over_a_long_watch_is_given_per_minute() -> None:
+    t = np.arange(0, 120, 0.5)
+    assert verdict(Evidence(kind="watch", t=t, zombies=5 + t * 0.05)) == (
+        "10 zombies, growing +3.0/min"
+    )
+
+
+def test_watch_trend_is_the_recent_one() -> None:
+    zombies = np.where(T < 10, 0.0, np.floor((T - 10) * 2))
+    assert verdict(Evidence(kind="watch", t=T, zombies=zombies)) == "19 zombies, growing +2.0/s"
+
+
+def test_growth_fit_ignores_unmeasured_samples() -> None:
+    values = T * 2.0
+    values[::3] = np.nan
+    assert growth_per_s(T, values) == pytest.approx(2.0)
+    assert np.isnan(growth_per_s(T[:1], values[:1]))
+
+
+def test_percent_formatting() -> None:
+    assert [percent(x) for x in (0.0, 0.004, 0.43, 1.0)] == ["0%", "0.4%", "43%", "100%"]
