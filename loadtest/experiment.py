@@ -27,6 +27,7 @@ from loadtest.live import Progress, View
 from loadtest.load import (
     LOCUSTFILE,
     CpuMeter,
+    LoadProgress,
     LoadShape,
     read_progress,
     read_totals,
@@ -309,7 +310,7 @@ class Experiment:
 
     def _progress(self, phase: str, elapsed: float = 0.0, meter: CpuMeter | None = None) -> None:
         sample = self._recorder.latest if self._recorder is not None else None
-        load = read_progress(self.folder) if phase == "load" else None
+        load = read_progress(self.folder) if phase == "load" else _final_load(self.record)
         cpu = None
         if meter is not None and elapsed > 0:
             cpu = meter.cpu_seconds / elapsed / self.settings.shape.processes
@@ -334,6 +335,11 @@ class Experiment:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
         os.replace(tmp, path)
+
+
+def _final_load(record: dict[str, Any]) -> LoadProgress | None:
+    load = record["load"]
+    return None if load is None else LoadProgress(load["requests"], load["failures"], load["rps"])
 
 
 def _last_line(process: ManagedProcess) -> str:
