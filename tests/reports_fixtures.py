@@ -161,56 +161,8 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
     ]
     write_csv(folder / "locust_stats_history.csv", HISTORY_HEADER, history)
     rps = total / (load_end - lead)
-    stats = [
-        [
-            "GET",
-            "/",
-            total,
-            0,
-            3,
-            3.6,
-            1.1,
-            26.4,
-            120.0,
-            rps,
-            0.0,
-            3,
-            3,
-            4,
-            4,
-            5,
-            8,
-            12,
-            15,
-            26,
-            26,
-            26,
-        ],
-        [
-            "",
-            "Aggregated",
-            total,
-            0,
-            3,
-            3.6,
-            1.1,
-            26.4,
-            120.0,
-            rps,
-            0.0,
-            3,
-            3,
-            4,
-            4,
-            5,
-            8,
-            12,
-            15,
-            26,
-            26,
-            26,
-        ],
-    ]
+    figures = [total, 0, 3, 3.6, 1.1, 26.4, 120.0, rps, 0.0, 3, 3, 4, 4, 5, 8, 12, 15, 26, 26, 26]
+    stats = [["GET", "/", *figures], ["", "Aggregated", *figures]]
     write_csv(folder / "locust_stats.csv", STATS_HEADER, stats)
     write_csv(folder / "locust_failures.csv", FAILURES_HEADER, [])
     write_csv(folder / "locust_exceptions.csv", EXCEPTIONS_HEADER, [])

@@ -11,6 +11,8 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,14 +101,26 @@ def test_the_zombie_cap_stops_the_load(tmp_path: Path) -> None:
     assert_nothing_left(record)
 
 
-def start_in_background(out: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextmanager
+def harness_in_background(out: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """A long run to interrupt; if the test fails first, the harness is still ended.
+
+    Killing the harness is enough: its server and Locust get SIGTERM from the
+    kernel when it dies (PR_SET_PDEATHSIG).
+    """
+    proc = subprocess.Popen(
         harness(out, "--duration", "60", *args),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def wait_for_load(out: Path, scenario: str) -> dict[str, Any]:
@@ -130,15 +144,10 @@ def wait_for_load(out: Path, scenario: str) -> dict[str, Any]:
 
 
 def test_ctrl_c_ends_everything_and_keeps_the_data(tmp_path: Path) -> None:
-    proc = start_in_background(tmp_path, "--no-reaper")
-    try:
+    with harness_in_background(tmp_path, "--no-reaper") as proc:
         before = wait_for_load(tmp_path, "no-reaper")
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     run = run_dir(tmp_path)
@@ -151,8 +160,7 @@ def test_ctrl_c_ends_everything_and_keeps_the_data(tmp_path: Path) -> None:
 
 
 def test_a_killed_server_is_reported_and_its_zombies_reaped(tmp_path: Path) -> None:
-    proc = start_in_background(tmp_path, "--no-reaper")
-    try:
+    with harness_in_background(tmp_path, "--no-reaper") as proc:
         before = wait_for_load(tmp_path, "no-reaper")
         folder = run_dir(tmp_path) / "no-reaper"
         wait_until(
@@ -162,10 +170,6 @@ def test_a_killed_server_is_reported_and_its_zombies_reaped(tmp_path: Path) -> N
         )
         psutil.Process(before["server_pid"]).kill()
         _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 1
     assert err.strip().count("\n") == 0 and "died during the load" in err
     record = read_json(folder / "scenario.json")
