@@ -166,7 +166,8 @@ class Experiment:
         """Runs in the sampler's thread: keep the peak, and freeze the load at the cap at once."""
         if sample.zombies > self.record["peak_zombies"]:
             self.record["peak_zombies"] = sample.zombies
-        if sample.zombies >= self.record["cap"] and not self._cap_reached.is_set():
+        held = sample.zombies + sample.descendant_zombies  # every zombie holds a PID
+        if held >= self.record["cap"] and not self._cap_reached.is_set():
             self._cap_reached.set()
             self.record["capped_at"] = round(sample.elapsed, 3)
             if self._locust is not None:

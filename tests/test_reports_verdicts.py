@@ -121,6 +121,17 @@ def test_nothing_measured() -> None:
     assert verdict(Evidence()) == "zombies not measured"
 
 
+def test_a_reaper_that_falls_behind_is_called_out() -> None:
+    zombies = np.where(T < 5, T * 100, 0.0)  # piles up to ~500, then all reaped at once
+    evidence = Evidence(strategy="wakeup", t=T, zombies=zombies, forked=2000)
+    assert verdict(evidence).startswith("reaps every child in the end, but fell behind: up to")
+
+
+def test_a_few_zombies_at_once_is_not_falling_behind() -> None:
+    evidence = Evidence(strategy="loop", t=T, zombies=np.where(T < 5, 60.0, 0.0), forked=2000)
+    assert verdict(evidence) == "reaps every child; at most 60 zombies at once"
+
+
 def test_final_sample_wins_over_last_row() -> None:
     evidence = Evidence(t=T, zombies=leak_series(1.0), final_zombies=0)
     assert verdict(evidence).startswith("reaps every child; at most 1995 zombies")
