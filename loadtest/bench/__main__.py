@@ -1,0 +1,131 @@
+"""``python -m loadtest.bench``: measure, print the table, write reports/bench/<id>.json.
+
+Every process the bench starts runs in its own session and is ended by its PID or
+process group on every path out, Ctrl-C and SIGTERM included; the bench is a child
+subreaper, so whatever those processes orphan comes back here and is reaped. The
+JSON file is rewritten as each section ends its measurements, so an interrupted
+run keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from diagnostics.machine import machine_info
+from diagnostics.proctable import task_children
+from loadtest.bench import headroom, observer, output, sampler_cost, throughput
+from loadtest.bench.cli import UsageError, parse
+from loadtest.bench.loadgen import LoadError, Locust, Wrk, pick
+from loadtest.bench.settings import Settings
+from loadtest.errors import HarnessError
+from loadtest.processes import become_subreaper, reap_orphans
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+FAILURES = (LoadError, HarnessError, subprocess.SubprocessError, OSError, RuntimeError)
+"""What a measurement can fail with: reported in one line, the run ends, the file stays."""
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
+
+
+def end_leftovers() -> None:
+    """Last line of defence: kill and reap any child still here, with its whole session.
+
+    A process interrupted while it was still starting (Ctrl-C while a server has
+    not announced its port yet) never reached the code that would stop it.
+    """
+    for pid in task_children(os.getpid()):
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            continue
+
+
+def run_sections(
+    settings: Settings, generator: Wrk | Locust, scratch: Path, record: output.Record, path: Path
+) -> None:
+    for number, name in enumerate(settings.sections, 1):
+        print(f"bench: {number}/{len(settings.sections)} {name}", file=sys.stderr, flush=True)
+        section: output.Record = {}
+        record[name] = section
+        if name == "throughput":
+            throughput.measure(settings, generator, scratch, section)
+        elif name == "sampler":
+            sampler_cost.measure(settings.zombies, settings.sampler_rounds, section)
+        elif name == "observer":
+            observer.measure(settings, generator, scratch, section)
+        else:
+            headroom.measure(settings, generator, scratch, section)
+        output.write(path, record)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = parse(argv)
+    except UsageError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        path = output.new_path(settings.out)
+    except OSError as error:
+        print(f"bench: error: cannot write to {settings.out}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    generator = pick(settings.generator, settings.connections)
+    record: output.Record = {
+        "id": path.stem,
+        "kind": "bench",
+        "started": time.time(),
+        "ended": None,
+        "status": "running",
+        "settings": {
+            "rounds": settings.rounds,
+            "seconds": settings.seconds,
+            "connections": settings.connections,
+            "quick": settings.quick,
+            "sections": list(settings.sections),
+        },
+        "load_generator": generator.describe(),
+        "machine": machine_info(),
+    }
+    output.write(path, record)
+    signal.signal(signal.SIGTERM, _interrupt)
+    record["subreaper"] = become_subreaper()
+    code = EXIT_OK
+    try:
+        with tempfile.TemporaryDirectory(prefix="reaperlab-bench-") as scratch:
+            run_sections(settings, generator, Path(scratch), record, path)
+        record["status"] = "ok"
+    except KeyboardInterrupt:
+        record["status"], code = "interrupted", EXIT_INTERRUPTED
+    except FAILURES as error:
+        record["status"], code = f"error: {error}", EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        end_leftovers()
+        reap_orphans()
+        record["ended"] = time.time()
+        output.write(path, record)
+    if code:
+        print(f"bench: {record['status']}; what was measured is in {path}", file=sys.stderr)
+        return code
+    print(json.dumps(record, indent=2) if settings.json_only else output.render(record))
+    print(path, file=sys.stderr if settings.json_only else sys.stdout)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The command line of ``python -m loadtest.bench``: flags in, checked Settings out."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from loadtest.bench.sampler_cost import check_levels
+from loadtest.bench.settings import SECTIONS, Settings
+
+DEFAULT_OUT = Path("reports/bench")
+MAX_SECONDS = 300
+"""Every load is bounded in time: five minutes is the most one measurement may ask for."""
+FULL = {"rounds": 5, "seconds": 3, "zombies": (0, 500, 2000), "sampler_rounds": 20}
+QUICK = {"rounds": 1, "seconds": 1, "zombies": (0, 50), "sampler_rounds": 3}
+"""A tiny setting that runs every section end to end (the smoke test uses it)."""
+
+
+class UsageError(Exception):
+    """A bad flag; ``str()`` is the one line to print before exiting 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m loadtest.bench",
+        description=(
+            "Side-by-side speed table: our server vs socketserver.ForkingTCPServer and a"
+            " minimal forking server, the sampler's cost, its observer effect and the"
+            " load generator's headroom. Writes OUT/<YYYYmmdd-HHMMSS>.json."
+        ),
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny setting: 1 round of 1 s")
+    parser.add_argument("--rounds", type=int, help="alternating rounds per section (5)")
+    parser.add_argument("--seconds", type=int, help="seconds of load per measurement (3)")
+    parser.add_argument(
+        "--connections", type=int, default=20, help="concurrent connections / users (20)"
+    )
+    parser.add_argument(
+        "--zombies", type=int, nargs="+", help="zombie levels for the sampler (0 500 2000)"
+    )
+    parser.add_argument(
+        "--load-generator",
+        choices=("auto", "wrk", "locust"),
+        default="auto",
+        help="auto: wrk when it is on PATH, else Locust",
+    )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)} (all)",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON file")
+    parser.add_argument(
+        "--json-only", action="store_true", help="print the JSON document instead of the table"
+    )
+    return parser
+
+
+def parse(argv: Sequence[str] | None) -> Settings:
+    """Settings from the command line; UsageError with a one-line reason otherwise."""
+    args = build_parser().parse_args(argv)
+    base = QUICK if args.quick else FULL
+    rounds = base["rounds"] if args.rounds is None else args.rounds
+    seconds = base["seconds"] if args.seconds is None else args.seconds
+    zombies = tuple(base["zombies"] if args.zombies is None else args.zombies)
+    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    checks = [
+        (1 <= rounds <= 100, "--rounds must be 1 to 100"),
+        (1 <= seconds <= MAX_SECONDS, f"--seconds must be 1 to {MAX_SECONDS}"),
+        (1 <= args.connections <= 1000, "--connections must be 1 to 1000"),
+        (bool(sections), "--sections is empty"),
+        (set(sections) <= set(SECTIONS), f"--sections must be among {', '.join(SECTIONS)}"),
+        (
+            args.load_generator != "wrk" or shutil.which("wrk") is not None,
+            "--load-generator wrk: wrk is not on PATH (Debian: apt-get install wrk)",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+    try:
+        check_levels(zombies)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return Settings(
+        rounds=rounds,
+        seconds=seconds,
+        connections=args.connections,
+        zombies=zombies,
+        sampler_rounds=base["sampler_rounds"],
+        generator=args.load_generator,
+        sections=tuple(s for s in SECTIONS if s in sections),
+        out=args.out,
+        json_only=args.json_only,
+        quick=args.quick,
+    )

@@ -1,0 +1,64 @@
+"""Section 3: does watching the server slow it down? Ours with the sampler at 20 Hz vs none.
+
+The Recorder runs in this process, as it does in the harness, and competes for the
+same CPUs as the server and the load generator: that is the effect to measure.
+"""
+
+from __future__ import annotations
+
+import statistics
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from diagnostics.recorder import Recorder
+from loadtest.bench.contenders import OURS
+from loadtest.bench.loadgen import LoadResult, Locust, Wrk
+from loadtest.bench.rounds import paired_ratio, rotated, summarise, target
+from loadtest.bench.settings import Settings
+
+INTERVAL = 0.05
+"""The harness's default sampling interval: 20 samples a second."""
+MIN_RATIO = 0.97
+
+
+def measure(
+    settings: Settings, generator: Wrk | Locust, scratch: Path, out: dict[str, Any]
+) -> None:
+    """Alternate rounds with and without the sampler on one server; fill ``out`` as they end."""
+    folder = scratch / "observer"
+    plain: list[LoadResult] = []
+    watched: list[LoadResult] = []
+    costs: list[float] = []
+    with ExitStack() as stack:
+        server = OURS.start(folder)
+        stack.callback(server.process.stop)
+        for round_index in range(settings.rounds):
+            for sampled in rotated((False, True), round_index):
+                if sampled:
+                    csv_path = folder / f"samples-{round_index}.csv"
+                    with Recorder(
+                        server.pid,
+                        csv_path,
+                        INTERVAL,
+                        on_sample=lambda s: costs.append(s.sample_cost_ms),
+                    ):
+                        watched.append(generator.run(server.url, settings.seconds, scratch))
+                else:
+                    plain.append(generator.run(server.url, settings.seconds, scratch))
+                out.update(_summary(plain, watched, costs, settings))
+
+
+def _summary(
+    plain: list[LoadResult], watched: list[LoadResult], costs: list[float], settings: Settings
+) -> dict[str, Any]:
+    without, with_sampler = summarise(plain), summarise(watched)
+    return {
+        "interval_s": INTERVAL,
+        "without_sampler": without,
+        "with_sampler": with_sampler,
+        "samples": len(costs),
+        "samples_per_s": len(costs) / (len(watched) * settings.seconds) if watched else None,
+        "sample_cost_ms": statistics.median(costs) if costs else None,
+        "target": target(paired_ratio(watched, plain), MIN_RATIO),
+    }

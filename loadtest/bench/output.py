@@ -1,0 +1,156 @@
+"""The bench's results: one JSON file per run, and the table printed from it.
+
+The table is drawn from the JSON record alone, so what is printed is what was
+saved, and an interrupted run prints (and keeps) the sections it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+Record = dict[str, Any]
+
+
+def new_path(folder: Path) -> Path:
+    """folder/<YYYYmmdd-HHMMSS>.json, suffixed when two runs start in the same second."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        path = folder / (f"{stamp}.json" if n == 1 else f"{stamp}-{n}.json")
+        try:
+            path.touch(exist_ok=False)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"too many bench runs named {stamp} in {folder}")
+
+
+def write(path: Path, record: Record) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def render(record: Record) -> str:
+    machine = record["machine"]
+    settings = record["settings"]
+    lines = [
+        f"reaperlab bench {record['id']}: {machine['platform']}, {machine['cpus']} CPUs,"
+        f" Python {machine['python']}, pid_max {machine['pid_max']}",
+        f"load: {record['load_generator']}; {settings['rounds']} alternating round(s)"
+        f" of {settings['seconds']} s",
+    ]
+    for key, draw in (
+        ("throughput", _throughput),
+        ("sampler", _sampler),
+        ("observer", _observer),
+        ("headroom", _headroom),
+    ):
+        if record.get(key):
+            lines += ["", *draw(record[key], record)]
+    lines += ["", f"status: {record['status']}"]
+    return "\n".join(lines)
+
+
+def _throughput(section: Record, record: Record) -> list[str]:
+    connections = record["settings"]["connections"]
+    lines = [
+        f"1. Server throughput, {connections} concurrent connections (medians over rounds)",
+        f"   {'server':42} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'parent RSS':>11}"
+        f" {'errors':>7}",
+    ]
+    for row in section["contenders"].values():
+        lines.append(
+            f"   {row['label']:42} {_num(row['rps'], ',.0f'):>7} {_num(row['p50_ms'], '.1f'):>8}"
+            f" {_num(row['p99_ms'], '.1f'):>8} {_mb(row['parent_rss_bytes']):>11}"
+            f" {row['errors']:>7,}"
+        )
+    ceiling = section["fork_ceiling"]
+    label = "ceiling: fork+exit+wait of a small Python"
+    lines.append(
+        f"   {label:42} {_num(ceiling['rate_per_s'], ',.0f'):>7} {'':>8} {'':>8}"
+        f" {_mb(ceiling['rss_bytes']):>11}"
+    )
+    if record["load_generator"].startswith("locust"):
+        lines.append(
+            "   (Locust checks each body: the other servers greet World whatever the name,"
+            " so their errors are wrong answers, though full exchanges)"
+        )
+    for name, key in (
+        ("ForkingTCPServer", "ours_vs_forking_tcp_server"),
+        ("minimal", "ours_vs_minimal"),
+    ):
+        lines.append(f"   ours / {name}: {_target(section['targets'][key])}")
+    return lines
+
+
+def _sampler(section: Record, _record: Record) -> list[str]:
+    lines = ["2. Sampler CPU per sample (ms) against psutil children()+status()"]
+    if "skipped" in section:
+        return [*lines, f"   skipped: {section['skipped']}"]
+    lines.append(
+        f"   {'zombies':>8} {'ours':>8} {'ours first':>11} {'psutil':>9} {'psutil/ours':>12}"
+    )
+    for row in section["levels"]:
+        lines.append(
+            f"   {row['zombies']:>8,} {row['ours_ms']:>8.3f} {row['ours_first_ms']:>11.3f}"
+            f" {row['psutil_ms']:>9.3f} {row['ratio']:>11.0f}x"
+        )
+    if "within_budget" in section:
+        verdict = "met" if section["within_budget"] else "MISSED"
+        lines.append(f"   budget {section['budget_ms']:g} ms at the largest level: {verdict}")
+    return lines
+
+
+def _observer(section: Record, _record: Record) -> list[str]:
+    hz = 1 / section["interval_s"]
+    return [
+        f"3. Observer effect: ours under load, sampler at {hz:g} Hz vs none",
+        f"   without {_num(section['without_sampler']['rps'], ',.0f')} req/s,"
+        f" with {_num(section['with_sampler']['rps'], ',.0f')} req/s"
+        f" ({section['samples']} samples, median {_num(section['sample_cost_ms'], '.3f')}"
+        " ms CPU each)",
+        f"   with / without: {_target(section['target'])}",
+    ]
+
+
+def _headroom(section: Record, _record: Record) -> list[str]:
+    lines = [
+        f"4. Load-generator headroom: {section['users']} users/connections as fast as they can,"
+        " against ours",
+    ]
+    for way, label in (("harness", "Locust as the harness runs it"), ("plain", "plain locust")):
+        row = section[way]
+        lines.append(
+            f"   {label:30} {_num(row['rps'], ',.0f'):>7} req/s  Locust CPU"
+            f" {_num(row['locust_cpu_cores'], '.2f')} cores"
+            + ("  (client-bound)" if row["client_bound"] else "")
+        )
+    if "wrk" in section:
+        lines.append(f"   {'wrk, same rounds':30} {_num(section['wrk']['rps'], ',.0f'):>7} req/s")
+    lines.append(f"   harness / plain: {_num(section['harness_vs_plain'], '.2f')}x")
+    share = section.get("harness_vs_wrk")
+    if share is not None:
+        lines.append(f"   Locust reaches {share:.0%} of wrk's rate on the same server")
+    if section["harness"]["client_bound"]:
+        lines.append("   Locust is near a full core: the client, not the server, sets the rate")
+    return lines
+
+
+def _target(target: Record) -> str:
+    if target["ratio"] is None:
+        return "not measured"
+    verdict = "met" if target["met"] else "MISSED"
+    return f"{target['ratio']:.2f}x (target >= {target['target']:g}: {verdict})"
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value / 2**20:.1f} MB"

@@ -1,0 +1,25 @@
+"""What one bench run measures, and how long it may take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SECTIONS = ("throughput", "sampler", "observer", "headroom")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    rounds: int
+    seconds: int
+    """Length of every load, in seconds."""
+    connections: int
+    zombies: tuple[int, ...]
+    """Zombie levels of the sampler section."""
+    sampler_rounds: int
+    generator: str
+    """``auto`` (wrk when installed), ``wrk`` or ``locust``."""
+    sections: tuple[str, ...]
+    out: Path
+    json_only: bool
+    quick: bool

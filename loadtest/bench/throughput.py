@@ -1,0 +1,81 @@
+"""Section 1: ours against ForkingTCPServer and the minimal server, plus the fork ceiling."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from loadtest.bench.contenders import CONTENDERS, FORKING_TCP, MINIMAL, OURS, Contender
+from loadtest.bench.forkrate import ForkRate, fork_rate
+from loadtest.bench.loadgen import LoadResult, Locust, Wrk
+from loadtest.bench.rounds import median, paired_ratio, rotated, summarise, target
+from loadtest.bench.settings import Settings
+from loadtest.target import Target
+
+VS_FORKING_TCP = 1.2
+"""Ours must serve at least 1.2x the requests/s of socketserver.ForkingTCPServer..."""
+VS_MINIMAL = 1.0
+"""...and no fewer than the minimal server, despite parsing and answering real HTTP."""
+CEILING = "fork_ceiling"
+
+
+def measure(
+    settings: Settings, generator: Wrk | Locust, scratch: Path, out: dict[str, Any]
+) -> None:
+    """Fill ``out`` as rounds complete, so an interrupted run still has what it measured."""
+    runs: dict[str, list[LoadResult]] = {c.key: [] for c in CONTENDERS}
+    rss: dict[str, int | None] = {c.key: None for c in CONTENDERS}
+    ceilings: list[ForkRate] = []
+    with ExitStack() as stack:
+        targets: dict[str, Target] = {}
+        for contender in CONTENDERS:
+            targets[contender.key] = contender.start(scratch / "throughput")
+            stack.callback(targets[contender.key].process.stop)
+        items: list[Contender | str] = [*CONTENDERS, CEILING]
+        for round_index in range(settings.rounds):
+            for item in rotated(items, round_index):
+                if isinstance(item, str):
+                    ceilings.append(fork_rate(settings.seconds))
+                else:
+                    server = targets[item.key]
+                    runs[item.key].append(generator.run(server.url, settings.seconds, scratch))
+                    rss[item.key] = _rss(server.pid)
+                out.update(_summary(runs, rss, ceilings))
+
+
+def _summary(
+    runs: dict[str, list[LoadResult]], rss: dict[str, int | None], ceilings: list[ForkRate]
+) -> dict[str, Any]:
+    contenders = {}
+    for contender in CONTENDERS:
+        contenders[contender.key] = {
+            "label": contender.label,
+            **summarise(runs[contender.key]),
+            "parent_rss_bytes": rss[contender.key],
+        }
+    ours = runs[OURS.key]
+    return {
+        "contenders": contenders,
+        "fork_ceiling": {
+            "rate_per_s": median(c.rate_per_s for c in ceilings),
+            "rss_bytes": median(c.rss_bytes for c in ceilings),
+            "rounds": [c.rate_per_s for c in ceilings],
+        },
+        "targets": {
+            "ours_vs_forking_tcp_server": target(
+                paired_ratio(ours, runs[FORKING_TCP.key]), VS_FORKING_TCP
+            ),
+            "ours_vs_minimal": target(paired_ratio(ours, runs[MINIMAL.key]), VS_MINIMAL),
+        },
+    }
+
+
+def _rss(pid: int) -> int | None:
+    """The server parent's resident memory (its children share it copy-on-write)."""
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return None

@@ -1,0 +1,145 @@
+"""`python -m loadtest.bench` end to end on its tiny setting: the file's shape, not the speed.
+
+Benchmarks are not tests; nothing here asserts how fast anything is. These check
+that the bench runs, writes every figure it promises, keeps partial results when
+interrupted, and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.server_helpers import ROOT, wait_until
+
+BENCH = [sys.executable, "-m", "loadtest.bench"]
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running() -> Iterator[None]:
+    """The bench's servers, children, wrk and Locust: none may outlive it.
+
+    pytest is a child subreaper (conftest), so anything the bench orphaned would
+    show up among its descendants.
+    """
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+    left = [p for p in me.children(recursive=True) if p.pid not in before]
+    assert not left, f"processes left behind: {left}"
+    strays = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "reaperlab-bench" in " ".join(p.info["cmdline"] or [])
+    ]
+    assert not strays, f"bench processes left behind: {strays}"
+
+
+def only_json(folder: Path) -> dict:
+    files = list(folder.glob("*.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+def positive(value: object) -> bool:
+    return isinstance(value, int | float) and value > 0
+
+
+def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*BENCH, "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert result.returncode == 0, result.stderr
+    record = only_json(tmp_path)
+    assert record["status"] == "ok"
+    assert {"python", "kernel", "cpus", "pid_max"} <= record["machine"].keys()
+    assert record["load_generator"].split()[0] in ("wrk", "locust")
+
+    throughput = record["throughput"]
+    assert set(throughput["contenders"]) == {"ours", "forking_tcp_server", "minimal"}
+    for row in throughput["contenders"].values():
+        for key in ("rps", "p50_ms", "p99_ms", "requests", "parent_rss_bytes"):
+            assert positive(row[key]), (row["label"], key, row[key])
+    assert positive(throughput["fork_ceiling"]["rate_per_s"])
+    assert positive(throughput["fork_ceiling"]["rss_bytes"])
+    for check in throughput["targets"].values():
+        assert positive(check["ratio"]) and isinstance(check["met"], bool)
+
+    levels = record["sampler"]["levels"]
+    assert [row["zombies"] for row in levels] == [0, 50]
+    assert all(positive(row["ours_ms"]) and positive(row["psutil_ms"]) for row in levels)
+
+    observer = record["observer"]
+    assert positive(observer["without_sampler"]["rps"])
+    assert positive(observer["with_sampler"]["rps"])
+    assert positive(observer["samples"]) and positive(observer["target"]["ratio"])
+
+    headroom = record["headroom"]
+    for way in ("harness", "plain"):
+        assert positive(headroom[way]["rps"]) and positive(headroom[way]["locust_cpu_cores"])
+    assert positive(headroom["harness_vs_plain"])
+    if record["load_generator"].startswith("wrk"):
+        assert positive(headroom["wrk"]["rps"]) and positive(headroom["harness_vs_wrk"])
+
+    assert "1. Server throughput" in result.stdout and str(tmp_path) in result.stdout
+
+
+def test_ctrl_c_ends_everything_and_keeps_what_was_measured(tmp_path: Path) -> None:
+    bench = subprocess.Popen(
+        [*BENCH, "--sections", "throughput", "--rounds", "5", "--seconds", "5"]
+        + ["--out", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        process = psutil.Process(bench.pid)
+        # A fourth child comes only once the three servers are up: load is under way.
+        wait_until(lambda: len(process.children()) >= 4, timeout=60, what="load under way")
+        os.kill(bench.pid, signal.SIGINT)
+        _out, err = bench.communicate(timeout=60)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.communicate()
+    assert bench.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("bench: interrupted")
+    record = only_json(tmp_path)
+    assert record["status"] == "interrupted" and record["ended"] is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rounds", "0"], "--rounds"),
+        (["--seconds", "-1"], "--seconds"),
+        (["--sections", "speed"], "--sections"),
+        (["--zombies", "3000"], "zombie levels"),
+        (["--no-such-flag"], "unrecognized"),
+    ],
+)
+def test_bad_flags_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [*BENCH, *args, "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not list(tmp_path.glob("*.json"))
