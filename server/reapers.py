@@ -15,25 +15,25 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import asdict, dataclass
 from types import FrameType
-from typing import ClassVar
 
 
-@dataclass(slots=True)
 class Counters:
-    """What the parent did; printed as JSON when it shuts down."""
+    """What the parent did; printed as JSON when it shuts down.
 
-    accepted: int = 0
-    forked: int = 0
-    reaped: int = 0
-    fork_failures: int = 0
-    rejected: int = 0
-    sigchld_handled: int = 0
-    """SIGCHLD deliveries the strategy saw: fewer than exits when signals coalesce."""
+    ``sigchld_handled`` counts the SIGCHLD deliveries the strategy saw: fewer
+    than exits when signals coalesce. (A plain class, not a dataclass: importing
+    dataclasses would add a megabyte to the parent that every fork copies.)
+    """
+
+    __slots__ = ("accepted", "forked", "reaped", "fork_failures", "rejected", "sigchld_handled")
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def reap_all(counters: Counters) -> bool:
@@ -65,9 +65,9 @@ def reap_one(counters: Counters) -> None:
 class Strategy:
     """How SIGCHLD is handled while the server runs."""
 
-    name: ClassVar[str]
-    summary: ClassVar[str]
-    reaps: ClassVar[bool] = True
+    name: str
+    summary: str
+    reaps = True
     """False only for the strategy that reproduces the leak: its zombies are left as they are."""
 
     def install(self, counters: Counters) -> None:

@@ -13,6 +13,7 @@ from server.protocol import (
     head_end,
     name_from_target,
     parse_head,
+    percent_decode,
 )
 
 
@@ -87,24 +88,64 @@ def test_crlf_in_the_name_cannot_inject_a_header() -> None:
 
 
 def test_invalid_utf8_is_replaced_and_controls_dropped() -> None:
-    assert name_from_target("/%ff%fe") == "\ufffd\ufffd"
-    assert name_from_target("/a%00b%1bc%7fd") == "abcd"
+    assert name_from_target(b"/%ff%fe") == "\ufffd\ufffd"
+    assert name_from_target(b"/a%00b%1bc%7fd") == "abcd"
 
 
 def test_query_and_fragment_are_not_part_of_the_name() -> None:
-    assert name_from_target("/Dan?x=1#frag") == "Dan"
+    assert name_from_target(b"/Dan?x=1#frag") == "Dan"
 
 
 def test_the_name_is_capped() -> None:
-    assert len(name_from_target("/" + "a" * 10_000)) == MAX_NAME_CHARS
+    assert len(name_from_target(b"/" + b"a" * 10_000)) == MAX_NAME_CHARS
 
 
 def test_empty_name_is_the_world() -> None:
-    assert name_from_target("/") == "World"
-    assert name_from_target("/%0d%0a") == "World"
+    assert name_from_target(b"/") == "World"
+    assert name_from_target(b"/%0d%0a") == "World"
 
 
 def test_head_end_accepts_crlf_and_bare_lf() -> None:
     assert head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody") == 24
     assert head_end(b"GET / HTTP/1.0\n\n") == 16
     assert head_end(b"GET / HTTP/1.1\r\n") == -1
+
+
+def test_raw_utf8_in_the_target_is_decoded_too() -> None:
+    assert name_from_target("/Zhuìbīng".encode()) == "Zhuìbīng"
+
+
+@pytest.mark.parametrize("target", [b"/a\tb", b"/a\x0bb", b"/a\x0cb"])
+def test_whitespace_inside_the_target_is_malformed(target: bytes) -> None:
+    with pytest.raises(BadRequest) as raised:
+        parse_head(b"GET " + target + b" HTTP/1.1\r\n\r\n")
+    assert raised.value.status is HTTPStatus.BAD_REQUEST
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.10", b"HTTP/x.1", b"HTTP/1,1", b"HTTP/1."])
+def test_malformed_versions_get_400(version: bytes) -> None:
+    with pytest.raises(BadRequest) as raised:
+        parse_head(b"GET / " + version + b"\r\n\r\n")
+    assert raised.value.status is HTTPStatus.BAD_REQUEST
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"plain",
+        b"%20",
+        b"a%2",
+        b"%",
+        b"%%41",
+        b"%zz%41",
+        b"%4",
+        b"%e4%b8%ad",
+        b"%C3%A9x",
+        b"x%2G",
+    ],
+)
+def test_percent_decoding_agrees_with_urllib(raw: bytes) -> None:
+    from urllib.parse import unquote_to_bytes
+
+    assert percent_decode(raw) == unquote_to_bytes(raw)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
+from diagnostics.sampler import Sampler
 from tests.server_helpers import (
     ROOT,
     concurrent_requests,
+    read_to_eof,
     reap_adopted,
     wait_until,
 )
@@ -106,3 +112,39 @@ def test_n_exits_while_blocked_deliver_one_sigchld(children: int) -> None:
     assert single == {"pending": True, "handled": 1, "reaped": 1, "zombies": children - 1}
     loop = coalesce("loop", children)
     assert loop == {"pending": True, "handled": 1, "reaped": children, "zombies": 0}
+
+
+@pytest.mark.parametrize("strategy", ["wakeup", "loop"])
+def test_a_full_backlog_does_not_starve_the_reaper(start_server, strategy: str) -> None:
+    """600 connections queued while the server is stopped, then let go at once.
+
+    An accept loop that drains the whole backlog before looking at its wakeup
+    pipe held all 600 children as zombies until the backlog was empty; the
+    server accepts at most ACCEPT_BATCH (32) between two reaps.
+    """
+    server = start_server("--reaper", strategy)
+    sampler = Sampler(server.pid)
+    os.kill(server.pid, signal.SIGSTOP)
+    conns = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(600)]
+    answers: list[bytes] = []
+    reader = threading.Thread(target=lambda: answers.extend(read_to_eof(c) for c in conns))
+    try:
+        for conn in conns:
+            conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        os.kill(server.pid, signal.SIGCONT)
+        reader.start()
+        peak = 0
+
+        def settled() -> bool:
+            nonlocal peak
+            sample = sampler.sample()
+            peak = max(peak, sample.zombies)
+            return not reader.is_alive() and sample.children == 0
+
+        wait_until(settled, timeout=60, what="every queued request to be served and reaped")
+    finally:
+        for conn in conns:
+            conn.close()
+    assert len(answers) == 600 and all(a.endswith(b"Hello, World!\n") for a in answers)
+    assert server.stop()["forked"] == 600
+    assert peak <= 200
