@@ -17,7 +17,6 @@ reaped here.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import signal
@@ -33,8 +32,8 @@ import psutil
 from diagnostics.holder import HolderSpec, ZombieHolder
 from diagnostics.machine import pid_headroom
 from diagnostics.sampler import Sampler
+from diagnostics.subreaper import become_subreaper
 
-PR_SET_CHILD_SUBREAPER = 36
 MAX_ZOMBIES = 2500  # never hold more than this many PIDs hostage
 BUDGET_MS = 3.0  # steady cost allowed per sample at the largest level
 
@@ -48,15 +47,6 @@ class Row:
     ours_first_ms: float
     psutil_ms: float
     ratio: float
-
-
-def become_subreaper() -> bool:
-    """Make orphaned descendants come to this process rather than to init (Linux)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def reap_orphans() -> None:

@@ -18,9 +18,10 @@ from types import FrameType
 from typing import Any
 
 from diagnostics.machine import machine_info
+from diagnostics.subreaper import become_subreaper
 from loadtest.experiment import Experiment, Settings
 from loadtest.live import View
-from loadtest.processes import become_subreaper, reap_orphans
+from loadtest.processes import reap_orphans
 from loadtest.scenarios import Scenario
 from reports.build import build_report
 from reports.latest import point_latest

@@ -9,7 +9,6 @@ seconds later) and are reaped here, the way tini does it.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -21,8 +20,6 @@ from pathlib import Path
 from diagnostics.errors import DiagnosticsError
 from diagnostics.proctable import read_stat, task_children
 
-PR_SET_CHILD_SUBREAPER = 36
-
 # Runs first in every child: ask the kernel for SIGTERM if the harness dies (even
 # by SIGKILL, which no cleanup code survives), then become the real command. The
 # setting survives exec; the PID stays the same, so the sampler's target is it.
@@ -33,15 +30,6 @@ if os.getppid() != int(sys.argv[1]):
     os._exit(1)  # the harness died before the guard was set
 os.execvp(sys.argv[2], sys.argv[2:])
 """
-
-
-def become_subreaper() -> bool:
-    """Adopt orphaned descendants (Linux); False where the kernel cannot do it."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 class ManagedProcess:

@@ -8,6 +8,8 @@ accepts connections. Either way the harness only ever loads a server it started.
 
 from __future__ import annotations
 
+import compileall
+import functools
 import json
 import re
 import shlex
@@ -69,7 +71,19 @@ def validate_server_cmd(template: str) -> list[str]:
     return argv
 
 
+@functools.cache
+def _compile_server() -> None:
+    """Bytecode for the server, written once per harness process.
+
+    A server that compiles its own source at start (no __pycache__, or
+    PYTHONDONTWRITEBYTECODE set) keeps about 1 MB of the compiler's memory,
+    and the forking parent's memory is what each fork copies.
+    """
+    compileall.compile_dir(ROOT / "server", quiet=1)
+
+
 def start_ours(scenario: Scenario, work_ms: int, folder: Path, timeout: float) -> Target:
+    _compile_server()
     command = [
         sys.executable, "-m", "server",
         "--host", LOOPBACK, "--port", "0",

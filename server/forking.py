@@ -278,8 +278,11 @@ class ForkingHTTPServer:
 
 
 def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    # An ASCII host goes as bytes: given a str, getaddrinfo runs the IDNA codec,
+    # whose import (re, unicodedata, stringprep) would stay in the parent for good.
+    name = (host.encode("ascii") if host.isascii() else host) if host else None
     family, kind, proto, _name, address = socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     listener = socket.socket(family, kind, proto)
     try:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psutil
 
+from diagnostics.subreaper import become_subreaper
+
 ROOT = Path(__file__).resolve().parent.parent
 BANNER = re.compile(r"Serving HTTP on http://(?P<host>[^ ]+):(?P<port>\d+)/ \(pid (?P<pid>\d+)")
 
@@ -151,12 +153,8 @@ def concurrent_requests(port: int, count: int, path: str = "/") -> list[bytes]:
 
 def set_child_subreaper() -> None:
     """Make this process inherit orphans, so a test can reap the zombies a server leaves."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_child_subreaper = 36
-    if libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    if not become_subreaper():
+        raise OSError("prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
 def zombie_children_of_self() -> list[int]:
