@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from loadtest import scenarios
+from loadtest.errors import OneLineParser, UsageError
 from loadtest.experiment import Settings
 from loadtest.harness import DEFAULT_RUNS, EXIT_INTERRUPTED, Harness, RunPlan
 from loadtest.live import open_view
@@ -18,17 +19,8 @@ MAX_DURATION = 3600
 """Every load is bounded in time: an hour is the most one scenario may ask for."""
 
 
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m loadtest",
         description=(
             "Run the fork-per-connection server under Locust load while a sampler counts its"

@@ -24,10 +24,10 @@ from diagnostics.machine import machine_info
 from diagnostics.proctable import task_children
 from diagnostics.subreaper import become_subreaper
 from loadtest.bench import headroom, observer, output, sampler_cost, throughput
-from loadtest.bench.cli import UsageError, parse
+from loadtest.bench.cli import parse
 from loadtest.bench.loadgen import LoadError, Locust, Wrk, pick
 from loadtest.bench.settings import Settings
-from loadtest.errors import HarnessError
+from loadtest.errors import HarnessError, UsageError
 from loadtest.processes import reap_orphans
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from loadtest.bench.sampler_cost import check_levels
 from loadtest.bench.settings import SECTIONS, Settings
+from loadtest.errors import OneLineParser, UsageError
 
 DEFAULT_OUT = Path("reports/bench")
 MAX_SECONDS = 300
@@ -18,17 +19,8 @@ QUICK = {"rounds": 1, "seconds": 1, "zombies": (0, 50), "sampler_rounds": 3}
 """A tiny setting that runs every section end to end (the smoke test uses it)."""
 
 
-class UsageError(Exception):
-    """A bad flag; ``str()`` is the one line to print before exiting 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m loadtest.bench",
         description=(
             "Side-by-side speed table: our server vs socketserver.ForkingTCPServer and a"
