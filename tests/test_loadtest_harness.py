@@ -88,16 +88,16 @@ def test_two_scenarios_end_to_end(tmp_path: Path) -> None:
 
 
 def test_the_zombie_cap_stops_the_load(tmp_path: Path) -> None:
-    cap = 150
+    cap = 300
     result = run_harness(
-        tmp_path, "--no-reaper", "--zombie-cap", str(cap), "--duration", "60", "--rate", "50"
+        tmp_path, "--no-reaper", "--zombie-cap", str(cap), "--duration", "60", "--rate", "60"
     )
     assert result.returncode == 0, result.stderr
     record = read_json(run_dir(tmp_path) / "no-reaper" / "scenario.json")
     assert record["capped"] is True and record["status"] == "capped"
     assert cap <= record["final_sample"]["zombies"] <= cap * 1.05
     assert record["capped_at"] < 60
-    assert "zombie cap of 150 reached" in result.stdout
+    assert f"zombie cap of {cap} reached" in result.stdout
     assert_nothing_left(record)
 
 
