@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -217,3 +218,24 @@ def test_without_the_leak_descriptors_stay_flat(start_server) -> None:
         server.get("/")
     wait_until(lambda: not server.children(), what="children to be reaped")
     wait_until(lambda: server.open_fds() == before, timeout=5, what="descriptors back to start")
+
+
+def test_out_of_descriptors_the_parent_answers_503_and_keeps_serving(start_server) -> None:
+    """With --leak-client-fd and a low descriptor limit, accept() fails with EMFILE.
+
+    The parent frees its spare descriptor to accept and refuse each client,
+    instead of spinning on a listening socket it cannot accept from.
+    """
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit (util-linux) is not installed")
+    server = start_server("--leak-client-fd", prefix=["prlimit", "--nofile=32:32"])
+    statuses = []
+    for _ in range(40):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            statuses.append(status_of(read_response(conn)))
+    assert statuses[0] == "HTTP/1.1 200 OK"
+    assert statuses[-1] == "HTTP/1.1 503 Service Unavailable"
+    counters = server.stop()
+    assert counters["accepted"] == 40
+    assert counters["rejected"] == statuses.count("HTTP/1.1 503 Service Unavailable") > 0
