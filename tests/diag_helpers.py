@@ -10,24 +10,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
+from tests.waiting import DEADLINE_S as DEADLINE_S
+from tests.waiting import wait_until as wait_until
+
 REPO = Path(__file__).resolve().parent.parent
-DEADLINE_S = 30.0
 MISSING_PID = 4_194_305  # above the largest pid_max Linux allows: never a process
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE_S) -> None:
-    """Poll ``condition`` until it holds; fail the test with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.005)
 
 
 def oracle_counts(pid: int) -> tuple[int, int]:

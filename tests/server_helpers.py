@@ -14,27 +14,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import psutil
 
 from diagnostics.subreaper import become_subreaper
+from tests.waiting import wait_until as wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BANNER = re.compile(r"Serving HTTP on http://(?P<host>[^ ]+):(?P<port>\d+)/ \(pid (?P<pid>\d+)")
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    """Poll ``condition`` until it holds; fail the test if it does not within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.005)
 
 
 class ServerProcess:

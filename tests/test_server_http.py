@@ -122,16 +122,21 @@ def test_stats_file_holds_the_same_counters(start_server, tmp_path: Path) -> Non
     assert stats.read_text().strip() == server.stdout_tail.strip().splitlines()[-1]
 
 
-def test_port_in_use_is_one_line_and_exit_1(start_server) -> None:
-    server = start_server()
-    result = subprocess.run(
-        [sys.executable, "-m", "server", "--port", str(server.port)],
+def run_server_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m server ARGS`` expected to exit at once (a bad flag, a busy port)."""
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
+
+
+def test_port_in_use_is_one_line_and_exit_1(start_server) -> None:
+    server = start_server()
+    result = run_server_cli("--port", str(server.port))
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "Address already in use" in result.stderr
@@ -142,14 +147,7 @@ def test_port_in_use_is_one_line_and_exit_1(start_server) -> None:
     [["--port", "70000"], ["--reaper", "sometimes"], ["--work-ms", "-1"], ["--timeout", "0"]],
 )
 def test_bad_flags_exit_2_without_traceback(args: list[str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_server_cli(*args)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "error:" in result.stderr.splitlines()[-1]
