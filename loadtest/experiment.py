@@ -29,7 +29,7 @@ from loadtest.load import (
     CpuMeter,
     LoadProgress,
     LoadShape,
-    read_progress,
+    ProgressReader,
     read_totals,
     start_locust,
     start_timeout,
@@ -113,6 +113,7 @@ class Experiment:
         self._locust: ManagedProcess | None = None
         self._target: Target | None = None
         self._recorder: Recorder | None = None
+        self._load_progress = ProgressReader(folder)
 
     # -- the run -------------------------------------------------------------
 
@@ -311,7 +312,7 @@ class Experiment:
 
     def _progress(self, phase: str, elapsed: float = 0.0, meter: CpuMeter | None = None) -> None:
         sample = self._recorder.latest if self._recorder is not None else None
-        load = read_progress(self.folder) if phase == "load" else _final_load(self.record)
+        load = self._load_progress.read() if phase == "load" else _final_load(self.record)
         cpu = None
         if meter is not None and elapsed > 0:
             cpu = meter.cpu_seconds / elapsed / self.settings.shape.processes
