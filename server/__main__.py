@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
 
 from server.forking import ForkingHTTPServer, ServerConfig
 from server.reapers import STRATEGIES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 PROG = "python -m server"
 
@@ -141,5 +144,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def bind_symbols_now() -> None:
+    """Start this program over, once, with LD_BIND_NOW=1 (Linux).
+
+    The dynamic linker resolves a library function on its first call, in each
+    process. A forked child calls some that the parent never has (``_exit``,
+    and what CPython's after-fork code uses), so every child looked them up
+    itself: it read the libraries' symbol tables and wrote their address
+    tables, about 15 page faults per request (measured with perf). With
+    LD_BIND_NOW the parent resolves everything once, at start. exec keeps the
+    PID, so whoever started the server, and samples it, sees no difference.
+    """
+    if sys.platform != "linux" or os.environ.get("LD_BIND_NOW") or not sys.executable:
+        return
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    os.execve(sys.executable, argv, {**os.environ, "LD_BIND_NOW": "1"})
+
+
 if __name__ == "__main__":
+    bind_symbols_now()
     sys.exit(main())

@@ -3,23 +3,77 @@
 Reading is bounded twice: in time (``timeout`` covers the whole head, so a
 client trickling one byte a second cannot keep a child forever) and in size
 (MAX_HEAD_BYTES). A slow client costs one child, never the parent.
+
+Everything here runs in a child that shares its pages with the parent until
+it writes to them, and CPython writes to every object it uses (reference
+counts). So the child's path is short and touches few objects: functions are
+called through names bound here once (``read``, not ``os.read``, which would
+touch the os module too), the child gets plain values rather than the server
+object, and warm_up runs this very code in the parent before the first fork.
 """
 
 from __future__ import annotations
 
-import os
-import select
-import socket
-import time
-from http import HTTPStatus
+import _socket
+from os import _exit, close, read, set_blocking, write
+from select import POLLIN, poll
+from time import monotonic, sleep
 
-from server.protocol import ERROR_RESPONSES, MAX_HEAD_BYTES, answer, head_end
+from server.protocol import (
+    BAD_REQUEST,
+    ERROR_RESPONSES,
+    MAX_HEAD_BYTES,
+    REQUEST_HEADER_FIELDS_TOO_LARGE,
+    REQUEST_TIMEOUT,
+    answer,
+    head_end,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 EXIT_ANSWERED = 0
 EXIT_CLIENT_GONE = 1
 """The client sent nothing, went away, or timed out: nothing was answered."""
+EXIT_CRASHED = 70
+"""The child raised: a bug, reported by its exit status (EX_SOFTWARE) instead of a traceback."""
 
 _RECV_SIZE = 4096
+
+
+def run_child(fd: int, listen_fd: int, timeout: float, work_ms: int) -> NoReturn:
+    """The whole life of a forked child: serve the client socket ``fd``, then exit.
+
+    It leaves with ``os._exit``, so nothing of the parent's (buffers, atexit
+    hooks) runs twice. The parent's signal handlers stay: SIGTERM's and
+    SIGINT's end a child themselves, and SIGCHLD never comes to a child, which
+    forks nothing.
+    """
+    code = EXIT_CRASHED
+    try:
+        # The second rule of the tutorial: the child closes the listening
+        # socket, so the port closes when the parent closes its copy.
+        close(listen_fd)
+        code = serve_connection(fd, timeout, work_ms)
+    finally:
+        _exit(code)
+
+
+def serve_connection(fd: int, timeout: float, work_ms: int) -> int:
+    """Handle exactly one request on the client socket ``fd``; return the child's exit code."""
+    try:
+        head = read_head(fd, timeout)
+    except BadHead as bad:
+        if bad.reply is not None:
+            _send_quietly(fd, bad.reply)
+        return EXIT_CLIENT_GONE
+    except OSError:
+        return EXIT_CLIENT_GONE
+    reply = answer(head)
+    if work_ms:
+        sleep(work_ms / 1000)
+    return EXIT_ANSWERED if _send_quietly(fd, reply) else EXIT_CLIENT_GONE
 
 
 def read_head(fd: int, timeout: float) -> bytes:
@@ -29,19 +83,19 @@ def read_head(fd: int, timeout: float) -> bytes:
     read is tried at once on a non-blocking socket; only a slow client makes the
     child wait (in poll), with ``timeout`` as a deadline for the whole head.
     """
-    deadline = time.monotonic() + timeout
-    os.set_blocking(fd, False)
+    set_blocking(fd, False)
     buffer = b""
-    ready = None
+    waiting = None
     while True:
         try:
-            chunk = os.read(fd, _RECV_SIZE)
+            chunk = read(fd, _RECV_SIZE)
         except BlockingIOError:
-            if ready is None:
-                ready = select.poll()
-                ready.register(fd, select.POLLIN)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not ready.poll(remaining * 1000):
+            if waiting is None:
+                deadline = monotonic() + timeout
+                waiting = poll()
+                waiting.register(fd, POLLIN)
+            remaining = deadline - monotonic()
+            if remaining <= 0 or not waiting.poll(remaining * 1000):
                 raise BadHead(_incomplete(buffer, timed_out=True)) from None
             continue
         if not chunk:
@@ -49,7 +103,7 @@ def read_head(fd: int, timeout: float) -> bytes:
         buffer += chunk
         end = head_end(buffer)
         if end > MAX_HEAD_BYTES or (end < 0 and len(buffer) > MAX_HEAD_BYTES):
-            raise BadHead(ERROR_RESPONSES[HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE])
+            raise BadHead(ERROR_RESPONSES[REQUEST_HEADER_FIELDS_TOO_LARGE])
         if end >= 0:
             return buffer[:end]
 
@@ -58,7 +112,7 @@ def _incomplete(buffer: bytes, timed_out: bool) -> bytes | None:
     """What to answer a head that stopped short: nothing if nothing came at all."""
     if not buffer:
         return None
-    return ERROR_RESPONSES[HTTPStatus.REQUEST_TIMEOUT if timed_out else HTTPStatus.BAD_REQUEST]
+    return ERROR_RESPONSES[REQUEST_TIMEOUT if timed_out else BAD_REQUEST]
 
 
 class BadHead(Exception):
@@ -69,27 +123,25 @@ class BadHead(Exception):
         self.reply = reply
 
 
-def serve_connection(fd: int, timeout: float, work_ms: int) -> int:
-    """Handle exactly one request on the client socket ``fd``; return the child's exit code.
+def _send_quietly(fd: int, data: bytes) -> bool:
+    """Send all of ``data``; a client that hung up is not an error worth a traceback.
 
-    Plain descriptor calls rather than a socket object: the child builds and
-    touches as few Python objects as it can (see server.forking).
+    Answers are a few hundred bytes and the socket is new, so its send buffer
+    always has room: the (non-blocking) write completes at once.
     """
     try:
-        head = read_head(fd, timeout)
-    except BadHead as bad:
-        if bad.reply is not None:
-            _send_quietly(fd, bad.reply)
-        return EXIT_CLIENT_GONE
+        sent = write(fd, data)
+        while sent < len(data):
+            data = data[sent:]
+            sent = write(fd, data)
     except OSError:
-        return EXIT_CLIENT_GONE
-    if work_ms:
-        time.sleep(work_ms / 1000)
-    return EXIT_ANSWERED if _send_quietly(fd, answer(head)) else EXIT_CLIENT_GONE
+        return False
+    return True
 
 
 _WARM_UP_HEADS = (
     b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"HEAD /Dan HTTP/1.0\r\n\r\n",
     b"GET /Zhuibing%20Dan HTTP/1.1\r\nHost: localhost\r\n\r\n",
 )
 _WARM_UP_ROUNDS = 100
@@ -106,21 +158,10 @@ def warm_up() -> None:
     """
     for _ in range(_WARM_UP_ROUNDS):
         for head in _WARM_UP_HEADS:
-            client, server = socket.socketpair()
-            with client, server:
+            client, server = _socket.socketpair()
+            try:
                 client.sendall(head)
                 serve_connection(server.fileno(), timeout=1.0, work_ms=0)
-
-
-def _send_quietly(fd: int, data: bytes) -> bool:
-    """Send all of ``data``; a client that hung up is not an error worth a traceback.
-
-    Answers are a few hundred bytes and the socket is new, so its send buffer
-    always has room: the (non-blocking) write completes at once.
-    """
-    try:
-        while data:
-            data = data[os.write(fd, data) :]
-    except OSError:
-        return False
-    return True
+            finally:
+                client.close()
+                server.close()

@@ -14,30 +14,34 @@ A fork costs in proportion to the parent's memory (its page tables are copied)
 and to what each side touches afterwards: every page they share is
 copy-on-write, and each page either writes to (CPython writes reference counts
 on every object it uses) is a page fault and a 4 KiB copy. So the parent stays
-small (no argparse, urllib, dataclasses or typing: measured, they cost a
-quarter of the throughput) and handles bare descriptors, and the child does as
-little Python as it can: it does not reset signal handlers (the handlers know
-when they run in a child), and its code was warmed up before forking began.
+small and handles bare descriptors, and the child does as little Python as it
+can (see server.child). No argparse, urllib, dataclasses or typing: measured,
+they cost a quarter of the throughput. And ``_socket`` and ``_signal``, the C
+modules under socket and signal: those two wrap their constants in enums, and
+the enum machinery they import is over half a megabyte that every fork would
+copy and every child tear down.
 """
 
 from __future__ import annotations
 
+import _signal
+import _socket
 import errno
 import gc
 import os
 import select
-import signal
-import socket
 import sys
 import time
-from types import FrameType
 
-from server.child import serve_connection, warm_up
+from server.child import run_child, warm_up
 from server.protocol import SERVICE_UNAVAILABLE
 from server.reapers import STRATEGIES, Counters, Strategy, reap_all
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
+
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-_EXIT_CHILD_CRASHED = 70
 ACCEPT_BATCH = 32
 
 
@@ -80,6 +84,7 @@ class ForkingHTTPServer:
         self._pid = os.getpid()
         self._wakeup_r, self._wakeup_w = os.pipe()
         self._spare_fd = _open_spare()
+        self._child_args = (self.listener.fileno(), config.timeout, config.work_ms)
         # Before the banner: once it is printed the server is quiet and ready.
         warm_up()
 
@@ -122,17 +127,17 @@ class ForkingHTTPServer:
     def _install_signals(self) -> None:
         for fd in (self._wakeup_r, self._wakeup_w):
             os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self._wakeup_w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGTERM, self._request_stop)
-        signal.signal(signal.SIGINT, self._request_stop)
+        _signal.set_wakeup_fd(self._wakeup_w, warn_on_full_buffer=False)
+        _signal.signal(_signal.SIGTERM, self._request_stop)
+        _signal.signal(_signal.SIGINT, self._request_stop)
         self.strategy.install(self.counters)
 
     def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
         if os.getpid() != self._pid:
             # A child inherited this handler (resetting it in every child would cost
             # more than the request): end the child as the default action would.
-            signal.signal(signum, signal.SIG_DFL)
-            signal.raise_signal(signum)
+            _signal.signal(signum, _signal.SIG_DFL)
+            _signal.raise_signal(signum)
         self._stopping = True
 
     def _drain_wakeups(self) -> None:
@@ -140,7 +145,7 @@ class ForkingHTTPServer:
             signals = os.read(self._wakeup_r, 4096)
         except BlockingIOError:
             return
-        if signal.SIGCHLD in signals:
+        if _signal.SIGCHLD in signals:
             self.strategy.on_sigchld_wakeup(self.counters)
 
     # -- accepting and forking -----------------------------------------------
@@ -175,6 +180,7 @@ class ForkingHTTPServer:
             self._fork_for(fd)
 
     def _fork_for(self, fd: int) -> None:
+        child_args = self._child_args
         try:
             pid = os.fork()
         except OSError:
@@ -182,28 +188,12 @@ class ForkingHTTPServer:
             self._reject(fd)
             return
         if pid == 0:
-            self._run_child(fd)
+            run_child(fd, *child_args)
         self.counters.forked += 1
         # The first rule of the tutorial: the parent closes its copy of the client
         # socket. The fault mode keeps it, and leaks one descriptor per request.
         if not self.config.leak_client_fd:
             os.close(fd)
-
-    def _run_child(self, fd: int) -> None:
-        """Never returns: the child answers and leaves with os._exit.
-
-        The parent's signal handlers stay: SIGTERM's and SIGINT's end a child
-        themselves, and SIGCHLD never comes to a child, which forks nothing.
-        """
-        code = _EXIT_CHILD_CRASHED
-        try:
-            gc.disable()
-            # The second rule of the tutorial: the child closes the listening
-            # socket, so the port closes when the parent closes its copy.
-            os.close(self.listener.fileno())
-            code = serve_connection(fd, self.config.timeout, self.config.work_ms)
-        finally:
-            os._exit(code)
 
     def _reject(self, fd: int) -> None:
         """Answer 503 from the parent itself, without blocking on a slow client."""
@@ -246,12 +236,12 @@ class ForkingHTTPServer:
         during shutdown and no exit can be missed. Under ``none`` the zombies
         are left as they are: that is the bug being shown.
         """
-        signal.set_wakeup_fd(-1)
+        _signal.set_wakeup_fd(-1)
         if not self.strategy.reaps:
             return
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGCHLD})
         # From here an exiting child becomes a zombie even under "ignore".
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         deadline = time.monotonic() + self.config.grace
         while reap_all(self.counters):
             remaining = deadline - time.monotonic()
@@ -259,7 +249,7 @@ class ForkingHTTPServer:
                 _kill_children()
                 deadline = time.monotonic() + self.config.grace
                 continue
-            signal.sigtimedwait({signal.SIGCHLD}, remaining)
+            _signal.sigtimedwait({_signal.SIGCHLD}, remaining)
         if self.strategy.name == "ignore":
             # Every child is gone; the kernel reaped those that exited earlier.
             self.counters.reaped = self.counters.forked
@@ -277,16 +267,16 @@ class ForkingHTTPServer:
         sys.stdout.flush()
 
 
-def _listen(host: str, port: int, backlog: int) -> socket.socket:
+def _listen(host: str, port: int, backlog: int) -> _socket.socket:
     # An ASCII host goes as bytes: given a str, getaddrinfo runs the IDNA codec,
     # whose import (re, unicodedata, stringprep) would stay in the parent for good.
     name = (host.encode("ascii") if host.isascii() else host) if host else None
-    family, kind, proto, _name, address = socket.getaddrinfo(
-        name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    family, kind, proto, _name, address = _socket.getaddrinfo(
+        name, port, type=_socket.SOCK_STREAM, flags=_socket.AI_PASSIVE
     )[0]
-    listener = socket.socket(family, kind, proto)
+    listener = _socket.socket(family, kind, proto)
     try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
         listener.bind(address)
         listener.listen(backlog)
         listener.setblocking(False)
@@ -307,7 +297,7 @@ def _kill_children() -> None:
     """End children still running after the grace period (Linux: read from /proc)."""
     for pid in _children_pids():
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, _signal.SIGKILL)
         except ProcessLookupError:
             pass
 

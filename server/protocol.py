@@ -12,8 +12,6 @@ not copy.
 
 from __future__ import annotations
 
-from http import HTTPStatus
-
 MAX_HEAD_BYTES = 8 * 1024
 """A request head larger than this is refused with 431 (what most servers allow)."""
 
@@ -21,19 +19,46 @@ MAX_NAME_CHARS = 200
 """The greeting echoes the name; capping it keeps every answer small."""
 
 ALLOWED_METHODS = ("GET", "HEAD")
+_ALLOWED = tuple(method.encode("ascii") for method in ALLOWED_METHODS)
 
 _TOKEN_CHARACTERS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 
+_PLAIN_TARGET_BYTES = bytes(range(0x21, 0x7F)).replace(b"%", b"")
+"""Printable ASCII but ``%``: a target made only of these needs no decoding or cleaning."""
+
 _CONTROL_CHARACTERS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)])
 """Unicode category Cc (C0, DEL, C1): removed from names, CR and LF among them."""
+
+
+OK = 200
+BAD_REQUEST = 400
+METHOD_NOT_ALLOWED = 405
+REQUEST_TIMEOUT = 408
+REQUEST_HEADER_FIELDS_TOO_LARGE = 431
+SERVICE_UNAVAILABLE_STATUS = 503
+HTTP_VERSION_NOT_SUPPORTED = 505
+
+REASONS = {
+    OK: "OK",
+    BAD_REQUEST: "Bad Request",
+    METHOD_NOT_ALLOWED: "Method Not Allowed",
+    REQUEST_TIMEOUT: "Request Timeout",
+    REQUEST_HEADER_FIELDS_TOO_LARGE: "Request Header Fields Too Large",
+    SERVICE_UNAVAILABLE_STATUS: "Service Unavailable",
+    HTTP_VERSION_NOT_SUPPORTED: "HTTP Version Not Supported",
+}
+"""The statuses this server sends, with RFC 9110's reason phrases (a test holds
+them to http.HTTPStatus). Not HTTPStatus itself: importing http builds a
+60-member enum, and the enum machinery is the largest part of what the
+forking parent would otherwise carry (see server.forking)."""
 
 
 class BadRequest(Exception):
     """The head cannot be served; ``status`` is the answer to send instead."""
 
-    def __init__(self, status: HTTPStatus, detail: str) -> None:
+    def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status = status
 
@@ -50,7 +75,7 @@ def head_end(buffer: bytes) -> int:
     return index + 2 if index >= 0 else -1
 
 
-def parse_head(head: bytes) -> tuple[str, bytes]:
+def parse_head(head: bytes) -> tuple[bytes, bytes]:
     """(method, target) of a complete request head; BadRequest with the status to answer.
 
     Plain bytes methods rather than a regular expression: this runs in every
@@ -60,20 +85,19 @@ def parse_head(head: bytes) -> tuple[str, bytes]:
     request_line = head.split(b"\n", 1)[0].rstrip(b"\r")
     parts = request_line.split(b" ")
     if len(parts) != 3 or not _is_token(parts[0]) or len(parts[1].split()) != 1:
-        raise BadRequest(HTTPStatus.BAD_REQUEST, "malformed request line")
+        raise BadRequest(BAD_REQUEST, "malformed request line")
     method, target, version = parts
     if not (len(version) == 8 and version.startswith(b"HTTP/") and version[6:7] == b"."):
-        raise BadRequest(HTTPStatus.BAD_REQUEST, "malformed HTTP version")
+        raise BadRequest(BAD_REQUEST, "malformed HTTP version")
     if not (version[5:6].isdigit() and version[7:8].isdigit()):
-        raise BadRequest(HTTPStatus.BAD_REQUEST, "malformed HTTP version")
+        raise BadRequest(BAD_REQUEST, "malformed HTTP version")
     if version[5:6] != b"1":
-        raise BadRequest(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "only HTTP/1.x is served")
+        raise BadRequest(HTTP_VERSION_NOT_SUPPORTED, "only HTTP/1.x is served")
     if not target.startswith(b"/"):
-        raise BadRequest(HTTPStatus.BAD_REQUEST, "target must be an absolute path")
-    verb = method.decode("ascii")
-    if verb not in ALLOWED_METHODS:
-        raise BadRequest(HTTPStatus.METHOD_NOT_ALLOWED, f"method {verb} not allowed")
-    return verb, target
+        raise BadRequest(BAD_REQUEST, "target must be an absolute path")
+    if method not in _ALLOWED:
+        raise BadRequest(METHOD_NOT_ALLOWED, f"method {method!r} not allowed")
+    return method, target
 
 
 def _is_token(word: bytes) -> bool:
@@ -109,57 +133,72 @@ def percent_decode(raw: bytes) -> bytes:
     return b"".join(parts)
 
 
-def greeting(name: str) -> bytes:
-    return f"Hello, {name}!\n".encode()
-
-
-def _head_template(status: HTTPStatus) -> bytes:
+def _head_template(status: int) -> bytes:
     """The head of an answer with ``status``, with ``%d`` where the body's length goes."""
     allow = "Allow: " + ", ".join(ALLOWED_METHODS) + "\r\n"
     return (
-        f"HTTP/1.1 {status.value} {status.phrase}\r\n"
+        f"HTTP/1.1 {status} {REASONS[status]}\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"
         "Content-Length: %d\r\n"
         "Connection: close\r\n"
-        f"{allow if status is HTTPStatus.METHOD_NOT_ALLOWED else ''}"
+        f"{allow if status == METHOD_NOT_ALLOWED else ''}"
         "\r\n"
     ).encode("ascii")
 
 
-_OK_HEAD = _head_template(HTTPStatus.OK)
+_GREETING_HEAD = _head_template(OK)
+_GREETING = _GREETING_HEAD + b"Hello, %s!\n"
+_GREETING_EXTRA_BYTES = len(b"Hello, !\n")
 
 
-def response(body: bytes, *, head_only: bool = False, head: bytes = _OK_HEAD) -> bytes:
-    """A complete HTTP/1.1 answer; the connection always closes after it."""
-    lines = head % len(body)
-    return lines if head_only else lines + body
+def _greet(name: bytes, method: bytes) -> bytes:
+    """The 200 answer greeting ``name`` (UTF-8); HEAD gets the same head and no body."""
+    length = len(name) + _GREETING_EXTRA_BYTES
+    return _GREETING % (length, name) if method == b"GET" else _GREETING_HEAD % length
 
 
-def _error_response(status: HTTPStatus) -> bytes:
-    return response(f"{status.value} {status.phrase}\n".encode(), head=_head_template(status))
+def _error_response(status: int) -> bytes:
+    body = f"{status} {REASONS[status]}\n".encode("ascii")
+    return _head_template(status) % len(body) + body
 
 
-ERROR_RESPONSES: dict[HTTPStatus, bytes] = {
-    status: _error_response(status)
-    for status in (
-        HTTPStatus.BAD_REQUEST,
-        HTTPStatus.METHOD_NOT_ALLOWED,
-        HTTPStatus.REQUEST_TIMEOUT,
-        HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        HTTPStatus.HTTP_VERSION_NOT_SUPPORTED,
-    )
+ERROR_RESPONSES: dict[int, bytes] = {
+    status: _error_response(status) for status in REASONS if status != OK
 }
 """Every error this server sends, ready-made."""
 
-SERVICE_UNAVAILABLE = ERROR_RESPONSES[HTTPStatus.SERVICE_UNAVAILABLE]
+SERVICE_UNAVAILABLE = ERROR_RESPONSES[SERVICE_UNAVAILABLE_STATUS]
 """Sent by the parent itself when it cannot fork or has no descriptor left."""
 
 
 def answer(head: bytes) -> bytes:
-    """The bytes to send back for one complete request head."""
+    """The bytes to send back for one complete request head.
+
+    Nearly every request is a plain ``GET /name HTTP/1.1``, and the lines below
+    answer it with few calls and few new objects: this runs in a forked child,
+    where every object touched is a page copied (see server.forking). Anything
+    else (escapes, non-ASCII, controls, errors) goes through parse_head and
+    name_from_target, the full rules; a test holds both paths to the same
+    answers.
+    """
+    parts = head.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
+    if len(parts) == 3:
+        method, target, version = parts
+        if (
+            (method == b"GET" or method == b"HEAD")
+            and (version == b"HTTP/1.1" or version == b"HTTP/1.0")
+            and target[:1] == b"/"
+            and not target.translate(None, _PLAIN_TARGET_BYTES)
+        ):
+            path = target.split(b"?", 1)[0].split(b"#", 1)[0]
+            return _greet(path[1 : MAX_NAME_CHARS + 1] or b"World", method)
+    return answer_by_the_rules(head)
+
+
+def answer_by_the_rules(head: bytes) -> bytes:
+    """What ``answer`` returns, always by the full rules (its slow path)."""
     try:
         method, target = parse_head(head)
     except BadRequest as error:
         return ERROR_RESPONSES[error.status]
-    return response(greeting(name_from_target(target)), head_only=method == "HEAD")
+    return _greet(name_from_target(target).encode(), method)

@@ -13,9 +13,12 @@ logging inside its SIGCHLD handler). They touch only integer counters.
 
 from __future__ import annotations
 
+import _signal
 import os
-import signal
-from types import FrameType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
 
 
 class Counters:
@@ -86,7 +89,7 @@ class LoopReaper(Strategy):
             counters.sigchld_handled += 1
             reap_all(counters)
 
-        signal.signal(signal.SIGCHLD, handle)
+        _signal.signal(_signal.SIGCHLD, handle)
 
 
 class SingleReaper(Strategy):
@@ -98,7 +101,7 @@ class SingleReaper(Strategy):
             counters.sigchld_handled += 1
             reap_one(counters)
 
-        signal.signal(signal.SIGCHLD, handle)
+        _signal.signal(_signal.SIGCHLD, handle)
 
 
 class NoReaper(Strategy):
@@ -107,7 +110,7 @@ class NoReaper(Strategy):
     reaps = False
 
     def install(self, counters: Counters) -> None:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
 
 
 class IgnoreReaper(Strategy):
@@ -115,7 +118,7 @@ class IgnoreReaper(Strategy):
     summary = "SIGCHLD set to SIG_IGN: the kernel reaps, the parent learns nothing"
 
     def install(self, counters: Counters) -> None:
-        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
 
 
 class WakeupReaper(Strategy):
@@ -125,7 +128,7 @@ class WakeupReaper(Strategy):
     def install(self, counters: Counters) -> None:
         # A Python-level handler must exist for the wakeup fd to be written;
         # it is deliberately empty so no work happens in signal context.
-        signal.signal(signal.SIGCHLD, _do_nothing)
+        _signal.signal(_signal.SIGCHLD, _do_nothing)
 
     def on_sigchld_wakeup(self, counters: Counters) -> None:
         counters.sigchld_handled += 1

@@ -6,8 +6,10 @@ from http import HTTPStatus
 
 import pytest
 
+import server.protocol as protocol
 from server.protocol import (
     MAX_NAME_CHARS,
+    REASONS,
     BadRequest,
     answer,
     head_end,
@@ -75,7 +77,7 @@ def test_malformed_request_lines_get_400(head: bytes) -> None:
 def test_other_http_versions_get_505() -> None:
     with pytest.raises(BadRequest) as raised:
         parse_head(b"GET / HTTP/2.0\r\n\r\n")
-    assert raised.value.status is HTTPStatus.HTTP_VERSION_NOT_SUPPORTED
+    assert raised.value.status == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED
 
 
 def test_crlf_in_the_name_cannot_inject_a_header() -> None:
@@ -119,14 +121,14 @@ def test_raw_utf8_in_the_target_is_decoded_too() -> None:
 def test_whitespace_inside_the_target_is_malformed(target: bytes) -> None:
     with pytest.raises(BadRequest) as raised:
         parse_head(b"GET " + target + b" HTTP/1.1\r\n\r\n")
-    assert raised.value.status is HTTPStatus.BAD_REQUEST
+    assert raised.value.status == HTTPStatus.BAD_REQUEST
 
 
 @pytest.mark.parametrize("version", [b"HTTP/1.10", b"HTTP/x.1", b"HTTP/1,1", b"HTTP/1."])
 def test_malformed_versions_get_400(version: bytes) -> None:
     with pytest.raises(BadRequest) as raised:
         parse_head(b"GET / " + version + b"\r\n\r\n")
-    assert raised.value.status is HTTPStatus.BAD_REQUEST
+    assert raised.value.status == HTTPStatus.BAD_REQUEST
 
 
 @pytest.mark.parametrize(
@@ -149,3 +151,41 @@ def test_percent_decoding_agrees_with_urllib(raw: bytes) -> None:
     from urllib.parse import unquote_to_bytes
 
     assert percent_decode(raw) == unquote_to_bytes(raw)
+
+
+def test_reason_phrases_are_the_standard_ones() -> None:
+    assert {status: HTTPStatus(status).phrase for status in REASONS} == REASONS
+
+
+def _request_heads() -> list[bytes]:
+    """Every combination of a few methods, targets and versions, ordinary and odd."""
+    methods = [b"GET", b"HEAD", b"POST", b"get", b"G\x00T", b""]
+    targets = [
+        *(b"/", b"/Dan", b"/Zhuibing%20Dan", b"/%ff", b"/%0d%0a", b"/?q=1", b"/Dan#top"),
+        *(b"/a\tb", b"/a?\tb", b"/a\x0bb", b"/\x7f", "/Zhuìbīng".encode(), b"/%2", b"/x\x85"),
+        *(b"/" + b"a" * 300, b"/~user/a.b-c_d!", b"http://x/", b"", b"*"),
+    ]
+    versions = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/1.2", b"HTTP/2.0", b"HTTP/1.10", b"HTTP/x.1", b""]
+    separators = [b" ", b"  ", b"\t"]
+    return [
+        method + separator + target + b" " + version + end
+        for method in methods
+        for separator in separators
+        for target in targets
+        for version in versions
+        for end in (b"\r\nHost: x\r\n\r\n", b"\n\n")
+    ]
+
+
+def test_the_quick_path_answers_as_the_full_rules_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    heads = _request_heads()
+    by_the_rules = []
+    full_rules = protocol.answer_by_the_rules
+    monkeypatch.setattr(
+        protocol, "answer_by_the_rules", lambda head: by_the_rules.append(head) or full_rules(head)
+    )
+    answers = {head: answer(head) for head in heads}
+    monkeypatch.undo()
+    quick = [head for head in heads if head not in by_the_rules]
+    assert len(quick) >= 40, "the corpus should reach the quick path"
+    assert [head for head in quick if answers[head] != full_rules(head)] == []
