@@ -72,8 +72,10 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     for row in throughput["contenders"].values():
         for key in ("rps", "p50_ms", "p99_ms", "requests", "parent_rss_bytes"):
             assert positive(row[key]), (row["label"], key, row[key])
-    assert positive(throughput["fork_ceiling"]["rate_per_s"])
-    assert positive(throughput["fork_ceiling"]["rss_bytes"])
+    ceiling = throughput["fork_ceiling"]
+    assert positive(ceiling["rate_per_s"]) and positive(ceiling["serial_rate_per_s"])
+    assert positive(ceiling["rss_bytes"])
+    assert ceiling["in_flight"] == record["settings"]["connections"]
     for check in throughput["targets"].values():
         assert positive(check["ratio"]) and isinstance(check["met"], bool)
 

@@ -70,11 +70,13 @@ def _throughput(section: Record, record: Record) -> list[str]:
             f" {row['errors']:>7,}"
         )
     ceiling = section["fork_ceiling"]
-    label = "ceiling: fork+exit+wait of a small Python"
-    lines.append(
-        f"   {label:42} {_num(ceiling['rate_per_s'], ',.0f'):>7} {'':>8} {'':>8}"
-        f" {_mb(ceiling['rss_bytes']):>11}"
-    )
+    for label, rate in (
+        ("fork+exit+wait of a small Python, serial", ceiling["serial_rate_per_s"]),
+        (f"ceiling: the same, {ceiling['in_flight']} in flight", ceiling["rate_per_s"]),
+    ):
+        lines.append(
+            f"   {label:42} {_num(rate, ',.0f'):>7} {'':>8} {'':>8} {_mb(ceiling['rss_bytes']):>11}"
+        )
     if record["load_generator"].startswith("locust"):
         lines.append(
             "   (Locust checks each body: the other servers greet World whatever the name,"

@@ -28,6 +28,7 @@ def measure(
     """Fill ``out`` as rounds complete, so an interrupted run still has what it measured."""
     runs: dict[str, list[LoadResult]] = {c.key: [] for c in CONTENDERS}
     rss: dict[str, int | None] = {c.key: None for c in CONTENDERS}
+    serial: list[ForkRate] = []
     ceilings: list[ForkRate] = []
     with ExitStack() as stack:
         targets: dict[str, Target] = {}
@@ -38,16 +39,20 @@ def measure(
         for round_index in range(settings.rounds):
             for item in rotated(items, round_index):
                 if isinstance(item, str):
-                    ceilings.append(fork_rate(settings.seconds))
+                    serial.append(fork_rate(settings.seconds, in_flight=1))
+                    ceilings.append(fork_rate(settings.seconds, settings.connections))
                 else:
                     server = targets[item.key]
                     runs[item.key].append(generator.run(server.url, settings.seconds, scratch))
                     rss[item.key] = _rss(server.pid)
-                out.update(_summary(runs, rss, ceilings))
+                out.update(_summary(runs, rss, serial, ceilings))
 
 
 def _summary(
-    runs: dict[str, list[LoadResult]], rss: dict[str, int | None], ceilings: list[ForkRate]
+    runs: dict[str, list[LoadResult]],
+    rss: dict[str, int | None],
+    serial: list[ForkRate],
+    ceilings: list[ForkRate],
 ) -> dict[str, Any]:
     contenders = {}
     for contender in CONTENDERS:
@@ -61,6 +66,8 @@ def _summary(
         "contenders": contenders,
         "fork_ceiling": {
             "rate_per_s": median(c.rate_per_s for c in ceilings),
+            "in_flight": ceilings[0].in_flight if ceilings else None,
+            "serial_rate_per_s": median(c.rate_per_s for c in serial),
             "rss_bytes": median(c.rss_bytes for c in ceilings),
             "rounds": [c.rate_per_s for c in ceilings],
         },
