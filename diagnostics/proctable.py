@@ -63,6 +63,7 @@ class ProcStat:
     ppid: int
     started: float
     exit_status: int | None
+    threads: int | None = None
 
     @property
     def zombie(self) -> bool:
@@ -82,11 +83,13 @@ class ProcTable(Protocol):
         ...
 
 
-def read_proc_file(path: str, pid: int) -> bytes:
+def read_proc_file(path: str, pid: int, *, one_line: bool = False) -> bytes:
     """Whole content of a /proc file, with the OS errors turned into ours.
 
     os.open/os.read rather than open(): these files are tiny, read thousands of
-    times a second, and the buffered-IO layer would be most of the cost.
+    times a second, and the buffered-IO layer would be most of the cost. A
+    ``one_line`` file is complete once a read ends with a newline, which saves
+    the read that would only find the end of the file.
     """
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -98,6 +101,8 @@ def read_proc_file(path: str, pid: int) -> bytes:
         chunks = []
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
+            if one_line and chunk.endswith(b"\n"):
+                break
     except OSError as exc:  # ESRCH: the process went away between open and read
         if exc.errno == errno.ESRCH:
             raise NoSuchProcess(pid) from None
@@ -120,19 +125,21 @@ def parse_stat(pid: int, data: bytes) -> ProcStat:
     parentheses, so the fields after it are found after the LAST ')'.
     """
     fields = data[data.rindex(b")") + 2 :].split()
-    # fields[0] is field 3 of proc(5): state, ppid (4), starttime (22), exit_code (52).
+    # fields[0] is field 3 of proc(5): state, ppid (4), num_threads (20), starttime (22),
+    # exit_code (52).
     return ProcStat(
         pid=pid,
         state=fields[0].decode(),
         ppid=int(fields[1]),
         started=boot_time() + int(fields[19]) / CLOCK_TICKS,
         exit_status=int(fields[49]) if len(fields) > 49 else None,
+        threads=int(fields[17]),
     )
 
 
 def read_stat(pid: int) -> ProcStat:
     """Stat of one process from /proc."""
-    return parse_stat(pid, read_proc_file(f"/proc/{pid}/stat", pid))
+    return parse_stat(pid, read_proc_file(f"/proc/{pid}/stat", pid, one_line=True))
 
 
 def list_dir(path: str, pid: int) -> list[str]:
@@ -157,21 +164,42 @@ def task_children(pid: int) -> set[int]:
     kids: set[int] = set()
     for tid in list_dir(f"/proc/{pid}/task", pid):
         try:
-            data = read_proc_file(f"/proc/{pid}/task/{tid}/children", pid)
+            kids |= thread_children(pid, tid)
         except NoSuchProcess:
             continue
-        kids.update(map(int, data.split()))
     return kids
 
 
+def thread_children(pid: int, tid: int | str) -> set[int]:
+    """Direct children forked by one thread ``tid`` of ``pid``."""
+    return set(map(int, read_proc_file(f"/proc/{pid}/task/{tid}/children", pid).split()))
+
+
 class KernelTable:
-    """Backend reading the kernel's per-thread children lists; cost follows the parent."""
+    """Backend reading the kernel's per-thread children lists; cost follows the parent.
+
+    One per sample. It remembers the processes its ``stat`` saw with a single
+    thread: their children are then one file to read (the main thread's list)
+    rather than a directory to list first, which is most of what a live child
+    costs a sample.
+    """
+
+    def __init__(self) -> None:
+        self._single_threaded: set[int] = set()
 
     def children(self, pid: int) -> set[int]:
+        if pid in self._single_threaded:
+            try:
+                return thread_children(pid, pid)
+            except NoSuchProcess:
+                pass  # the main thread is gone (pthread_exit): ask every thread left
         return task_children(pid)
 
     def stat(self, pid: int) -> ProcStat:
-        return read_stat(pid)
+        st = read_stat(pid)
+        if st.threads == 1:
+            self._single_threaded.add(pid)
+        return st
 
 
 class SnapshotTable:
@@ -219,15 +247,12 @@ def scan_psutil() -> dict[int, ProcStat]:
     return stats
 
 
-_KERNEL_TABLE = KernelTable()
-
-
 def open_table(backend: Backend = "auto") -> ProcTable:
     """A table view for one sample. "auto" picks the cheapest backend this machine has."""
     if backend == "auto":
         backend = "children" if HAS_CHILDREN_FILES else "scan" if HAS_PROC else "psutil"
     if backend == "children":
-        return _KERNEL_TABLE
+        return KernelTable()
     if backend == "scan":
         return SnapshotTable(scan_proc())
     return SnapshotTable(scan_psutil())

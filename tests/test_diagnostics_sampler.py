@@ -168,3 +168,41 @@ class FakeTable:
 
     def stat(self, pid: int) -> ProcStat:
         return self.target if pid == self.target.pid else self.kids[pid]
+
+
+# A parent whose one child has two threads; the second thread forks a child that exits
+# and stays a zombie on that thread's own children list until stdin closes.
+THREAD_FORKED_ZOMBIE = r"""
+import os, sys, threading
+
+forked_r, forked_w = os.pipe()
+middle = os.fork()
+if middle == 0:
+    def fork_a_zombie():
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.write(forked_w, b"x")
+        sys.stdin.buffer.read()
+        os.waitpid(pid, 0)
+    thread = threading.Thread(target=fork_a_zombie)
+    thread.start()
+    thread.join()
+    os._exit(0)
+os.read(forked_r, 1)
+print("ready", flush=True)
+sys.stdin.buffer.read()
+os.waitpid(middle, 0)
+"""
+
+
+def test_a_zombie_forked_by_a_second_thread_of_a_child_is_counted() -> None:
+    parent = h.spawn(THREAD_FORKED_ZOMBIE)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == b"ready\n"
+        sampler = Sampler(parent.pid)
+        h.wait_until(lambda: sampler.sample().descendant_zombies == 1, "the grandchild's exit")
+        sample = sampler.sample()
+        assert (sample.alive, sample.zombies, sample.descendant_zombies) == (1, 0, 1)
+    finally:
+        h.end(parent)
