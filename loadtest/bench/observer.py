@@ -20,6 +20,11 @@ from loadtest.bench.settings import Settings
 INTERVAL = 0.05
 """The harness's default sampling interval: 20 samples a second."""
 MIN_RATIO = 0.97
+PAIRS_PER_ROUND = 2
+"""Runs (without, with) twice per round. The effect looked for, a few percent, is
+smaller than the swings between two runs on a 2-CPU machine: one bench with five
+pairs gave per-pair ratios from 0.90 to 1.16 (median 0.96), two with eight pairs
+gave medians of 1.00 and 0.99."""
 
 
 def measure(
@@ -33,7 +38,7 @@ def measure(
     with ExitStack() as stack:
         server = OURS.start(folder)
         stack.callback(server.process.stop)
-        for round_index in range(settings.rounds):
+        for round_index in range(settings.rounds * PAIRS_PER_ROUND):
             for sampled in rotated((False, True), round_index):
                 if sampled:
                     csv_path = folder / f"samples-{round_index}.csv"
