@@ -180,6 +180,8 @@ class ForkingHTTPServer:
             self._fork_for(fd)
 
     def _fork_for(self, fd: int) -> None:
+        # Looked up before the fork: this line runs (and was warmed up) in the parent,
+        # while in the child every lookup is one more object, and page, to copy.
         child_args = self._child_args
         try:
             pid = os.fork()
