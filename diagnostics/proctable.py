@@ -33,6 +33,7 @@ HAS_CHILDREN_FILES = HAS_PROC and os.path.exists(
     f"/proc/self/task/{threading.get_native_id()}/children"
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 # psutil status strings -> the one-letter states of /proc/PID/stat and ps(1).
 _PSUTIL_STATES = {
@@ -64,6 +65,9 @@ class ProcStat:
     started: float
     exit_status: int | None
     threads: int | None = None
+    cpu_seconds: float | None = None
+    """User plus system CPU time so far (None where the backend does not read it)."""
+    rss_bytes: int | None = None
 
     @property
     def zombie(self) -> bool:
@@ -125,8 +129,8 @@ def parse_stat(pid: int, data: bytes) -> ProcStat:
     parentheses, so the fields after it are found after the LAST ')'.
     """
     fields = data[data.rindex(b")") + 2 :].split()
-    # fields[0] is field 3 of proc(5): state, ppid (4), num_threads (20), starttime (22),
-    # exit_code (52).
+    # fields[0] is field 3 of proc(5): state, ppid (4), utime (14), stime (15),
+    # num_threads (20), starttime (22), rss (24, pages), exit_code (52).
     return ProcStat(
         pid=pid,
         state=fields[0].decode(),
@@ -134,6 +138,8 @@ def parse_stat(pid: int, data: bytes) -> ProcStat:
         started=boot_time() + int(fields[19]) / CLOCK_TICKS,
         exit_status=int(fields[49]) if len(fields) > 49 else None,
         threads=int(fields[17]),
+        cpu_seconds=(int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+        rss_bytes=int(fields[21]) * PAGE_SIZE,
     )
 
 

@@ -206,3 +206,30 @@ def test_a_zombie_forked_by_a_second_thread_of_a_child_is_counted() -> None:
         assert (sample.alive, sample.zombies, sample.descendant_zombies) == (1, 0, 1)
     finally:
         h.end(parent)
+
+
+# Spins one core until stdin closes; a second thread waits for the close.
+SPINNER = r"""
+import sys, threading
+done = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.buffer.read(), done.set())).start()
+print("spinning", flush=True)
+while not done.is_set():
+    pass
+"""
+
+
+@pytest.mark.parametrize("backend", ["auto", "psutil"])
+def test_the_targets_own_figures_agree_with_psutil(backend: str) -> None:
+    spinner = h.spawn(SPINNER)
+    try:
+        assert spinner.stdout is not None and spinner.stdout.readline() == b"spinning\n"
+        sampler = Sampler(spinner.pid, backend=backend)  # type: ignore[arg-type]
+        h.wait_until(lambda: (sampler.sample().cpu_percent or 0) >= 50, "a busy CPU percent")
+        sample, oracle = sampler.sample(), psutil.Process(spinner.pid)
+        assert sample.threads == oracle.num_threads() == 2
+        assert sample.fds == oracle.num_fds()
+        assert sample.rss_bytes is not None
+        assert abs(sample.rss_bytes - oracle.memory_info().rss) <= 0.2 * sample.rss_bytes
+    finally:
+        h.end(spinner)
