@@ -65,6 +65,10 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     record = only_json(tmp_path)
     assert record["status"] == "ok"
     assert {"python", "kernel", "cpus", "pid_max"} <= record["machine"].keys()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    assert record["code"] in (head, head + "+changes")
     assert record["load_generator"].split()[0] in ("wrk", "locust")
 
     throughput = record["throughput"]

@@ -30,6 +30,7 @@ from loadtest.bench.settings import Settings
 from loadtest.errors import HarnessError, UsageError
 from loadtest.processes import reap_orphans
 
+ROOT = Path(__file__).resolve().parents[2]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 FAILURES = (LoadError, HarnessError, subprocess.SubprocessError, OSError, RuntimeError)
 """What a measurement can fail with: reported in one line, the run ends, the file stays."""
@@ -54,6 +55,23 @@ def end_leftovers() -> None:
             os.waitpid(pid, 0)
         except (ProcessLookupError, ChildProcessError):
             continue
+
+
+def code_version() -> str | None:
+    """The commit measured, "+changes" when tracked files differ from it; None outside git.
+
+    A figure means little without the code it came from.
+    """
+    try:
+        commit, changes = (
+            subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+            for args in (["rev-parse", "--short=12", "HEAD"], ["status", "--porcelain", "-uno"])
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+changes" if changes else "")
 
 
 def run_sections(
@@ -100,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sections": list(settings.sections),
         },
         "load_generator": generator.describe(),
+        "code": code_version(),
         "machine": machine_info(),
     }
     output.write(path, record)

@@ -39,7 +39,8 @@ def render(record: Record) -> str:
     machine = record["machine"]
     settings = record["settings"]
     lines = [
-        f"reaperlab bench {record['id']}: {machine['platform']}, {machine['cpus']} CPUs,"
+        f"reaperlab bench {record['id']} (code {record.get('code') or 'unknown'}):"
+        f" {machine['platform']}, {machine['cpus']} CPUs,"
         f" Python {machine['python']}, pid_max {machine['pid_max']}",
         f"load: {record['load_generator']}; {settings['rounds']} alternating round(s)"
         f" of {settings['seconds']} s",
