@@ -34,7 +34,7 @@ import sys
 import time
 
 from server.child import run_child, warm_up
-from server.protocol import SERVICE_UNAVAILABLE
+from server.protocol import SERVICE_UNAVAILABLE_ANSWER
 from server.reapers import STRATEGIES, Counters, Strategy, reap_all
 
 TYPE_CHECKING = False
@@ -207,7 +207,7 @@ class ForkingHTTPServer:
         except OSError:
             pass
         try:
-            os.write(fd, SERVICE_UNAVAILABLE)
+            os.write(fd, SERVICE_UNAVAILABLE_ANSWER)
         except OSError:
             pass
         os.close(fd)

@@ -37,7 +37,7 @@ BAD_REQUEST = 400
 METHOD_NOT_ALLOWED = 405
 REQUEST_TIMEOUT = 408
 REQUEST_HEADER_FIELDS_TOO_LARGE = 431
-SERVICE_UNAVAILABLE_STATUS = 503
+SERVICE_UNAVAILABLE = 503
 HTTP_VERSION_NOT_SUPPORTED = 505
 
 REASONS = {
@@ -46,7 +46,7 @@ REASONS = {
     METHOD_NOT_ALLOWED: "Method Not Allowed",
     REQUEST_TIMEOUT: "Request Timeout",
     REQUEST_HEADER_FIELDS_TOO_LARGE: "Request Header Fields Too Large",
-    SERVICE_UNAVAILABLE_STATUS: "Service Unavailable",
+    SERVICE_UNAVAILABLE: "Service Unavailable",
     HTTP_VERSION_NOT_SUPPORTED: "HTTP Version Not Supported",
 }
 """The statuses this server sends, with RFC 9110's reason phrases (a test holds
@@ -167,7 +167,7 @@ ERROR_RESPONSES: dict[int, bytes] = {
 }
 """Every error this server sends, ready-made."""
 
-SERVICE_UNAVAILABLE = ERROR_RESPONSES[SERVICE_UNAVAILABLE_STATUS]
+SERVICE_UNAVAILABLE_ANSWER = ERROR_RESPONSES[SERVICE_UNAVAILABLE]
 """Sent by the parent itself when it cannot fork or has no descriptor left."""
 
 
