@@ -82,10 +82,11 @@ class Sampler:
         self._started: float | None = None
         me = self._check_target(open_table(backend))
         self._started = me.started
-        self._process = _psutil_call(pid, lambda: psutil.Process(pid))
         self._cpu_mark = (time.monotonic(), me.cpu_seconds)  # the CPU percent's baseline
+        self._process: psutil.Process | None = None  # only where the table has no stat line
         if me.cpu_seconds is None:
-            _psutil_call(pid, lambda: self._process.cpu_percent(None))
+            self._process = _psutil_call(pid, lambda: psutil.Process(pid))
+            _psutil_call(pid, self._process.cpu_percent)  # psutil's own baseline
         self._clock = PidClock()
         self._t0 = time.monotonic()
         self._zombies: dict[int, ProcStat] = {}  # every zombie in the tree, read once
@@ -210,6 +211,7 @@ class Sampler:
 
     def _psutil_figures(self) -> tuple[int | None, int | None, float | None, int | None]:
         proc = self._process
+        assert proc is not None, "made in __init__ for tables without a stat line"
         with proc.oneshot():
             return (
                 _psutil_figure(self.pid, proc.num_fds),
