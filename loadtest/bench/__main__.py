@@ -63,15 +63,18 @@ def code_version() -> str | None:
     A figure means little without the code it came from.
     """
     try:
-        commit, changes = (
-            subprocess.run(
-                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
-            ).stdout.strip()
-            for args in (["rev-parse", "--short=12", "HEAD"], ["status", "--porcelain", "-uno"])
-        )
+        commit = _git("rev-parse", "--short=12", "HEAD")
+        changes = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+changes" if changes else "")
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+    )
+    return done.stdout.strip()
 
 
 def run_sections(
