@@ -27,6 +27,8 @@ from server.protocol import (
     REQUEST_TIMEOUT,
     answer,
     head_end,
+    hopeless_start,
+    is_error,
 )
 
 TYPE_CHECKING = False
@@ -40,6 +42,9 @@ EXIT_CRASHED = 70
 """The child raised: a bug, reported by its exit status (EX_SOFTWARE) instead of a traceback."""
 
 _RECV_SIZE = 4096
+
+LINGER_SECONDS = 1.0
+"""After an error answer, how long the child reads and discards what the client still sends."""
 
 
 def run_child(fd: int, listen_fd: int, timeout: float, work_ms: int) -> NoReturn:
@@ -65,15 +70,19 @@ def serve_connection(fd: int, timeout: float, work_ms: int) -> int:
     try:
         head = read_head(fd, timeout)
     except BadHead as bad:
-        if bad.reply is not None:
-            _send_quietly(fd, bad.reply)
+        if bad.reply is not None and _send_quietly(fd, bad.reply):
+            linger(fd)
         return EXIT_CLIENT_GONE
     except OSError:
         return EXIT_CLIENT_GONE
     reply = answer(head)
     if work_ms:
         sleep(work_ms / 1000)
-    return EXIT_ANSWERED if _send_quietly(fd, reply) else EXIT_CLIENT_GONE
+    if not _send_quietly(fd, reply):
+        return EXIT_CLIENT_GONE
+    if is_error(reply):
+        linger(fd)
+    return EXIT_ANSWERED
 
 
 def read_head(fd: int, timeout: float) -> bytes:
@@ -82,6 +91,9 @@ def read_head(fd: int, timeout: float) -> bytes:
     The head has almost always arrived by the time the child runs, so the first
     read is tried at once on a non-blocking socket; only a slow client makes the
     child wait (in poll), with ``timeout`` as a deadline for the whole head.
+    Empty lines before the request line are skipped (RFC 9112 §2.2: some
+    clients send a CRLF after a POST body), and a head whose first line can
+    never be HTTP/1.x is refused as soon as that is clear, not at the deadline.
     """
     set_blocking(fd, False)
     buffer = b""
@@ -101,11 +113,58 @@ def read_head(fd: int, timeout: float) -> bytes:
         if not chunk:
             raise BadHead(_incomplete(buffer, timed_out=False))
         buffer += chunk
+        if buffer[:1] == b"\r" or buffer[:1] == b"\n":
+            buffer = _without_empty_lines(buffer)
         end = head_end(buffer)
         if end > MAX_HEAD_BYTES or (end < 0 and len(buffer) > MAX_HEAD_BYTES):
             raise BadHead(ERROR_RESPONSES[REQUEST_HEADER_FIELDS_TOO_LARGE])
         if end >= 0:
             return buffer[:end]
+        if buffer and (status := hopeless_start(buffer)):
+            raise BadHead(ERROR_RESPONSES[status])
+
+
+def _without_empty_lines(buffer: bytes) -> bytes:
+    """``buffer`` without the CRLF (or LF) empty lines at its start."""
+    while True:
+        if buffer.startswith(b"\r\n"):
+            buffer = buffer[2:]
+        elif buffer.startswith(b"\n"):
+            buffer = buffer[1:]
+        else:
+            return buffer
+
+
+def linger(fd: int) -> None:
+    """Close the way RFC 9112 §9.6 asks after an error: half-close, then drain a while.
+
+    A child that answers 431 to a 20 KB request line has not read all of it.
+    Closing a socket with unread input makes the kernel send a reset, and a
+    reset can reach the client before it reads the answer, which it then never
+    sees. So the child shuts down its sending side (the client reads the answer
+    and then end-of-file), and reads and discards what still comes until the
+    client closes or LINGER_SECONDS pass (nginx's lingering close). Only error
+    answers pay for this; they are the ones sent before the request was read.
+    """
+    try:
+        sock = _socket.socket(fileno=fd)
+        try:
+            sock.shutdown(_socket.SHUT_WR)
+        finally:
+            sock.detach()
+    except OSError:
+        return
+    deadline = monotonic() + LINGER_SECONDS
+    waiting = poll()
+    waiting.register(fd, POLLIN)
+    while (remaining := deadline - monotonic()) > 0 and waiting.poll(remaining * 1000):
+        try:
+            if not read(fd, 65536):
+                return
+        except BlockingIOError:
+            continue
+        except OSError:
+            return
 
 
 def _incomplete(buffer: bytes, timed_out: bool) -> bytes | None:
@@ -142,7 +201,7 @@ def _send_quietly(fd: int, data: bytes) -> bool:
 _WARM_UP_HEADS = (
     b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
     b"HEAD /Dan HTTP/1.0\r\n\r\n",
-    b"GET /Zhuibing%20Dan HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"GET /Zhuibing%20Dan HTTP/1.1\r\nHost: localhost\r\nUser-Agent: w\r\nAccept: */*\r\n\r\n",
 )
 _WARM_UP_ROUNDS = 100
 """Enough runs for CPython to finish specialising the code (a few dozen suffice)."""

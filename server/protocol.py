@@ -28,6 +28,9 @@ _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _PLAIN_TARGET_BYTES = bytes(range(0x21, 0x7F)).replace(b"%", b"")
 """Printable ASCII but ``%``: a target made only of these needs no decoding or cleaning."""
 
+_CONTROL_BYTES = bytes(range(0x20)) + b"\x7f"
+"""ASCII controls: never part of a request line (RFC 9112 §3)."""
+
 _CONTROL_CHARACTERS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)])
 """Unicode category Cc (C0, DEL, C1): removed from names, CR and LF among them."""
 
@@ -76,28 +79,112 @@ def head_end(buffer: bytes) -> int:
 
 
 def parse_head(head: bytes) -> tuple[bytes, bytes]:
-    """(method, target) of a complete request head; BadRequest with the status to answer.
+    """(method, origin-form path) of a complete head; BadRequest with the status to answer.
 
     Plain bytes methods rather than a regular expression: this runs in every
     forked child, and a match object and the regex engine's state are pages the
     child would copy.
     """
-    request_line = head.split(b"\n", 1)[0].rstrip(b"\r")
-    parts = request_line.split(b" ")
-    if len(parts) != 3 or not _is_token(parts[0]) or len(parts[1].split()) != 1:
+    request_line, *fields = [line.rstrip(b"\r") for line in head.rstrip(b"\r\n").split(b"\n")]
+    method, target, version = parse_request_line(request_line)
+    if not fields_ok(fields, version):
+        raise BadRequest(BAD_REQUEST, "malformed header field, or not exactly one Host")
+    path = origin_path(target)
+    if method not in _ALLOWED:
+        raise BadRequest(METHOD_NOT_ALLOWED, f"method {method!r} not allowed")
+    return method, path
+
+
+def parse_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
+    """(method, target, version) of ``method SP target SP HTTP/1.x``, or BadRequest.
+
+    A control character in the target (NUL, TAB, DEL...) is a 400 rather than a
+    character to clean up: RFC 9112 leaves no room for it, and a server that
+    reads one as something else is a request-smuggling hazard.
+    """
+    parts = line.split(b" ")
+    if len(parts) != 3 or not _is_token(parts[0]) or not parts[1]:
         raise BadRequest(BAD_REQUEST, "malformed request line")
     method, target, version = parts
+    if len(target.translate(None, _CONTROL_BYTES)) != len(target):
+        raise BadRequest(BAD_REQUEST, "control character in the target")
     if not (len(version) == 8 and version.startswith(b"HTTP/") and version[6:7] == b"."):
         raise BadRequest(BAD_REQUEST, "malformed HTTP version")
     if not (version[5:6].isdigit() and version[7:8].isdigit()):
         raise BadRequest(BAD_REQUEST, "malformed HTTP version")
     if version[5:6] != b"1":
         raise BadRequest(HTTP_VERSION_NOT_SUPPORTED, "only HTTP/1.x is served")
-    if not target.startswith(b"/"):
-        raise BadRequest(BAD_REQUEST, "target must be an absolute path")
-    if method not in _ALLOWED:
-        raise BadRequest(METHOD_NOT_ALLOWED, f"method {method!r} not allowed")
-    return method, target
+    return method, target, version
+
+
+def fields_ok(lines: list[bytes], version: bytes) -> bool:
+    """Every field line is ``name: value`` with a token name, and Host comes exactly once.
+
+    RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without Host, and
+    to any request with two; HTTP/1.0 may leave it out. §5.1: no whitespace
+    before the colon (a token cannot hold any), which also refuses obsolete line
+    folding (a line starting with a space). Both paths of ``answer`` use this
+    one loop: on ordinary heads it is a few C calls per line.
+    """
+    hosts = 0
+    for line in lines:
+        colon = line.find(b":")
+        if colon <= 0 or line[:colon].translate(None, _TOKEN_CHARACTERS):
+            return False
+        if colon == 4 and line[:4].lower() == b"host":
+            hosts += 1
+    return hosts == 1 or (hosts == 0 and version == b"HTTP/1.0")
+
+
+def origin_path(target: bytes) -> bytes:
+    """The path of an origin-form (``/Ada``) or absolute-form (``http://host/Ada``) target.
+
+    RFC 9112 §3.2.2: a server must accept the absolute form (proxies send it,
+    and HTTP/2 gateways). Its authority must be there and hold no userinfo;
+    an empty path is ``/``.
+    """
+    if target[:1] == b"/":
+        return target
+    scheme, separator, rest = target.partition(b"://")
+    if separator and scheme.lower() in (b"http", b"https"):
+        end = len(rest)
+        for mark in (b"/", b"?", b"#"):
+            index = rest.find(mark)
+            if 0 <= index < end:
+                end = index
+        authority, path = rest[:end], rest[end:]
+        if authority and b"@" not in authority:
+            return path if path[:1] == b"/" else b"/" + path
+    raise BadRequest(BAD_REQUEST, "target must be an absolute path or an http(s) URI")
+
+
+def hopeless_start(buffer: bytes) -> int:
+    """For a head that has not all arrived: the status to answer at once, or 0 to wait.
+
+    A first line that cannot begin an HTTP/1.x request (a TLS ClientHello, an
+    HTTP/0.9 ``GET /``, an SSH banner) will never be followed by a blank line the
+    way HTTP's is, so waiting for one only turns a 400 into a 408 seconds later.
+    """
+    line, newline, _rest = buffer.partition(b"\n")
+    if newline:
+        try:
+            parse_request_line(line.rstrip(b"\r"))
+        except BadRequest as error:
+            return error.status
+        return 0
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    parts = line.split(b" ")
+    method = parts[0]
+    if len(parts) > 3 or method.translate(None, _TOKEN_CHARACTERS):
+        return BAD_REQUEST
+    if len(parts) > 1 and not method:
+        return BAD_REQUEST
+    if len(line.translate(None, _CONTROL_BYTES)) != len(line):
+        return BAD_REQUEST
+    if len(parts) == 3 and (not parts[1] or not b"HTTP/".startswith(parts[2][:5])):
+        return BAD_REQUEST
+    return 0
 
 
 def _is_token(word: bytes) -> bool:
@@ -174,14 +261,16 @@ SERVICE_UNAVAILABLE_ANSWER = ERROR_RESPONSES[SERVICE_UNAVAILABLE]
 def answer(head: bytes) -> bytes:
     """The bytes to send back for one complete request head.
 
-    Nearly every request is a plain ``GET /name HTTP/1.1``, and the lines below
-    answer it with few calls and few new objects: this runs in a forked child,
-    where every object touched is a page copied (see server.forking). Anything
-    else (escapes, non-ASCII, controls, errors) goes through parse_head and
+    Nearly every request is a plain ``GET /name HTTP/1.1`` with a few CRLF-ended
+    fields, and the lines below answer it with few calls and few new objects:
+    this runs in a forked child, where every object touched is a page copied
+    (see server.forking). Anything else (escapes, non-ASCII, controls, bare LF
+    line ends, the absolute form, errors) goes through parse_head and
     name_from_target, the full rules; a test holds both paths to the same
     answers.
     """
-    parts = head.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ")
     if len(parts) == 3:
         method, target, version = parts
         if (
@@ -189,10 +278,17 @@ def answer(head: bytes) -> bytes:
             and (version == b"HTTP/1.1" or version == b"HTTP/1.0")
             and target[:1] == b"/"
             and not target.translate(None, _PLAIN_TARGET_BYTES)
+            and head.count(b"\n") == len(lines) - 1
+            and fields_ok(lines[1:-2], version)
         ):
             path = target.split(b"?", 1)[0].split(b"#", 1)[0]
             return _greet(path[1 : MAX_NAME_CHARS + 1] or b"World", method)
     return answer_by_the_rules(head)
+
+
+def is_error(reply: bytes) -> bool:
+    """True for any answer but a 200: the request may not have been read to its end."""
+    return not reply.startswith(_GREETING_HEAD[:13])
 
 
 def answer_by_the_rules(head: bytes) -> bytes:

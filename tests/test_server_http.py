@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,8 +39,11 @@ def test_answers_the_seed_requests(start_server) -> None:
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
-        (b"HEAD / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK"),
-        (b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"),
+        (b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK"),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 405 Method Not Allowed",
+        ),
         (b"hello there\r\n\r\n", "HTTP/1.1 400 Bad Request"),
         (b"GET / HTTP/3.0\r\n\r\n", "HTTP/1.1 505 HTTP Version Not Supported"),
         (
@@ -53,6 +57,72 @@ def test_bad_input_gets_its_status(start_server, raw: bytes, status: str) -> Non
     server = start_server()
     assert status_of(server.request(raw)) == status
     assert server.get("/").startswith(b"HTTP/1.1 200 OK")  # the parent is unharmed
+
+
+TLS_CLIENT_HELLO_START = bytes.fromhex("16030100f4010000f00303") + bytes(32)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request"),  # no Host
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nno colon\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        (b"GET /a\x00b HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        # Neither ever ends its head with a blank line: refused at once, not at --timeout.
+        (TLS_CLIENT_HELLO_START, "HTTP/1.1 400 Bad Request"),
+        (b"GET /\r\n", "HTTP/1.1 400 Bad Request"),  # HTTP/0.9
+    ],
+)
+def test_rfc_9112_refusals(start_server, raw: bytes, status: str) -> None:
+    # A --timeout past the client's 10 s: a refusal that waited for it would fail here.
+    server = start_server("--timeout", "60")
+    assert status_of(server.request(raw)) == status
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET http://127.0.0.1:8888/Ada HTTP/1.1\r\nHost: 127.0.0.1:8888\r\n\r\n",
+        b"\r\nGET /Ada HTTP/1.1\r\nHost: a\r\n\r\n",  # an empty line before the request
+        b"\r\n\r\nGET /Ada HTTP/1.1\r\nHost: a\r\n\r\n",
+    ],
+)
+def test_rfc_9112_acceptances(start_server, raw: bytes) -> None:
+    server = start_server()
+    assert server.request(raw).endswith(b"\r\n\r\nHello, Ada!\n")
+
+
+def test_an_empty_line_sent_apart_from_the_request_is_skipped(start_server) -> None:
+    server = start_server()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(b"\r\n")
+        wait_until(lambda: len(server.live_children()) == 1, what="the child to start")
+        conn.sendall(b"GET /Ada HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert read_to_eof(conn).endswith(b"Hello, Ada!\n")
+
+
+@pytest.mark.parametrize("size", [20_000, 200_000])
+def test_an_oversized_request_is_answered_not_reset(start_server, size: int) -> None:
+    """The child stops reading at 8 KiB; its lingering close keeps the rest from
+    turning into a TCP reset that would destroy the 431 before the client reads it."""
+    server = start_server()
+    raw = b"GET /" + b"a" * size + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        sender = threading.Thread(target=conn.sendall, args=(raw,))
+        sender.start()  # 200 KB outgrows the socket buffers: send while reading
+        sender.join(timeout=10)
+        answer = read_to_eof(conn)
+    assert status_of(answer) == "HTTP/1.1 431 Request Header Fields Too Large"
+
+
+def test_the_lingering_close_is_bounded(start_server) -> None:
+    """A client that reads the error and keeps its side open is let go within a second."""
+    server = start_server()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert status_of(read_to_eof(conn)) == "HTTP/1.1 400 Bad Request"
+        wait_until(lambda: not server.children(), timeout=10, what="the lingering child to end")
 
 
 def test_crlf_injection_stays_in_the_body(start_server) -> None:
@@ -89,7 +159,7 @@ def test_a_client_that_stalls_mid_head_gets_408(start_server) -> None:
 def test_sigterm_waits_for_in_flight_children_and_reports(start_server) -> None:
     server = start_server("--work-ms", "1500")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
-        conn.sendall(b"GET /late HTTP/1.1\r\n\r\n")
+        conn.sendall(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_until(lambda: len(server.live_children()) == 1, what="the child to start")
         child = server.live_children()[0]
         server.proc.send_signal(signal.SIGTERM)
@@ -105,7 +175,7 @@ def test_sigterm_waits_for_in_flight_children_and_reports(start_server) -> None:
 def test_children_past_the_grace_period_are_ended_and_reaped(start_server, signum) -> None:
     server = start_server("--work-ms", "60000", "--grace", "0.2")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
-        conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_until(lambda: len(server.live_children()) == 1, what="the child to start")
         child = server.live_children()[0]
         counters = server.stop(signum)
@@ -203,7 +273,7 @@ def test_leaked_descriptors_grow_one_per_request(start_server) -> None:
     before = server.open_fds()
     for done in range(1, 6):
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
-            conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert read_response(conn).endswith(b"Hello, World!\n")
         wait_until(lambda n=done: server.open_fds() == before + n, what=f"{done} leaked fds")
     assert server.open_fds() == before + 5
@@ -230,7 +300,7 @@ def test_out_of_descriptors_the_parent_answers_503_and_keeps_serving(start_serve
     statuses = []
     for _ in range(40):
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
-            conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             statuses.append(status_of(read_response(conn)))
     assert statuses[0] == "HTTP/1.1 200 OK"
     assert statuses[-1] == "HTTP/1.1 503 Service Unavailable"

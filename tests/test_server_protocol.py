@@ -43,15 +43,15 @@ def test_the_path_is_the_name_percent_decoded() -> None:
 
 
 def test_head_has_the_headers_of_get_and_no_body() -> None:
-    get = answer(b"GET /x HTTP/1.1\r\n\r\n")
-    head = answer(b"HEAD /x HTTP/1.1\r\n\r\n")
+    get = answer(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = answer(b"HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n")
     assert get.startswith(head) and head.endswith(b"\r\n\r\n")
     assert split(head)[1]["Content-Length"] == split(get)[1]["Content-Length"]
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
 def test_other_methods_get_405_with_allow(method: str) -> None:
-    status, headers, _ = split(answer(f"{method} / HTTP/1.1\r\n\r\n".encode()))
+    status, headers, _ = split(answer(f"{method} / HTTP/1.1\r\nHost: x\r\n\r\n".encode()))
     assert status == "HTTP/1.1 405 Method Not Allowed"
     assert headers["Allow"] == "GET, HEAD"
 
@@ -64,7 +64,13 @@ def test_other_methods_get_405_with_allow(method: str) -> None:
         b"GET /\r\n\r\n",
         b"GET / HTTP/1.1 extra\r\n\r\n",
         b"GET  / HTTP/1.1\r\n\r\n",
-        b"GET http://example.com/ HTTP/1.1\r\n\r\n",
+        b"GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET http:///x HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET http://user@example.com/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET example.com HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /a\x00b HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /a\x7fb HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /a\x1bb HTTP/1.1\r\nHost: x\r\n\r\n",
         b"G\x00T / HTTP/1.1\r\n\r\n",
         b"GET / FTP/1.0\r\n\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
@@ -74,6 +80,74 @@ def test_malformed_request_lines_get_400(head: bytes) -> None:
     assert split(answer(head))[0] == "HTTP/1.1 400 Bad Request"
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"",  # no Host
+        b"Host: a\r\nHost: a\r\n",
+        b"Host: a\r\nhOST: b\r\n",
+        b"Host: a\r\nno colon here\r\n",
+        b"Host : a\r\n",  # whitespace before the colon
+        b"Host: a\r\nX-A: 1\r\n  folded\r\n",  # obsolete line folding
+        b": empty name\r\nHost: a\r\n",
+    ],
+)
+def test_field_lines_and_host_are_checked(fields: bytes) -> None:
+    """RFC 9112 §3.2 and §5: one Host in HTTP/1.1, and every field line is name: value."""
+    for end in (b"\r\n", b"\n"):
+        head = b"GET / HTTP/1.1\r\n" + fields + b"\r\n"
+        assert split(answer(head.replace(b"\r\n", end)))[0] == "HTTP/1.1 400 Bad Request"
+
+
+def test_http_1_0_may_leave_host_out_but_not_send_two() -> None:
+    assert split(answer(b"GET /Ada HTTP/1.0\r\n\r\n"))[2] == b"Hello, Ada!\n"
+    two = b"GET /Ada HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n"
+    assert split(answer(two))[0] == "HTTP/1.1 400 Bad Request"
+
+
+def test_host_is_found_in_any_case_among_other_fields() -> None:
+    head = b"GET /Ada HTTP/1.1\r\nUser-Agent: t\r\nhost: a:1\r\nAccept: */*\r\n\r\n"
+    assert split(answer(head))[2] == b"Hello, Ada!\n"
+
+
+@pytest.mark.parametrize(
+    ("target", "name"),
+    [
+        (b"http://127.0.0.1:8888/Ada", b"Ada"),
+        (b"HTTP://example.com/Zhuibing%20Dan?x=1", b"Zhuibing Dan"),
+        (b"https://example.com", b"World"),
+        (b"http://example.com?q=1", b"World"),
+    ],
+)
+def test_the_absolute_form_is_served(target: bytes, name: bytes) -> None:
+    """RFC 9112 §3.2.2: a server must accept a target in absolute form."""
+    head = b"GET " + target + b" HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    assert split(answer(head))[2] == b"Hello, " + name + b"!\n"
+
+
+@pytest.mark.parametrize(
+    ("start", "status"),
+    [
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),  # a TLS ClientHello
+        (b"GET /\r\n", 400),  # HTTP/0.9
+        (b"GET / HTTP/1.1 x\r\n", 400),
+        (b"SSH-2.0-OpenSSH_9.2\r\n", 400),
+        (b"GET / HTTP/2.0\r\n", 505),
+        (b"GET / FTP", 400),
+        (b"GET /a\x00", 400),
+        (b"G(T", 400),
+        (b" GET", 400),
+        (b"GET / HTTP/1.1\r\nHost", 0),
+        (b"GET / HTTP/1.1\r", 0),
+        (b"GET / HT", 0),
+        (b"GET /", 0),
+        (b"GE", 0),
+    ],
+)
+def test_a_start_that_can_never_be_http_1_is_refused_at_once(start: bytes, status: int) -> None:
+    assert protocol.hopeless_start(start) == status
+
+
 def test_other_http_versions_get_505() -> None:
     with pytest.raises(BadRequest) as raised:
         parse_head(b"GET / HTTP/2.0\r\n\r\n")
@@ -81,7 +155,7 @@ def test_other_http_versions_get_505() -> None:
 
 
 def test_crlf_in_the_name_cannot_inject_a_header() -> None:
-    raw = answer(b"GET /a%0d%0aSet-Cookie:%20x=1%0d%0a%0d%0aowned HTTP/1.1\r\n\r\n")
+    raw = answer(b"GET /a%0d%0aSet-Cookie:%20x=1%0d%0a%0d%0aowned HTTP/1.1\r\nHost: x\r\n\r\n")
     status, headers, body = split(raw)
     assert status == "HTTP/1.1 200 OK"
     assert "Set-Cookie" not in headers
@@ -158,7 +232,7 @@ def test_reason_phrases_are_the_standard_ones() -> None:
 
 
 def _request_heads() -> list[bytes]:
-    """Every combination of a few methods, targets and versions, ordinary and odd."""
+    """Every combination of a few methods, targets, versions and fields, ordinary and odd."""
     methods = [b"GET", b"HEAD", b"POST", b"get", b"G\x00T", b""]
     targets = [
         *(b"/", b"/Dan", b"/Zhuibing%20Dan", b"/%ff", b"/%0d%0a", b"/?q=1", b"/Dan#top"),
@@ -173,8 +247,21 @@ def _request_heads() -> list[bytes]:
         for separator in separators
         for target in targets
         for version in versions
-        for end in (b"\r\nHost: x\r\n\r\n", b"\n\n")
+        for end in HEAD_ENDS
     ]
+
+
+HEAD_ENDS = (
+    b"\r\nHost: x\r\n\r\n",
+    b"\n\n",
+    b"\r\n\r\n",
+    b"\r\nUser-Agent: t\r\nhost: x:80\r\nAccept: */*\r\n\r\n",
+    b"\r\nHost: x\r\nHost: x\r\n\r\n",
+    b"\r\nHost: x\r\nbroken\r\n\r\n",
+    b"\r\nHost: x\nbroken\r\n\r\n",
+    b"\r\nHost : x\r\n\r\n",
+    b"\r\nHost: x\r\n folded\r\n\r\n",
+)
 
 
 def test_the_quick_path_answers_as_the_full_rules_do(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,7 +130,7 @@ def test_a_full_backlog_does_not_starve_the_reaper(start_server, strategy: str) 
     reader = threading.Thread(target=lambda: answers.extend(read_to_eof(c) for c in conns))
     try:
         for conn in conns:
-            conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         os.kill(server.pid, signal.SIGCONT)
         reader.start()
         peak = 0
