@@ -51,9 +51,10 @@ def run_child(fd: int, listen_fd: int, timeout: float, work_ms: int) -> NoReturn
     """The whole life of a forked child: serve the client socket ``fd``, then exit.
 
     It leaves with ``os._exit``, so nothing of the parent's (buffers, atexit
-    hooks) runs twice. The parent's signal handlers stay: SIGTERM's and
-    SIGINT's end a child themselves, and SIGCHLD never comes to a child, which
-    forks nothing.
+    hooks) runs twice. The parent's signal handlers stay: SIGTERM's ends a
+    child, SIGINT's lets it finish its request (see
+    ``ForkingHTTPServer._request_stop``), and SIGCHLD never comes to a child,
+    which forks nothing.
     """
     code = EXIT_CRASHED
     try:

@@ -133,9 +133,27 @@ class ForkingHTTPServer:
         self.strategy.install(self.counters)
 
     def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: the parent stops; a child keeps its promise on SIGINT.
+
+        Children inherit this handler with the fork, so it tells by PID, and only
+        when a signal comes, where it runs. Ctrl-C on a terminal sends SIGINT to
+        the whole foreground process group, children included: a child ignores
+        it and finishes its request, and the parent, which got the same SIGINT,
+        waits for it up to --grace and then ends it (``_finish_children``).
+        PEP 475 makes the child's interrupted poll, sleep, read or write resume
+        after the handler returns. SIGTERM is sent to one process, so a child
+        that gets it ends as the default action would.
+
+        Nothing here runs per request. The alternatives cost more or do not
+        work: ``signal(SIGINT, SIG_IGN)`` in each child is a system call per
+        fork; SIGINT blocked in the parent before forking (the mask is inherited)
+        would keep it from the parent too, whose poll loop learns of signals
+        only through their delivery (``set_wakeup_fd``); and SIG_IGN in the
+        parent is the same problem.
+        """
         if os.getpid() != self._pid:
-            # A child inherited this handler (resetting it in every child would cost
-            # more than the request): end the child as the default action would.
+            if signum == _signal.SIGINT:
+                return
             _signal.signal(signum, _signal.SIG_DFL)
             _signal.raise_signal(signum)
         self._stopping = True

@@ -171,6 +171,26 @@ def test_sigterm_waits_for_in_flight_children_and_reports(start_server) -> None:
     assert not psutil.pid_exists(child)
 
 
+def test_ctrl_c_to_the_process_group_lets_every_request_in_flight_finish(start_server) -> None:
+    """A terminal's Ctrl-C is SIGINT to the whole foreground group, children included."""
+    server = start_server("--work-ms", "1500", "--grace", "30")
+    conns = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(5)]
+    try:
+        for n, conn in enumerate(conns):
+            conn.sendall(f"GET /r{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        wait_until(lambda: len(server.live_children()) == 5, what="five children in flight")
+        os.killpg(server.pid, signal.SIGINT)  # the server leads its own group
+        answers = [read_to_eof(conn) for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+    assert [a.endswith(f"Hello, r{n}!\n".encode()) for n, a in enumerate(answers)] == [True] * 5
+    out, _ = server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 0
+    counters = json.loads(out.strip().splitlines()[-1])
+    assert counters["forked"] == 5
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_children_past_the_grace_period_are_ended_and_reaped(start_server, signum) -> None:
     server = start_server("--work-ms", "60000", "--grace", "0.2")
