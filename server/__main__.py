@@ -31,7 +31,8 @@ OPTIONS: list[tuple[str, str, str]] = [
     ("--backlog N", "backlog", "listen backlog (default 1024)"),
     ("--timeout SECONDS", "timeout", "seconds a child waits for the request head (default 5)"),
     ("--grace SECONDS", "grace", "seconds to wait for children in flight at shutdown (default 5)"),
-    ("--stats-file PATH", "stats_file", "also write the final counters (JSON) to this file"),
+    ("--stats-file PATH", "stats_file", "also write the final counters (JSON) there; see below"),
+    ("--no-rebind", "rebind", "do not restart once with LD_BIND_NOW=1 at start; see below"),
 ]
 
 
@@ -52,6 +53,12 @@ def usage() -> str:
         "",
         "reaping strategies:",
         *(f"  {name:7} {cls.summary}" for name, cls in STRATEGIES.items()),
+        "",
+        "The last line on stdout is the final counters (JSON). If --stats-file cannot be",
+        "written, that line is still printed, a warning follows on stderr, and the exit",
+        "status is 1. At start the server restarts itself once with LD_BIND_NOW=1 (same",
+        "PID) so that its children find every library function resolved; if that exec",
+        "fails it says so in one line and serves as it is.",
     ]
     return "\n".join(lines)
 
@@ -87,18 +94,21 @@ CONVERT: dict[str, Callable[[str, str], object]] = {
     "--timeout": _number(float, 0.001),
     "--grace": _number(float, 0),
     "--stats-file": lambda _flag, text: text,
+    "--no-rebind": lambda _flag, _text: False,
 }
 
 
-def parse_args(argv: list[str]) -> ServerConfig | None:
-    """The configuration the flags ask for; None when help was asked; UsageError if bad."""
+def parse_args(argv: list[str]) -> tuple[ServerConfig, bool] | None:
+    """(the configuration the flags ask for, whether to restart with LD_BIND_NOW);
+    None when help was asked; UsageError if bad."""
     keys = {flag.split()[0]: key for flag, key, _help in OPTIONS}
     settings = {}
     for flag, text in _flag_values(argv):
         if flag in ("-h", "--help"):
             return None
         settings[keys[flag]] = CONVERT[flag](flag, text)
-    return ServerConfig(**settings)
+    rebind = settings.pop("rebind", True)
+    return ServerConfig(**settings), rebind
 
 
 def _flag_values(argv: list[str]) -> Iterator[tuple[str, str]]:
@@ -123,13 +133,16 @@ def _flag_values(argv: list[str]) -> Iterator[tuple[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        config = parse_args(sys.argv[1:] if argv is None else argv)
+        parsed = parse_args(sys.argv[1:] if argv is None else argv)
     except UsageError as error:
         print(f"usage: {PROG} [--help] [options]\n{PROG}: error: {error}", file=sys.stderr)
         return 2
-    if config is None:
+    if parsed is None:
         print(usage())
         return 0
+    config, rebind = parsed
+    if rebind:
+        bind_symbols_now()
     try:
         server = ForkingHTTPServer(config)
     except OSError as error:
@@ -140,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"Serving HTTP on {server.url} (pid {os.getpid()}, reaper {config.reaper})", flush=True)
     server.serve_forever()
-    server.write_counters()
-    return 0
+    return 0 if server.write_counters() else 1
 
 
 def bind_symbols_now() -> None:
@@ -154,13 +166,24 @@ def bind_symbols_now() -> None:
     tables, about 15 page faults per request (measured with perf). With
     LD_BIND_NOW the parent resolves everything once, at start. exec keeps the
     PID, so whoever started the server, and samples it, sees no difference.
+
+    Returns only when no restart is needed, or when exec failed (the
+    interpreter moved, a seccomp policy, E2BIG): then it says so in one line
+    and the server runs as it is, only slower per child.
     """
     if sys.platform != "linux" or os.environ.get("LD_BIND_NOW") or not sys.executable:
         return
     argv = [sys.executable, *sys.orig_argv[1:]]
-    os.execve(sys.executable, argv, {**os.environ, "LD_BIND_NOW": "1"})
+    try:
+        os.execve(sys.executable, argv, {**os.environ, "LD_BIND_NOW": "1"})
+    except OSError as error:
+        print(
+            f"{PROG}: warning: cannot restart with LD_BIND_NOW=1 ({error.strerror}):"
+            " serving without it (--no-rebind skips the attempt)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
-    bind_symbols_now()
     sys.exit(main())

@@ -85,8 +85,10 @@ class ForkingHTTPServer:
         self._wakeup_r, self._wakeup_w = os.pipe()
         self._spare_fd = _open_spare()
         self._child_args = (self.listener.fileno(), config.timeout, config.work_ms)
-        # Before the banner: once it is printed the server is quiet and ready.
+        # Before the banner: once it is printed the server is quiet and ready, and a
+        # SIGTERM sent the moment it appears finds its handler (not the default death).
         warm_up()
+        self._install_signals()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -100,7 +102,6 @@ class ForkingHTTPServer:
 
     def serve_forever(self) -> Counters:
         """Serve until SIGTERM or SIGINT, then shut down; return the final counters."""
-        self._install_signals()
         listen_fd, wakeup_fd = self.listener.fileno(), self._wakeup_r
         poller = select.poll()
         poller.register(listen_fd, select.POLLIN)
@@ -274,17 +275,35 @@ class ForkingHTTPServer:
             # Every child is gone; the kernel reaped those that exited earlier.
             self.counters.reaped = self.counters.forked
 
-    def write_counters(self) -> None:
+    def write_counters(self) -> bool:
+        """Print the counters line, then write --stats-file; False if that file failed.
+
+        The line comes first and always: a stats file that cannot be written (a
+        read-only place, a missing directory) must not lose what stdout's reader
+        gets. The failure is one warning line on stderr, and False makes the
+        exit status 1: what was asked for was not done.
+        """
         import json  # only at shutdown: the serving parent stays smaller without it
 
         line = json.dumps(self.counters.as_dict())
-        if self.config.stats_file is not None:
-            tmp = self.config.stats_file + ".tmp"
-            with open(tmp, "w") as stats:
-                stats.write(line + "\n")
-            os.replace(tmp, self.config.stats_file)
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
+        path = self.config.stats_file
+        if path is None:
+            return True
+        try:
+            tmp = path + ".tmp"
+            with open(tmp, "w") as stats:
+                stats.write(line + "\n")
+            os.replace(tmp, path)
+        except OSError as error:
+            print(
+                f"python -m server: warning: cannot write --stats-file {path}: {error.strerror}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return False
+        return True
 
 
 def _listen(host: str, port: int, backlog: int) -> _socket.socket:

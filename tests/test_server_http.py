@@ -212,6 +212,17 @@ def test_stats_file_holds_the_same_counters(start_server, tmp_path: Path) -> Non
     assert stats.read_text().strip() == server.stdout_tail.strip().splitlines()[-1]
 
 
+def test_an_unwritable_stats_file_still_prints_the_counters_and_warns(start_server) -> None:
+    server = start_server("--stats-file", "/proc/no-such-dir/server.json")
+    server.get("/")
+    server.proc.send_signal(signal.SIGTERM)
+    out, err = server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 1
+    assert json.loads(out.strip().splitlines()[-1])["forked"] == 1
+    [warning] = err.strip().splitlines()
+    assert warning.startswith("python -m server: warning: cannot write --stats-file /proc/")
+
+
 def run_server_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """``python -m server ARGS`` expected to exit at once (a bad flag, a busy port)."""
     return subprocess.run(
