@@ -298,6 +298,7 @@ class Experiment:
             Counts(
                 strategy=self.scenario.strategy,
                 final_zombies=final.get("zombies"),
+                final_alive=final.get("alive"),
                 forked=(counters or {}).get("forked"),
                 reaped=(counters or {}).get("reaped"),
                 accepted=(counters or {}).get("accepted"),

@@ -79,6 +79,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     counts = Counts(
         strategy=scenario.strategy,
         final_zombies=final_zombies,
+        final_alive=_first_known(in_final("alive"), sampled("alive", last_finite)),
         forked=forked,
         reaped=scenario.counter("reaped"),
         accepted=scenario.counter("accepted"),

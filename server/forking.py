@@ -210,7 +210,11 @@ class ForkingHTTPServer:
             return
         if pid == 0:
             run_child(fd, *child_args)
-        self.counters.forked += 1
+        counters = self.counters
+        counters.forked += 1
+        unreaped = counters.forked - counters.reaped
+        if unreaped > counters.peak_unreaped:
+            counters.peak_unreaped = unreaped
         # The first rule of the tutorial: the parent closes its copy of the client
         # socket. The fault mode keeps it, and leaks one descriptor per request.
         if not self.config.leak_client_fd:
@@ -255,25 +259,27 @@ class ForkingHTTPServer:
 
         SIGCHLD is blocked and waited for with sigtimedwait, so no handler runs
         during shutdown and no exit can be missed. Under ``none`` the zombies
-        are left as they are: that is the bug being shown.
+        are left as they are: that is the bug being shown. Whatever is reaped
+        from the moment the main loop stopped counts as ``reaped_at_shutdown``,
+        not ``reaped`` (while serving).
         """
+        counters = self.counters
+        reaped_serving = counters.reaped
         _signal.set_wakeup_fd(-1)
-        if not self.strategy.reaps:
-            return
-        _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGCHLD})
-        # From here an exiting child becomes a zombie even under "ignore".
-        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-        deadline = time.monotonic() + self.config.grace
-        while reap_all(self.counters):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                _kill_children()
-                deadline = time.monotonic() + self.config.grace
-                continue
-            _signal.sigtimedwait({_signal.SIGCHLD}, remaining)
-        if self.strategy.name == "ignore":
-            # Every child is gone; the kernel reaped those that exited earlier.
-            self.counters.reaped = self.counters.forked
+        if self.strategy.reaps:
+            _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGCHLD})
+            # From here an exiting child becomes a zombie even under "ignore".
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+            deadline = time.monotonic() + self.config.grace
+            while reap_all(counters):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    _kill_children()
+                    deadline = time.monotonic() + self.config.grace
+                    continue
+                _signal.sigtimedwait({_signal.SIGCHLD}, remaining)
+        counters.reaped_at_shutdown = counters.reaped - reaped_serving
+        counters.reaped = reaped_serving
 
     def write_counters(self) -> bool:
         """Print the counters line, then write --stats-file; False if that file failed.
@@ -285,7 +291,7 @@ class ForkingHTTPServer:
         """
         import json  # only at shutdown: the serving parent stays smaller without it
 
-        line = json.dumps(self.counters.as_dict())
+        line = json.dumps(self.counters.as_dict(reaps_counted=self.strategy.reaps_counted))
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
         path = self.config.stats_file

@@ -22,21 +22,44 @@ if TYPE_CHECKING:
 
 
 class Counters:
-    """What the parent did; printed as JSON when it shuts down.
+    """What the parent did; printed as JSON when it shuts down (DESIGN.md's last line).
 
+    ``reaped`` counts the children collected while serving, ``reaped_at_shutdown``
+    those collected by the shutdown sweep after the main loop stopped, so that
+    a sample taken while the server still ran can be checked exactly:
+    zombies = forked - reaped - children still running. ``peak_unreaped`` is
+    the high-water mark of forked - reaped as these counters go, checked after
+    each fork (reaping only lowers it, so no other moment can hold a higher
+    one): two subtractions and a comparison per fork, no system call.
     ``sigchld_handled`` counts the SIGCHLD deliveries the strategy saw: fewer
-    than exits when signals coalesce. (A plain class, not a dataclass: importing
-    dataclasses would add a megabyte to the parent that every fork copies.)
+    than exits when signals coalesce. (A plain class, not a dataclass:
+    importing dataclasses would add a megabyte to the parent that every fork
+    copies.)
     """
 
-    __slots__ = ("accepted", "forked", "reaped", "fork_failures", "rejected", "sigchld_handled")
+    __slots__ = (
+        "accepted",
+        "forked",
+        "reaped",
+        "fork_failures",
+        "rejected",
+        "peak_unreaped",
+        "reaped_at_shutdown",
+        "sigchld_handled",
+    )
 
     def __init__(self) -> None:
         for name in self.__slots__:
             setattr(self, name, 0)
 
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
+    def as_dict(self, *, reaps_counted: bool = True) -> dict[str, int | None]:
+        """The counters by name; with ``reaps_counted`` False (the kernel reaped, under
+        ``ignore``) ``reaped`` and ``peak_unreaped`` are None: the parent never saw
+        those reaps, and a 0 or a guess would pass for a measurement."""
+        counters: dict[str, int | None] = {name: getattr(self, name) for name in self.__slots__}
+        if not reaps_counted:
+            counters["reaped"] = counters["peak_unreaped"] = None
+        return counters
 
 
 def reap_all(counters: Counters) -> bool:
@@ -72,6 +95,8 @@ class Strategy:
     summary: str
     reaps = True
     """False only for the strategy that reproduces the leak: its zombies are left as they are."""
+    reaps_counted = True
+    """False where the kernel, not the parent, collects the children while serving."""
 
     def install(self, counters: Counters) -> None:
         raise NotImplementedError
@@ -116,6 +141,7 @@ class NoReaper(Strategy):
 class IgnoreReaper(Strategy):
     name = "ignore"
     summary = "SIGCHLD set to SIG_IGN: the kernel reaps, the parent learns nothing"
+    reaps_counted = False
 
     def install(self, counters: Counters) -> None:
         _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)

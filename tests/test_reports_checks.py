@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from reports.checks import Counts, cross_checks
 
 
@@ -10,14 +12,30 @@ def texts(counts: Counts) -> list[tuple[bool, str]]:
 
 
 def test_no_reaper_zombies_equal_forked_minus_reaped() -> None:
-    checks = texts(Counts(strategy="none", final_zombies=2000, forked=2000, reaped=0))
-    assert checks == [(True, "final zombies 2000 = forked 2000 - reaped 0")]
+    checks = texts(
+        Counts(strategy="none", final_zombies=2000, final_alive=0, forked=2000, reaped=0)
+    )
+    assert checks == [(True, "final zombies 2000 = forked 2000 - reaped 0 - still running 0")]
 
 
 def test_no_reaper_mismatch_is_explained() -> None:
-    [(ok, text)] = texts(Counts(strategy="none", final_zombies=1998, forked=2000, reaped=0))
+    counts = Counts(strategy="none", final_zombies=1998, final_alive=0, forked=2000, reaped=0)
+    [(ok, text)] = texts(counts)
     assert not ok
-    assert text.startswith("final zombies 1998 != forked 2000 - reaped 0 = 2000")
+    assert text.startswith("final zombies 1998 != forked 2000 - reaped 0 - still running 0 = 2000")
+
+
+@pytest.mark.parametrize("strategy", ["none", "single", "loop", "wakeup"])
+def test_the_identity_counts_children_still_running(strategy: str) -> None:
+    counts = Counts(strategy=strategy, final_zombies=0, final_alive=3, forked=50, reaped=47)
+    assert (True, "final zombies 0 = forked 50 - reaped 47 - still running 3") in texts(counts)
+    single = Counts(strategy="single", final_zombies=7, final_alive=2, forked=50, reaped=41)
+    assert texts(single) == [(True, "final zombies 7 = forked 50 - reaped 41 - still running 2")]
+
+
+def test_no_identity_where_the_kernel_reaps() -> None:
+    counts = Counts(strategy="ignore", final_zombies=0, final_alive=0, forked=50, reaped=None)
+    assert texts(counts) == [(True, "no zombies left at the end")]
 
 
 def test_reaping_strategy_must_end_with_no_zombies() -> None:

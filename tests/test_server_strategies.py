@@ -9,19 +9,36 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 from diagnostics.sampler import Sampler
+from reports.checks import Counts, zombies_match_counters
 from tests.server_helpers import (
     ROOT,
     concurrent_requests,
     read_to_eof,
     reap_adopted,
     wait_until,
+    zombie_children_of_self,
 )
 
 REQUESTS = 25
+
+
+def _quiescent(pid: int) -> bool:
+    """Asleep in poll with no SIGCHLD pending: every exit so far has been handled.
+
+    A signal handler runs in the parent itself, which then polls again; and a
+    wakeup byte in the pipe keeps poll from sleeping. So a parent seen asleep
+    with nothing pending has reaped all it is going to.
+    """
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return fields["State"].split()[0] == "S" and not pending & (1 << (signal.SIGCHLD - 1))
 
 
 def test_no_reaper_leaves_exactly_one_zombie_per_request(start_server) -> None:
@@ -45,15 +62,23 @@ def test_reaping_strategies_hold_no_zombie_once_idle(start_server, strategy: str
     wait_until(lambda: not server.children(), what="every child reaped")
     counters = server.stop()
     assert counters["accepted"] == counters["forked"] == REQUESTS
-    assert counters["forked"] - counters["reaped"] == 0
+    if strategy == "ignore":  # the kernel reaped: the server does not pretend to know
+        assert counters["reaped"] is None
+    else:
+        assert counters["forked"] - counters["reaped"] == 0
+    assert counters["reaped_at_shutdown"] == 0
 
 
 def test_single_reaper_settles_its_debt_at_shutdown(start_server) -> None:
     server = start_server("--reaper", "single")
     concurrent_requests(server.port, REQUESTS)
     wait_until(lambda: not server.live_children(), what="every request answered")
+    wait_until(lambda: _quiescent(server.pid), what="the server to settle")
+    zombies = server.zombie_pids()
     counters = server.stop()
-    assert counters["forked"] == counters["reaped"] == REQUESTS
+    assert counters["forked"] == REQUESTS
+    assert counters["reaped_at_shutdown"] == len(zombies)
+    assert counters["reaped"] + counters["reaped_at_shutdown"] == REQUESTS
 
 
 # -- coalescing: SIGCHLD blocked while N children die, then one signal for all of them ---------
@@ -148,3 +173,61 @@ def test_a_full_backlog_does_not_starve_the_reaper(start_server, strategy: str) 
     assert len(answers) == 600 and all(a.endswith(b"Hello, World!\n") for a in answers)
     assert server.stop()["forked"] == 600
     assert peak <= 200
+
+
+# -- exact counters: the final-sample identity of reports.checks, on real processes -----------
+
+HELD = 3
+"""Connections that send nothing, so their children are still running at the sample."""
+
+
+@pytest.mark.parametrize("strategy", ["loop", "none", "single", "wakeup", "ignore"])
+@pytest.mark.parametrize("load", [10, 60])
+def test_final_zombies_are_forked_minus_reaped_minus_running(
+    start_server, strategy: str, load: int
+) -> None:
+    server = start_server("--reaper", strategy, "--timeout", "60", "--grace", "0.3")
+    answers = concurrent_requests(server.port, load)
+    assert all(answer.endswith(b"Hello, World!\n") for answer in answers)
+    wait_until(lambda: not server.live_children(), what="every request answered")
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(HELD)]
+    try:
+        wait_until(lambda: len(server.live_children()) == HELD, what="the held children")
+        wait_until(lambda: _quiescent(server.pid), what="the server to settle")
+        sample = Sampler(server.pid).sample()
+        zombies = server.zombie_pids()
+        if strategy == "none":  # nothing ends them at shutdown, and they hold its stdout
+            for conn in held:
+                conn.close()
+        # Otherwise stopped with the held children alive: --grace ends them in the sweep.
+        counters = server.stop()
+    finally:
+        for conn in held:
+            conn.close()
+    assert counters["forked"] == counters["accepted"] == load + HELD
+    check = zombies_match_counters(
+        Counts(
+            strategy=strategy,
+            final_zombies=sample.zombies,
+            final_alive=sample.alive,
+            forked=counters["forked"],
+            reaped=counters["reaped"],
+        )
+    )
+    if strategy == "ignore":
+        assert check is None
+        assert counters["reaped"] is None and counters["peak_unreaped"] is None
+        assert counters["reaped_at_shutdown"] == HELD  # SIGCHLD is back at default then
+        return
+    assert check is not None and check.ok, check.text
+    assert sample.alive == HELD
+    assert counters["forked"] - counters["reaped"] <= counters["peak_unreaped"]
+    assert counters["peak_unreaped"] <= counters["forked"]
+    if strategy == "none":
+        assert counters["peak_unreaped"] == counters["forked"]
+        assert counters["reaped"] == counters["reaped_at_shutdown"] == 0
+        wait_until(lambda: len(zombie_children_of_self()) >= len(zombies) + HELD, what="orphans")
+        reap_adopted(zombie_children_of_self())
+    else:
+        assert counters["reaped"] + counters["reaped_at_shutdown"] == counters["forked"]
+        assert counters["reaped_at_shutdown"] == sample.zombies + HELD
