@@ -8,6 +8,13 @@ second sample, the growth rate and the number reaped meanwhile from the pair.
 ``oldest_zombie_s`` is the age since the oldest zombie child STARTED: /proc keeps a
 process's start time but not the time it died, so that is the best bound /proc
 gives (a zombie has been dead at most that long).
+
+Not every process in state Z is a zombie. When the main thread of a multi-threaded
+process exits on its own (``pthread_exit``, the raw ``exit`` system call), the
+kernel shows the process as Z (``ps``: ``Zl``) while its other threads run on, and
+waitpid returns 0 for it until the last of them ends: it is alive, and no reaping
+loop can collect it. The doctor counts such a child as alive, names it under
+``main_thread_exited``, and gives no waitpid advice for it.
 """
 
 from __future__ import annotations
@@ -19,9 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from diagnostics.errors import AccessDenied, NoSuchProcess
-from diagnostics.procstatus import cmdline, namespace_pid, sigchld_disposition
-from diagnostics.proctable import ProcStat, decode_exit_status, scan_all
+from diagnostics.errors import AccessDenied, DiagnosticsError, NoSuchProcess, ZombieProcess
+from diagnostics.procstatus import cmdline, namespace_pid, read_status, sigchld_disposition
+from diagnostics.proctable import ProcStat, decode_exit_status, list_dir, scan_all
 from diagnostics.sampler import Sample, Sampler
 
 Report = dict[str, Any]
@@ -50,6 +57,18 @@ _FIX_UNKNOWN = (
 )
 
 
+class MainThreadExited(DiagnosticsError):
+    """The PID asked about shows as a zombie but is not one: threads of it still run."""
+
+    def __init__(self, pid: int, threads: int) -> None:
+        self.pid = pid
+        self.threads = threads
+        super().__init__(
+            f"PID {pid} is alive, not a zombie: {_main_thread_exited(threads)} (ps shows Zl;"
+            " waitpid returns 0 for it until the last one ends, so there is nothing to reap yet)"
+        )
+
+
 @dataclass(slots=True)
 class _Watch:
     """One parent under observation: its sampler and first sample."""
@@ -58,13 +77,41 @@ class _Watch:
     sampler: Sampler
     first: Sample
     first_zombies: set[int]
+    first_not_dead: int
+    """Children of the first sample in state Z whose other threads still ran."""
 
 
 def examine(pid: int, watch: float) -> Report:
     """Report on one parent. Raises NoSuchProcess / AccessDenied when it cannot be read
-    (including when it exits during the watch).
+    (including when it exits during the watch), MainThreadExited when ``pid`` itself
+    is a process whose main thread exited while others run.
     """
-    return _examine([pid], watch, skip_unreadable=False)[0]
+    try:
+        return _examine([pid], watch, skip_unreadable=False)[0]
+    except ZombieProcess:
+        threads = threads_still_running(pid)
+        if threads:
+            raise MainThreadExited(pid, threads) from None
+        raise
+
+
+def threads_still_running(pid: int) -> int:
+    """How many threads of a process in state Z still run: 0 for a true zombie.
+
+    /proc/PID/status ``Threads`` counts the thread group with its exited main
+    thread (a true zombie shows 1); /proc/PID/task lists the threads, so the
+    ones still running are those other than PID itself. Gone or unreadable: 0.
+    """
+    try:
+        if int(read_status(pid).get("Threads", "1")) <= 1:
+            return 0
+        return sum(tid != str(pid) for tid in list_dir(f"/proc/{pid}/task", pid))
+    except (NoSuchProcess, AccessDenied, ValueError):
+        return 0
+
+
+def _main_thread_exited(threads: int) -> str:
+    return f"main thread exited, {threads} thread{'s' if threads != 1 else ''} still running"
 
 
 def examine_all(watch: float) -> list[Report]:
@@ -86,7 +133,9 @@ def _examine(pids: Iterable[int], watch: float, *, skip_unreadable: bool) -> lis
             first = sampler.sample()
         except skipped:
             continue
-        watches.append(_Watch(pid, sampler, first, _pids(sampler.zombie_children())))
+        zombies = sampler.zombie_children()
+        not_dead = sum(threads_still_running(st.pid) > 0 for st in zombies)
+        watches.append(_Watch(pid, sampler, first, _pids(zombies), not_dead))
     if watch > 0:
         time.sleep(watch)
     reports = []
@@ -100,22 +149,30 @@ def _examine(pids: Iterable[int], watch: float, *, skip_unreadable: bool) -> lis
 
 def _report(w: _Watch, watch: float) -> Report:
     last = w.sampler.sample() if watch > 0 else w.first
-    zombies = w.sampler.zombie_children()
+    zombies, not_dead = [], []
+    for st in w.sampler.zombie_children():
+        threads = threads_still_running(st.pid)
+        if threads:
+            not_dead.append({"pid": st.pid, "threads": threads})
+        else:
+            zombies.append(st)
+    first_zombies = w.first.zombies - w.first_not_dead
     span = last.elapsed - w.first.elapsed
     ns_pid = namespace_pid(w.pid)
     report: Report = {
         "pid": w.pid,
         "cmdline": cmdline(w.pid),
-        "alive": last.alive,
-        "zombies": last.zombies,
+        "alive": last.alive + len(not_dead),
+        "zombies": len(zombies),
         "descendant_zombies": last.descendant_zombies,
         "oldest_zombie_s": _oldest_age(zombies),
-        "growth_per_s": round((last.zombies - w.first.zombies) / span, 1) if span > 0 else None,
+        "growth_per_s": round((len(zombies) - first_zombies) / span, 1) if span > 0 else None,
         "exit_codes": _exit_codes(zombies),
         "sigchld": sigchld_disposition(w.pid),
         "pid1": None if ns_pid is None else ns_pid == 1,
         "watch_s": watch,
         "reaped_during_watch": len(w.first_zombies - _pids(zombies)) if watch > 0 else None,
+        "main_thread_exited": not_dead,
     }
     report["verdict"] = verdict(report)
     return report
@@ -159,14 +216,29 @@ def _rate(growth: float) -> str:
 def verdict(r: Report) -> str:
     """One sentence on what is wrong and the fix, from a report's figures."""
     pid, zombies, deeper = r["pid"], r["zombies"], r["descendant_zombies"]
-    if zombies == 0:
-        if deeper == 0:
-            return "no zombies"
-        return (
-            f"PID {pid} has no zombie children, but its descendants hold {deeper:,}: one "
-            "of its children forks and does not reap. Run `python -m diagnostics doctor "
-            "--all` to find that parent."
+    text = _zombie_verdict(r) if zombies else _deeper_verdict(pid, deeper)
+    for child in r.get("main_thread_exited") or []:
+        text += "; " if text == "no zombies" else " "
+        text += (
+            f"PID {child['pid']} shows as a zombie (ps: Zl) but is alive:"
+            f" {_main_thread_exited(child['threads'])}, and waitpid collects it only"
+            " after its last thread ends."
         )
+    return text
+
+
+def _deeper_verdict(pid: int, deeper: int) -> str:
+    if deeper == 0:
+        return "no zombies"
+    return (
+        f"PID {pid} has no zombie children, but its descendants hold {deeper:,}: one "
+        "of its children forks and does not reap. Run `python -m diagnostics doctor "
+        "--all` to find that parent."
+    )
+
+
+def _zombie_verdict(r: Report) -> str:
+    pid, zombies, deeper = r["pid"], r["zombies"], r["descendant_zombies"]
     growth = "" if r["growth_per_s"] is None else f", {_rate(r['growth_per_s'])}"
     if r["reaped_during_watch"] is None:
         head = f"PID {pid} holds"
@@ -204,6 +276,8 @@ def render(r: Report) -> str:
     if r["exit_codes"]:
         codes = ", ".join(f"{code} x{n:,}" for code, n in r["exit_codes"].items())
         lines.append(f"  zombie exit codes: {codes}")
+    for child in r.get("main_thread_exited") or []:
+        lines.append(f"  PID {child['pid']} (ps: Zl): {_main_thread_exited(child['threads'])}")
     watched = ""
     if r["growth_per_s"] is not None:
         watched = (

@@ -143,3 +143,67 @@ def test_cli_bad_input_is_one_line_and_exit_2(args: list[str]) -> None:
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("diagnostics: error: ")
+
+
+# A parent whose one child starts a thread and then ends its main thread alone (the raw
+# exit system call), so the child shows as "Zl" while the thread runs. The thread ends
+# when the parent's stdin closes (the parent then exits too); the child's PID is printed.
+MAIN_THREAD_EXITS = r"""
+import ctypes, os, sys, threading
+
+SYS_EXIT = {"x86_64": 60, "aarch64": 93}[os.uname().machine]
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    threading.Thread(target=lambda: os.read(r, 1) or os._exit(0)).start()
+    ctypes.CDLL(None).syscall(SYS_EXIT, 0)  # this thread only, unlike exit_group
+os.close(r)
+print(pid, flush=True)
+sys.stdin.buffer.read()
+os.close(w)
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.fixture
+def main_thread_exited() -> Iterator[tuple[int, int]]:
+    """(parent PID, child PID) with the child in state Z and one thread still running."""
+    if os.uname().machine not in ("x86_64", "aarch64"):
+        pytest.skip("the raw exit system call number is known here for x86_64 and aarch64")
+    parent = h.spawn(MAIN_THREAD_EXITS)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        h.wait_until(lambda: _state(child) == "Z", what="the child's main thread to exit")
+        yield parent.pid, child
+    finally:
+        h.end(parent)
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_process_whose_main_thread_exited_is_alive_not_a_zombie(main_thread_exited) -> None:
+    parent, child = main_thread_exited
+    report = examine(parent, 0.1)
+    assert (report["alive"], report["zombies"]) == (1, 0)
+    assert report["main_thread_exited"] == [{"pid": child, "threads": 1}]
+    assert report["verdict"].startswith("no zombies; ")
+    assert f"PID {child} shows as a zombie (ps: Zl) but is alive" in report["verdict"]
+    assert "main thread exited, 1 thread still running" in report["verdict"]
+    assert "waitpid(-1" not in report["verdict"]  # no reaping advice: there is nothing to reap
+    assert parent not in [p["pid"] for p in examine_all(0)]
+
+
+def test_doctor_on_such_a_process_says_it_is_alive(main_thread_exited) -> None:
+    _parent, child = main_thread_exited
+    result = h.run_cli("doctor", str(child))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"diagnostics: error: PID {child} is alive, not a zombie: main thread exited, 1 thread"
+        " still running (ps shows Zl; waitpid returns 0 for it until the last one ends, so"
+        " there is nothing to reap yet)"
+    )
