@@ -14,6 +14,7 @@ import sys
 
 from server.forking import ForkingHTTPServer, ServerConfig
 from server.reapers import STRATEGIES
+from server.speed import bind_symbols_now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -141,8 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     config, rebind = parsed
-    if rebind:
-        bind_symbols_now()
+    error = bind_symbols_now() if rebind else None
+    if error is not None:
+        print(
+            f"{PROG}: warning: cannot restart with LD_BIND_NOW=1 ({error.strerror}):"
+            " serving without it (--no-rebind skips the attempt)",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         server = ForkingHTTPServer(config)
     except OSError as error:
@@ -154,35 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Serving HTTP on {server.url} (pid {os.getpid()}, reaper {config.reaper})", flush=True)
     server.serve_forever()
     return 0 if server.write_counters() else 1
-
-
-def bind_symbols_now() -> None:
-    """Start this program over, once, with LD_BIND_NOW=1 (Linux).
-
-    The dynamic linker resolves a library function on its first call, in each
-    process. A forked child calls some that the parent never has (``_exit``,
-    and what CPython's after-fork code uses), so every child looked them up
-    itself: it read the libraries' symbol tables and wrote their address
-    tables, about 15 page faults per request (measured with perf). With
-    LD_BIND_NOW the parent resolves everything once, at start. exec keeps the
-    PID, so whoever started the server, and samples it, sees no difference.
-
-    Returns only when no restart is needed, or when exec failed (the
-    interpreter moved, a seccomp policy, E2BIG): then it says so in one line
-    and the server runs as it is, only slower per child.
-    """
-    if sys.platform != "linux" or os.environ.get("LD_BIND_NOW") or not sys.executable:
-        return
-    argv = [sys.executable, *sys.orig_argv[1:]]
-    try:
-        os.execve(sys.executable, argv, {**os.environ, "LD_BIND_NOW": "1"})
-    except OSError as error:
-        print(
-            f"{PROG}: warning: cannot restart with LD_BIND_NOW=1 ({error.strerror}):"
-            " serving without it (--no-rebind skips the attempt)",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ it writes to them, and CPython writes to every object it uses (reference
 counts). So the child's path is short and touches few objects: functions are
 called through names bound here once (``read``, not ``os.read``, which would
 touch the os module too), the child gets plain values rather than the server
-object, and warm_up runs this very code in the parent before the first fork.
+object, and server.speed.warm_up runs this very code in the parent before the
+first fork.
 """
 
 from __future__ import annotations
 
-import _socket
 from os import _exit, close, read, set_blocking, write
 from select import POLLIN, poll
 from time import monotonic, sleep
@@ -30,6 +30,7 @@ from server.protocol import (
     hopeless_start,
     is_error,
 )
+from server.speed import socket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -148,9 +149,9 @@ def linger(fd: int) -> None:
     answers pay for this; they are the ones sent before the request was read.
     """
     try:
-        sock = _socket.socket(fileno=fd)
+        sock = socket.socket(fileno=fd)
         try:
-            sock.shutdown(_socket.SHUT_WR)
+            sock.shutdown(socket.SHUT_WR)
         finally:
             sock.detach()
     except OSError:
@@ -197,31 +198,3 @@ def _send_quietly(fd: int, data: bytes) -> bool:
     except OSError:
         return False
     return True
-
-
-_WARM_UP_HEADS = (
-    b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
-    b"HEAD /Dan HTTP/1.0\r\n\r\n",
-    b"GET /Zhuibing%20Dan HTTP/1.1\r\nHost: localhost\r\nUser-Agent: w\r\nAccept: */*\r\n\r\n",
-)
-_WARM_UP_ROUNDS = 100
-"""Enough runs for CPython to finish specialising the code (a few dozen suffice)."""
-
-
-def warm_up() -> None:
-    """Serve a few requests over socket pairs in the parent, before it forks.
-
-    CPython rewrites a function's bytecode in place while it warms up (3.11's
-    specialising interpreter). Done in every child, that writing copies pages
-    that parent and child could have shared; done here once, children inherit
-    code that is already settled.
-    """
-    for _ in range(_WARM_UP_ROUNDS):
-        for head in _WARM_UP_HEADS:
-            client, server = _socket.socketpair()
-            try:
-                client.sendall(head)
-                serve_connection(server.fileno(), timeout=1.0, work_ms=0)
-            finally:
-                client.close()
-                server.close()

@@ -1,41 +1,37 @@
 """The fork-per-connection server: one small parent that accepts and forks.
 
+The tutorial's server, in the order it teaches: listen, accept a connection,
+fork a child for it, and keep the two rules forking brings. The parent closes
+its copy of the client socket (the child closes the listening one, in
+server.child), and it reaps its children in a loop (server.reapers), because
+one SIGCHLD may stand for many exits.
+
 The parent does as little as it can per connection, because its cost is the
-server's ceiling: accept, fork, close its copy of the client socket, count.
-Everything else (reading, parsing, answering) happens in the child, which then
-leaves with ``os._exit`` so no parent state (buffers, atexit hooks) runs twice.
+server's ceiling: accept, fork, close, count. Everything else (reading,
+parsing, answering) happens in the child, which leaves with ``os._exit`` so no
+parent state (buffers, atexit hooks) runs twice.
 
 The main loop waits in poll on the listening socket and a wakeup pipe
 (``signal.set_wakeup_fd``). Signal handlers therefore never need to do work
 to be noticed: SIGTERM only sets a flag and the pipe wakes the loop, the way
 gunicorn's arbiter does it.
 
-A fork costs in proportion to the parent's memory (its page tables are copied)
-and to what each side touches afterwards: every page they share is
-copy-on-write, and each page either writes to (CPython writes reference counts
-on every object it uses) is a page fault and a 4 KiB copy. So the parent stays
-small and handles bare descriptors, and the child does as little Python as it
-can (see server.child). No argparse, urllib, dataclasses or typing: measured,
-they cost a quarter of the throughput. And ``_socket`` and ``_signal``, the C
-modules under socket and signal: those two wrap their constants in enums, and
-the enum machinery they import is over half a megabyte that every fork would
-copy and every child tear down.
+Why ``signal`` and ``socket`` come from server.speed, and the parent warms up
+and freezes its memory before serving: see server.speed.
 """
 
 from __future__ import annotations
 
-import _signal
-import _socket
 import errno
-import gc
 import os
 import select
 import sys
 import time
 
-from server.child import run_child, warm_up
+from server.child import run_child, serve_connection
 from server.protocol import SERVICE_UNAVAILABLE_ANSWER
 from server.reapers import STRATEGIES, Counters, Strategy, reap_all
+from server.speed import freeze_memory, signal, socket, warm_up
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,7 +83,7 @@ class ForkingHTTPServer:
         self._child_args = (self.listener.fileno(), config.timeout, config.work_ms)
         # Before the banner: once it is printed the server is quiet and ready, and a
         # SIGTERM sent the moment it appears finds its handler (not the default death).
-        warm_up()
+        warm_up(serve_connection)
         self._install_signals()
 
     @property
@@ -106,10 +102,7 @@ class ForkingHTTPServer:
         poller = select.poll()
         poller.register(listen_fd, select.POLLIN)
         poller.register(wakeup_fd, select.POLLIN)
-        # Everything allocated so far stays put: the collector then never touches
-        # (and copy-on-write duplicates) these pages in a forked child.
-        gc.collect()
-        gc.freeze()
+        freeze_memory()
         try:
             while not self._stopping:
                 ready = dict(poller.poll())
@@ -122,50 +115,6 @@ class ForkingHTTPServer:
             self.listener.close()
             self._finish_children()
         return self.counters
-
-    # -- signals -------------------------------------------------------------
-
-    def _install_signals(self) -> None:
-        for fd in (self._wakeup_r, self._wakeup_w):
-            os.set_blocking(fd, False)
-        _signal.set_wakeup_fd(self._wakeup_w, warn_on_full_buffer=False)
-        _signal.signal(_signal.SIGTERM, self._request_stop)
-        _signal.signal(_signal.SIGINT, self._request_stop)
-        self.strategy.install(self.counters)
-
-    def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
-        """SIGTERM or SIGINT: the parent stops; a child keeps its promise on SIGINT.
-
-        Children inherit this handler with the fork, so it tells by PID, and only
-        when a signal comes, where it runs. Ctrl-C on a terminal sends SIGINT to
-        the whole foreground process group, children included: a child ignores
-        it and finishes its request, and the parent, which got the same SIGINT,
-        waits for it up to --grace and then ends it (``_finish_children``).
-        PEP 475 makes the child's interrupted poll, sleep, read or write resume
-        after the handler returns. SIGTERM is sent to one process, so a child
-        that gets it ends as the default action would.
-
-        Nothing here runs per request. The alternatives cost more or do not
-        work: ``signal(SIGINT, SIG_IGN)`` in each child is a system call per
-        fork; SIGINT blocked in the parent before forking (the mask is inherited)
-        would keep it from the parent too, whose poll loop learns of signals
-        only through their delivery (``set_wakeup_fd``); and SIG_IGN in the
-        parent is the same problem.
-        """
-        if os.getpid() != self._pid:
-            if signum == _signal.SIGINT:
-                return
-            _signal.signal(signum, _signal.SIG_DFL)
-            _signal.raise_signal(signum)
-        self._stopping = True
-
-    def _drain_wakeups(self) -> None:
-        try:
-            signals = os.read(self._wakeup_r, 4096)
-        except BlockingIOError:
-            return
-        if _signal.SIGCHLD in signals:
-            self.strategy.on_sigchld_wakeup(self.counters)
 
     # -- accepting and forking -----------------------------------------------
 
@@ -252,6 +201,50 @@ class ForkingHTTPServer:
             self._reject(fd)
         self._spare_fd = _open_spare()
 
+    # -- signals -------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        for fd in (self._wakeup_r, self._wakeup_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self._wakeup_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        self.strategy.install(self.counters)
+
+    def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: the parent stops; a child keeps its promise on SIGINT.
+
+        Children inherit this handler with the fork, so it tells by PID, and only
+        when a signal comes, where it runs. Ctrl-C on a terminal sends SIGINT to
+        the whole foreground process group, children included: a child ignores
+        it and finishes its request, and the parent, which got the same SIGINT,
+        waits for it up to --grace and then ends it (``_finish_children``).
+        PEP 475 makes the child's interrupted poll, sleep, read or write resume
+        after the handler returns. SIGTERM is sent to one process, so a child
+        that gets it ends as the default action would.
+
+        Nothing here runs per request. The alternatives cost more or do not
+        work: ``signal(SIGINT, SIG_IGN)`` in each child is a system call per
+        fork; SIGINT blocked in the parent before forking (the mask is inherited)
+        would keep it from the parent too, whose poll loop learns of signals
+        only through their delivery (``set_wakeup_fd``); and SIG_IGN in the
+        parent is the same problem.
+        """
+        if os.getpid() != self._pid:
+            if signum == signal.SIGINT:
+                return
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+        self._stopping = True
+
+    def _drain_wakeups(self) -> None:
+        try:
+            signals = os.read(self._wakeup_r, 4096)
+        except BlockingIOError:
+            return
+        if signal.SIGCHLD in signals:
+            self.strategy.on_sigchld_wakeup(self.counters)
+
     # -- shutdown ------------------------------------------------------------
 
     def _finish_children(self) -> None:
@@ -265,11 +258,11 @@ class ForkingHTTPServer:
         """
         counters = self.counters
         reaped_serving = counters.reaped
-        _signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(-1)
         if self.strategy.reaps:
-            _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGCHLD})
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
             # From here an exiting child becomes a zombie even under "ignore".
-            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             deadline = time.monotonic() + self.config.grace
             while reap_all(counters):
                 remaining = deadline - time.monotonic()
@@ -277,7 +270,7 @@ class ForkingHTTPServer:
                     _kill_children()
                     deadline = time.monotonic() + self.config.grace
                     continue
-                _signal.sigtimedwait({_signal.SIGCHLD}, remaining)
+                signal.sigtimedwait({signal.SIGCHLD}, remaining)
         counters.reaped_at_shutdown = counters.reaped - reaped_serving
         counters.reaped = reaped_serving
 
@@ -312,16 +305,16 @@ class ForkingHTTPServer:
         return True
 
 
-def _listen(host: str, port: int, backlog: int) -> _socket.socket:
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
     # An ASCII host goes as bytes: given a str, getaddrinfo runs the IDNA codec,
     # whose import (re, unicodedata, stringprep) would stay in the parent for good.
     name = (host.encode("ascii") if host.isascii() else host) if host else None
-    family, kind, proto, _name, address = _socket.getaddrinfo(
-        name, port, type=_socket.SOCK_STREAM, flags=_socket.AI_PASSIVE
+    family, kind, proto, _name, address = socket.getaddrinfo(
+        name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
-    listener = _socket.socket(family, kind, proto)
+    listener = socket.socket(family, kind, proto)
     try:
-        listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(address)
         listener.listen(backlog)
         listener.setblocking(False)
@@ -342,7 +335,7 @@ def _kill_children() -> None:
     """End children still running after the grace period (Linux: read from /proc)."""
     for pid in _children_pids():
         try:
-            os.kill(pid, _signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 

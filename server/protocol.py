@@ -55,7 +55,7 @@ REASONS = {
 """The statuses this server sends, with RFC 9110's reason phrases (a test holds
 them to http.HTTPStatus). Not HTTPStatus itself: importing http builds a
 60-member enum, and the enum machinery is the largest part of what the
-forking parent would otherwise carry (see server.forking)."""
+forking parent would otherwise carry (see server.speed)."""
 
 
 class BadRequest(Exception):
@@ -264,7 +264,7 @@ def answer(head: bytes) -> bytes:
     Nearly every request is a plain ``GET /name HTTP/1.1`` with a few CRLF-ended
     fields, and the lines below answer it with few calls and few new objects:
     this runs in a forked child, where every object touched is a page copied
-    (see server.forking). Anything else (escapes, non-ASCII, controls, bare LF
+    (see server.speed). Anything else (escapes, non-ASCII, controls, bare LF
     line ends, the absolute form, errors) goes through parse_head and
     name_from_target, the full rules; a test holds both paths to the same
     answers.

@@ -13,8 +13,9 @@ logging inside its SIGCHLD handler). They touch only integer counters.
 
 from __future__ import annotations
 
-import _signal
 import os
+
+from server.speed import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class LoopReaper(Strategy):
             counters.sigchld_handled += 1
             reap_all(counters)
 
-        _signal.signal(_signal.SIGCHLD, handle)
+        signal.signal(signal.SIGCHLD, handle)
 
 
 class SingleReaper(Strategy):
@@ -126,7 +127,7 @@ class SingleReaper(Strategy):
             counters.sigchld_handled += 1
             reap_one(counters)
 
-        _signal.signal(_signal.SIGCHLD, handle)
+        signal.signal(signal.SIGCHLD, handle)
 
 
 class NoReaper(Strategy):
@@ -135,7 +136,7 @@ class NoReaper(Strategy):
     reaps = False
 
     def install(self, counters: Counters) -> None:
-        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
 class IgnoreReaper(Strategy):
@@ -144,7 +145,7 @@ class IgnoreReaper(Strategy):
     reaps_counted = False
 
     def install(self, counters: Counters) -> None:
-        _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 
 
 class WakeupReaper(Strategy):
@@ -154,7 +155,7 @@ class WakeupReaper(Strategy):
     def install(self, counters: Counters) -> None:
         # A Python-level handler must exist for the wakeup fd to be written;
         # it is deliberately empty so no work happens in signal context.
-        _signal.signal(_signal.SIGCHLD, _do_nothing)
+        signal.signal(signal.SIGCHLD, _do_nothing)
 
     def on_sigchld_wakeup(self, counters: Counters) -> None:
         counters.sigchld_handled += 1

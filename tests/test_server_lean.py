@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.server_helpers import BANNER, ROOT, read_to_eof
 
 HEAVY_MODULES = {"argparse", "collections", "dataclasses", "enum", "http", "re", "signal", "socket"}
-"""Each of these adds hundreds of kilobytes that every fork copies (see server.forking)."""
+"""Each of these adds hundreds of kilobytes that every fork copies (see server.speed)."""
 
 
 def test_the_server_imports_none_of_the_heavy_modules() -> None:
