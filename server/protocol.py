@@ -286,9 +286,12 @@ def answer(head: bytes) -> bytes:
     return answer_by_the_rules(head)
 
 
+_OK_STATUS_LINE = b"HTTP/1.1 200 "
+
+
 def is_error(reply: bytes) -> bool:
     """True for any answer but a 200: the request may not have been read to its end."""
-    return not reply.startswith(_GREETING_HEAD[:13])
+    return not reply.startswith(_OK_STATUS_LINE)
 
 
 def answer_by_the_rules(head: bytes) -> bytes:
