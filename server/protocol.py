@@ -286,7 +286,7 @@ def answer(head: bytes) -> bytes:
     return answer_by_the_rules(head)
 
 
-_OK_STATUS_LINE = b"HTTP/1.1 200 "
+_OK_STATUS_LINE = f"HTTP/1.1 {OK} ".encode("ascii")
 
 
 def is_error(reply: bytes) -> bool:
