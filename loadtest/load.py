@@ -20,6 +20,8 @@ from reports.files import read_table
 from reports.locust import history_from_table, totals_from_history, totals_from_stats
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+TIMELINE = Path(__file__).with_name("locust_timeline.py")
+"""Loaded beside every locustfile: the 10 Hz request timeline and the users' random phases."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +36,7 @@ class LoadShape:
 def start_locust(url: str, shape: LoadShape, folder: Path, locustfile: Path) -> ManagedProcess:
     command = [
         sys.executable, "-m", "locust",
-        "-f", str(locustfile.resolve()),
+        "-f", f"{locustfile.resolve()},{TIMELINE}",
         "--headless", "--only-summary",
         "--host", url,
         "--users", str(shape.users),

@@ -12,7 +12,7 @@ import csv
 import random
 
 import locust.stats
-from locust import FastHttpUser, constant_throughput, events, task
+from locust import FastHttpUser, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
@@ -65,17 +65,8 @@ def _write_final_stats(**_kwargs) -> None:
             write(csv.writer(file))
 
 
-def _paced(user: ForkingServerUser) -> float:
-    """Per-user pacing derived from the total rate, so --rate means the whole load."""
-    options = user.environment.parsed_options
-    rate = getattr(options, "reaperlab_rate", 0.0) if options else 0.0
-    if rate <= 0:
-        return 0.0
-    return constant_throughput(rate / max(options.num_users, 1))(user)
-
-
 class ForkingServerUser(FastHttpUser):
-    wait_time = _paced
+    """Paced by locust_timeline.py (loaded beside this file) to --reaperlab-rate in total."""
 
     @task
     def greet_someone(self) -> None:

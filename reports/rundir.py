@@ -34,6 +34,10 @@ HISTORY = "locust_stats_history.csv"
 FAILURES = "locust_failures.csv"
 EXCEPTIONS = "locust_exceptions.csv"
 LOCUST_LOG = "locust.log"
+REQUESTS = "locust_requests.csv"
+"""Completed requests and failures, running totals read ten times a second on the
+samples' clock (unix time), written by loadtest/locust_timeline.py."""
+REQUEST_COLUMNS = ("time", "requests", "failures")
 
 SCENARIO_FILES = (
     SAMPLES,
@@ -42,6 +46,7 @@ SCENARIO_FILES = (
     SERVER_LOG,
     STATS,
     HISTORY,
+    REQUESTS,
     FAILURES,
     EXCEPTIONS,
     LOCUST_LOG,
