@@ -346,7 +346,8 @@ def plot_children(run: Run, path: Path) -> Path:
         ax.spines[["top", "right"]].set_visible(False)
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     if sampled:
-        _headroom(axes[0])
+        top = max(max(ax.dataLim.y1 for ax in axes[: len(sampled)]), 1)
+        axes[0].set_ylim(0, top * 1.12)
     else:
         _no_data(axes[0], "no samples in this run", "live children")
     axes[-1].set_xlabel(time_label(run))
@@ -389,8 +390,10 @@ def _latency_panel(ax: Axes, scenario: Scenario, color: str) -> None:
     if history is None or t is None:
         _no_data(ax, "no Locust history: response times not measured", "response time (ms)")
         return
-    # Locust's first rows come before any request completed; their 0 ms is no response time.
-    answered = history.total_requests > 0
+    # Locust's "current" percentiles read 0 until its rolling window has its first
+    # snapshot (the first row or two, requests done or not): no response time, so the
+    # line starts at the first real one.
+    answered = np.logical_or.accumulate(np.nan_to_num(history.p50_ms) > 0)
     ax.plot(t[answered], history.p50_ms[answered], color="#1f77b4", lw=1.5, label="p50")
     ax.plot(t[answered], history.p95_ms[answered], color="#6a3d9a", lw=1.5, label="p95")
     ax.set_title("Response time (Locust)", loc="left", fontsize=10)
