@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from diagnostics.trend import describe, per_time, trend
 from reports.series import first_finite, last_finite, peak
+from reports.trend import describe, per_time, trend
 
 # A leak of one zombie per request leaves final zombies == children forked; allow for the
 # last few children still running when the final sample was taken.

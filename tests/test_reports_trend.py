@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from diagnostics.trend import describe, trend
+from reports.trend import describe, trend
 
 
 def poisson_times(seconds: float, mean_gap: float = 0.05, seed: int = 7) -> list[float]:

@@ -6,8 +6,7 @@ and a count flat for the last 4 s "growing". So the direction is measured over t
 the watch only (its last quarter, and at least a few seconds), and what came before is
 said separately: "rose to 50, then held".
 
-Pure functions over plain sequences (standard library only): the watch command and the
-reports both describe a watch with them.
+Pure functions over plain sequences, tested on synthetic curves (tests/test_reports_trend.py).
 """
 
 from __future__ import annotations
