@@ -287,8 +287,10 @@ def plot_zombies(run: Run, path: Path) -> Path:
     if run.kind == "watch":
         caption = "Zombies of the watched process, as sampled from /proc at random times."
     elif references:
+        fine = all(s.completed is not None for s in sampled if _reference(s) is not None)
+        source = "counted 10 times a second" if fine else "Locust's 1 s history, ±0.5 s"
         caption = (
-            "Solid: zombies, as sampled; dashed: requests completed (Locust, 10 per second)."
+            f"Solid: zombies, as sampled; dashed: requests completed ({source})."
             " Without a reaper they coincide, one zombie per request."
         )
     else:
