@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
@@ -43,11 +44,13 @@ SPARE_COLORS = ("#17becf", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39"
 LIVE_COLOR = "#555555"
 # A reaper's zombies are drawn again in an inset when their peak is under this share of
 # the zombies axis; a scenario's requests line is drawn only when its zombies reach this
-# share of its requests (else the line says nothing about them and only squashes the
-# axis); a dashboard gets a separate live-children row when zombies outnumber live
-# children by this ratio (one axis would flatten the live line onto the floor).
+# share of its requests (it is the reference for "one zombie per request"; beside a
+# reaper's few zombies it only squashes the axis, and beside a partial leak it lies
+# near the other scenarios' lines and reads as theirs); a dashboard gets a separate
+# live-children row when zombies outnumber live children by this ratio (one axis would
+# flatten the live line onto the floor).
 ZOOM_SHARE = 0.05
-REFERENCE_SHARE = 0.05
+REFERENCE_SHARE = 0.5
 DWARF_RATIO = 10
 RATE_WINDOW_S = 1.0
 RSS_HEADROOM = 1.6
@@ -89,6 +92,12 @@ def scenario_colors(names: Iterable[str]) -> dict[str, str]:
             colors[name] = SPARE_COLORS[spare % len(SPARE_COLORS)]
             spare += 1
     return colors
+
+
+def _darker(color: str) -> tuple[float, float, float]:
+    """The same hue at half the brightness: a scenario's second line, seen over its first."""
+    red, green, blue = to_rgb(color)
+    return (red / 2, green / 2, blue / 2)
 
 
 def _figure(height_in: float) -> Figure:
@@ -231,7 +240,7 @@ def plot_zombies(run: Run, path: Path) -> Path:
     """Zombies per scenario, each against the requests completed for it (dashed)."""
     figure = _figure(5.8)
     ax = figure.subplots()
-    figure.subplots_adjust(left=0.08, right=0.95, top=0.92, bottom=0.15)
+    figure.subplots_adjust(left=0.08, right=0.72, top=0.92, bottom=0.15)
     colors = scenario_colors(s.name for s in run.scenarios)
     sampled = [s for s in run.scenarios if s.samples is not None]
     deeper = any(s.samples.has_deeper_zombies for s in sampled if s.samples is not None)
@@ -244,8 +253,9 @@ def plot_zombies(run: Run, path: Path) -> Path:
         legend.append(_line(ax, scenario.samples.t, zombies, color, 2, text(scenario.name)))
         reference = _reference(scenario)
         if reference is not None:
-            (line,) = ax.plot(*reference, color=color, lw=1.2, ls="--", alpha=0.7)
-            line.set_label(f"requests completed ({text(scenario.name, 30)})")
+            # On top of the zombies and darker, so where the two coincide both are seen.
+            (line,) = ax.plot(*reference, color=_darker(color), lw=1.2, ls="--", zorder=3)
+            line.set_label(f"requests ({text(scenario.name, 24)})")
             references.append(line)
         capped_t = scenario.capped_t()
         if not math.isnan(capped_t):
@@ -279,11 +289,10 @@ def plot_zombies(run: Run, path: Path) -> Path:
         legend.append(
             Line2D([], [], marker="X", ls="", color="grey", mec="black", label="zombie cap hit")
         )
-    if legend:
-        place = (
-            {"loc": "lower right", "bbox_to_anchor": (1, 0.08)} if zoomed else {"loc": "upper left"}
+    if legend:  # beside the axes: inside, some corner always has a line or an end label
+        ax.legend(
+            handles=legend, fontsize=9, loc="upper left", bbox_to_anchor=(1.07, 1), frameon=False
         )
-        ax.legend(handles=legend, fontsize=9, **place)
     if run.kind == "watch":
         caption = "Zombies of the watched process, as sampled from /proc at random times."
     elif references:
