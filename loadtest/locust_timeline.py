@@ -18,10 +18,12 @@ uses, into the run directory's request-timeline file (reports.rundir.REQUESTS).
   the truth by at most that much plus the message's trip; rows are written by the master
   only.
 
-**Random phases.** With the same pacing period every user would fire in step (20 users
-at 100 requests/s: all 20 every 0.2 s), and the server would see bursts of 20 with
-nothing between. Each user first waits a random fraction of its period, then keeps its
-own schedule, so the load arrives spread over the period.
+**Pacing at random phases.** User classes that set no ``wait_time`` of their own are
+paced so that all users together send ``--reaperlab-rate`` requests/s. With the same
+period every user would fire in step (20 users at 100 requests/s: all 20 every 0.2 s),
+and the server would see bursts of 20 with nothing between. Each user first waits a
+random fraction of its period, then keeps its own schedule, so the load arrives spread
+over the period.
 """
 
 from __future__ import annotations
@@ -134,9 +136,11 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
     global _timeline
     options = environment.parsed_options
     if getattr(options, "reaperlab_rate", 0.0):
+        # A class with a wait_time of its own keeps it: its author chose its pacing.
         for user_class in environment.user_classes:
-            user_class.wait_time = paced
-            user_class.on_start = out_of_step(user_class.on_start)
+            if user_class.wait_time is User.wait_time:
+                user_class.wait_time = paced
+                user_class.on_start = out_of_step(user_class.on_start)
     if isinstance(environment.runner, WorkerRunner):
         locust.runners.WORKER_REPORT_INTERVAL = REPORT_INTERVAL_S
         return
