@@ -16,8 +16,9 @@ from locust import FastHttpUser, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-# Locust writes its CSVs every second but flushes them every 5 s; the harness's
-# live view reads the history file, so flush on every write.
+# Locust writes its CSVs every second but flushes them every 5 s; when a run is cut
+# short (no final stats file) the harness's totals come from the history file, so
+# flush on every write.
 locust.stats.CSV_STATS_FLUSH_INTERVAL_SEC = 0
 
 NAMES = ["World", "Zhuibing Dan", "Ada", "Grace Hopper", "Linus", "Dennis", "Ken"]
