@@ -60,5 +60,5 @@ def test_no_reaper_zombies_follow_completed_requests_within_one_interval(tmp_pat
             f" {times[before]:.3f} and {high} by {times[after]:.3f}"
         )
         checked += 1
-    assert checked >= 40
+    assert checked >= 20, f"only {checked} samples fell within the timeline"
     assert zombie_children_of_self() == []
