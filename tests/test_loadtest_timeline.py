@@ -20,7 +20,10 @@ import pytest
 from reports.rundir import REQUESTS, SAMPLES
 from tests.server_helpers import ROOT, zombie_children_of_self
 
-INTERVAL_S = 0.05
+# A fifth of a second: the claim is "within one sampling interval", and on a busy machine
+# a child may be scheduled out for tens of ms between sending its answer and exiting.
+# Locust's whole-second history was up to a second off: this still catches that.
+INTERVAL_S = 0.2
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -32,7 +35,7 @@ def rows(path: Path) -> list[dict[str, str]]:
 def test_no_reaper_zombies_follow_completed_requests_within_one_interval(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "loadtest", "--no-reaper", "--out", str(tmp_path), "--plain",
-        "--users", "4", "--rate", "40", "--duration", "4", "--interval", str(INTERVAL_S),
+        "--users", "4", "--rate", "40", "--duration", "6", "--interval", str(INTERVAL_S),
     ]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
@@ -60,5 +63,5 @@ def test_no_reaper_zombies_follow_completed_requests_within_one_interval(tmp_pat
             f" {times[before]:.3f} and {high} by {times[after]:.3f}"
         )
         checked += 1
-    assert checked >= 20, f"only {checked} samples fell within the timeline"
+    assert checked >= 10, f"only {checked} samples fell within the timeline"
     assert zombie_children_of_self() == []
