@@ -18,7 +18,8 @@ from typing import NoReturn
 
 from diagnostics.doctor import examine, examine_all, render
 from diagnostics.errors import DiagnosticsError
-from diagnostics.watch import watch
+from diagnostics.runs import DEFAULT_RUNS
+from diagnostics.watch import draw_report, watch
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -75,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch_cmd = sub.add_parser("watch", help="sample a process into a run directory")
     watch_cmd.add_argument("pid", type=_number(int, 1))
     watch_cmd.add_argument("--duration", type=_number(float, 0.001), required=True)
-    watch_cmd.add_argument("--out", type=Path, required=True, help="the run directory to write")
+    watch_cmd.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_RUNS,
+        help="runs folder (reports/runs); the watch goes to OUT/<id>/, as a load test's does",
+    )
     watch_cmd.add_argument("--interval", type=_number(float, 0.001), default=0.05)
     return parser
 
@@ -100,7 +106,16 @@ def _watch(args: argparse.Namespace) -> int:
     result = watch(args.pid, args.duration, args.out, args.interval)
     if result.message:
         print(f"diagnostics watch: {result.message}", file=sys.stderr)
-    print(result.run_dir)
+    report = draw_report(result.run_dir)
+    if report.verdict is not None:
+        print(f"PID {args.pid}: {report.verdict}")
+    if report.index is not None:
+        print(f"report: {report.index}")
+    else:
+        print(
+            f"diagnostics watch: {report.problem}; the data is in {result.run_dir}", file=sys.stderr
+        )
+    print(f"run directory: {result.run_dir}")
     return {"interrupted": EXIT_INTERRUPTED, "error": 1}.get(result.status, 0)
 
 
@@ -117,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, _interrupt)
             return _watch(args)
         return _doctor(args)
-    except (UsageError, DiagnosticsError, FileExistsError) as exc:
+    except (UsageError, DiagnosticsError, OSError) as exc:
         print(f"diagnostics: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,6 +1,10 @@
 """``diagnostics watch``: sample any process without load, into a run directory that
 reports/ renders exactly like a load-test run (one scenario, named "watch").
 
+Like the load test, a watch goes to a new run directory inside the runs folder ``--out``
+(``OUT/<YYYYmmdd-HHMMSS>/``). The report is drawn by ``python -m reports`` in its own
+process (diagnostics imports nothing from reports), and its verdict is the one printed.
+
 run.json is written before sampling starts (status "running") and rewritten at the
 end, so even a killed watch leaves a readable run directory; rows are flushed one
 by one by the :class:`~diagnostics.recorder.Recorder`.
@@ -10,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +24,11 @@ from typing import Any
 from diagnostics.machine import machine_info
 from diagnostics.procstatus import cmdline
 from diagnostics.recorder import Recorder
+from diagnostics.runs import new_run_dir
 
 SCENARIO = "watch"
+REPORT_TIMEOUT_S = 120.0
+"""A report is a few plots and pages; a minute or two even for a long watch."""
 
 
 @dataclass(slots=True)
@@ -32,16 +41,15 @@ class WatchResult:
     message: str | None = None
 
 
-def watch(pid: int, duration: float, out: Path, interval: float = 0.05) -> WatchResult:
-    """Sample ``pid`` for ``duration`` seconds into the run directory ``out``.
+def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> WatchResult:
+    """Sample ``pid`` for ``duration`` seconds into a new run directory in ``runs``.
 
     Raises NoSuchProcess / AccessDenied before anything is written when the target
-    cannot be read, FileExistsError when ``out`` already holds a run. Ctrl-C
+    cannot be read, OSError when the run directory cannot be made. Ctrl-C
     (KeyboardInterrupt) ends the watch early with status "interrupted".
     """
     command = cmdline(pid)
-    if (out / "run.json").exists():
-        raise FileExistsError(f"{out} already holds a run (run.json); choose another --out")
+    out = new_run_dir(runs)
     scenario_dir = out / SCENARIO
     scenario_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -97,6 +105,38 @@ def _early_end(recorder: Recorder, pid: int, started: float) -> tuple[str, str]:
     if recorder.target_gone:
         return "target-exited", f"PID {pid} exited after {time.time() - started:.1f} s"
     return "error", f"sampling stopped: {recorder.error}"
+
+
+@dataclass(slots=True)
+class Report:
+    """What ``python -m reports`` made of a run: its page and verdict, or why not."""
+
+    index: Path | None
+    verdict: str | None
+    problem: str | None = None
+
+
+def draw_report(run_dir: Path) -> Report:
+    """Draw the run's report in a separate ``python -m reports`` and read its verdict."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reports", str(run_dir)],
+            capture_output=True,
+            text=True,
+            timeout=REPORT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Report(None, None, f"the report could not be drawn: {exc}")
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["no message"]
+        return Report(None, None, f"the report could not be drawn: {lines[-1]}")
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        verdict = str(summary["scenarios"][0]["verdict"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        verdict = None
+    return Report(run_dir / "index.html", verdict)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

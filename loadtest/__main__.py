@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from loadtest import scenarios
 from loadtest.errors import OneLineParser, UsageError
 from loadtest.experiment import Settings
 from loadtest.harness import DEFAULT_RUNS, EXIT_INTERRUPTED, Harness, RunPlan
-from loadtest.live import open_view
+from loadtest.live import open_view, print_summary
 from loadtest.load import LOCUSTFILE, LoadShape
 from loadtest.target import validate_server_cmd
 
@@ -146,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         markdown = None
         code = EXIT_INTERRUPTED
     if markdown:
-        print(markdown)
+        summary_json = harness.run_dir / "summary.json"
+        if sys.stdout.isatty() and not args.plain and summary_json.is_file():
+            print_summary(json.loads(summary_json.read_text()))
+        else:
+            print(markdown)
         for name in ("index.html", "summary.md", "summary.json", "zombies.png", "children.png"):
             print(f"  {harness.run_dir / name}")
     status = harness.record["exit_status"]

@@ -29,7 +29,6 @@ from loadtest.load import (
     CpuMeter,
     LoadProgress,
     LoadShape,
-    ProgressReader,
     read_totals,
     start_locust,
     start_timeout,
@@ -37,6 +36,7 @@ from loadtest.load import (
 from loadtest.processes import ManagedProcess, reap_orphans, wait_for
 from loadtest.scenarios import Scenario
 from loadtest.target import Target, start_external, start_ours
+from loadtest.timeline import TimelineReader
 from reports.checks import Counts, cross_checks
 
 HEADROOM_RESERVE = 2000
@@ -113,7 +113,7 @@ class Experiment:
         self._locust: ManagedProcess | None = None
         self._target: Target | None = None
         self._recorder: Recorder | None = None
-        self._load_progress = ProgressReader(folder)
+        self._load_progress = TimelineReader(folder)
 
     # -- the run -------------------------------------------------------------
 

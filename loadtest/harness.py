@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from diagnostics.machine import machine_info
+from diagnostics.runs import DEFAULT_RUNS, new_run_dir
 from diagnostics.subreaper import become_subreaper
 from loadtest.experiment import Experiment, Settings
 from loadtest.live import View
@@ -27,7 +28,6 @@ from reports.build import build_report
 from reports.latest import point_latest
 from reports.rundir import NotARunDirectory
 
-DEFAULT_RUNS = Path("reports/runs")
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
 
 
@@ -36,20 +36,6 @@ class RunPlan:
     scenarios: list[Scenario]
     settings: Settings
     runs_root: Path = DEFAULT_RUNS
-
-
-def new_run_dir(runs_root: Path) -> Path:
-    """runs_root/<YYYYmmdd-HHMMSS>, with a suffix if two runs start in the same second."""
-    runs_root.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 1000):
-        candidate = runs_root / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"too many runs named {stamp} in {runs_root}")
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:

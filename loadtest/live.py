@@ -9,11 +9,15 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
+
+from reports.table import HEADERS, TEXT_COLUMNS, cells
 
 
 @dataclass(slots=True)
@@ -52,36 +56,61 @@ def _figure(value: float | int | None, spec: str = "d") -> str:
     return "–" if value is None else format(value, spec)
 
 
+# The harness's phase names, cut to fit a column at 80 terminal columns.
+SHORT_PHASES = {"starting server": "starting", "stopping server": "stopping"}
+
+
 def describe(progress: Progress) -> list[str]:
     """The cells of one row; both views say the same thing."""
-    left = max(progress.duration - progress.elapsed, 0.0)
     cpu = progress.locust_cpu
-    clock = f"{progress.elapsed:5.1f}s / {progress.duration:g}s ({left:.0f}s left)"
+    if progress.phase == "load":
+        clock = f"{progress.elapsed:.0f}/{progress.duration:g}s"
+    else:  # before the load nothing ran; after it, how long it ran
+        clock = f"{progress.elapsed:.1f}s" if progress.elapsed else ""
     return [
         progress.scenario,
-        progress.phase,
-        clock if progress.phase == "load" else "",
+        SHORT_PHASES.get(progress.phase, progress.phase),
+        clock,
         _figure(progress.rps, ".0f"),
         _figure(progress.requests),
         _figure(progress.failures),
         _figure(progress.alive),
         _figure(progress.zombies),
         _figure(progress.fds),
-        "–" if cpu is None else f"{cpu:.0%}" + (" (saturated)" if cpu >= 0.9 else ""),
+        "–" if cpu is None else f"{cpu:.0%}" + ("!" if cpu >= SATURATED else ""),
     ]
 
 
+SATURATED = 0.9
+"""Locust's share of a core past which its CPU figure is flagged (the load generator,
+not the server, may be the bottleneck)."""
 COLUMNS = [
-    "scenario", "phase", "time", "req/s", "requests", "failures",
-    "live children", "zombies", "fds", "locust cpu",
+    "scenario", "phase", "time", "req/s", "requests", "fails",
+    "live", "zombies", "fds", "cpu",
 ]  # fmt: skip
 
 
 PLAIN_KEYS = ["rps", "requests", "failures", "alive", "zombies", "fds", "locust_cpu"]
 
 
+def carry_over(previous: Progress | None, progress: Progress) -> Progress:
+    """A finished scenario keeps its figures: what a later phase does not know, it keeps
+    from the last update (the load's time, Locust's CPU)."""
+    if previous is None:
+        return progress
+    for name in ("rps", "requests", "failures", "alive", "zombies", "fds", "locust_cpu"):
+        if getattr(progress, name) is None:
+            setattr(progress, name, getattr(previous, name))
+    if progress.phase != "load" and not progress.elapsed:
+        progress.elapsed = previous.elapsed
+    return progress
+
+
 class LiveView:
-    """A rich table redrawn four times a second, one row per scenario seen so far."""
+    """A rich table redrawn four times a second, one row per scenario seen so far.
+
+    It fits 80 columns: short headers, no cell wraps, one space between columns.
+    """
 
     def __init__(self) -> None:
         self._rows: dict[str, Progress] = {}
@@ -90,15 +119,25 @@ class LiveView:
         self._live.start()
 
     def _table(self) -> Table:
-        table = Table(title="reaperlab load test", title_justify="left")
+        table = Table(
+            title="reaperlab load test  (live: children running; cpu: Locust's, of one core)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            collapse_padding=True,
+            pad_edge=False,
+        )
         for column in COLUMNS:
-            table.add_column(column, justify="left" if column in ("scenario", "phase") else "right")
+            table.add_column(
+                column,
+                justify="left" if column in ("scenario", "phase") else "right",
+                no_wrap=True,
+            )
         for progress in self._rows.values():
             table.add_row(*describe(progress))
         return table
 
     def update(self, progress: Progress) -> None:
-        self._rows[progress.scenario] = progress
+        self._rows[progress.scenario] = carry_over(self._rows.get(progress.scenario), progress)
         self._live.update(self._table())
 
     def message(self, text: str) -> None:
@@ -114,8 +153,11 @@ class PlainView:
     def __init__(self, every: float = 5.0) -> None:
         self._every = every
         self._last: dict[str, tuple[float, str]] = {}
+        self._seen: dict[str, Progress] = {}
 
     def update(self, progress: Progress) -> None:
+        progress = carry_over(self._seen.get(progress.scenario), progress)
+        self._seen[progress.scenario] = progress
         now = time.monotonic()
         last_time, last_phase = self._last.get(progress.scenario, (float("-inf"), ""))
         if progress.phase == last_phase and now - last_time < self._every:
@@ -131,3 +173,45 @@ class PlainView:
 
     def close(self) -> None:
         pass
+
+
+def _summary_table(title: str, rows: list[list[str]], width: int) -> Table:
+    """The summary's rows as a table: one row per scenario when that fits the width, else
+    one column per scenario (figures down the side), so no header is cut to "scen…"."""
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
+        pad_edge=False,
+    )  # fmt: skip
+    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(HEADERS)]
+    if sum(widths) + len(widths) <= width:
+        for header in HEADERS:
+            table.add_column(header, justify="left" if header in TEXT_COLUMNS else "right")
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))
+        return table
+    table.add_column("")
+    for row in rows:
+        table.add_column(Text(row[0]), justify="right")
+    for i, header in enumerate(HEADERS[1:], start=1):
+        table.add_row(Text(header, style="bold"), *(Text(row[i]) for row in rows))
+    return table
+
+
+def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    """The closing summary on a terminal: summary.md's figures, verdicts and warnings
+    drawn by rich, as plain text (no Markdown pipes, asterisks or escapes)."""
+    console = console or Console()
+    run, scenarios = summary["run"], summary["scenarios"]
+    title = f"reaperlab {run.get('kind', 'loadtest')} run {run.get('id', '')}"
+    console.print(_summary_table(title, [cells(s) for s in scenarios], console.width))
+    for scenario in scenarios:
+        line = Text()
+        line.append(f"{scenario['name']}: ", style="bold")
+        line.append(str(scenario["verdict"]))
+        console.print(line)
+    warnings = [str(w) for w in run.get("warnings", [])]
+    warnings += [f"{s['name']}: {w}" for s in scenarios for w in s.get("warnings", [])]
+    if warnings:
+        console.print(Text("warnings", style="bold yellow"))
+        for warning in warnings:
+            console.print(Text(f"- {warning}"))

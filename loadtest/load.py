@@ -8,7 +8,6 @@ children reaped behind its back (hiding the very bug under study).
 from __future__ import annotations
 
 import math
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from reports.files import read_table
 from reports.locust import history_from_table, totals_from_history, totals_from_stats
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+TIMELINE = Path(__file__).with_name("locust_timeline.py")
+"""Loaded beside every locustfile: the 10 Hz request timeline and the users' random phases."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ class LoadShape:
 def start_locust(url: str, shape: LoadShape, folder: Path, locustfile: Path) -> ManagedProcess:
     command = [
         sys.executable, "-m", "locust",
-        "-f", str(locustfile.resolve()),
+        "-f", f"{locustfile.resolve()},{TIMELINE}",
         "--headless", "--only-summary",
         "--host", url,
         "--users", str(shape.users),
@@ -71,29 +72,6 @@ def read_progress(folder: Path) -> LoadProgress:
     totals = totals_from_history(history)
     current_rps = float(history.rps[-1]) if len(history.rps) else None
     return LoadProgress(totals.requests, totals.failures, current_rps)
-
-
-class ProgressReader:
-    """read_progress for the live view, which ticks four times a second.
-
-    Locust rewrites its history once a second; the file is parsed again only
-    when it changed, not on every tick of a long run.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self._folder = folder
-        self._stamp: tuple[int, int] | None = None
-        self._last = LoadProgress(None, None, None)
-
-    def read(self) -> LoadProgress:
-        try:
-            status = os.stat(self._folder / "locust_stats_history.csv")
-        except OSError:
-            return self._last
-        stamp = (status.st_mtime_ns, status.st_size)
-        if stamp != self._stamp:
-            self._stamp, self._last = stamp, read_progress(self._folder)
-        return self._last
 
 
 def read_totals(folder: Path) -> LoadProgress:

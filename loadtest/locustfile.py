@@ -12,12 +12,13 @@ import csv
 import random
 
 import locust.stats
-from locust import FastHttpUser, constant_throughput, events, task
+from locust import FastHttpUser, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-# Locust writes its CSVs every second but flushes them every 5 s; the harness's
-# live view reads the history file, so flush on every write.
+# Locust writes its CSVs every second but flushes them every 5 s; when a run is cut
+# short (no final stats file) the harness's totals come from the history file, so
+# flush on every write.
 locust.stats.CSV_STATS_FLUSH_INTERVAL_SEC = 0
 
 NAMES = ["World", "Zhuibing Dan", "Ada", "Grace Hopper", "Linus", "Dennis", "Ken"]
@@ -65,17 +66,8 @@ def _write_final_stats(**_kwargs) -> None:
             write(csv.writer(file))
 
 
-def _paced(user: ForkingServerUser) -> float:
-    """Per-user pacing derived from the total rate, so --rate means the whole load."""
-    options = user.environment.parsed_options
-    rate = getattr(options, "reaperlab_rate", 0.0) if options else 0.0
-    if rate <= 0:
-        return 0.0
-    return constant_throughput(rate / max(options.num_users, 1))(user)
-
-
 class ForkingServerUser(FastHttpUser):
-    wait_time = _paced
+    """Paced by locust_timeline.py (loaded beside this file) to --reaperlab-rate in total."""
 
     @task
     def greet_someone(self) -> None:

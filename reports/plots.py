@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from reports.rundir import Run, Scenario
-from reports.series import envelope, last_finite, moving_average, peak, rate
+from reports.series import envelope, last_finite, peak, windowed_rate
 from reports.table import parameter
 from reports.verdicts import STRATEGY_MEANING
 
@@ -39,18 +40,24 @@ SCENARIO_COLORS = {
     "watch": "#d62728",
 }
 SPARE_COLORS = ("#17becf", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39")
-LIVE_COLOR = "#2ca02c"
+# Live children are not a scenario: a neutral colour, so no scenario's colour means two things.
+LIVE_COLOR = "#555555"
 # A reaper's zombies are drawn again in an inset when their peak is under this share of
-# the zombies axis; a dashboard gets a separate live-children row when zombies outnumber
-# live children by this ratio (one axis would flatten the live line onto the floor).
+# the zombies axis; a scenario's requests line is drawn only when its zombies reach this
+# share of its requests (it is the reference for "one zombie per request"; beside a
+# reaper's few zombies it only squashes the axis, and beside a partial leak it lies
+# near the other scenarios' lines and reads as theirs); a dashboard gets a separate
+# live-children row when zombies outnumber live children by this ratio (one axis would
+# flatten the live line onto the floor).
 ZOOM_SHARE = 0.05
+REFERENCE_SHARE = 0.5
 DWARF_RATIO = 10
-SMOOTHING_S = 1.0
+RATE_WINDOW_S = 1.0
+RSS_HEADROOM = 1.6
 # Past this many samples a series has more points than pixels across the plot; it is
 # drawn as ENVELOPE_BINS groups instead (see series.envelope).
 MAX_RAW_POINTS = 1500
 ENVELOPE_BINS = 600
-ZOMBIE_COLOR = "#d62728"
 
 
 def text(value: str, limit: int = 60) -> str:
@@ -85,6 +92,12 @@ def scenario_colors(names: Iterable[str]) -> dict[str, str]:
             colors[name] = SPARE_COLORS[spare % len(SPARE_COLORS)]
             spare += 1
     return colors
+
+
+def _darker(color: str) -> tuple[float, float, float]:
+    """The same hue at half the brightness: a scenario's second line, seen over its first."""
+    red, green, blue = to_rgb(color)
+    return (red / 2, green / 2, blue / 2)
 
 
 def _figure(height_in: float) -> Figure:
@@ -157,9 +170,13 @@ def _end_label(ax: Axes, t: np.ndarray, values: np.ndarray, color: str) -> None:
 def _line(
     ax: Axes, t: np.ndarray, values: np.ndarray, color: str, lw: float, label: str | None = None
 ) -> Line2D:
-    """A sampled series: raw while it fits the pixels, else a min-max band with its mean."""
+    """A sampled series: raw while it fits the pixels, else a min-max band with its mean.
+
+    Raw samples are drawn as steps that hold each value until the next sample: that is
+    all a sample says, and the spacing of random sampling times stays visible.
+    """
     if values.size <= MAX_RAW_POINTS:
-        (line,) = ax.plot(t, values, color=color, lw=lw, label=label)
+        (line,) = ax.plot(t, values, color=color, lw=lw, label=label, drawstyle="steps-post")
         return line
     middle, low, high, mean = envelope(t, values, ENVELOPE_BINS)
     ax.fill_between(middle, low, high, color=color, alpha=0.3, lw=0)
@@ -181,150 +198,236 @@ def _zoom(ax: Axes, scenarios: list[Scenario], colors: dict[str, str]) -> None:
     inset = ax.inset_axes((0.06, 0.56, 0.36, 0.34))
     for scenario in scenarios:
         assert scenario.samples is not None
-        _line(inset, scenario.samples.t, scenario.samples["zombies"], colors[scenario.name], 1)
+        _line(inset, scenario.samples.t, scenario.samples.all_zombies(), colors[scenario.name], 1)
     inset.set_title("zoom on the reaping scenarios", fontsize=8)
     inset.tick_params(labelsize=7)
     inset.grid(True, alpha=0.3)
     inset.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-    top = max(peak(scenario.samples["zombies"]) for scenario in scenarios if scenario.samples)
-    inset.set_ylim(0, max(top, 2) * 1.25)
+    top = max(peak(scenario.samples.all_zombies()) for scenario in scenarios if scenario.samples)
+    inset.set_ylim(0, top * 1.25)
+
+
+def completed_requests(scenario: Scenario) -> tuple[np.ndarray, np.ndarray] | None:
+    """(t, requests completed so far): the 10 Hz timeline, else Locust's 1 s history.
+
+    Runs made before the timeline existed have only the history, whose rows are whole
+    seconds (placed half a second on, see rundir.LOCUST_CLOCK_OFFSET).
+    """
+    if scenario.completed is not None:
+        return scenario.completed.t, scenario.completed.requests
+    if scenario.history is not None and scenario.history_t is not None:
+        return scenario.history_t, scenario.history.total_requests
+    return None
+
+
+def _reference(scenario: Scenario) -> tuple[np.ndarray, np.ndarray] | None:
+    """The requests line worth drawing beside a scenario's zombies, or None.
+
+    It is the reference for "one zombie per request": drawn where the zombies reach a
+    visible share of the requests, left out where a reaper keeps them near 0.
+    """
+    series = completed_requests(scenario)
+    if series is None or scenario.samples is None:
+        return None
+    requests = peak(series[1])
+    zombies = peak(scenario.samples.all_zombies())
+    if not requests > 0 or not zombies >= REFERENCE_SHARE * requests:
+        return None
+    return series
 
 
 def plot_zombies(run: Run, path: Path) -> Path:
-    """Zombie children per scenario, each against the requests sent to it (dashed)."""
+    """Zombies per scenario, each against the requests completed for it (dashed)."""
     figure = _figure(5.8)
     ax = figure.subplots()
-    figure.subplots_adjust(left=0.08, right=0.95, top=0.92, bottom=0.15)
+    figure.subplots_adjust(left=0.08, right=0.72, top=0.92, bottom=0.15)
     colors = scenario_colors(s.name for s in run.scenarios)
     sampled = [s for s in run.scenarios if s.samples is not None]
+    deeper = any(s.samples.has_deeper_zombies for s in sampled if s.samples is not None)
     legend: list[Line2D] = []
-    for scenario in run.scenarios:
-        if scenario.history is not None and scenario.history_t is not None:
-            ax.plot(
-                scenario.history_t,
-                scenario.history.total_requests,
-                color=colors[scenario.name],
-                lw=1.2,
-                ls="--",
-                alpha=0.45,
-            )
+    references: list[Line2D] = []
     for scenario in sampled:
         assert scenario.samples is not None
         color = colors[scenario.name]
-        zombies = scenario.samples["zombies"]
+        zombies = scenario.samples.all_zombies()
         legend.append(_line(ax, scenario.samples.t, zombies, color, 2, text(scenario.name)))
+        reference = _reference(scenario)
+        if reference is not None:
+            # On top of the zombies and darker, so where the two coincide both are seen.
+            (line,) = ax.plot(*reference, color=_darker(color), lw=1.2, ls="--", zorder=3)
+            line.set_label(f"requests ({text(scenario.name, 24)})")
+            references.append(line)
         capped_t = scenario.capped_t()
         if not math.isnan(capped_t):
             at = np.searchsorted(scenario.samples.t, capped_t).clip(0, len(zombies) - 1)
             ax.plot([capped_t], [zombies[at]], "X", ms=11, color=color, mec="black")
-    ax.set_title(f"Zombie children of {text(subject(run), 80)} over time")
+    ylabel = "zombies (children and deeper)" if deeper else "zombie children (processes)"
+    ax.set_title(f"Zombies of {text(subject(run), 80)} over time")
     ax.set_xlabel(time_label(run))
-    _style(ax, "zombie children (processes)", counts=True)
+    _style(ax, ylabel, counts=True)
     # A watch has one process: its own axis already fits it, there is nothing to zoom past.
     floor = ZOOM_SHARE * ax.get_ylim()[1]
     flat = [
         s
         for s in sampled
-        if run.kind != "watch" and s.samples is not None and peak(s.samples["zombies"]) <= floor
+        if run.kind != "watch" and s.samples is not None and peak(s.samples.all_zombies()) <= floor
     ]
     for scenario in sampled:
         if scenario not in flat and scenario.samples is not None:
-            _end_label(ax, scenario.samples.t, scenario.samples["zombies"], colors[scenario.name])
-    if flat:
-        _zoom(ax, flat, colors)
+            _end_label(
+                ax, scenario.samples.t, scenario.samples.all_zombies(), colors[scenario.name]
+            )
+    # The inset is worth drawing only beside a scenario that needs the big axis, and only
+    # when a reaping scenario has something to show in it.
+    zoomed = [s for s in flat if s.samples is not None and peak(s.samples.all_zombies()) > 0]
+    if zoomed and len(flat) < len(sampled):
+        _zoom(ax, zoomed, colors)
     if not sampled:
-        _no_data(ax, "no samples in this run", "zombie children (processes)")
-    if any(s.history is not None for s in run.scenarios):
-        legend.append(Line2D([], [], color="grey", ls="--", alpha=0.6, label="requests sent"))
+        _no_data(ax, "no samples in this run", ylabel)
+    legend.extend(references)
     if any(not math.isnan(s.capped_t()) for s in sampled):
         legend.append(
             Line2D([], [], marker="X", ls="", color="grey", mec="black", label="zombie cap hit")
         )
-    if legend:
-        place = (
-            {"loc": "lower right", "bbox_to_anchor": (1, 0.08)} if flat else {"loc": "upper left"}
+    if legend:  # beside the axes: inside, some corner always has a line or an end label
+        ax.legend(
+            handles=legend, fontsize=9, loc="upper left", bbox_to_anchor=(1.07, 1), frameon=False
         )
-        ax.legend(handles=legend, fontsize=9, **place)
     if run.kind == "watch":
-        caption = "Zombie children of the watched process, as sampled from /proc."
-    else:
+        caption = "Zombies of the watched process, as sampled from /proc at random times."
+    elif references:
+        fine = all(s.completed is not None for s in sampled if _reference(s) is not None)
+        source = "counted 10 times a second" if fine else "Locust's 1 s history, ±0.5 s"
         caption = (
-            "Solid: zombies; dashed: requests sent. Without a reaper they coincide, "
-            "one zombie per request; a working reaper keeps the solid line flat near 0."
+            f"Solid: zombies, as sampled; dashed: requests completed ({source})."
+            " Without a reaper they coincide, one zombie per request."
         )
+    else:
+        caption = "Zombies as sampled; a working reaper keeps the line flat near 0."
     _caption(figure, caption)
     return _save(figure, path)
 
 
+def _exact_peak(scenario: Scenario) -> int | None:
+    """The server's own high-water mark of children forked and not yet reaped, where it
+    is a peak of children in flight: only when every child was reaped (else it counts
+    the zombies left behind too)."""
+    value = scenario.counter("peak_unreaped")
+    final = scenario.final_sample.get("zombies")
+    return value if value is not None and final == 0 else None
+
+
 def plot_children(run: Run, path: Path) -> Path:
-    """Live children (requests being served right now) per scenario, averaged over a second."""
-    figure = _figure(5.0)
-    ax = figure.subplots()
-    figure.subplots_adjust(left=0.08, right=0.95, top=0.86, bottom=0.16)
-    colors = scenario_colors(s.name for s in run.scenarios)
+    """Live children per scenario as sampled, one row each, with the server's exact peak."""
     sampled = [s for s in run.scenarios if s.samples is not None]
-    for scenario in sampled:
-        assert scenario.samples is not None
-        t = scenario.samples.t
-        alive = moving_average(t, scenario.samples["alive"], SMOOTHING_S)
-        ax.plot(t, alive, color=colors[scenario.name], lw=1.6, label=text(scenario.name))
-    ax.set_title("Live children (requests in flight) over time", loc="left")
-    ax.set_xlabel(time_label(run))
-    _style(ax, "live children (processes)")
-    if sampled:
-        ax.legend(loc="lower right", bbox_to_anchor=(1, 1), ncol=4, fontsize=9, frameon=False)
-    else:
-        _no_data(ax, "no samples in this run", "live children (processes)")
-    _caption(
-        figure,
-        f"Children still running (zombies excluded), mean over {SMOOTHING_S:g} s: "
-        "about one per request being served, back to 0 when the load stops.",
+    rows = max(len(sampled), 1)
+    figure = _figure(1.7 * rows + 1.5)
+    axes = figure.subplots(rows, 1, sharex=True, sharey=True, squeeze=False)[:, 0]
+    inch = 1 / figure.get_figheight()
+    figure.subplots_adjust(
+        left=0.08, right=0.8, top=1 - 0.55 * inch, bottom=0.9 * inch, hspace=0.25
     )
+    colors = scenario_colors(s.name for s in run.scenarios)
+    figure.suptitle(
+        "Live children (requests in flight), as sampled", fontsize=12, y=1 - 0.1 * inch, va="top"
+    )
+    exact_shown = False
+    for ax, scenario in zip(axes, sampled, strict=False):
+        assert scenario.samples is not None
+        color = colors[scenario.name]
+        alive = scenario.samples["alive"]
+        _line(ax, scenario.samples.t, alive, color, 1.2)
+        notes = [f"peak sampled {peak(alive):.0f}"]
+        exact = _exact_peak(scenario)
+        if exact is not None:
+            ax.axhline(exact, color=color, ls=":", lw=1.2)
+            notes.append(f"exact peak {exact} (server)")
+            exact_shown = True
+        ax.text(
+            1.01,
+            0.5,
+            text(scenario.name, 24) + "\n" + "\n".join(notes),
+            transform=ax.transAxes,
+            va="center",
+            ha="left",
+            fontsize=9,
+            color=color,
+        )
+        ax.grid(True, alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    if sampled:
+        top = max(max(ax.dataLim.y1 for ax in axes[: len(sampled)]), 1)
+        axes[0].set_ylim(0, top * 1.12)
+    else:
+        _no_data(axes[0], "no samples in this run", "live children")
+    axes[-1].set_xlabel(time_label(run))
+    figure.text(0.015, 0.5, "live children (processes)", rotation=90, va="center", ha="left")
+    caption = "Children still running (zombies excluded) at each sample, taken at random times"
+    if exact_shown:
+        caption += "; dotted: the server's exact peak of children not yet reaped"
+    _caption(figure, caption + ".")
     return _save(figure, path)
 
 
-Panel = Callable[[Axes, Scenario], None]
+Panel = Callable[[Axes, Scenario, str], None]
+"""A dashboard row: draws one scenario on an axes; `color` is the scenario's own."""
 
 
-def _load_panel(ax: Axes, scenario: Scenario) -> None:
+def _load_panel(ax: Axes, scenario: Scenario, color: str) -> None:
+    completed = scenario.completed
     history, t = scenario.history, scenario.history_t
-    if history is None or t is None:
-        _no_data(ax, "no Locust history (locust_stats_history.csv missing or empty)", "per second")
+    if completed is not None:
+        t, requests, failures = completed.t, completed.requests, completed.failures
+    elif history is not None and t is not None:
+        requests, failures = history.total_requests, history.total_failures
+    else:
+        _no_data(ax, "no Locust request counts (locust_requests.csv missing)", "per second")
         return
-    ax.plot(*rate(t, history.total_requests), color="#1f77b4", lw=1.5, label="requests/s")
-    ax.plot(*rate(t, history.total_failures), color="#d62728", lw=1.5, label="failures/s")
-    ax.set_title("Load (Locust)", loc="left", fontsize=10)
+    for values, color, label in (
+        (requests, "#1f77b4", "requests/s"),
+        (failures, "#b42318", "failures/s"),
+    ):
+        ax.plot(t, windowed_rate(t, values, RATE_WINDOW_S), color=color, lw=1.5, label=label)
+    ax.set_title(
+        f"Load (Locust, completed per second over {RATE_WINDOW_S:g} s)", loc="left", fontsize=10
+    )
     _panel_legend(ax)
     _style(ax, "per second")
 
 
-def _latency_panel(ax: Axes, scenario: Scenario) -> None:
+def _latency_panel(ax: Axes, scenario: Scenario, color: str) -> None:
     history, t = scenario.history, scenario.history_t
     if history is None or t is None:
         _no_data(ax, "no Locust history: response times not measured", "response time (ms)")
         return
-    ax.plot(t, history.p50_ms, color="#1f77b4", lw=1.5, label="p50")
-    ax.plot(t, history.p95_ms, color="#ff7f0e", lw=1.5, label="p95")
+    # Locust's "current" percentiles read 0 until its rolling window has its first
+    # snapshot (the first row or two, requests done or not): no response time, so the
+    # line starts at the first real one.
+    answered = np.logical_or.accumulate(np.nan_to_num(history.p50_ms) > 0)
+    ax.plot(t[answered], history.p50_ms[answered], color="#1f77b4", lw=1.5, label="p50")
+    ax.plot(t[answered], history.p95_ms[answered], color="#6a3d9a", lw=1.5, label="p95")
     ax.set_title("Response time (Locust)", loc="left", fontsize=10)
     _panel_legend(ax)
     _style(ax, "response time (ms)")
 
 
-def _children_panel(ax: Axes, scenario: Scenario) -> None:
+def _children_panel(ax: Axes, scenario: Scenario, color: str) -> None:
     samples = scenario.samples
     if samples is None:
         _no_data(ax, "no samples (samples.csv missing or empty)", "children (processes)")
         return
-    zombies = samples["zombies"]
+    zombies = samples.all_zombies()
+    label = "zombies (children and deeper)" if samples.has_deeper_zombies else "zombie children"
     _line(ax, samples.t, samples["alive"], LIVE_COLOR, 1, "live children")
-    _line(ax, samples.t, zombies, ZOMBIE_COLOR, 2, "zombie children")
-    _end_label(ax, samples.t, zombies, ZOMBIE_COLOR)
+    _line(ax, samples.t, zombies, color, 2, label)
+    _end_label(ax, samples.t, zombies, color)
     ax.set_title("Children: live and zombie", loc="left", fontsize=10)
     _panel_legend(ax)
     _style(ax, "children (processes)", counts=True)
 
 
-def _live_panel(ax: Axes, scenario: Scenario) -> None:
+def _live_panel(ax: Axes, scenario: Scenario, color: str) -> None:
     """Live children on their own axis, for when zombies dwarf them in the children panel."""
     samples = scenario.samples
     assert samples is not None
@@ -333,7 +436,7 @@ def _live_panel(ax: Axes, scenario: Scenario) -> None:
     _style(ax, "live children", counts=True)
 
 
-def _resources_panel(ax: Axes, scenario: Scenario) -> None:
+def _resources_panel(ax: Axes, scenario: Scenario, color: str) -> None:
     samples = scenario.samples
     if samples is None:
         _no_data(ax, "no samples: descriptors and memory not measured", "open fds")
@@ -342,11 +445,21 @@ def _resources_panel(ax: Axes, scenario: Scenario) -> None:
     _style(ax, "open fds", counts=True)
     memory = ax.twinx()
     (rss,) = memory.plot(
-        samples.t, samples["rss_bytes"] / 2**20, color="#1f77b4", lw=1.2, label="RSS"
+        samples.t,
+        samples["rss_bytes"] / 2**20,
+        color="#1f77b4",
+        lw=1.2,
+        label="RSS",
+        drawstyle="steps-post",
     )
     memory.set_ylabel("RSS (MiB)", color="#1f77b4")
-    _headroom(memory)
+    # Two flat lines with the same headroom lie on top of each other: memory gets more,
+    # so its line sits lower than the descriptors', and the descriptors are drawn above.
+    top = memory.dataLim.y1
+    memory.set_ylim(0, top * RSS_HEADROOM if math.isfinite(top) and top > 0 else 1)
     memory.spines[["top"]].set_visible(False)
+    ax.set_zorder(memory.get_zorder() + 1)
+    ax.patch.set_visible(False)
     ax.set_title("Open descriptors and memory", loc="left", fontsize=10)
     _panel_legend(ax, [fds, rss])
 
@@ -367,7 +480,7 @@ def _panels(run: Run, scenario: Scenario) -> list[Panel]:
     """The dashboard's rows: Locust's view unless this is a watch, then the process's view."""
     panels: list[Panel] = [_children_panel]
     samples = scenario.samples
-    if samples is not None and peak(samples["zombies"]) > DWARF_RATIO * max(
+    if samples is not None and peak(samples.all_zombies()) > DWARF_RATIO * max(
         peak(samples["alive"]), 1
     ):
         panels.append(_live_panel)
@@ -386,8 +499,9 @@ def plot_dashboard(run: Run, scenario: Scenario, verdict: str, path: Path) -> Pa
     figure.subplots_adjust(
         left=0.08, right=0.91, top=1 - 0.95 * inch, bottom=0.85 * inch, hspace=0.32
     )
+    color = scenario_colors(s.name for s in run.scenarios)[scenario.name]
     for ax, panel in zip(axes, panels, strict=True):
-        panel(ax, scenario)
+        panel(ax, scenario, color)
         _mark_timeline(ax, scenario)
     axes[-1].set_xlabel(time_label(run))
     strategy = scenario.strategy

@@ -34,6 +34,10 @@ HISTORY = "locust_stats_history.csv"
 FAILURES = "locust_failures.csv"
 EXCEPTIONS = "locust_exceptions.csv"
 LOCUST_LOG = "locust.log"
+REQUESTS = "locust_requests.csv"
+"""Completed requests and failures, running totals read ten times a second on the
+samples' clock (unix time), written by loadtest/locust_timeline.py."""
+REQUEST_COLUMNS = ("time", "requests", "failures")
 
 SCENARIO_FILES = (
     SAMPLES,
@@ -42,6 +46,7 @@ SCENARIO_FILES = (
     SERVER_LOG,
     STATS,
     HISTORY,
+    REQUESTS,
     FAILURES,
     EXCEPTIONS,
     LOCUST_LOG,
@@ -84,6 +89,30 @@ class Samples:
         """A column by name; one the sampler did not write reads as all-NaN."""
         return self.columns.get(name, np.full(len(self.t), math.nan))
 
+    @property
+    def has_deeper_zombies(self) -> bool:
+        deeper = self.columns.get("descendant_zombies")
+        return deeper is not None and bool(np.nan_to_num(deeper).any())
+
+    def all_zombies(self) -> np.ndarray:
+        """Zombies anywhere in the target's tree: its own plus its descendants'.
+
+        A server started under `sh -c` is the shell's child, and its zombies are the
+        shell's grandchildren: counted as the target's own zombies they read as none.
+        """
+        if "descendant_zombies" not in self.columns:
+            return self["zombies"]
+        return self["zombies"] + self["descendant_zombies"]
+
+
+@dataclass(frozen=True)
+class Completed:
+    """Requests completed so far (running totals), `t` on the samples' clock."""
+
+    t: np.ndarray
+    requests: np.ndarray
+    failures: np.ndarray
+
 
 def _all_missing() -> dict[str, FileState]:
     return dict.fromkeys(SCENARIO_FILES, FileState.MISSING)
@@ -102,6 +131,7 @@ class Scenario:
     samples: Samples | None = None
     history: LocustHistory | None = None
     history_t: np.ndarray | None = None
+    completed: Completed | None = None
     totals: LocustTotals | None = None
     start: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -257,6 +287,7 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
         SAMPLES: read_table(folder / SAMPLES),
         STATS: read_table(folder / STATS),
         HISTORY: read_table(folder / HISTORY),
+        REQUESTS: read_table(folder / REQUESTS),
     }
     files.update({file: result.state for file, result in reads.items()})
     meta: dict[str, Any] = reads[SCENARIO].value or {}
@@ -270,6 +301,8 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
         totals = totals_from_history(history)
     start = _time_zero(meta, samples_table, history)
     samples = _samples(samples_table, start) if samples_table is not None else None
+    requests_table: Table | None = reads[REQUESTS].value
+    completed = _completed(requests_table, start) if requests_table is not None else None
 
     expected = expected_files(meta, watch)
     notes = [
@@ -293,6 +326,7 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
         samples=samples,
         history=history,
         history_t=history.timestamp + LOCUST_CLOCK_OFFSET - start if history is not None else None,
+        completed=completed,
         totals=totals,
         start=start,
         notes=notes,
@@ -336,3 +370,13 @@ def _samples(table: Table, start: float) -> Samples | None:
     if not usable.any():
         return None
     return Samples(t[usable], {name: values[usable] for name, values in columns.items()})
+
+
+def _completed(table: Table, start: float) -> Completed | None:
+    """The request timeline; None when it has no row with a clock and a count."""
+    t = table.numbers("time") - start
+    requests = table.numbers("requests")
+    usable = np.isfinite(t) & np.isfinite(requests)
+    if not usable.any() or not start:
+        return None
+    return Completed(t[usable], requests[usable], table.numbers("failures")[usable])

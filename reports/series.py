@@ -7,7 +7,6 @@ in the report is taken through these helpers so a hole never becomes a number.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
@@ -40,52 +39,66 @@ def optional_int(value: float) -> int | None:
     return None if math.isnan(value) else int(round(value))
 
 
-def moving_average(t: np.ndarray, values: np.ndarray, window_s: float) -> np.ndarray:
-    """Centred mean over about `window_s` seconds, skipping NaN, same length as `values`.
+def time_weights(t: np.ndarray) -> np.ndarray:
+    """How long each sample stands for: half the gap before it plus half the gap after.
 
-    Per-sample counts of live children jump between 0 and a handful twenty times a
-    second; averaged over a second, several scenarios can share one axis and stay legible.
+    Samples are taken at random times (Poisson), so their spacing is uneven; a plain
+    mean would give a burst of close samples the weight of a long quiet stretch.
     """
-    if values.size < 2:
-        return values
-    step = float(np.nanmedian(np.diff(t)))
-    width = int(round(window_s / step)) if step > 0 else 1
-    if width <= 1:
-        return values
-    measured = np.isfinite(values)
-    kernel = np.ones(min(width, values.size))
-    sums = np.convolve(np.where(measured, values, 0.0), kernel, mode="same")
-    counts = np.convolve(measured.astype(float), kernel, mode="same")
-    averaged = np.full(values.shape, math.nan)
-    np.divide(sums, counts, out=averaged, where=counts > 0)
-    return averaged
+    if t.size < 2:
+        return np.ones(t.shape)
+    gaps = np.diff(t)
+    return np.concatenate([[gaps[0]], gaps[:-1] + gaps[1:], [gaps[-1]]]) / 2
+
+
+def time_mean(t: np.ndarray, values: np.ndarray) -> float:
+    """The time-weighted mean of a sampled series, skipping NaN; NaN when nothing is measured."""
+    weights = time_weights(t)
+    measured = np.isfinite(values) & (weights > 0)
+    if not measured.any():
+        return math.nan
+    return float(np.average(values[measured], weights=weights[measured]))
 
 
 def envelope(
     t: np.ndarray, values: np.ndarray, bins: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(time, low, high, mean) of `values` over about `bins` consecutive, equal-sized groups.
+    """(time, low, high, mean) of `values` over `bins` equal spans of time.
 
     A 10-minute run has more samples than the plot has pixels; drawn raw, a noisy series
     becomes a solid block. Its band of minimum to maximum keeps every peak visible (a
-    reaper's "at most 8 zombies") and the mean line shows the level.
+    reaper's "at most 8 zombies") and the time-weighted mean line shows the level. Spans
+    are of time, not of sample counts, because samples are unevenly spaced; a span with
+    no measurement is NaN (a gap in the line, as in the data).
     """
-    per = max(1, math.ceil(values.size / bins))
-    groups = math.ceil(values.size / per)
-    padding = groups * per - values.size
+    edges = np.linspace(t[0], t[-1], bins + 1)
+    which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, bins - 1)
+    weights = time_weights(t)
+    measured = np.isfinite(values)
+    low = np.full(bins, math.nan)
+    high = np.full(bins, math.nan)
+    total = np.zeros(bins)
+    weight = np.zeros(bins)
+    np.fmin.at(low, which[measured], values[measured])
+    np.fmax.at(high, which[measured], values[measured])
+    np.add.at(total, which[measured], (weights * values)[measured])
+    np.add.at(weight, which[measured], weights[measured])
+    mean = np.full(bins, math.nan)
+    np.divide(total, weight, out=mean, where=weight > 0)
+    return (edges[:-1] + edges[1:]) / 2, low, high, mean
 
-    def grouped(series: np.ndarray) -> np.ndarray:
-        return np.concatenate([series, np.full(padding, math.nan)]).reshape(groups, per)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a group with no measurement is NaN
-        by_group = grouped(values)
-        return (
-            np.nanmean(grouped(t), axis=1),
-            np.nanmin(by_group, axis=1),
-            np.nanmax(by_group, axis=1),
-            np.nanmean(by_group, axis=1),
-        )
+def windowed_rate(t: np.ndarray, cumulative: np.ndarray, window_s: float) -> np.ndarray:
+    """Per-second rate of a running total over the `window_s` seconds up to each point.
+
+    The request timeline has ten rows a second; their differences count 0 to 20
+    requests and jump by a tenth; over a second the rate reads as the load was sent.
+    """
+    before = np.interp(t - window_s, t, cumulative, left=math.nan)
+    span = np.minimum(t - t[0], window_s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        earliest = np.where(t - window_s < t[0], cumulative[0], before)
+        return np.where(span > 0, (cumulative - earliest) / span, math.nan)
 
 
 def rate(t: np.ndarray, cumulative: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reports.series import finite, first_finite, last_finite, peak
+from reports.series import first_finite, last_finite, peak
+from reports.trend import describe, per_time, trend
 
 # A leak of one zombie per request leaves final zombies == children forked; allow for the
 # last few children still running when the final sample was taken.
@@ -146,25 +147,13 @@ def watch_verdict(evidence: Evidence) -> str:
         if most == 0:
             return "no zombies"
         return f"no zombies left; at most {plural(most, 'zombie')} at once"
-    # The trend is fitted over the later half of the watch: "growing" says where the count
-    # is heading now, not the average since a leak that may have started midway.
-    measured = finite(evidence.t)
-    middle = (measured[0] + measured[-1]) / 2 if measured.size else math.nan
-    recent = evidence.t >= middle
-    slope = growth_per_s(evidence.t[recent], evidence.zombies[recent])
-    span = float(np.ptp(evidence.t[recent])) if recent.any() else 0.0
-    # "Growing" only when the fit gains at least one whole zombie over that stretch.
-    if math.isnan(slope) or abs(slope) * span < 1:
-        return f"{plural(final, 'zombie')}, steady"
-    direction = "growing" if slope > 0 else "shrinking"
-    return f"{plural(final, 'zombie')}, {direction} {format_rate(slope)}"
+    # The direction is measured over the end of the watch only (diagnostics.trend), and
+    # what came before is said apart: "rose to 50 zombies, then held".
+    found = trend(evidence.t.tolist(), evidence.zombies.tolist())
+    return "zombies not measured" if found is None else describe(found)
 
 
-def format_rate(per_s: float) -> str:
-    """+2.5/s, or per minute when slower than one every ten seconds."""
-    if abs(per_s) >= 0.1:
-        return f"{per_s:+.1f}/s"
-    return f"{per_s * 60:+.1f}/min"
+format_rate = per_time
 
 
 def fd_verdict(evidence: Evidence) -> str | None:

@@ -60,19 +60,26 @@ def start_watch(pid: int, out: Path, duration: str = "120") -> subprocess.Popen[
     )
 
 
+def the_run(out: Path) -> Path:
+    """The one run directory a watch made in the runs folder ``out``."""
+    (run_dir,) = [path for path in out.iterdir() if path.is_dir()]
+    return run_dir
+
+
 def wait_rows(out: Path, count: int) -> None:
-    path = out / "watch" / "samples.csv"
-    h.wait_until(
-        lambda: path.exists() and len(path.read_text().splitlines()) > count, f"{count} rows"
-    )
+    def enough() -> bool:
+        paths = list(out.glob("*/watch/samples.csv"))
+        return bool(paths) and len(paths[0].read_text().splitlines()) > count
+
+    h.wait_until(enough, f"{count} rows")
 
 
 def test_watch_writes_a_run_directory(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with ZombieHolder(HolderSpec(exits=[0] * 4, alive=1)) as holder:
         result = watch(holder.pid, 0.3, out, interval=0.02)
-    assert (result.status, result.run_dir) == ("ok", out)
-    run, scenario, rows = load(out)
+    assert (result.status, result.run_dir) == ("ok", the_run(out))
+    run, scenario, rows = load(result.run_dir)
     assert run.keys() >= RUN_KEYS and scenario.keys() >= SCENARIO_KEYS
     assert (run["kind"], run["exit_status"], run["scenarios"]) == ("watch", "ok", ["watch"])
     assert run["parameters"] == {
@@ -108,8 +115,14 @@ def test_cli_watch_ends_when_the_target_exits(tmp_path: Path) -> None:
             proc.kill()
         proc.wait()
     assert proc.returncode == 0, stderr
-    assert stdout.strip() == str(out)
-    run, scenario, rows = load(out)
+    run_dir = the_run(out)
+    assert stdout.splitlines() == [
+        f"PID {holder.pid}: 1 zombie, flat",
+        f"report: {run_dir / 'index.html'}",
+        f"run directory: {run_dir}",
+    ]
+    assert (run_dir / "index.html").is_file()
+    run, scenario, rows = load(run_dir)
     assert run["exit_status"] == scenario["status"] == "target-exited"
     assert scenario["warnings"] and f"PID {holder.pid} exited" in scenario["warnings"][0]
     assert all(r["zombies"] == "1" for r in rows)
@@ -130,17 +143,27 @@ def test_cli_watch_interrupted_keeps_the_data(tmp_path: Path, signum: int) -> No
             proc.wait()
     assert proc.returncode == 130
     assert "Traceback" not in stderr and "interrupted" in stderr
-    run, scenario, rows = load(out)
+    run, scenario, rows = load(the_run(out))
     assert run["exit_status"] == scenario["status"] == "interrupted"
     assert run["ended"] is not None
     assert len(rows) >= 3 and all(r["zombies"] == "2" for r in rows)
 
 
-def test_cli_watch_refuses_a_directory_that_holds_a_run(tmp_path: Path) -> None:
-    (tmp_path / "run.json").write_text("{}")
-    result = h.run_cli("watch", str(os.getpid()), "--duration", "1", "--out", str(tmp_path))
-    assert result.returncode == 2 and "already holds a run" in result.stderr
-    assert (tmp_path / "run.json").read_text() == "{}"
+def test_out_is_a_runs_folder_and_each_watch_gets_its_own_run(tmp_path: Path) -> None:
+    first = watch(os.getpid(), 0.05, tmp_path, interval=0.01)
+    second = watch(os.getpid(), 0.05, tmp_path, interval=0.01)
+    assert first.run_dir != second.run_dir
+    assert {first.run_dir.parent, second.run_dir.parent} == {tmp_path}
+    assert all((run / "run.json").is_file() for run in (first.run_dir, second.run_dir))
+
+
+def test_cli_watch_out_that_is_a_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = h.run_cli(
+        "watch", str(os.getpid()), "--duration", "1", "--out", str(tmp_path / "file")
+    )
+    assert result.returncode == 2 and result.stderr.startswith("diagnostics: error:")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

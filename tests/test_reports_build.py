@@ -92,7 +92,7 @@ def test_html_has_the_table_verdicts_plots_and_links(report: ReportResult) -> No
     for header in ("requests", "p50 / p95 / p99 ms", "zombies peak / final", "fds start → end"):
         assert f"<th>{header}</th>" in page
     for row in report.summary["scenarios"]:
-        assert f'<td class="verdict">{row["verdict"]}</td>' in page
+        assert f'<td class="verdict" data-label="verdict">{row["verdict"]}</td>' in page
     for image in ("zombies.png", "children.png", "no-reaper.png", "capped.png"):
         assert f'src="{image}"' in page
     assert 'href="no-reaper/locust_stats_history.csv"' in page
@@ -112,7 +112,7 @@ def test_watch_run_renders_without_locust(tmp_path: Path) -> None:
     zombies = np.concatenate([np.zeros(10), np.arange(50.0)])
     result = build_report(write_watch_run(tmp_path / "watch-run", zombies))
     [row] = result.summary["scenarios"]
-    assert row["verdict"] == "49 zombies, growing +2.0/s"
+    assert row["verdict"] == "49 zombies, rising +2.0/s over the last 7 s"
     assert row["requests"] is None and row["missing"] == [] and row["warnings"] == []
     assert png_size(result.run_dir / "watch.png")[1] > 500
     assert "pid 777, cmdline /usr/bin/helperd --fork" in result.markdown

@@ -10,7 +10,7 @@ import pytest
 
 from reports.files import FileState, read_json_object, read_table
 from reports.locust import history_from_table, totals_from_history, totals_from_stats
-from reports.series import envelope, moving_average
+from reports.series import envelope, time_mean, windowed_rate
 from tests.reports_fixtures import HISTORY_HEADER, STATS_HEADER, write_csv
 
 # Rows as Locust 2 wrote them against a local http.server (Aggregated has an empty Type).
@@ -117,13 +117,23 @@ def test_locust_history_keeps_aggregated_rows_and_recovers_totals(tmp_path: Path
     assert totals.p95_ms is None
 
 
-def test_moving_average_skips_holes_and_keeps_length() -> None:
-    t = np.arange(0, 10, 0.1)
-    values = np.where(np.arange(t.size) % 2 == 0, 0.0, 4.0)
-    values[10] = np.nan
-    smooth = moving_average(t, values, 1.0)
-    assert smooth.shape == values.shape
-    assert np.nanmax(np.abs(smooth[20:80] - 2.0)) < 0.5
+def test_time_mean_weights_uneven_samples_by_the_time_they_stand_for() -> None:
+    # Nine samples bunched in the first 0.08 s see 10; nine spread over 8 s see 0.
+    t = np.concatenate([np.arange(9) * 0.01, 1 + np.arange(9)])
+    values = np.concatenate([np.full(9, 10.0), np.zeros(9)])
+    values[12] = np.nan
+    assert values[~np.isnan(values)].mean() > 4  # the plain mean counts samples, not time
+    # Each sample stands for half the gaps either side: the bunch for 0.54 s of the 9 s,
+    # less the 1 s of the hole (a sample not measured says nothing).
+    assert time_mean(t, values) == pytest.approx(10 * 0.54 / 8)
+
+
+def test_windowed_rate_reads_a_steady_load_from_its_running_total() -> None:
+    t = np.arange(0, 5, 0.1)
+    total = np.floor(t * 100)  # 100 per second, counted in whole requests
+    per_s = windowed_rate(t, total, 1.0)
+    assert math.isnan(per_s[0])
+    assert np.all(np.abs(per_s[10:] - 100) <= 2)
 
 
 def test_envelope_keeps_every_peak() -> None:
@@ -133,3 +143,4 @@ def test_envelope_keeps_every_peak() -> None:
     middle, low, high, mean = envelope(t, values, 600)
     assert middle.size == low.size == high.size == mean.size == 600
     assert high.max() == 8 and low.min() == 0
+    assert np.all(np.diff(middle) > 0)

@@ -142,11 +142,16 @@ def test_final_sample_wins_over_last_row() -> None:
     [
         (np.zeros_like(T), "no zombies"),
         (np.where(T < 10, 4.0, 0.0), "no zombies left; at most 4 zombies at once"),
-        (np.full_like(T, 3.0), "3 zombies, steady"),
-        (np.floor(T * 2.5), "49 zombies, growing +2.5/s"),
-        (np.floor(T * 0.5), "9 zombies, growing +0.5/s"),
-        (5 + T * 0.04, "5 zombies, steady"),  # under one zombie gained over the watch
-        (np.floor(40 - T), "20 zombies, shrinking -1.0/s"),
+        (np.full_like(T, 3.0), "3 zombies, flat"),
+        (np.floor(T * 2.5), "49 zombies, rising +2.5/s over the last 5 s"),
+        (np.floor(T * 0.5), "9 zombies, rising +0.5/s over the last 5 s"),
+        (5 + T * 0.04, "5 zombies, flat"),  # under one zombie gained over the watch
+        (np.floor(40 - T), "20 zombies, falling -1.0/s over the last 5 s"),
+        (np.minimum(np.floor(T * 10), 50.0), "rose to 50 zombies, then held for the last 5 s"),
+        (
+            np.maximum(500 - np.floor(T * 50), 100.0),
+            "fell to 100 zombies, then held for the last 5 s",
+        ),
     ],
 )
 def test_watch_verdicts(zombies: np.ndarray, expected: str) -> None:
@@ -156,13 +161,15 @@ def test_watch_verdicts(zombies: np.ndarray, expected: str) -> None:
 def test_slow_growth_over_a_long_watch_is_given_per_minute() -> None:
     t = np.arange(0, 120, 0.5)
     assert verdict(Evidence(kind="watch", t=t, zombies=5 + t * 0.05)) == (
-        "10 zombies, growing +3.0/min"
+        "10 zombies, rising +3.0/min over the last 30 s"
     )
 
 
 def test_watch_trend_is_the_recent_one() -> None:
     zombies = np.where(T < 10, 0.0, np.floor((T - 10) * 2))
-    assert verdict(Evidence(kind="watch", t=T, zombies=zombies)) == "19 zombies, growing +2.0/s"
+    assert verdict(Evidence(kind="watch", t=T, zombies=zombies)) == (
+        "19 zombies, rising +2.0/s over the last 5 s"
+    )
 
 
 def test_growth_fit_ignores_unmeasured_samples() -> None:

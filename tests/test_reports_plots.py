@@ -1,0 +1,60 @@
+"""What the figures choose to draw: the requests reference, the exact peak, the timeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from reports.plots import _exact_peak, _reference, completed_requests
+from reports.rundir import (
+    REQUEST_COLUMNS,
+    REQUESTS,
+    Completed,
+    Samples,
+    Scenario,
+    load_scenario,
+)
+from tests.reports_fixtures import write_csv, write_json
+
+T = np.arange(0, 10, 0.1)
+
+
+def scenario(zombies: np.ndarray, requests: np.ndarray) -> Scenario:
+    samples = Samples(T, {"zombies": zombies, "alive": np.zeros_like(T)})
+    return Scenario(
+        "s", None, (), samples=samples, completed=Completed(T, requests, np.zeros_like(T))
+    )
+
+
+def test_requests_line_is_drawn_only_beside_a_leak() -> None:
+    requests = np.floor(T * 100)
+    assert _reference(scenario(requests.copy(), requests)) is not None  # one per request
+    assert _reference(scenario(np.where(T > 5, 2.0, 0.0), requests)) is None  # a reaper
+    assert _reference(scenario(np.floor(requests * 0.3), requests)) is None  # partial leak
+
+
+def test_exact_peak_is_shown_only_when_every_child_was_reaped() -> None:
+    reaped = Scenario(
+        "s", None, (), server={"peak_unreaped": 9}, meta={"final_sample": {"zombies": 0}}
+    )
+    assert _exact_peak(reaped) == 9
+    leaked = Scenario(
+        "s", None, (), server={"peak_unreaped": 900}, meta={"final_sample": {"zombies": 900}}
+    )
+    assert _exact_peak(leaked) is None
+    assert _exact_peak(Scenario("s", None, (), meta={"final_sample": {"zombies": 0}})) is None
+
+
+def test_the_request_timeline_is_read_on_the_samples_clock(tmp_path: Path) -> None:
+    folder = tmp_path / "no-reaper"
+    folder.mkdir()
+    write_json(folder / "scenario.json", {"name": "no-reaper", "started": 1000.0})
+    write_csv(
+        folder / REQUESTS, list(REQUEST_COLUMNS), [[1000.5, 0, 0], [1000.6, 7, 1], [1000.7, 15, 1]]
+    )
+    read = load_scenario(tmp_path, "no-reaper", watch=False)
+    series = completed_requests(read)
+    assert series is not None
+    assert np.allclose(series[0], [0.5, 0.6, 0.7]) and series[1].tolist() == [0, 7, 15]
+    assert read.completed is not None and read.completed.failures.tolist() == [0, 1, 1]
