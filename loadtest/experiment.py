@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -22,7 +23,9 @@ from typing import Any
 from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
-from loadtest.errors import HarnessError, ServerDied
+from diagnostics.tree import TreeSnapshot, is_shell_wrapper, snapshot
+from loadtest.errors import FailedRequests, HarnessError, ServerDied
+from loadtest.expectations import Expectations
 from loadtest.live import Progress, View
 from loadtest.load import (
     LOCUSTFILE,
@@ -30,12 +33,14 @@ from loadtest.load import (
     LoadProgress,
     LoadShape,
     ProgressReader,
+    failure_reasons,
     read_totals,
     start_locust,
     start_timeout,
 )
-from loadtest.processes import ManagedProcess, reap_orphans, wait_for
+from loadtest.processes import ManagedProcess, reap_orphans
 from loadtest.scenarios import Scenario
+from loadtest.settle import settle
 from loadtest.target import Target, start_external, start_ours
 from reports.checks import Counts, cross_checks
 
@@ -43,9 +48,11 @@ HEADROOM_RESERVE = 2000
 """PIDs always left for the rest of the machine, whatever the cap asks for."""
 MIN_CAP = 100
 TICK = 0.25
-SETTLE_TIMEOUT = 15.0
-"""How long in-flight children may take to finish once the load has stopped."""
 SATURATED_CPU = 0.9
+REASONS_KEPT = 5
+"""How many failure reasons scenario.json keeps, most frequent first."""
+HOLDERS_KEPT = 5
+"""How many zombie-holding processes scenario.json names, most zombies first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +61,14 @@ class Settings:
     work_ms: int = 0
     interval: float = 0.05
     zombie_cap: int = 5000
-    server_cmd: str | None = None
     server_timeout: float = 10.0
     locustfile: Path = LOCUSTFILE
+    expectations: Expectations = Expectations()
+    ready_log: str | None = None
+    settle: float = 5.0
+    """Seconds the final sample may wait for the server to settle after the load."""
+    max_failures: float = 1.0
+    """Percent of failed requests above which the scenario failed."""
 
 
 def effective_cap(asked: int, headroom: int) -> int:
@@ -81,13 +93,16 @@ class Experiment:
             "name": scenario.name,
             "strategy": scenario.strategy,
             "leak_client_fd": scenario.leak_client_fd,
-            "server_cmd": settings.server_cmd,
+            "server_cmd": scenario.server_cmd,
             "asked": {
                 "users": settings.shape.users,
                 "rate": settings.shape.rate,
                 "duration": settings.shape.duration,
                 "work_ms": settings.work_ms,
                 "processes": settings.shape.processes,
+                "locustfile": str(settings.locustfile),
+                "expect": asdict(settings.expectations),
+                "max_failures": settings.max_failures,
             },
             "started": time.time(),
             "load_started": None,
@@ -101,8 +116,14 @@ class Experiment:
             "locust_pid": None,
             "exit_code": 0,
             "peak_zombies": 0,
+            "baseline_sample": None,
             "final_sample": None,
+            "settle": None,
+            "zombie_holders": None,
+            "shell_wrapper": False,
+            "reaped_child_faults": None,
             "load": None,
+            "locust_exit": None,
             "server_counters": None,
             "locust_cpu": None,
             "cross_checks": [],
@@ -114,6 +135,9 @@ class Experiment:
         self._target: Target | None = None
         self._recorder: Recorder | None = None
         self._load_progress = ProgressReader(folder)
+        self._final_taken = False
+        self._stopped_locust = False
+        self._baseline: TreeSnapshot | None = None
 
     # -- the run -------------------------------------------------------------
 
@@ -127,6 +151,7 @@ class Experiment:
             self._start_sampler()
             self._drive_load()
             self._finish_server()
+            self._judge_load()
         except HarnessError as error:
             self._fail(error.status, str(error))
             self.record["exit_code"] = error.exit_code
@@ -141,10 +166,15 @@ class Experiment:
 
     def _start_server(self) -> None:
         self._progress("starting server")
-        if self.settings.server_cmd is not None:
+        if self.scenario.server_cmd is not None:
+            ready_log = self.settings.ready_log
             target = start_external(
-                self.settings.server_cmd, self.folder, self.settings.server_timeout
+                self.scenario.server_cmd,
+                self.folder,
+                self.settings.server_timeout,
+                None if ready_log is None else re.compile(ready_log),
             )
+            self.record["shell_wrapper"] = is_shell_wrapper(target.process.command)
         else:
             target = start_ours(
                 self.scenario, self.settings.work_ms, self.folder, self.settings.server_timeout
@@ -164,8 +194,11 @@ class Experiment:
         self._recorder.start()
 
     def _on_sample(self, sample: Sample) -> None:
-        """Runs in the sampler's thread: keep the peak, and freeze the load at the cap at once."""
-        if sample.zombies > self.record["peak_zombies"]:
+        """Runs in the sampler's thread: keep the peak, and freeze the load at the cap at once.
+
+        The peak is of the load and the settling after it, not of the server's shutdown.
+        """
+        if sample.zombies > self.record["peak_zombies"] and not self._final_taken:
             self.record["peak_zombies"] = sample.zombies
         held = sample.zombies + sample.descendant_zombies  # every zombie holds a PID
         if held >= self.record["cap"] and not self._cap_reached.is_set():
@@ -178,9 +211,17 @@ class Experiment:
     def _drive_load(self) -> None:
         assert self._target is not None and self._recorder is not None
         shape = self.settings.shape
+        baseline = self._recorder.sample_now()
+        if baseline is not None:
+            self.record["baseline_sample"] = asdict(baseline)
+        self._baseline = snapshot(self._target.pid)
         try:
             self._locust = start_locust(
-                self._target.url, shape, self.folder, self.settings.locustfile
+                self._target.url,
+                shape,
+                self.folder,
+                self.settings.locustfile,
+                self.settings.expectations,
             )
         except OSError as error:
             raise HarnessError(f"Locust could not start: {error.strerror}") from None
@@ -219,6 +260,7 @@ class Experiment:
 
     def _stop_locust(self, resume: bool = False) -> None:
         assert self._locust is not None
+        self._stopped_locust = True
         self._locust.popen.send_signal(signal.SIGTERM)
         if resume:
             self._locust.signal_group(signal.SIGCONT)
@@ -227,16 +269,17 @@ class Experiment:
     def _note_locust(self, meter: CpuMeter, seconds: float) -> None:
         assert self._locust is not None
         code = self._locust.wait(15)
-        if code not in (0, None, -signal.SIGTERM):
-            self.record["warnings"].append(f"Locust exited with code {code}; see locust.log")
+        self.record["locust_exit"] = code
         load = read_totals(self.folder)
         self.record["load"] = {
             "requests": load.requests,
             "failures": load.failures,
             "rps": load.rps,
+            "failure_reasons": [
+                {"reason": reason, "count": count}
+                for reason, count in failure_reasons(self.folder)[:REASONS_KEPT]
+            ],
         }
-        if load.requests is None:
-            raise HarnessError(f"Locust failed (exit code {code}): {_last_line(self._locust)}")
         cores = meter.cpu_seconds / seconds if seconds > 0 else None
         self.record["locust_cpu"] = None if cores is None else round(cores, 3)
         per_process = (cores or 0) / self.settings.shape.processes
@@ -247,21 +290,60 @@ class Experiment:
             )
 
     def _finish_server(self) -> None:
-        """Let in-flight children finish, take the final sample, stop the server."""
+        """Let the server settle (see loadtest.settle), take the final sample, stop the server."""
         assert self._target is not None and self._recorder is not None
         self._progress("settling")
-        recorder = self._recorder
-        settled = wait_for(lambda: _idle(recorder.sample_now()), SETTLE_TIMEOUT, interval=0.05)
-        final = recorder.sample_now()
-        if not settled:
+        before = self.record["baseline_sample"] or {}
+        result = settle(self._recorder.sample_now, before.get("alive", 0), self.settings.settle)
+        self._final_taken = True
+        self.record["settle"] = result.record()
+        if not result.settled:
             self.record["warnings"].append(
-                f"children were still running {SETTLE_TIMEOUT:g} s after the load stopped"
+                f"the server had not settled {self.settings.settle:g} s after the load stopped"
+                " (live children or zombies still changing): the final sample is as it was then"
             )
-        if final is not None:
-            self.record["final_sample"] = asdict(final)
+        if result.sample is not None:
+            self.record["final_sample"] = asdict(result.sample)
+        self._note_tree(snapshot(self._target.pid))
         self._progress("stopping server")
         self._target.process.stop(timeout=30)
         self.record["server_counters"] = self._target.final_counters()
+
+    def _note_tree(self, final: TreeSnapshot) -> None:
+        """Who holds the zombies at the end, and whether the tree reaped children meanwhile."""
+        self.record["zombie_holders"] = [asdict(holder) for holder in final.holders][:HOLDERS_KEPT]
+        before = self._baseline.reaped_faults if self._baseline is not None else None
+        if before is not None and final.reaped_faults is not None:
+            self.record["reaped_child_faults"] = final.reaped_faults - before
+
+    def _judge_load(self) -> None:
+        """A run that did not load the server is not ok: say why, and fail the scenario.
+
+        Locust killed or crashed (not stopped by the harness), no request completed, or
+        more failures than --max-failures allows. Requests refused after the zombie cap
+        was reached (``refused_at_cap``) are expected in a capped run and not counted.
+        """
+        assert self._locust is not None
+        load, code = self.record["load"] or {}, self.record["locust_exit"]
+        requests, failures = load.get("requests"), load.get("failures")
+        if requests is None:
+            raise HarnessError(f"Locust failed (exit code {code}): {_last_line(self._locust)}")
+        if code not in (0, None) and not self._stopped_locust:
+            raise HarnessError(
+                f"Locust {_ended(code)} before its run time was over, after {requests}"
+                " requests; see locust.log"
+            )
+        if requests == 0:
+            raise HarnessError(f"Locust completed no request: {_last_line(self._locust)}")
+        counted = max((failures or 0) - (self.record.get("refused_at_cap") or 0), 0)
+        if counted * 100 > self.settings.max_failures * requests:
+            reasons = load.get("failure_reasons") or [{}]
+            top = reasons[0].get("reason")
+            top = f": most often {top!r} ({reasons[0]['count']})" if top else ""
+            raise FailedRequests(
+                f"{counted} of {requests} requests failed ({counted / requests:.0%}, more than"
+                f" --max-failures {self.settings.max_failures:g}%){top}"
+            )
 
     # -- endings -------------------------------------------------------------
 
@@ -352,6 +434,7 @@ def _last_line(process: ManagedProcess) -> str:
     return lines[-1] if lines else "no output"
 
 
-def _idle(sample: Sample | None) -> bool:
-    """No child is still handling a request (or the target is gone)."""
-    return sample is None or sample.alive == 0
+def _ended(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"

@@ -15,11 +15,22 @@ from pathlib import Path
 
 from diagnostics.errors import DiagnosticsError
 from diagnostics.proctable import open_table
+from loadtest.expectations import Expectations
 from loadtest.processes import ManagedProcess
 from reports.files import read_table
-from reports.locust import history_from_table, totals_from_history, totals_from_stats
+from reports.locust import (
+    failure_reasons as reasons_from_table,
+)
+from reports.locust import (
+    history_from_table,
+    totals_from_history,
+    totals_from_stats,
+)
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+RAW_LOCUSTFILE = Path(__file__).with_name("locust_raw.py")
+HOOKS = Path(__file__).with_name("locust_hooks.py")
+"""Loaded beside every locustfile, the user's own included: options, pacing, final CSVs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +42,23 @@ class LoadShape:
     processes: int = 1
 
 
-def start_locust(url: str, shape: LoadShape, folder: Path, locustfile: Path) -> ManagedProcess:
+def start_locust(
+    url: str,
+    shape: LoadShape,
+    folder: Path,
+    locustfile: Path,
+    expectations: Expectations = Expectations(),  # noqa: B008 - frozen, never mutated
+) -> ManagedProcess:
     command = [
         sys.executable, "-m", "locust",
-        "-f", str(locustfile.resolve()),
+        "-f", f"{HOOKS},{locustfile.resolve()}",
         "--headless", "--only-summary",
         "--host", url,
         "--users", str(shape.users),
         "--spawn-rate", str(shape.users),
         "--run-time", f"{shape.duration}s",
         "--reaperlab-rate", str(shape.rate),
+        "--reaperlab-expect", expectations.to_option(),
         "--csv", str(folder.resolve() / "locust"), "--csv-full-history",
         "--stop-timeout", "2",
         "--exit-code-on-error", "0",
@@ -103,6 +121,12 @@ def read_totals(folder: Path) -> LoadProgress:
     if totals is None:
         return read_progress(folder)
     return LoadProgress(totals.requests, totals.failures, totals.rps)
+
+
+def failure_reasons(folder: Path) -> list[tuple[str, int]]:
+    """Why requests failed, most frequent first, from Locust's failures CSV (empty if none)."""
+    table = read_table(folder / "locust_failures.csv").value
+    return reasons_from_table(table) if table is not None else []
 
 
 class CpuMeter:
