@@ -164,8 +164,14 @@ def zombie_verdict(evidence: Evidence) -> str:
         if most == 0:
             if never_forked(evidence):
                 samples = int(np.isfinite(evidence.alive).sum())
+                # A prefork server forked its workers before the load, not during it.
+                never = (
+                    "forked no child during the load"
+                    if evidence.baseline_alive
+                    else ("never forked a child")
+                )
                 return (
-                    "never forked a child: nothing to reap (no child seen in"
+                    f"{never}: nothing to reap (no new child seen in"
                     f" {plural(samples, 'sample')}, none reaped per the kernel's counters)"
                 )
             return "reaps every child; no zombie ever seen"
