@@ -66,6 +66,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         in_final("descendant_zombies"), sampled("descendant_zombies", last_finite)
     )
     settled = scenario.meta.get("settle")
+    settled = settled if isinstance(settled, dict) else {}
     holders = scenario.meta.get("zombie_holders")
     holders = [h for h in holders if isinstance(h, dict)] if isinstance(holders, list) else []
     requests = totals.requests if totals else None
@@ -90,9 +91,8 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         alive=series("alive"),
         baseline_alive=optional_int(to_float(scenario.sample_of("baseline_sample").get("alive"))),
         reaped_child_faults=optional_int(scenario.number("reaped_child_faults")),
-        last_fall_s=optional(to_float(settled.get("last_fall_s")))
-        if isinstance(settled, dict)
-        else None,
+        zombies_at_stop=optional_int(to_float(settled.get("zombies_at_stop"))),
+        last_fall_s=optional(to_float(settled.get("last_fall_s"))),
     )
     counts = Counts(
         strategy=scenario.strategy,

@@ -26,10 +26,6 @@ BEHIND_SHARE = 0.10
 BEHIND_MIN = 100
 FD_PER_REQUEST = 0.8
 FD_MIN_GROWTH = 10
-# A server whose zombies were still falling this long after the load stopped reaps on a
-# timer or in batches (socketserver's ForkingTCPServer polls every 0.5 s); a SIGCHLD
-# reaper has them gone within milliseconds.
-BATCH_DELAY_S = 0.1
 
 STRATEGY_MEANING = {
     "none": "the parent never calls waitpid, so every exited child stays a zombie",
@@ -72,8 +68,13 @@ class Evidence:
     """Live children before the load: a prefork server's workers."""
     reaped_child_faults: int | None = None
     """Growth of the tree's reaped children's page faults over the load (0: none reaped)."""
+    zombies_at_stop: int | None = None
+    """Zombies in the tree at the harness's first look after Locust exited. Locust takes a
+    good part of a second to stop, so a SIGCHLD reaper has none left by then; a server
+    that still holds some reaps on a timer or in batches (ForkingTCPServer polls every
+    0.5 s)."""
     last_fall_s: float | None = None
-    """Seconds after the load stopped when the zombie count last fell while settling."""
+    """Seconds after that first look when the zombie count last fell while settling."""
 
 
 def plural(count: int, noun: str) -> str:
@@ -175,10 +176,12 @@ def zombie_verdict(evidence: Evidence) -> str:
                     f" {plural(samples, 'sample')}, none reaped per the kernel's counters)"
                 )
             return "reaps every child; no zombie ever seen"
-        if evidence.last_fall_s is not None and evidence.last_fall_s >= BATCH_DELAY_S:
+        if evidence.zombies_at_stop:
+            later = "" if evidence.last_fall_s is None else f" {evidence.last_fall_s:.1f} s"
             return (
                 f"reaps in batches: at most {plural(most, 'zombie')} at once, none left after"
-                f" the load (the last reaped {evidence.last_fall_s:.1f} s after it stopped)"
+                f" the load ({evidence.zombies_at_stop} still held when it stopped, reaped"
+                f"{later} later)"
             )
         children = evidence.forked or evidence.requests
         if children and most >= max(BEHIND_MIN, BEHIND_SHARE * children):

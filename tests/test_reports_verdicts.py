@@ -208,10 +208,12 @@ def test_never_forked_needs_every_witness(change: dict) -> None:
 
 def test_a_timer_reaper_reaps_in_batches() -> None:
     zombies = np.where(T < 19, np.arange(T.size) % 5, 0).astype(float)
-    evidence = Evidence(t=T, zombies=zombies, final_zombies=0, requests=2000, last_fall_s=0.35)
+    evidence = Evidence(
+        t=T, zombies=zombies, final_zombies=0, requests=2000, zombies_at_stop=3, last_fall_s=0.35
+    )
     assert verdict(evidence) == (
         "reaps in batches: at most 4 zombies at once, none left after the load"
-        " (the last reaped 0.3 s after it stopped)"
+        " (3 still held when it stopped, reaped 0.3 s later)"
     )
 
 
