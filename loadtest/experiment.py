@@ -40,7 +40,7 @@ from loadtest.load import (
 )
 from loadtest.processes import ManagedProcess, reap_orphans
 from loadtest.scenarios import Scenario
-from loadtest.settle import settle
+from loadtest.settle import settle, steady
 from loadtest.target import Target, start_external, start_ours
 from reports.checks import Counts, cross_checks
 
@@ -211,7 +211,11 @@ class Experiment:
     def _drive_load(self) -> None:
         assert self._target is not None and self._recorder is not None
         shape = self.settings.shape
-        baseline = self._recorder.sample_now()
+        baseline, is_steady = steady(self._recorder.sample_now, self.settings.server_timeout)
+        if not is_steady:
+            self.record["warnings"].append(
+                "the server's live children were still changing when the load started"
+            )
         if baseline is not None:
             self.record["baseline_sample"] = asdict(baseline)
         self._baseline = snapshot(self._target.pid)

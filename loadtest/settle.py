@@ -80,3 +80,39 @@ def settle(
                 fell = now - started
             count, changed = tree_zombies(sample), now
         last = sample
+
+
+STEADY = 0.5
+"""Seconds a server's live children must hold still before the load: its workers are up."""
+
+
+def steady(
+    take: Callable[[], Sample | None],
+    timeout: float,
+    quiet: float = STEADY,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[Sample | None, bool]:
+    """The baseline sample, once live children stopped changing; (sample, steady?).
+
+    A prefork server listens before its workers are all forked (gunicorn does), so
+    the baseline is taken when the count has held for ``quiet`` seconds, at most
+    ``timeout`` seconds after the server became ready.
+    """
+    started = clock()
+    last = take()
+    changed = started
+    while last is not None:
+        now = clock()
+        if now - changed >= quiet:
+            return last, True
+        if now - started >= timeout:
+            return last, False
+        sleep(POLL)
+        sample = take()
+        if sample is not None and sample.alive != last.alive:
+            changed = clock()
+        last = sample if sample is not None else last
+        if sample is None:
+            break
+    return last, False

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from diagnostics.sampler import Sample
-from loadtest.settle import POLL, QUIET, settle
+from loadtest.settle import POLL, QUIET, STEADY, settle, steady
 
 
 def sample(alive: int, zombies: int, deeper: int = 0) -> Sample:
@@ -87,3 +87,11 @@ def test_the_wait_is_bounded() -> None:
 def test_a_server_gone_before_the_first_look() -> None:
     result = settle(lambda: None, 0, 5.0)
     assert result.sample is None and result.zombies_at_stop is None
+
+
+def test_the_baseline_waits_for_prefork_workers() -> None:
+    # A server that listens first and forks its two workers afterwards (gunicorn).
+    script = Script(sample(0, 0), sample(1, 0), sample(1, 0), sample(2, 0))
+    baseline, is_steady = steady(script.take, 5.0, clock=script.clock, sleep=script.sleep)
+    assert is_steady and baseline is not None and baseline.alive == 2
+    assert script.now >= STEADY
