@@ -399,6 +399,7 @@ class Experiment:
     def _progress(self, phase: str, elapsed: float = 0.0, meter: CpuMeter | None = None) -> None:
         sample = self._recorder.latest if self._recorder is not None else None
         load = self._load_progress.read() if phase == "load" else _final_load(self.record)
+        top_failure = self._load_progress.top_failure()
         cpu = None
         if meter is not None and elapsed > 0:
             cpu = meter.cpu_seconds / elapsed / self.settings.shape.processes
@@ -415,6 +416,7 @@ class Experiment:
                 zombies=sample.zombies if sample else None,
                 fds=sample.fds if sample else None,
                 locust_cpu=cpu,
+                top_failure=top_failure,
             )
         )
 

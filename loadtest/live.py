@@ -32,6 +32,8 @@ class Progress:
     fds: int | None = None
     locust_cpu: float | None = None
     """Locust's CPU as a share of one core (1.0 = a full core)."""
+    top_failure: str | None = None
+    """The most frequent reason requests failed, with its count."""
 
 
 class View(Protocol):
@@ -95,6 +97,10 @@ class LiveView:
             table.add_column(column, justify="left" if column in ("scenario", "phase") else "right")
         for progress in self._rows.values():
             table.add_row(*describe(progress))
+        failing = [p for p in self._rows.values() if p.top_failure]
+        if failing:
+            table.caption = "\n".join(f"{p.scenario} fails: {p.top_failure}" for p in failing)
+            table.caption_justify = "left"
         return table
 
     def update(self, progress: Progress) -> None:
@@ -124,6 +130,8 @@ class PlainView:
         cells = describe(progress)
         pairs = zip(PLAIN_KEYS, cells[3:], strict=True)
         text = " ".join(f"{key}={cell}" for key, cell in pairs)
+        if progress.top_failure:
+            text += f" top_failure={progress.top_failure!r}"
         print(f"[{cells[0]}] {cells[1]} {cells[2]} {text}", flush=True)
 
     def message(self, text: str) -> None:

@@ -100,18 +100,35 @@ class ProgressReader:
 
     def __init__(self, folder: Path) -> None:
         self._folder = folder
-        self._stamp: tuple[int, int] | None = None
+        self._stamps: dict[str, tuple[int, int]] = {}
         self._last = LoadProgress(None, None, None)
+        self._reasons: list[tuple[str, int]] = []
 
     def read(self) -> LoadProgress:
-        try:
-            status = os.stat(self._folder / "locust_stats_history.csv")
-        except OSError:
-            return self._last
-        stamp = (status.st_mtime_ns, status.st_size)
-        if stamp != self._stamp:
-            self._stamp, self._last = stamp, read_progress(self._folder)
+        if self._changed("locust_stats_history.csv"):
+            self._last = read_progress(self._folder)
         return self._last
+
+    def top_failure(self) -> str | None:
+        """The most frequent failure reason so far, with its count; None while none failed."""
+        if self._changed("locust_failures.csv"):
+            self._reasons = failure_reasons(self._folder)
+        return _reason_text(self._reasons[0]) if self._reasons else None
+
+    def _changed(self, name: str) -> bool:
+        try:
+            status = os.stat(self._folder / name)
+        except OSError:
+            return False
+        stamp = (status.st_mtime_ns, status.st_size)
+        if stamp == self._stamps.get(name):
+            return False
+        self._stamps[name] = stamp
+        return True
+
+
+def _reason_text(reason: tuple[str, int]) -> str:
+    return f"{reason[0]} (x{reason[1]})"
 
 
 def read_totals(folder: Path) -> LoadProgress:
