@@ -10,6 +10,7 @@ failures by their text, and the report shows the most frequent ones.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import asdict, dataclass
@@ -74,3 +75,13 @@ class Expectations:
         if self.body is not None and self.body.encode() not in answer:
             return f"answer without {self.body!r}"
         return None
+
+
+def from_locust_options(options: object) -> Expectations:
+    """What the harness passed to Locust (``--reaperlab-expect``), parsed once per process."""
+    return _parsed(getattr(options, "reaperlab_expect", "") or "")
+
+
+@functools.cache
+def _parsed(option: str) -> Expectations:
+    return Expectations.from_option(option)

@@ -13,7 +13,6 @@ Never imported by the harness or the tests (gevent patches the process it is in)
 
 from __future__ import annotations
 
-import functools
 import time
 from urllib.parse import urlsplit
 
@@ -21,22 +20,16 @@ from gevent import socket
 from locust import User, task
 from locust.exception import CatchResponseError
 
-from loadtest.expectations import Expectations
+from loadtest.expectations import from_locust_options
 
 TIMEOUT = 10.0
 CHUNK = 65536
 
 
-@functools.cache
-def _expectations(option: str) -> Expectations:
-    return Expectations.from_option(option)
-
-
 class RawRequestUser(User):
     @task
     def request(self) -> None:
-        options = self.environment.parsed_options
-        expect = _expectations(getattr(options, "reaperlab_expect", "") if options else "")
+        expect = from_locust_options(self.environment.parsed_options)
         path, name, _exact = expect.pick()
         address = urlsplit(self.host)
         answer = bytearray()

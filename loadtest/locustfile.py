@@ -11,23 +11,15 @@ locust_hooks.py, which the harness loads beside this file.
 
 from __future__ import annotations
 
-import functools
-
 from locust import FastHttpUser, task
 
-from loadtest.expectations import Expectations
-
-
-@functools.cache
-def _expectations(option: str) -> Expectations:
-    return Expectations.from_option(option)
+from loadtest.expectations import from_locust_options
 
 
 class ForkingServerUser(FastHttpUser):
     @task
     def request(self) -> None:
-        options = self.environment.parsed_options
-        expect = _expectations(getattr(options, "reaperlab_expect", "") if options else "")
+        expect = from_locust_options(self.environment.parsed_options)
         path, name, exact = expect.pick()
         with self.client.get(path, name=name, catch_response=True) as response:
             error = getattr(response, "error", None)
