@@ -330,13 +330,15 @@ class Experiment:
         assert self._locust is not None
         load, code = self.record["load"] or {}, self.record["locust_exit"]
         requests, failures = load.get("requests"), load.get("failures")
-        if requests is None:
-            raise HarnessError(f"Locust failed (exit code {code}): {_last_line(self._locust)}")
-        if code not in (0, None) and not self._stopped_locust:
+        stopped_early = code not in (0, None) and not self._stopped_locust
+        if stopped_early and code < 0:
+            done = "no request recorded" if requests is None else f"after {requests} requests"
             raise HarnessError(
-                f"Locust {_ended(code)} before its run time was over, after {requests}"
-                " requests; see locust.log"
+                f"Locust was killed by {signal.Signals(-code).name} before its run time was"
+                f" over ({done}); see locust.log"
             )
+        if requests is None or stopped_early:
+            raise HarnessError(f"Locust failed (exit code {code}): {_last_line(self._locust)}")
         if requests == 0:
             raise HarnessError(f"Locust completed no request: {_last_line(self._locust)}")
         counted = max((failures or 0) - (self.record.get("refused_at_cap") or 0), 0)
@@ -438,9 +440,3 @@ def _last_line(process: ManagedProcess) -> str:
     except OSError:
         lines = []
     return lines[-1] if lines else "no output"
-
-
-def _ended(code: int) -> str:
-    if code < 0:
-        return f"was killed by {signal.Signals(-code).name}"
-    return f"exited with code {code}"

@@ -138,3 +138,19 @@ def test_locust_killed_mid_run_fails_the_run(tmp_path: Path) -> None:
     record = read_json(run_dir(tmp_path) / "reaper-loop" / "scenario.json")
     assert record["status"] == "failed"
     assert_nothing_left(before, record)
+
+
+SILENT = (
+    f'{sys.executable} -c "import socket, sys, time; s = socket.socket();'
+    " s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(60)\" {port}"
+)
+
+
+def test_a_server_that_never_answers_is_a_failed_run(tmp_path: Path) -> None:
+    # It listens (so it is ready) but never accepts: Locust completes no request.
+    result = run_harness(tmp_path, *SHORT, "--server-cmd", SILENT)
+    assert result.returncode == 1
+    assert "Locust completed no request" in result.stderr and "Traceback" not in result.stderr
+    record = read_json(run_dir(tmp_path) / "external" / "scenario.json")
+    assert record["status"] == "failed" and record["load"]["requests"] == 0
+    assert_nothing_left(record)
