@@ -8,7 +8,9 @@ between two samples still leaves a trace the kernel keeps: the page faults of
 every child it has waited for are added to its own ``cminflt`` counter (a forked
 child takes dozens at least), so a growing counter proves the server forked and
 reaped even when no sample caught a child. Children the kernel reaps itself
-(SIGCHLD ignored) leave no such trace: their parent never waited for them.
+(SIGCHLD ignored, or a handler with SA_NOCLDWAIT, which /proc does not show)
+leave no such trace: their parent never waited for them. So the snapshot also
+says which processes handle SIGCHLD at all.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 from dataclasses import dataclass
 
 from diagnostics.errors import DiagnosticsError
-from diagnostics.procstatus import cmdline
+from diagnostics.procstatus import cmdline, sigchld_disposition
 from diagnostics.proctable import open_table, read_proc_file
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash", "ksh", "busybox"})
@@ -42,6 +44,9 @@ class TreeSnapshot:
     """Page faults of the children every live process of the tree has waited for
     (cminflt, summed); None when the root could not be read. When a child is reaped
     its own count is added to its parent's, so the sum never falls."""
+    sigchld: dict[int, str]
+    """Processes of the tree whose SIGCHLD is not at its default: "ignored", "caught",
+    "blocked". Where it is ignored (or caught), children may be reaped without a trace."""
 
 
 def snapshot(root: int) -> TreeSnapshot:
@@ -49,6 +54,7 @@ def snapshot(root: int) -> TreeSnapshot:
     table = open_table()
     holders: list[Holder] = []
     faults: int | None = None
+    sigchld: dict[int, str] = {}
     pending = [(root, 0)]
     seen = {root}
     while pending:
@@ -59,6 +65,9 @@ def snapshot(root: int) -> TreeSnapshot:
         except DiagnosticsError:
             continue
         faults = own if faults is None else faults + own
+        disposition = _sigchld(pid)
+        if disposition not in (None, "default"):
+            sigchld[pid] = disposition
         seen |= kids
         zombies = 0
         for kid in kids:
@@ -72,7 +81,14 @@ def snapshot(root: int) -> TreeSnapshot:
         if zombies:
             holders.append(Holder(pid, zombies, _command(pid), depth))
     holders.sort(key=lambda holder: (-holder.zombies, holder.depth))
-    return TreeSnapshot(holders, faults)
+    return TreeSnapshot(holders, faults, sigchld)
+
+
+def _sigchld(pid: int) -> str | None:
+    try:
+        return sigchld_disposition(pid)
+    except DiagnosticsError:
+        return None
 
 
 def _reaped_faults(pid: int) -> int:

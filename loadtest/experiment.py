@@ -122,6 +122,7 @@ class Experiment:
             "zombie_holders": None,
             "shell_wrapper": False,
             "reaped_child_faults": None,
+            "sigchld_handled": None,
             "load": None,
             "locust_exit": None,
             "server_counters": None,
@@ -319,6 +320,8 @@ class Experiment:
         before = self._baseline.reaped_faults if self._baseline is not None else None
         if before is not None and final.reaped_faults is not None:
             self.record["reaped_child_faults"] = final.reaped_faults - before
+        handled = {**(self._baseline.sigchld if self._baseline else {}), **final.sigchld}
+        self.record["sigchld_handled"] = {str(pid): how for pid, how in handled.items()}
 
     def _judge_load(self) -> None:
         """A run that did not load the server is not ok: say why, and fail the scenario.

@@ -91,6 +91,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         alive=series("alive"),
         baseline_alive=optional_int(to_float(scenario.sample_of("baseline_sample").get("alive"))),
         reaped_child_faults=optional_int(scenario.number("reaped_child_faults")),
+        sigchld_handled=_string_map(scenario.meta.get("sigchld_handled")),
         zombies_at_stop=optional_int(to_float(settled.get("zombies_at_stop"))),
         last_fall_s=optional(to_float(settled.get("last_fall_s"))),
     )
@@ -149,6 +150,13 @@ def _asked(scenario: Scenario, key: str) -> float:
     """What the scenario asked Locust for (users, rate, ...), NaN when not recorded."""
     asked = scenario.meta.get("asked")
     return to_float(asked.get(key)) if isinstance(asked, dict) else math.nan
+
+
+def _string_map(value: Any) -> dict[str, str] | None:
+    """A JSON object of strings as written, None when absent or of another shape."""
+    if not isinstance(value, dict):
+        return None
+    return {str(key): str(item) for key, item in value.items()}
 
 
 def _first_known(*values: int | None) -> int | None:

@@ -68,6 +68,8 @@ class Evidence:
     """Live children before the load: a prefork server's workers."""
     reaped_child_faults: int | None = None
     """Growth of the tree's reaped children's page faults over the load (0: none reaped)."""
+    sigchld_handled: dict[str, str] | None = None
+    """PID -> SIGCHLD disposition for the tree's processes not at the default; None: unknown."""
     zombies_at_stop: int | None = None
     """Zombies in the tree at the harness's first look after Locust exited. Locust takes a
     good part of a second to stop, so a SIGCHLD reaper has none left by then; a server
@@ -138,11 +140,14 @@ def never_forked(evidence: Evidence) -> bool:
 
     A child that lived and was reaped between two samples still leaves the kernel's
     count of reaped children's page faults grown, so a fast reaper is not mistaken
-    for a server that does not fork.
+    for a server that does not fork. That witness is blind where the kernel reaps
+    (SIGCHLD ignored, or a handler with SA_NOCLDWAIT, which /proc does not show), so
+    the claim also needs SIGCHLD at its default everywhere in the tree.
     """
     peak_alive = peak(evidence.alive)
     return (
         evidence.reaped_child_faults == 0
+        and evidence.sigchld_handled == {}
         and not evidence.forked
         and evidence.baseline_alive is not None
         and not math.isnan(peak_alive)
@@ -150,6 +155,21 @@ def never_forked(evidence: Evidence) -> bool:
         and (peak(tree_series(evidence)) or 0) == 0
         and not evidence.final_descendant_zombies
     )
+
+
+def kernel_reaps(evidence: Evidence) -> str | None:
+    """The PID that ignores SIGCHLD (so the kernel reaps its children), if nothing else is known.
+
+    Without a fork seen, "reaps every child" would claim children nobody saw; this says
+    what is true whether or not the server forked.
+    """
+    handled = evidence.sigchld_handled or {}
+    ignoring = [pid for pid, how in handled.items() if how == "ignored"]
+    peak_alive = peak(evidence.alive)
+    fork_seen = bool(evidence.forked) or bool(evidence.reaped_child_faults)
+    if evidence.baseline_alive is not None and not math.isnan(peak_alive):
+        fork_seen = fork_seen or peak_alive > evidence.baseline_alive
+    return ignoring[0] if ignoring and not fork_seen else None
 
 
 def zombie_verdict(evidence: Evidence) -> str:
@@ -174,6 +194,12 @@ def zombie_verdict(evidence: Evidence) -> str:
                 return (
                     f"{never}: nothing to reap (no new child seen in"
                     f" {plural(samples, 'sample')}, none reaped per the kernel's counters)"
+                )
+            ignoring = kernel_reaps(evidence)
+            if ignoring is not None:
+                return (
+                    f"no zombie ever seen: PID {ignoring} ignores SIGCHLD, so the kernel reaps"
+                    " any child it forks"
                 )
             return "reaps every child; no zombie ever seen"
         if evidence.zombies_at_stop:

@@ -69,3 +69,10 @@ def test_a_listening_socket_is_seen_without_connecting() -> None:
 def test_unreadable_tables_count_nothing() -> None:
     assert listening_ports(("/nonexistent/tcp",)) == set()
     assert os.path.exists("/proc/net/tcp")
+
+
+def test_sigchld_dispositions_off_the_default_are_named() -> None:
+    with ZombieHolder(HolderSpec(alive=1, sigchld="ignore")) as ignoring:
+        assert snapshot(ignoring.pid).sigchld == {ignoring.pid: "ignored"}
+    with ZombieHolder(HolderSpec(alive=1)) as plain:
+        assert snapshot(plain.pid).sigchld == {}

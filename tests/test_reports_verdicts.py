@@ -182,7 +182,7 @@ QUIET_TREE = np.zeros_like(T)
 def test_a_server_that_never_forks_is_said_to_never_fork() -> None:
     evidence = Evidence(
         t=T, zombies=QUIET_TREE, alive=QUIET_TREE, baseline_alive=0, reaped_child_faults=0,
-        requests=2000,
+        sigchld_handled={}, requests=2000,
     )  # fmt: skip
     assert verdict(evidence).startswith("never forked a child: nothing to reap")
     assert f"{T.size} samples" in verdict(evidence)
@@ -196,12 +196,14 @@ def test_a_server_that_never_forks_is_said_to_never_fork() -> None:
         {"forked": 2000},  # the server counted its forks
         {"alive": np.where(T > 5, 1.0, 0.0)},  # a child was seen
         {"baseline_alive": None},  # nothing known about the start
+        {"sigchld_handled": {"7": "caught"}},  # a handler may reap with SA_NOCLDWAIT
+        {"sigchld_handled": None},  # dispositions not read
     ],
 )
 def test_never_forked_needs_every_witness(change: dict) -> None:
     fields = {
         "t": T, "zombies": QUIET_TREE, "alive": QUIET_TREE, "baseline_alive": 0,
-        "reaped_child_faults": 0, "requests": 2000,
+        "reaped_child_faults": 0, "requests": 2000, "sigchld_handled": {},
     }  # fmt: skip
     assert verdict(Evidence(**{**fields, **change})) == "reaps every child; no zombie ever seen"
 
@@ -247,8 +249,19 @@ def test_prefork_workers_are_not_a_leak() -> None:
     workers = np.full_like(T, 2.0)
     evidence = Evidence(
         t=T, zombies=QUIET_TREE, alive=workers, baseline_alive=2, reaped_child_faults=0,
-        requests=2000,
+        sigchld_handled={}, requests=2000,
     )  # fmt: skip
     text = verdict(evidence)
     assert text.startswith("forked no child during the load: nothing to reap")
     assert text.endswith("; 2 live children before the load kept (prefork)")
+
+
+def test_where_the_kernel_reaps_no_fork_is_claimed_either_way() -> None:
+    # busybox httpd ignores SIGCHLD: its children leave no trace once gone.
+    evidence = Evidence(
+        t=T, zombies=QUIET_TREE, alive=QUIET_TREE, baseline_alive=0, reaped_child_faults=0,
+        sigchld_handled={"812": "ignored"}, requests=2000,
+    )  # fmt: skip
+    assert verdict(evidence) == (
+        "no zombie ever seen: PID 812 ignores SIGCHLD, so the kernel reaps any child it forks"
+    )
