@@ -157,19 +157,21 @@ def never_forked(evidence: Evidence) -> bool:
     )
 
 
-def kernel_reaps(evidence: Evidence) -> str | None:
-    """The PID that ignores SIGCHLD (so the kernel reaps its children), if nothing else is known.
-
-    Without a fork seen, "reaps every child" would claim children nobody saw; this says
-    what is true whether or not the server forked.
-    """
+def ignores_sigchld(evidence: Evidence) -> str | None:
+    """The PID in the tree that ignores SIGCHLD (the kernel reaps its children), if any."""
     handled = evidence.sigchld_handled or {}
-    ignoring = [pid for pid, how in handled.items() if how == "ignored"]
+    return next((pid for pid, how in handled.items() if how == "ignored"), None)
+
+
+def fork_seen(evidence: Evidence) -> bool:
+    """A child was counted, caught alive by a sample, or left its trace when reaped."""
     peak_alive = peak(evidence.alive)
-    fork_seen = bool(evidence.forked) or bool(evidence.reaped_child_faults)
-    if evidence.baseline_alive is not None and not math.isnan(peak_alive):
-        fork_seen = fork_seen or peak_alive > evidence.baseline_alive
-    return ignoring[0] if ignoring and not fork_seen else None
+    grew = (
+        evidence.baseline_alive is not None
+        and not math.isnan(peak_alive)
+        and peak_alive > evidence.baseline_alive
+    )
+    return bool(evidence.forked) or bool(evidence.reaped_child_faults) or grew
 
 
 def zombie_verdict(evidence: Evidence) -> str:
@@ -195,8 +197,13 @@ def zombie_verdict(evidence: Evidence) -> str:
                     f"{never}: nothing to reap (no new child seen in"
                     f" {plural(samples, 'sample')}, none reaped per the kernel's counters)"
                 )
-            ignoring = kernel_reaps(evidence)
-            if ignoring is not None:
+            ignoring = ignores_sigchld(evidence)
+            if ignoring is not None and fork_seen(evidence):
+                return (
+                    f"the kernel reaps every child (PID {ignoring} ignores SIGCHLD);"
+                    " no zombie ever seen"
+                )
+            if ignoring is not None:  # no fork seen: say only what holds either way
                 return (
                     f"no zombie ever seen: PID {ignoring} ignores SIGCHLD, so the kernel reaps"
                     " any child it forks"

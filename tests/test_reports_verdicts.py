@@ -265,3 +265,8 @@ def test_where_the_kernel_reaps_no_fork_is_claimed_either_way() -> None:
     assert verdict(evidence) == (
         "no zombie ever seen: PID 812 ignores SIGCHLD, so the kernel reaps any child it forks"
     )
+
+    forking = Evidence(**{**evidence.__dict__, "alive": np.where(T > 5, 2.0, 0.0)})
+    assert verdict(forking) == (
+        "the kernel reaps every child (PID 812 ignores SIGCHLD); no zombie ever seen"
+    )
