@@ -24,7 +24,7 @@ from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
 from diagnostics.tree import TreeSnapshot, is_shell_wrapper, snapshot
-from loadtest.errors import FailedRequests, HarnessError, ServerDied
+from loadtest.errors import HarnessError, ServerDied
 from loadtest.expectations import Expectations
 from loadtest.live import Progress, View
 from loadtest.load import (
@@ -38,6 +38,7 @@ from loadtest.load import (
     start_locust,
     start_timeout,
 )
+from loadtest.outcome import LoadOutcome, judge
 from loadtest.processes import ManagedProcess, reap_orphans
 from loadtest.scenarios import Scenario
 from loadtest.settle import settle, steady
@@ -324,35 +325,20 @@ class Experiment:
         self.record["sigchld_handled"] = {str(pid): how for pid, how in handled.items()}
 
     def _judge_load(self) -> None:
-        """A run that did not load the server is not ok: say why, and fail the scenario.
-
-        Locust killed or crashed (not stopped by the harness), no request completed, or
-        more failures than --max-failures allows. Requests refused after the zombie cap
-        was reached (``refused_at_cap``) are expected in a capped run and not counted.
-        """
+        """A run that did not load the server is not ok (see loadtest.outcome)."""
         assert self._locust is not None
-        load, code = self.record["load"] or {}, self.record["locust_exit"]
-        requests, failures = load.get("requests"), load.get("failures")
-        stopped_early = code not in (0, None) and not self._stopped_locust
-        if stopped_early and code < 0:
-            done = "no request recorded" if requests is None else f"after {requests} requests"
-            raise HarnessError(
-                f"Locust was killed by {signal.Signals(-code).name} before its run time was"
-                f" over ({done}); see locust.log"
-            )
-        if requests is None or stopped_early:
-            raise HarnessError(f"Locust failed (exit code {code}): {_last_line(self._locust)}")
-        if requests == 0:
-            raise HarnessError(f"Locust completed no request: {_last_line(self._locust)}")
-        counted = max((failures or 0) - (self.record.get("refused_at_cap") or 0), 0)
-        if counted * 100 > self.settings.max_failures * requests:
-            reasons = load.get("failure_reasons") or [{}]
-            top = reasons[0].get("reason")
-            top = f": most often {top!r} ({reasons[0]['count']})" if top else ""
-            raise FailedRequests(
-                f"{counted} of {requests} requests failed ({counted / requests:.0%}, more than"
-                f" --max-failures {self.settings.max_failures:g}%){top}"
-            )
+        load = self.record["load"] or {}
+        reasons = load.get("failure_reasons") or []
+        outcome = LoadOutcome(
+            requests=load.get("requests"),
+            failures=load.get("failures"),
+            top_reason=(reasons[0]["reason"], reasons[0]["count"]) if reasons else None,
+            locust_exit=self.record["locust_exit"],
+            stopped_by_harness=self._stopped_locust,
+            refused_at_cap=self.record.get("refused_at_cap"),
+            locust_last_line=_last_line(self._locust),
+        )
+        judge(outcome, self.settings.max_failures)
 
     # -- endings -------------------------------------------------------------
 
