@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from loadtest import scenarios
 from loadtest.errors import OneLineParser, UsageError
+from loadtest.expectations import Expectations
 from loadtest.experiment import Settings
 from loadtest.harness import DEFAULT_RUNS, EXIT_INTERRUPTED, Harness, RunPlan
 from loadtest.live import open_view, print_summary
-from loadtest.load import LOCUSTFILE, LoadShape
+from loadtest.load import LOCUSTFILE, RAW_LOCUSTFILE, LoadShape
 from loadtest.target import validate_server_cmd
 
 EXIT_USAGE = 2
@@ -67,7 +69,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--server-cmd",
-        help='another server under the harness: "CMD ... {port}" (binding 127.0.0.1:{port})',
+        action="append",
+        default=[],
+        help='a server of your own: "[NAME=]CMD ... {port}" (binding 127.0.0.1:{port});'
+        " repeat it to compare servers side by side",
+    )
+    parser.add_argument(
+        "--ready-log",
+        help="the server is ready when a line of its output matches this regex"
+        " (default: when a socket listens on its port)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("http", "raw"),
+        default="http",
+        help="http (default), or raw: send GET PATH HTTP/1.0, read until the server closes;"
+        " a success is any answer (for servers that do not speak valid HTTP)",
+    )
+    parser.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        help="path to request (repeatable, chosen at random; default: / and /<name>)",
+    )
+    parser.add_argument(
+        "--expect-status", type=int, default=200, help="the status a success has (200)"
+    )
+    body = parser.add_mutually_exclusive_group()
+    body.add_argument("--expect-body", help="a success's body contains this text")
+    body.add_argument(
+        "--no-body-check",
+        action="store_true",
+        help="do not check the body of the default mix against our server's greeting",
+    )
+    parser.add_argument(
+        "--max-failures",
+        type=float,
+        default=1.0,
+        help="percent of failed requests above which the scenario failed (1)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="seconds the final sample may wait for the server to settle after the load (5)",
     )
     parser.add_argument(
         "--server-timeout",
@@ -99,18 +144,32 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         (args.zombie_cap >= 1, "--zombie-cap must be at least 1"),
         (args.server_timeout > 0, "--server-timeout must be positive"),
         (args.locustfile.is_file(), f"--locustfile {args.locustfile} is not a file"),
+        (
+            args.protocol == "http" or args.locustfile == LOCUSTFILE,
+            "--protocol raw uses its own client; it cannot be combined with --locustfile",
+        ),
+        (all(path.startswith("/") for path in args.path), "--path must start with /"),
+        (100 <= args.expect_status <= 599, "--expect-status must be 100 to 599"),
+        (0 <= args.max_failures <= 100, "--max-failures must be 0 to 100 (percent)"),
+        (0 <= args.settle <= 300, "--settle must be 0 to 300 seconds"),
     ]
     for ok, message in checks:
         if not ok:
             raise UsageError(message)
     try:
-        if args.server_cmd is not None:
-            validate_server_cmd(args.server_cmd)
+        if args.ready_log is not None:
+            re.compile(args.ready_log)
+    except re.error as error:
+        raise UsageError(f"--ready-log is not a regular expression: {error}") from None
+    try:
         strategy = "none" if args.no_reaper else args.reaper
         names = (
             [n.strip() for n in args.scenarios.split(",") if n.strip()] if args.scenarios else None
         )
-        chosen = scenarios.select(names, strategy, args.all, external=args.server_cmd is not None)
+        chosen = scenarios.select(names, strategy, args.all, args.server_cmd)
+        for scenario in chosen:
+            if scenario.server_cmd is not None:
+                validate_server_cmd(scenario.server_cmd)
     except ValueError as error:
         raise UsageError(str(error)) from None
     settings = Settings(
@@ -118,9 +177,17 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         work_ms=args.work_ms,
         interval=args.interval,
         zombie_cap=args.zombie_cap,
-        server_cmd=args.server_cmd,
         server_timeout=args.server_timeout,
-        locustfile=args.locustfile,
+        locustfile=RAW_LOCUSTFILE if args.protocol == "raw" else args.locustfile,
+        expectations=Expectations(
+            paths=tuple(args.path),
+            status=args.expect_status,
+            body=args.expect_body,
+            body_check=not args.no_body_check,
+        ),
+        ready_log=args.ready_log,
+        settle=args.settle,
+        max_failures=args.max_failures,
     )
     return RunPlan(chosen, settings, args.out)
 

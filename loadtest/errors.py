@@ -16,6 +16,12 @@ class ServerDied(HarnessError):
     status = "server-died"
 
 
+class FailedRequests(HarnessError):
+    """The load ran, but too many of its requests failed: the server was not measured."""
+
+    status = "failed-requests"
+
+
 class ServerNotListening(HarnessError):
     """The server never opened its port: a bad --server-cmd, as much as a bad flag."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -22,19 +23,25 @@ from typing import Any
 from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
+from diagnostics.tree import TreeSnapshot, is_shell_wrapper, snapshot
 from loadtest.errors import HarnessError, ServerDied
+from loadtest.expectations import Expectations
 from loadtest.live import Progress, View
 from loadtest.load import (
     LOCUSTFILE,
     CpuMeter,
     LoadProgress,
     LoadShape,
+    FailureReader,
+    failure_reasons,
     read_totals,
     start_locust,
     start_timeout,
 )
-from loadtest.processes import ManagedProcess, reap_orphans, wait_for
+from loadtest.outcome import LoadOutcome, judge
+from loadtest.processes import ManagedProcess, reap_orphans
 from loadtest.scenarios import Scenario
+from loadtest.settle import settle, steady
 from loadtest.target import Target, start_external, start_ours
 from loadtest.timeline import TimelineReader
 from reports.checks import Counts, cross_checks
@@ -43,9 +50,11 @@ HEADROOM_RESERVE = 2000
 """PIDs always left for the rest of the machine, whatever the cap asks for."""
 MIN_CAP = 100
 TICK = 0.25
-SETTLE_TIMEOUT = 15.0
-"""How long in-flight children may take to finish once the load has stopped."""
 SATURATED_CPU = 0.9
+REASONS_KEPT = 5
+"""How many failure reasons scenario.json keeps, most frequent first."""
+HOLDERS_KEPT = 5
+"""How many zombie-holding processes scenario.json names, most zombies first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +63,14 @@ class Settings:
     work_ms: int = 0
     interval: float = 0.05
     zombie_cap: int = 5000
-    server_cmd: str | None = None
     server_timeout: float = 10.0
     locustfile: Path = LOCUSTFILE
+    expectations: Expectations = Expectations()
+    ready_log: str | None = None
+    settle: float = 5.0
+    """Seconds the final sample may wait for the server to settle after the load."""
+    max_failures: float = 1.0
+    """Percent of failed requests above which the scenario failed."""
 
 
 def effective_cap(asked: int, headroom: int) -> int:
@@ -81,13 +95,16 @@ class Experiment:
             "name": scenario.name,
             "strategy": scenario.strategy,
             "leak_client_fd": scenario.leak_client_fd,
-            "server_cmd": settings.server_cmd,
+            "server_cmd": scenario.server_cmd,
             "asked": {
                 "users": settings.shape.users,
                 "rate": settings.shape.rate,
                 "duration": settings.shape.duration,
                 "work_ms": settings.work_ms,
                 "processes": settings.shape.processes,
+                "locustfile": str(settings.locustfile),
+                "expect": asdict(settings.expectations),
+                "max_failures": settings.max_failures,
             },
             "started": time.time(),
             "load_started": None,
@@ -101,8 +118,15 @@ class Experiment:
             "locust_pid": None,
             "exit_code": 0,
             "peak_zombies": 0,
+            "baseline_sample": None,
             "final_sample": None,
+            "settle": None,
+            "zombie_holders": None,
+            "shell_wrapper": False,
+            "reaped_child_faults": None,
+            "sigchld_handled": None,
             "load": None,
+            "locust_exit": None,
             "server_counters": None,
             "locust_cpu": None,
             "cross_checks": [],
@@ -114,6 +138,10 @@ class Experiment:
         self._target: Target | None = None
         self._recorder: Recorder | None = None
         self._load_progress = TimelineReader(folder)
+        self._failures = FailureReader(folder)
+        self._final_taken = False
+        self._stopped_locust = False
+        self._baseline: TreeSnapshot | None = None
 
     # -- the run -------------------------------------------------------------
 
@@ -127,6 +155,7 @@ class Experiment:
             self._start_sampler()
             self._drive_load()
             self._finish_server()
+            self._judge_load()
         except HarnessError as error:
             self._fail(error.status, str(error))
             self.record["exit_code"] = error.exit_code
@@ -141,10 +170,15 @@ class Experiment:
 
     def _start_server(self) -> None:
         self._progress("starting server")
-        if self.settings.server_cmd is not None:
+        if self.scenario.server_cmd is not None:
+            ready_log = self.settings.ready_log
             target = start_external(
-                self.settings.server_cmd, self.folder, self.settings.server_timeout
+                self.scenario.server_cmd,
+                self.folder,
+                self.settings.server_timeout,
+                None if ready_log is None else re.compile(ready_log),
             )
+            self.record["shell_wrapper"] = is_shell_wrapper(target.process.command)
         else:
             target = start_ours(
                 self.scenario, self.settings.work_ms, self.folder, self.settings.server_timeout
@@ -164,8 +198,11 @@ class Experiment:
         self._recorder.start()
 
     def _on_sample(self, sample: Sample) -> None:
-        """Runs in the sampler's thread: keep the peak, and freeze the load at the cap at once."""
-        if sample.zombies > self.record["peak_zombies"]:
+        """Runs in the sampler's thread: keep the peak, and freeze the load at the cap at once.
+
+        The peak is of the load and the settling after it, not of the server's shutdown.
+        """
+        if sample.zombies > self.record["peak_zombies"] and not self._final_taken:
             self.record["peak_zombies"] = sample.zombies
         held = sample.zombies + sample.descendant_zombies  # every zombie holds a PID
         if held >= self.record["cap"] and not self._cap_reached.is_set():
@@ -178,9 +215,21 @@ class Experiment:
     def _drive_load(self) -> None:
         assert self._target is not None and self._recorder is not None
         shape = self.settings.shape
+        baseline, is_steady = steady(self._recorder.sample_now, self.settings.server_timeout)
+        if not is_steady:
+            self.record["warnings"].append(
+                "the server's live children were still changing when the load started"
+            )
+        if baseline is not None:
+            self.record["baseline_sample"] = asdict(baseline)
+        self._baseline = snapshot(self._target.pid)
         try:
             self._locust = start_locust(
-                self._target.url, shape, self.folder, self.settings.locustfile
+                self._target.url,
+                shape,
+                self.folder,
+                self.settings.locustfile,
+                self.settings.expectations,
             )
         except OSError as error:
             raise HarnessError(f"Locust could not start: {error.strerror}") from None
@@ -219,6 +268,7 @@ class Experiment:
 
     def _stop_locust(self, resume: bool = False) -> None:
         assert self._locust is not None
+        self._stopped_locust = True
         self._locust.popen.send_signal(signal.SIGTERM)
         if resume:
             self._locust.signal_group(signal.SIGCONT)
@@ -227,16 +277,17 @@ class Experiment:
     def _note_locust(self, meter: CpuMeter, seconds: float) -> None:
         assert self._locust is not None
         code = self._locust.wait(15)
-        if code not in (0, None, -signal.SIGTERM):
-            self.record["warnings"].append(f"Locust exited with code {code}; see locust.log")
+        self.record["locust_exit"] = code
         load = read_totals(self.folder)
         self.record["load"] = {
             "requests": load.requests,
             "failures": load.failures,
             "rps": load.rps,
+            "failure_reasons": [
+                {"reason": reason, "count": count}
+                for reason, count in failure_reasons(self.folder)[:REASONS_KEPT]
+            ],
         }
-        if load.requests is None:
-            raise HarnessError(f"Locust failed (exit code {code}): {_last_line(self._locust)}")
         cores = meter.cpu_seconds / seconds if seconds > 0 else None
         self.record["locust_cpu"] = None if cores is None else round(cores, 3)
         per_process = (cores or 0) / self.settings.shape.processes
@@ -247,21 +298,49 @@ class Experiment:
             )
 
     def _finish_server(self) -> None:
-        """Let in-flight children finish, take the final sample, stop the server."""
+        """Let the server settle (see loadtest.settle), take the final sample, stop the server."""
         assert self._target is not None and self._recorder is not None
         self._progress("settling")
-        recorder = self._recorder
-        settled = wait_for(lambda: _idle(recorder.sample_now()), SETTLE_TIMEOUT, interval=0.05)
-        final = recorder.sample_now()
-        if not settled:
+        before = self.record["baseline_sample"] or {}
+        result = settle(self._recorder.sample_now, before.get("alive", 0), self.settings.settle)
+        self._final_taken = True
+        self.record["settle"] = result.record()
+        if not result.settled:
             self.record["warnings"].append(
-                f"children were still running {SETTLE_TIMEOUT:g} s after the load stopped"
+                f"the server had not settled {self.settings.settle:g} s after the load stopped"
+                " (live children or zombies still changing): the final sample is as it was then"
             )
-        if final is not None:
-            self.record["final_sample"] = asdict(final)
+        if result.sample is not None:
+            self.record["final_sample"] = asdict(result.sample)
+        self._note_tree(snapshot(self._target.pid))
         self._progress("stopping server")
         self._target.process.stop(timeout=30)
         self.record["server_counters"] = self._target.final_counters()
+
+    def _note_tree(self, final: TreeSnapshot) -> None:
+        """Who holds the zombies at the end, and whether the tree reaped children meanwhile."""
+        self.record["zombie_holders"] = [asdict(holder) for holder in final.holders][:HOLDERS_KEPT]
+        before = self._baseline.reaped_faults if self._baseline is not None else None
+        if before is not None and final.reaped_faults is not None:
+            self.record["reaped_child_faults"] = final.reaped_faults - before
+        handled = {**(self._baseline.sigchld if self._baseline else {}), **final.sigchld}
+        self.record["sigchld_handled"] = {str(pid): how for pid, how in handled.items()}
+
+    def _judge_load(self) -> None:
+        """A run that did not load the server is not ok (see loadtest.outcome)."""
+        assert self._locust is not None
+        load = self.record["load"] or {}
+        reasons = load.get("failure_reasons") or []
+        outcome = LoadOutcome(
+            requests=load.get("requests"),
+            failures=load.get("failures"),
+            top_reason=(reasons[0]["reason"], reasons[0]["count"]) if reasons else None,
+            locust_exit=self.record["locust_exit"],
+            stopped_by_harness=self._stopped_locust,
+            refused_at_cap=self.record.get("refused_at_cap"),
+            locust_last_line=_last_line(self._locust),
+        )
+        judge(outcome, self.settings.max_failures)
 
     # -- endings -------------------------------------------------------------
 
@@ -314,6 +393,7 @@ class Experiment:
     def _progress(self, phase: str, elapsed: float = 0.0, meter: CpuMeter | None = None) -> None:
         sample = self._recorder.latest if self._recorder is not None else None
         load = self._load_progress.read() if phase == "load" else _final_load(self.record)
+        top_failure = self._failures.top_failure()
         cpu = None
         if meter is not None and elapsed > 0:
             cpu = meter.cpu_seconds / elapsed / self.settings.shape.processes
@@ -330,6 +410,7 @@ class Experiment:
                 zombies=sample.zombies if sample else None,
                 fds=sample.fds if sample else None,
                 locust_cpu=cpu,
+                top_failure=top_failure,
             )
         )
 
@@ -351,8 +432,3 @@ def _last_line(process: ManagedProcess) -> str:
     except OSError:
         lines = []
     return lines[-1] if lines else "no output"
-
-
-def _idle(sample: Sample | None) -> bool:
-    """No child is still handling a request (or the target is gone)."""
-    return sample is None or sample.alive == 0

@@ -36,6 +36,8 @@ class Progress:
     fds: int | None = None
     locust_cpu: float | None = None
     """Locust's CPU as a share of one core (1.0 = a full core)."""
+    top_failure: str | None = None
+    """The most frequent reason requests failed, with its count."""
 
 
 class View(Protocol):
@@ -134,6 +136,10 @@ class LiveView:
             )
         for progress in self._rows.values():
             table.add_row(*describe(progress))
+        failing = [p for p in self._rows.values() if p.top_failure]
+        if failing:
+            table.caption = "\n".join(f"{p.scenario} fails: {p.top_failure}" for p in failing)
+            table.caption_justify = "left"
         return table
 
     def update(self, progress: Progress) -> None:
@@ -166,6 +172,8 @@ class PlainView:
         cells = describe(progress)
         pairs = zip(PLAIN_KEYS, cells[3:], strict=True)
         text = " ".join(f"{key}={cell}" for key, cell in pairs)
+        if progress.top_failure:
+            text += f" top_failure={progress.top_failure!r}"
         print(f"[{cells[0]}] {cells[1]} {cells[2]} {text}", flush=True)
 
     def message(self, text: str) -> None:

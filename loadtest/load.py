@@ -8,19 +8,24 @@ children reaped behind its back (hiding the very bug under study).
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from diagnostics.errors import DiagnosticsError
 from diagnostics.proctable import open_table
+from loadtest.expectations import Expectations
 from loadtest.processes import ManagedProcess
 from reports.files import read_table
+from reports.locust import failure_reasons as reasons_from_table
 from reports.locust import history_from_table, totals_from_history, totals_from_stats
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-TIMELINE = Path(__file__).with_name("locust_timeline.py")
-"""Loaded beside every locustfile: the 10 Hz request timeline and the users' random phases."""
+RAW_LOCUSTFILE = Path(__file__).with_name("locust_raw.py")
+HOOKS = Path(__file__).with_name("locust_hooks.py")
+"""Loaded beside every locustfile, the user's own included: options, pacing at random
+phases, the 10 Hz request timeline, final CSVs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +37,23 @@ class LoadShape:
     processes: int = 1
 
 
-def start_locust(url: str, shape: LoadShape, folder: Path, locustfile: Path) -> ManagedProcess:
+def start_locust(
+    url: str,
+    shape: LoadShape,
+    folder: Path,
+    locustfile: Path,
+    expectations: Expectations = Expectations(),  # noqa: B008 - frozen, never mutated
+) -> ManagedProcess:
     command = [
         sys.executable, "-m", "locust",
-        "-f", f"{locustfile.resolve()},{TIMELINE}",
+        "-f", f"{HOOKS},{locustfile.resolve()}",
         "--headless", "--only-summary",
         "--host", url,
         "--users", str(shape.users),
         "--spawn-rate", str(shape.users),
         "--run-time", f"{shape.duration}s",
         "--reaperlab-rate", str(shape.rate),
+        "--reaperlab-expect", expectations.to_option(),
         "--csv", str(folder.resolve() / "locust"), "--csv-full-history",
         "--stop-timeout", "2",
         "--exit-code-on-error", "0",
@@ -74,6 +86,34 @@ def read_progress(folder: Path) -> LoadProgress:
     return LoadProgress(totals.requests, totals.failures, current_rps)
 
 
+class FailureReader:
+    """The most frequent failure reason for the live view, which ticks four times a second.
+
+    Locust rewrites its failures file once a second; it is parsed again only when it
+    changed, not on every tick of a long run.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._path = folder / "locust_failures.csv"
+        self._stamp: tuple[int, int] | None = None
+        self._reasons: list[tuple[str, int]] = []
+
+    def top_failure(self) -> str | None:
+        """The most frequent failure reason so far, with its count; None while none failed."""
+        try:
+            status = os.stat(self._path)
+        except OSError:
+            return None
+        stamp = (status.st_mtime_ns, status.st_size)
+        if stamp != self._stamp:
+            self._stamp, self._reasons = stamp, failure_reasons(self._path.parent)
+        return _reason_text(self._reasons[0]) if self._reasons else None
+
+
+def _reason_text(reason: tuple[str, int]) -> str:
+    return f"{reason[0]} (x{reason[1]})"
+
+
 def read_totals(folder: Path) -> LoadProgress:
     """Locust's final totals (stats CSV), falling back to its history for a cut-short run."""
     table = read_table(folder / "locust_stats.csv").value
@@ -81,6 +121,12 @@ def read_totals(folder: Path) -> LoadProgress:
     if totals is None:
         return read_progress(folder)
     return LoadProgress(totals.requests, totals.failures, totals.rps)
+
+
+def failure_reasons(folder: Path) -> list[tuple[str, int]]:
+    """Why requests failed, most frequent first, from Locust's failures CSV (empty if none)."""
+    table = read_table(folder / "locust_failures.csv").value
+    return reasons_from_table(table) if table is not None else []
 
 
 class CpuMeter:

@@ -1,6 +1,6 @@
-"""Harness hooks for Locust: completed requests at 10 Hz, and users that start out of step.
+"""Completed requests at 10 Hz, on the samples' clock: Locust's side of the reference line.
 
-Loaded by Locust beside the user classes (``-f locustfile.py,locust_timeline.py``), in
+Imported by loadtest/locust_hooks.py, which the harness loads beside every locustfile, in
 Locust's own process: never imported by the harness or the tests (gevent patches fork,
 waitpid and SIGCHLD in whatever process imports it).
 
@@ -17,26 +17,18 @@ uses, into the run directory's request-timeline file (reports.rundir.REQUESTS).
   workers' interval is lowered to ``REPORT_INTERVAL_S`` here, so the master's totals lag
   the truth by at most that much plus the message's trip; rows are written by the master
   only.
-
-**Pacing at random phases.** User classes that set no ``wait_time`` of their own are
-paced so that all users together send ``--reaperlab-rate`` requests/s. With the same
-period every user would fire in step (20 users at 100 requests/s: all 20 every 0.2 s),
-and the server would see bursts of 20 with nothing between. Each user first waits a
-random fraction of its period, then keeps its own schedule, so the load arrives spread
-over the period.
 """
 
 from __future__ import annotations
 
 import csv
-import random
 import time
 from pathlib import Path
 from typing import IO, Any
 
 import gevent
 import locust.runners
-from locust import User, events
+from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
@@ -44,47 +36,6 @@ from reports.rundir import REQUEST_COLUMNS, REQUESTS
 
 TIMELINE_HZ = 10
 REPORT_INTERVAL_S = 1 / TIMELINE_HZ
-_DUE = "_reaperlab_due"
-
-
-def period(user: User) -> float:
-    """Seconds between one user's requests so that all users together make --reaperlab-rate."""
-    options = user.environment.parsed_options
-    rate = getattr(options, "reaperlab_rate", 0.0) if options else 0.0
-    return max(options.num_users, 1) / rate if rate > 0 else 0.0
-
-
-def paced(user: User) -> float:
-    """The wait before the user's next request, on its own fixed schedule.
-
-    Unlike Locust's ``constant_throughput``, which pulls every user back onto the grid
-    of its start, the schedule keeps the phase the first wait gave it. A user that falls
-    behind starts the next request at once and does not burst to catch up.
-    """
-    step = period(user)
-    if step <= 0:
-        return 0.0
-    now = time.perf_counter()
-    due = user.__dict__.get(_DUE)
-    due = now + random.uniform(0, step) if due is None else max(due + step, now)
-    setattr(user, _DUE, due)
-    return due - now
-
-
-def out_of_step(on_start: Any) -> Any:
-    """``on_start`` preceded by a wait of a random fraction of the user's period.
-
-    Users spawn together, so without it their first requests would all go at once.
-    """
-
-    def start(user: User) -> None:
-        step = period(user)
-        if step > 0:
-            gevent.sleep(random.uniform(0, step))
-            setattr(user, _DUE, time.perf_counter())
-        on_start(user)
-
-    return start
 
 
 class Timeline:
@@ -135,12 +86,6 @@ _timeline: Timeline | None = None
 def _on_init(environment: Environment, **_kwargs: Any) -> None:
     global _timeline
     options = environment.parsed_options
-    if getattr(options, "reaperlab_rate", 0.0):
-        # A class with a wait_time of its own keeps it: its author chose its pacing.
-        for user_class in environment.user_classes:
-            if user_class.wait_time is User.wait_time:
-                user_class.wait_time = paced
-                user_class.on_start = out_of_step(user_class.on_start)
     if isinstance(environment.runner, WorkerRunner):
         locust.runners.WORKER_REPORT_INTERVAL = REPORT_INTERVAL_S
         return

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,6 +13,8 @@ class Scenario:
     """The server's --reaper; None when the server is not ours (--server-cmd)."""
     leak_client_fd: bool = False
     caption: str = ""
+    server_cmd: str | None = None
+    """The command of a server that is not ours, with {port} where the port goes."""
 
     def server_args(self) -> list[str]:
         args = ["--reaper", self.strategy] if self.strategy else []
@@ -43,19 +46,44 @@ EVERY_STRATEGY = (
 )
 
 
+EXTERNAL_NAME = re.compile(r"([a-z0-9-]+)=(.*)", re.DOTALL)
+
+
+def external(specs: list[str]) -> list[Scenario]:
+    """One scenario per --server-cmd "[NAME=]CMD ... {port}"; unnamed ones are external, -2, ...
+
+    ValueError (one line) for a name given twice or one of our own scenarios' names.
+    """
+    chosen: list[Scenario] = []
+    unnamed = 0
+    for spec in specs:
+        match = EXTERNAL_NAME.fullmatch(spec.strip())
+        if match is not None:
+            name, command = match.group(1), match.group(2).strip()
+        else:
+            unnamed += 1
+            name, command = ("external" if unnamed == 1 else f"external-{unnamed}"), spec
+        if name in SCENARIOS and name != "external":
+            raise ValueError(f"--server-cmd name {name!r} is one of the built-in scenarios")
+        if any(scenario.name == name for scenario in chosen):
+            raise ValueError(f"--server-cmd name {name!r} is given twice")
+        chosen.append(replace(SCENARIOS["external"], name=name, server_cmd=command))
+    return chosen
+
+
 def for_strategy(strategy: str) -> str:
     """The scenario that runs our server with ``strategy``."""
     return "no-reaper" if strategy == "none" else f"reaper-{strategy}"
 
 
 def select(
-    names: list[str] | None, strategy: str | None, every: bool, external: bool
+    names: list[str] | None, strategy: str | None, every: bool, server_cmds: list[str]
 ) -> list[Scenario]:
     """Resolve the scenario flags to a list; ValueError with a one-line reason if they clash."""
-    if external:
+    if server_cmds:
         if names or strategy or every:
-            raise ValueError("--server-cmd runs the 'external' scenario alone")
-        return [SCENARIOS["external"]]
+            raise ValueError("--server-cmd runs only the servers it names")
+        return external(server_cmds)
     if every:
         chosen: tuple[str, ...] | list[str] = EVERY_STRATEGY
     elif strategy:

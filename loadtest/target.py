@@ -2,8 +2,9 @@
 
 Our server is started as ``python -m server --port 0`` and announces its port
 on its first line. Any other server is given as ``--server-cmd "CMD ... {port}"``:
-the harness picks a free loopback port, fills it in and waits until the port
-accepts connections. Either way the harness only ever loads a server it started.
+the harness picks a free loopback port, fills it in and waits until a socket
+listens on it (see loadtest.readiness: never by connecting). Either way the
+harness only ever loads a server it started.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from loadtest.errors import ServerNotListening
 from loadtest.processes import ManagedProcess
+from loadtest.readiness import exited_early, wait_until_ready
 from loadtest.scenarios import Scenario
 
 LOOPBACK = "127.0.0.1"
@@ -99,7 +101,9 @@ def start_ours(scenario: Scenario, work_ms: int, folder: Path, timeout: float) -
     return Target(process, port)
 
 
-def start_external(template: str, folder: Path, timeout: float) -> Target:
+def start_external(
+    template: str, folder: Path, timeout: float, ready_log: re.Pattern[str] | None = None
+) -> Target:
     port = _free_loopback_port()
     argv = [arg.replace("{port}", str(port)) for arg in validate_server_cmd(template)]
     try:
@@ -109,7 +113,7 @@ def start_external(template: str, folder: Path, timeout: float) -> Target:
             f"cannot start --server-cmd: {error.strerror}: {argv[0]}"
         ) from None
     try:
-        _wait_for_port(process, port, timeout)
+        wait_until_ready(process, port, timeout, ready_log)
     except BaseException:
         process.stop()
         raise
@@ -124,30 +128,9 @@ def _wait_for_banner(process: ManagedProcess, timeout: float) -> int:
         if match:
             return int(match.group(1))
         if not process.running():
-            raise ServerNotListening(_exited_early(process))
+            raise ServerNotListening(exited_early(process))
         time.sleep(0.02)
     raise ServerNotListening(f"the server did not announce its port within {timeout:g} s")
-
-
-def _wait_for_port(process: ManagedProcess, port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.running():
-            raise ServerNotListening(_exited_early(process))
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise ServerNotListening(
-        f"the server did not open port {port} on {LOOPBACK} within {timeout:g} s"
-    )
-
-
-def _exited_early(process: ManagedProcess) -> str:
-    lines = process.log_path.read_bytes().decode("utf-8", "replace").strip().splitlines()
-    last = lines[-1] if lines else "no output"
-    return f"the server exited with code {process.popen.returncode} before listening: {last}"
 
 
 def _free_loopback_port() -> int:

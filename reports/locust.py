@@ -7,6 +7,9 @@ file; `totals_from_history` recovers the counts from its last row.
 
 from __future__ import annotations
 
+import ast
+import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,3 +98,30 @@ def totals_from_history(history: LocustHistory) -> LocustTotals:
         p95_ms=None,
         p99_ms=None,
     )
+
+
+# Locust files a failure under the repr of its exception; a reason given with
+# response.failure() arrives wrapped as CatchResponseError('...').
+_WRAPPED = re.compile(r"^CatchResponseError\((?P<quoted>(['\"]).*\2)\)$", re.DOTALL)
+
+
+def failure_reason(error: str) -> str:
+    """The reason as the user wrote it, without Locust's exception wrapper."""
+    match = _WRAPPED.match(error.strip())
+    if match is None:
+        return error.strip()
+    try:
+        return str(ast.literal_eval(match.group("quoted")))
+    except (ValueError, SyntaxError):
+        return error.strip()
+
+
+def failure_reasons(table: Table) -> list[tuple[str, int]]:
+    """locust_failures.csv as (reason, occurrences), most frequent first, over all names."""
+    if not (table.has("Error") and table.has("Occurrences")):
+        return []
+    counts: Counter[str] = Counter()
+    for error, occurrences in zip(table.texts("Error"), table.numbers("Occurrences"), strict=True):
+        if np.isfinite(occurrences):
+            counts[failure_reason(error)] += int(occurrences)
+    return counts.most_common()

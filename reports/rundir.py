@@ -19,6 +19,7 @@ from reports.files import FileState, Read, Table, read_json_object, read_table, 
 from reports.locust import (
     LocustHistory,
     LocustTotals,
+    failure_reasons,
     history_from_table,
     totals_from_history,
     totals_from_stats,
@@ -133,6 +134,8 @@ class Scenario:
     history_t: np.ndarray | None = None
     completed: Completed | None = None
     totals: LocustTotals | None = None
+    failure_reasons: list[tuple[str, int]] = field(default_factory=list)
+    """Why requests failed (locust_failures.csv), most frequent first."""
     start: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -181,6 +184,24 @@ class Scenario:
     def final_sample(self) -> dict[str, Any]:
         value = self.meta.get("final_sample")
         return value if isinstance(value, dict) else {}
+
+    def sample_of(self, key: str) -> dict[str, Any]:
+        """A sample the harness kept in scenario.json (final_sample, baseline_sample), or {}."""
+        value = self.meta.get(key)
+        return value if isinstance(value, dict) else {}
+
+    def until_final(self) -> Samples | None:
+        """The samples up to the final one: the load and the settling, not the shutdown.
+
+        After the final sample the harness stops the server, whose children then exit
+        and may be zombies for a moment; that is the harness's doing, not the server's.
+        """
+        final = to_float(self.final_sample.get("time"))
+        if self.samples is None or math.isnan(final) or not self.start:
+            return self.samples
+        keep = self.samples.t <= final - self.start + 1e-6
+        columns = {name: values[keep] for name, values in self.samples.columns.items()}
+        return Samples(self.samples.t[keep], columns) if keep.any() else self.samples
 
     @property
     def status(self) -> str | None:
@@ -288,6 +309,7 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
         STATS: read_table(folder / STATS),
         HISTORY: read_table(folder / HISTORY),
         REQUESTS: read_table(folder / REQUESTS),
+        FAILURES: read_table(folder / FAILURES),
     }
     files.update({file: result.state for file, result in reads.items()})
     meta: dict[str, Any] = reads[SCENARIO].value or {}
@@ -328,6 +350,7 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
         history_t=history.timestamp + LOCUST_CLOCK_OFFSET - start if history is not None else None,
         completed=completed,
         totals=totals,
+        failure_reasons=failure_reasons(reads[FAILURES].value) if reads[FAILURES].value else [],
         start=start,
         notes=notes,
     )

@@ -20,7 +20,9 @@ from reports.rundir import Run, Scenario
 from reports.series import first_finite, last_finite, optional, optional_int, peak
 from reports.verdicts import Evidence, verdict
 
-NOT_OK_STATUSES = ("interrupted", "server-died", "failed")
+NOT_OK_STATUSES = ("interrupted", "server-died", "failed", "failed-requests")
+REASONS_SHOWN = 3
+"""How many failure reasons a warning names, most frequent first."""
 
 
 def summarize(run: Run, plots: dict[str, str]) -> dict[str, Any]:
@@ -46,7 +48,7 @@ def run_info(run: Run) -> dict[str, Any]:
 
 def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str, Any]:
     """One scenario's row: figures, verdict, cross-checks and everything worth a warning."""
-    samples = scenario.samples
+    samples = scenario.until_final()
     totals = scenario.totals
     final = scenario.final_sample
 
@@ -60,6 +62,13 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         return optional_int(to_float(final.get(column)))
 
     final_zombies = _first_known(in_final("zombies"), sampled("zombies", last_finite))
+    final_deeper = _first_known(
+        in_final("descendant_zombies"), sampled("descendant_zombies", last_finite)
+    )
+    settled = scenario.meta.get("settle")
+    settled = settled if isinstance(settled, dict) else {}
+    holders = scenario.meta.get("zombie_holders")
+    holders = [h for h in holders if isinstance(h, dict)] if isinstance(holders, list) else []
     requests = totals.requests if totals else None
     forked = scenario.counter("forked")
     evidence = Evidence(
@@ -75,6 +84,16 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         capped=scenario.capped is True,
         cap=optional_int(scenario.number("cap")),
         capped_at=optional(scenario.number("capped_at")),
+        descendant_zombies=series("descendant_zombies"),
+        final_descendant_zombies=final_deeper,
+        holders=tuple(holders),
+        shell_wrapper=scenario.meta.get("shell_wrapper") is True,
+        alive=series("alive"),
+        baseline_alive=optional_int(to_float(scenario.sample_of("baseline_sample").get("alive"))),
+        reaped_child_faults=optional_int(scenario.number("reaped_child_faults")),
+        sigchld_handled=_string_map(scenario.meta.get("sigchld_handled")),
+        zombies_at_stop=optional_int(to_float(settled.get("zombies_at_stop"))),
+        last_fall_s=optional(to_float(settled.get("last_fall_s"))),
     )
     counts = Counts(
         strategy=scenario.strategy,
@@ -99,6 +118,9 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "p99_ms": totals.p99_ms if totals else None,
         "peak_zombies": _max_known(sampled("zombies", peak), final_zombies),
         "final_zombies": final_zombies,
+        "peak_descendant_zombies": _max_known(sampled("descendant_zombies", peak), final_deeper),
+        "final_descendant_zombies": final_deeper,
+        "zombie_holders": list(evidence.holders),
         "peak_alive": _max_known(sampled("alive", peak), in_final("alive")),
         "fds_start": sampled("fds", first_finite),
         "fds_end": _first_known(in_final("fds"), sampled("fds", last_finite)),
@@ -108,6 +130,10 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "accepted": counts.accepted,
         "rejected": scenario.counter("rejected"),
         "fork_failures": scenario.counter("fork_failures"),
+        "refused_at_cap": optional_int(scenario.number("refused_at_cap")),
+        "failure_reasons": [
+            {"reason": reason, "count": count} for reason, count in scenario.failure_reasons
+        ],
         "capped": scenario.capped,
         "cap": evidence.cap,
         "capped_at": evidence.capped_at,
@@ -125,6 +151,13 @@ def _asked(scenario: Scenario, key: str) -> float:
     """What the scenario asked Locust for (users, rate, ...), NaN when not recorded."""
     asked = scenario.meta.get("asked")
     return to_float(asked.get(key)) if isinstance(asked, dict) else math.nan
+
+
+def _string_map(value: Any) -> dict[str, str] | None:
+    """A JSON object of strings as written, None when absent or of another shape."""
+    if not isinstance(value, dict):
+        return None
+    return {str(key): str(item) for key, item in value.items()}
 
 
 def _first_known(*values: int | None) -> int | None:
@@ -160,6 +193,10 @@ def _warnings(scenario: Scenario, checks: list[Check]) -> list[str]:
         entries = scenario.meta.get(key)
         if isinstance(entries, list):
             warnings.extend(f"{prefix}{entry}" for entry in entries)
+    if scenario.failure_reasons:
+        shown = scenario.failure_reasons[:REASONS_SHOWN]
+        text = "; ".join(f"{reason} ({count})" for reason, count in shown)
+        warnings.append(f"failed requests, most frequent first: {text}")
     if scenario.missing:
         warnings.append("missing: " + ", ".join(scenario.missing))
     warnings.extend(scenario.notes)

@@ -48,6 +48,15 @@ def parameter(value: Any) -> str:
     return NOT_MEASURED if value is None else str(value)
 
 
+def zombies(scenario: dict[str, Any]) -> str:
+    """The server's own zombies, and those held deeper in its tree when there were any."""
+    own = figures(scenario["peak_zombies"], scenario["final_zombies"])
+    if not scenario.get("peak_descendant_zombies"):
+        return own
+    deeper = figures(scenario["peak_descendant_zombies"], scenario["final_descendant_zombies"])
+    return f"{own} (+ {deeper} deeper)"
+
+
 Column = tuple[str, Callable[[dict[str, Any]], str]]
 
 COLUMNS: tuple[Column, ...] = (
@@ -57,7 +66,7 @@ COLUMNS: tuple[Column, ...] = (
     ("failures", lambda s: figure(s["failures"])),
     ("req/s", lambda s: figure(s["rps"])),
     ("p50 / p95 / p99 ms", lambda s: figures(s["p50_ms"], s["p95_ms"], s["p99_ms"])),
-    ("zombies peak / final", lambda s: figures(s["peak_zombies"], s["final_zombies"])),
+    ("zombies peak / final", lambda s: zombies(s)),
     ("peak live", lambda s: figure(s["peak_alive"])),
     ("fds start → end", lambda s: f"{figure(s['fds_start'])} → {figure(s['fds_end'])}"),
     ("forked / reaped", lambda s: figures(s["forked"], s["reaped"])),

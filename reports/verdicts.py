@@ -57,6 +57,27 @@ class Evidence:
     capped: bool = False
     cap: int | None = None
     capped_at: float | None = None
+    descendant_zombies: np.ndarray = field(default_factory=_no_series)
+    """Zombies held deeper in the tree than the target's own children."""
+    final_descendant_zombies: int | None = None
+    holders: tuple[dict, ...] = ()
+    """scenario.json's zombie_holders: {"pid", "zombies", "cmdline", "depth"}, most first."""
+    shell_wrapper: bool = False
+    """The command the harness started is a shell (``sh -c``) running the real server."""
+    alive: np.ndarray = field(default_factory=_no_series)
+    baseline_alive: int | None = None
+    """Live children before the load: a prefork server's workers."""
+    reaped_child_faults: int | None = None
+    """Growth of the tree's reaped children's page faults over the load (0: none reaped)."""
+    sigchld_handled: dict[str, str] | None = None
+    """PID -> SIGCHLD disposition for the tree's processes not at the default; None: unknown."""
+    zombies_at_stop: int | None = None
+    """Zombies in the tree at the harness's first look after Locust exited. Locust takes a
+    good part of a second to stop, so a SIGCHLD reaper has none left by then; a server
+    that still holds some reaps on a timer or in batches (ForkingTCPServer polls every
+    0.5 s)."""
+    last_fall_s: float | None = None
+    """Seconds after that first look when the zombie count last fell while settling."""
 
 
 def plural(count: int, noun: str) -> str:
@@ -101,10 +122,57 @@ def verdict(evidence: Evidence) -> str:
     """The whole verdict: zombies first, then descriptors, then whether the cap stopped it."""
     parts = [
         watch_verdict(evidence) if evidence.kind == "watch" else zombie_verdict(evidence),
+        prefork_verdict(evidence),
         fd_verdict(evidence),
         cap_verdict(evidence),
     ]
     return "; ".join(part for part in parts if part)
+
+
+def tree_series(evidence: Evidence) -> np.ndarray:
+    """Zombies anywhere in the tree, per sample: every one holds a PID."""
+    if evidence.descendant_zombies.size != evidence.zombies.size:
+        return evidence.zombies
+    return evidence.zombies + np.nan_to_num(evidence.descendant_zombies)
+
+
+def never_forked(evidence: Evidence) -> bool:
+    """True only on positive evidence: no child seen in any sample, none counted, none reaped.
+
+    A child that lived and was reaped between two samples still leaves the kernel's
+    count of reaped children's page faults grown, so a fast reaper is not mistaken
+    for a server that does not fork. That witness is blind where the kernel reaps
+    (SIGCHLD ignored, or a handler with SA_NOCLDWAIT, which /proc does not show), so
+    the claim also needs SIGCHLD at its default everywhere in the tree.
+    """
+    peak_alive = peak(evidence.alive)
+    return (
+        evidence.reaped_child_faults == 0
+        and evidence.sigchld_handled == {}
+        and not evidence.forked
+        and evidence.baseline_alive is not None
+        and not math.isnan(peak_alive)
+        and peak_alive <= evidence.baseline_alive
+        and (peak(tree_series(evidence)) or 0) == 0
+        and not evidence.final_descendant_zombies
+    )
+
+
+def ignores_sigchld(evidence: Evidence) -> str | None:
+    """The PID in the tree that ignores SIGCHLD (the kernel reaps its children), if any."""
+    handled = evidence.sigchld_handled or {}
+    return next((pid for pid, how in handled.items() if how == "ignored"), None)
+
+
+def fork_seen(evidence: Evidence) -> bool:
+    """A child was counted, caught alive by a sample, or left its trace when reaped."""
+    peak_alive = peak(evidence.alive)
+    grew = (
+        evidence.baseline_alive is not None
+        and not math.isnan(peak_alive)
+        and peak_alive > evidence.baseline_alive
+    )
+    return bool(evidence.forked) or bool(evidence.reaped_child_faults) or grew
 
 
 def zombie_verdict(evidence: Evidence) -> str:
@@ -112,10 +180,43 @@ def zombie_verdict(evidence: Evidence) -> str:
     final = final_zombies(evidence)
     if final is None:
         return "zombies not measured"
+    deeper = evidence.final_descendant_zombies or 0
+    if deeper:
+        return tree_leak_verdict(evidence, final + deeper)
     if final == 0:
         most = peak_zombies(evidence) or 0
         if most == 0:
+            if never_forked(evidence):
+                samples = int(np.isfinite(evidence.alive).sum())
+                # A prefork server forked its workers before the load, not during it.
+                never = (
+                    "forked no child during the load"
+                    if evidence.baseline_alive
+                    else ("never forked a child")
+                )
+                return (
+                    f"{never}: nothing to reap (no new child seen in"
+                    f" {plural(samples, 'sample')}, none reaped per the kernel's counters)"
+                )
+            ignoring = ignores_sigchld(evidence)
+            if ignoring is not None and fork_seen(evidence):
+                return (
+                    f"the kernel reaps every child (PID {ignoring} ignores SIGCHLD);"
+                    " no zombie ever seen"
+                )
+            if ignoring is not None:  # no fork seen: say only what holds either way
+                return (
+                    f"no zombie ever seen: PID {ignoring} ignores SIGCHLD, so the kernel reaps"
+                    " any child it forks"
+                )
             return "reaps every child; no zombie ever seen"
+        if evidence.zombies_at_stop:
+            later = "" if evidence.last_fall_s is None else f" {evidence.last_fall_s:.1f} s"
+            return (
+                f"reaps in batches: at most {plural(most, 'zombie')} at once, none left after"
+                f" the load ({evidence.zombies_at_stop} still held when it stopped, reaped"
+                f"{later} later)"
+            )
         children = evidence.forked or evidence.requests
         if children and most >= max(BEHIND_MIN, BEHIND_SHARE * children):
             return (
@@ -135,6 +236,39 @@ def zombie_verdict(evidence: Evidence) -> str:
     if evidence.strategy == "single":
         return f"signals coalesced: {percent(share)} of children left as zombies"
     return f"{percent(share)} of children left as zombies"
+
+
+def tree_leak_verdict(evidence: Evidence, total: int) -> str:
+    """Zombies left below the target: how many, and which process holds them."""
+    requests = evidence.forked or evidence.requests
+    if requests and total / requests >= ONE_PER_REQUEST and total / requests <= 1 / ONE_PER_REQUEST:
+        text = f"leaks one zombie per request ({plural(total, 'zombie')})"
+    else:
+        text = f"{plural(total, 'zombie')} left at the end"
+    if not evidence.holders:
+        return f"{text}, held below the server"
+    top = evidence.holders[0]
+    held = f"{top.get('zombies')} held by PID {top.get('pid')} ({top.get('cmdline')})"
+    depth = top.get("depth")
+    if depth == 0:
+        where = "the process the harness started"
+    elif depth == 1 and evidence.shell_wrapper:
+        where = "the server the shell wrapper (sh -c) started"
+    elif depth == 1:
+        where = "a child of the process the harness started"
+    else:
+        where = f"{depth} levels below the process the harness started"
+    others = len(evidence.holders) - 1
+    more = f", and {plural(others, 'other holder')}" if others > 0 else ""
+    return f"{text}: {held}, {where}{more}"
+
+
+def prefork_verdict(evidence: Evidence) -> str | None:
+    """Workers that were alive before the load and still are: a prefork server, said once."""
+    if not evidence.baseline_alive or evidence.shell_wrapper:  # a shell's child is the server
+        return None
+    count = evidence.baseline_alive
+    return f"{count} live {'child' if count == 1 else 'children'} before the load kept (prefork)"
 
 
 def watch_verdict(evidence: Evidence) -> str:

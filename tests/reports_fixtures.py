@@ -111,7 +111,7 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
             int(a + z),
             int(a),
             int(z),
-            int(z),
+            0,  # descendant_zombies: this server's children fork nothing
             int(f),
             int(r),
             f"{c:.1f}",

@@ -181,3 +181,99 @@ def test_growth_fit_ignores_unmeasured_samples() -> None:
 
 def test_percent_formatting() -> None:
     assert [percent(x) for x in (0.0, 0.004, 0.43, 1.0)] == ["0%", "0.4%", "43%", "100%"]
+
+
+QUIET_TREE = np.zeros_like(T)
+
+
+def test_a_server_that_never_forks_is_said_to_never_fork() -> None:
+    evidence = Evidence(
+        t=T, zombies=QUIET_TREE, alive=QUIET_TREE, baseline_alive=0, reaped_child_faults=0,
+        sigchld_handled={}, requests=2000,
+    )  # fmt: skip
+    assert verdict(evidence).startswith("never forked a child: nothing to reap")
+    assert f"{T.size} samples" in verdict(evidence)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"reaped_child_faults": 140},  # children came and went between samples
+        {"reaped_child_faults": None},  # the kernel's counter could not be read
+        {"forked": 2000},  # the server counted its forks
+        {"alive": np.where(T > 5, 1.0, 0.0)},  # a child was seen
+        {"baseline_alive": None},  # nothing known about the start
+        {"sigchld_handled": {"7": "caught"}},  # a handler may reap with SA_NOCLDWAIT
+        {"sigchld_handled": None},  # dispositions not read
+    ],
+)
+def test_never_forked_needs_every_witness(change: dict) -> None:
+    fields = {
+        "t": T, "zombies": QUIET_TREE, "alive": QUIET_TREE, "baseline_alive": 0,
+        "reaped_child_faults": 0, "requests": 2000, "sigchld_handled": {},
+    }  # fmt: skip
+    assert verdict(Evidence(**{**fields, **change})) == "reaps every child; no zombie ever seen"
+
+
+def test_a_timer_reaper_reaps_in_batches() -> None:
+    zombies = np.where(T < 19, np.arange(T.size) % 5, 0).astype(float)
+    evidence = Evidence(
+        t=T, zombies=zombies, final_zombies=0, requests=2000, zombies_at_stop=3, last_fall_s=0.35
+    )
+    assert verdict(evidence) == (
+        "reaps in batches: at most 4 zombies at once, none left after the load"
+        " (3 still held when it stopped, reaped 0.3 s later)"
+    )
+
+
+def test_a_leak_below_a_shell_wrapper_is_found_and_attributed() -> None:
+    holder = {"pid": 4321, "zombies": 991, "cmdline": "python3 server.py 8000", "depth": 1}
+    evidence = Evidence(
+        t=T, zombies=QUIET_TREE, final_zombies=0, final_descendant_zombies=991, requests=991,
+        holders=(holder,), shell_wrapper=True, baseline_alive=1,
+    )  # fmt: skip
+    assert verdict(evidence) == (
+        "leaks one zombie per request (991 zombies): 991 held by PID 4321"
+        " (python3 server.py 8000), the server the shell wrapper (sh -c) started"
+    )
+
+
+def test_a_leak_deep_in_a_tree_names_its_depth() -> None:
+    holders = (
+        {"pid": 7, "zombies": 30, "cmdline": "worker", "depth": 2},
+        {"pid": 5, "zombies": 1, "cmdline": "master", "depth": 0},
+    )
+    evidence = Evidence(
+        final_zombies=1, final_descendant_zombies=30, requests=2000, holders=holders
+    )
+    assert verdict(evidence) == (
+        "31 zombies left at the end: 30 held by PID 7 (worker), 2 levels below the process"
+        " the harness started, and 1 other holder"
+    )
+
+
+def test_prefork_workers_are_not_a_leak() -> None:
+    workers = np.full_like(T, 2.0)
+    evidence = Evidence(
+        t=T, zombies=QUIET_TREE, alive=workers, baseline_alive=2, reaped_child_faults=0,
+        sigchld_handled={}, requests=2000,
+    )  # fmt: skip
+    text = verdict(evidence)
+    assert text.startswith("forked no child during the load: nothing to reap")
+    assert text.endswith("; 2 live children before the load kept (prefork)")
+
+
+def test_where_the_kernel_reaps_no_fork_is_claimed_either_way() -> None:
+    # busybox httpd ignores SIGCHLD: its children leave no trace once gone.
+    evidence = Evidence(
+        t=T, zombies=QUIET_TREE, alive=QUIET_TREE, baseline_alive=0, reaped_child_faults=0,
+        sigchld_handled={"812": "ignored"}, requests=2000,
+    )  # fmt: skip
+    assert verdict(evidence) == (
+        "no zombie ever seen: PID 812 ignores SIGCHLD, so the kernel reaps any child it forks"
+    )
+
+    forking = Evidence(**{**evidence.__dict__, "alive": np.where(T > 5, 2.0, 0.0)})
+    assert verdict(forking) == (
+        "the kernel reaps every child (PID 812 ignores SIGCHLD); no zombie ever seen"
+    )

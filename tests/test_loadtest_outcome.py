@@ -1,0 +1,54 @@
+"""Whether a load did what was asked: each way a run can fail to load the server."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from loadtest.errors import FailedRequests, HarnessError
+from loadtest.outcome import LoadOutcome, judge
+
+
+def outcome(**changes) -> LoadOutcome:
+    fields = {
+        "requests": 1000, "failures": 0, "top_reason": None, "locust_exit": 0,
+        "stopped_by_harness": False, "refused_at_cap": None, "locust_last_line": "bye",
+    }  # fmt: skip
+    return LoadOutcome(**{**fields, **changes})
+
+
+def test_a_clean_load_passes() -> None:
+    judge(outcome(), 1.0)
+    judge(outcome(failures=10), 1.0)  # exactly 1%: not more than allowed
+
+
+def test_too_many_failures_name_the_top_reason() -> None:
+    with pytest.raises(FailedRequests, match=r"11 of 1000 requests failed .*'status 404' \(11\)"):
+        judge(outcome(failures=11, top_reason=("status 404", 11)), 1.0)
+
+
+def test_refusals_at_the_cap_are_not_failures() -> None:
+    judge(outcome(failures=300, refused_at_cap=295), 1.0)
+    with pytest.raises(FailedRequests, match="20 of 1000"):
+        judge(outcome(failures=315, refused_at_cap=295), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"locust_exit": -signal.SIGKILL}, "Locust was killed by SIGKILL .*after 1000 requests"),
+        ({"locust_exit": -signal.SIGKILL, "requests": None}, "no request recorded"),
+        ({"locust_exit": 1}, r"Locust failed \(exit code 1\): bye"),
+        ({"requests": None}, "Locust failed"),
+        ({"requests": 0, "failures": 0}, "Locust completed no request: bye"),
+    ],
+)
+def test_a_load_that_did_not_happen_fails(changes: dict, message: str) -> None:
+    with pytest.raises(HarnessError, match=message) as raised:
+        judge(outcome(**changes), 1.0)
+    assert raised.value.status == "failed" and raised.value.exit_code == 1
+
+
+def test_the_harness_stopping_locust_is_not_a_crash() -> None:
+    judge(outcome(locust_exit=-signal.SIGTERM, stopped_by_harness=True), 1.0)
