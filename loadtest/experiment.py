@@ -30,9 +30,9 @@ from loadtest.live import Progress, View
 from loadtest.load import (
     LOCUSTFILE,
     CpuMeter,
+    FailureReader,
     LoadProgress,
     LoadShape,
-    FailureReader,
     failure_reasons,
     read_totals,
     start_locust,
