@@ -42,9 +42,15 @@ def when(unix: Any) -> str:
 
 
 def parameter(value: Any) -> str:
-    """A run parameter as given (0.05 stays 0.05): a command line joined by spaces, null a dash."""
+    """A run parameter as given (0.05 stays 0.05): a command line joined by spaces, null a dash,
+    a group of settings (the expectations) as its settings that have a value, in parentheses."""
     if isinstance(value, list):
         return " ".join(str(item) for item in value)
+    if isinstance(value, dict):
+        given = (
+            f"{key} {parameter(item)}" for key, item in value.items() if item not in (None, [])
+        )
+        return "(" + ", ".join(given) + ")"
     return NOT_MEASURED if value is None else str(value)
 
 

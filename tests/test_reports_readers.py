@@ -144,3 +144,12 @@ def test_envelope_keeps_every_peak() -> None:
     assert middle.size == low.size == high.size == mean.size == 600
     assert high.max() == 8 and low.min() == 0
     assert np.all(np.diff(middle) > 0)
+
+
+def test_a_group_of_settings_reads_as_its_given_values() -> None:
+    from reports.table import NOT_MEASURED, parameter
+
+    given = {"paths": [], "status": 200, "body": None, "body_check": True}
+    assert parameter(given) == "(status 200, body_check True)"
+    assert parameter(["python3", "-m", "http.server"]) == "python3 -m http.server"
+    assert parameter(None) == NOT_MEASURED
