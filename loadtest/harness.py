@@ -27,7 +27,7 @@ from loadtest.live import View
 from loadtest.processes import reap_orphans
 from loadtest.scenarios import Scenario
 from reports.build import build_report
-from reports.latest import point_latest
+from reports.latest import has_data, point_latest
 from reports.rundir import NotARunDirectory
 
 DEFAULT_RUNS = Path("reports/runs")
@@ -125,11 +125,12 @@ class Harness:
         try:
             result = build_report(self.run_dir)
         except (NotARunDirectory, OSError, ValueError) as error:
+            why = describe(error, "drawing it") if isinstance(error, OSError) else str(error)
             self.view.message(
-                f"the report could not be drawn ({error}); the data is in {self.run_dir}"
+                f"the report could not be drawn ({why}); the data is in {self.run_dir}"
             )
             return None
-        if self.plan.runs_root == DEFAULT_RUNS:
+        if self.plan.runs_root == DEFAULT_RUNS and has_data(result.summary):
             point_latest(self.plan.runs_root, self.run_dir)
         return result.markdown
 

@@ -59,7 +59,10 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     def in_final(column: str) -> int | None:
         return optional_int(to_float(final.get(column)))
 
-    final_zombies = _first_known(in_final("zombies"), sampled("zombies", last_finite))
+    data_ends_at = optional(scenario.since_start("data_ends_at"))
+    # Where the samples stop before the run did, the last row is not the final count.
+    last_row = sampled("zombies", last_finite) if data_ends_at is None else None
+    final_zombies = _first_known(in_final("zombies"), last_row)
     requests = totals.requests if totals else None
     forked = scenario.counter("forked")
     evidence = Evidence(
@@ -75,6 +78,9 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         capped=scenario.capped is True,
         cap=optional_int(scenario.number("cap")),
         capped_at=optional(scenario.number("capped_at")),
+        refused_at_cap=optional_int(scenario.number("refused_at_cap")),
+        data_ends_at=data_ends_at,
+        interrupted_at=optional(scenario.since_start("interrupted_at")),
     )
     counts = Counts(
         strategy=scenario.strategy,
@@ -110,6 +116,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "capped": scenario.capped,
         "cap": evidence.cap,
         "capped_at": evidence.capped_at,
+        "refused_at_cap": evidence.refused_at_cap,
         "duration_s": _rounded(_duration(scenario), 1),
         "verdict": verdict(evidence),
         "checks": [{"ok": check.ok, "text": check.text} for check in checks],
