@@ -19,6 +19,7 @@ back to the sampler's stop.
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,10 +112,13 @@ class PidsCgroup:
         return None
 
 
-def create(name: str, limit: int) -> PidsCgroup:
-    """A new pids cgroup ``reaperlab-<harness pid>-<name>`` with ``pids.max`` = ``limit``."""
-    hierarchy = find_hierarchy()
-    path = hierarchy.directory / f"{PREFIX}{os.getpid()}-{name}"
+def create(name: str, limit: int, hierarchy: Hierarchy | None = None) -> PidsCgroup:
+    """A new pids cgroup ``reaperlab-<harness pid>-<name>`` with ``pids.max`` = ``limit``,
+    under this process's own pids cgroup (or ``hierarchy``)."""
+    hierarchy = hierarchy or find_hierarchy()
+    remove_stale(hierarchy.directory)
+    safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    path = hierarchy.directory / f"{PREFIX}{os.getpid()}-{safe_name}"
     try:
         path.mkdir()
     except OSError as error:
@@ -126,6 +130,23 @@ def create(name: str, limit: int) -> PidsCgroup:
         path.rmdir()
         raise CgroupUnavailable(f"cannot set {path}/pids.max: {error.strerror}") from None
     return cgroup
+
+
+def remove_stale(directory: Path) -> list[Path]:
+    """Remove the empty cgroups of harnesses that no longer run (killed outright: SIGKILL
+    leaves no clean-up). rmdir removes only an empty cgroup, so nothing in use is touched.
+    """
+    removed = []
+    for path in directory.glob(f"{PREFIX}*"):
+        owner = path.name[len(PREFIX) :].partition("-")[0]
+        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+            continue
+        try:
+            path.rmdir()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def find_hierarchy(mountinfo: Path = MOUNTINFO, own: Path = OWN_CGROUPS) -> Hierarchy:

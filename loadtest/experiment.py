@@ -159,6 +159,8 @@ class Experiment:
             self._fail(error.status, str(error))
             self.record["exit_code"] = error.exit_code
         except KeyboardInterrupt:
+            if self._locust is not None:
+                self._locust.signal_group(signal.SIGSTOP)  # the load stops first
             self._fail("interrupted", "interrupted (Ctrl-C): stopping and reaping everything")
             self._keep_last_sample_before_interrupt()
             raise
@@ -275,6 +277,7 @@ class Experiment:
         self.record["data_ends_at"] = latest.time if latest is not None else self.record["started"]
         if self._locust is not None and self._locust.running():
             self._stop_locust(resume=True)
+            self.record["load_ended"] = time.time()
         raise HarnessError(self._recorder.error or "sampling stopped")
 
     def _keep_last_sample_before_interrupt(self) -> None:

@@ -65,6 +65,16 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     final_zombies = _first_known(in_final("zombies"), last_row)
     requests = totals.requests if totals else None
     forked = scenario.counter("forked")
+    interrupted_at = optional(scenario.since_start("interrupted_at"))
+    exited = forked
+    alive, reaped = in_final("alive"), scenario.counter("reaped")
+    if interrupted_at is not None and forked is not None and alive is not None:
+        # Cut short, the final sample is the last before the Ctrl-C, with children still at
+        # work, and the counters go on past it: judge the zombies against the children that
+        # had exited by then, bounded by both counts that can only overstate them.
+        exited = forked - alive
+        if final_zombies is not None and reaped is not None:
+            exited = min(exited, final_zombies + reaped)
     evidence = Evidence(
         kind=run.kind,
         strategy=scenario.strategy,
@@ -72,7 +82,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         zombies=series("zombies"),
         fds=series("fds"),
         final_zombies=final_zombies,
-        forked=forked,
+        forked=exited,
         requests=requests,
         leak_client_fd=scenario.leak_client_fd,
         capped=scenario.capped is True,
@@ -80,7 +90,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         capped_at=optional(scenario.number("capped_at")),
         refused_at_cap=optional_int(scenario.number("refused_at_cap")),
         data_ends_at=data_ends_at,
-        interrupted_at=optional(scenario.since_start("interrupted_at")),
+        interrupted_at=interrupted_at,
     )
     counts = Counts(
         strategy=scenario.strategy,
