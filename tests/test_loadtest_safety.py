@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +18,10 @@ import pytest
 
 from diagnostics.sampler import COLUMNS
 from loadtest import cgroup
+from tests.server_helpers import ROOT
 from tests.test_loadtest_harness import (
     assert_nothing_left,
+    harness,
     harness_in_background,
     read_json,
     run_dir,
@@ -184,3 +187,43 @@ def test_ctrl_c_again_does_not_cut_the_clean_up_short(tmp_path: Path, presses: i
     verdict = read_json(run / "summary.json")["scenarios"][0]["verdict"]
     assert verdict.startswith("leaks one zombie per request") and "run cut short" in verdict
     assert_nothing_left(before, record)
+
+
+def test_a_run_that_gathered_nothing_does_not_replace_latest(tmp_path: Path) -> None:
+    runs = tmp_path / "reports" / "runs"
+    (runs / "older").mkdir(parents=True)
+    (tmp_path / "reports" / "latest").symlink_to("runs/older")
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest", "--plain", "--duration", "1",
+         "--server-cmd", "false {port}"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    failed = [p for p in runs.iterdir() if p.name != "older"]
+    assert len(failed) == 1 and (failed[0] / "run.json").is_file()
+    assert os.readlink(tmp_path / "reports" / "latest") == "runs/older"
+
+
+def test_without_a_cgroup_the_summary_says_the_cap_is_only_sampled(tmp_path: Path) -> None:
+    # A private mount namespace where the pids hierarchy is read-only: no cgroup can be made.
+    read_only = (
+        "mount --bind /sys/fs/cgroup/pids /sys/fs/cgroup/pids"
+        ' && mount -o remount,ro,bind /sys/fs/cgroup/pids && exec "$@"'
+    )
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", read_only, "sh", "true"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a read-only pids hierarchy: {probe.stderr.strip()}")
+    result = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", read_only, "sh",
+         *harness(tmp_path, "--no-reaper", "--duration", "2")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    record = read_json(run_dir(tmp_path) / "no-reaper" / "scenario.json")
+    assert record["cap_enforcement"] == "sampling" and record["cgroup"] is None
+    assert "cap enforced by sampling: may overshoot" in result.stdout
+    assert_nothing_left(record)
