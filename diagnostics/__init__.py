@@ -9,6 +9,7 @@ Modules (import the one you need; this package imports nothing eagerly):
 - ``procstatus`` SIGCHLD disposition, namespace PID, command line
 - ``doctor``     ``examine`` / ``examine_all``: counts, growth, verdict with the fix
 - ``watch``      a run directory from sampling any process
+- ``diskio``     records written whole (atomic), a disk reserve, causes in words
 - ``machine``    ``machine_info()``, ``pid_headroom()``
 - ``holder``     a process that holds zombies on purpose (benchmark, tests)
 - ``errors``     ``NoSuchProcess``, ``ZombieProcess``, ``AccessDenied``

@@ -2,8 +2,11 @@
 
 The harness runs this in its own process while it drives the load, so the thread
 must never raise into it: a vanished target ends sampling quietly
-(``target_gone``), any other failure is kept in ``error`` and logged once. Rows are
-flushed one by one, so a crash or Ctrl-C loses at most the row being written.
+(``target_gone``); any other failure ends it too, is kept in ``error`` as one line
+naming the cause ("disk full writing samples.csv") and handed once to ``on_error``, so
+the harness can stop the load at once instead of going on blind. Each row goes to the
+file whole in one write, or not at all: a write that fails half-way is cut back off,
+so the CSV always ends with a complete row.
 Sample times are random (Poisson sampling): the gaps are exponential with the
 interval as their mean, so no rhythm of the load can lock onto the sampler. A fixed
 grid whose step divides the load's period sees the same phase of every period (a
@@ -15,16 +18,19 @@ when it was taken; readers weight by the gaps (reports/series.py).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
+from diagnostics.diskio import describe
 from diagnostics.errors import DiagnosticsError, NoSuchProcess
 from diagnostics.sampler import COLUMNS, Sample, Sampler
 
@@ -44,6 +50,7 @@ class Recorder:
         interval: float = 0.05,
         on_sample: Callable[[Sample], None] | None = None,
         rng: random.Random | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         if not interval > 0:
             raise ValueError(f"interval must be > 0, got {interval!r}")
@@ -52,16 +59,18 @@ class Recorder:
         self.interval = interval
         self.on_sample = on_sample
         self._rng = rng or random.Random()
+        self.on_error = on_error
         self.latest: Sample | None = None
         self.target_gone = False
         self.error: str | None = None  # why sampling stopped, other than the target going
+        self._error_told = False
         self._lock = threading.Lock()  # one sample and one row at a time
         self._notify = threading.RLock()  # one on_sample call at a time (re-entrant)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sampler: Sampler | None = None
-        self._file: IO[str] | None = None
-        self._write_row: Callable[[Iterable[str]], object] = lambda row: None
+        self._fd: int | None = None
+        self._size = 0  # bytes of whole rows on file
 
     def start(self) -> None:
         """Open the CSV, write the header and start the sampling thread.
@@ -72,16 +81,16 @@ class Recorder:
         if self._thread is not None:
             raise RuntimeError("Recorder already started")
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.csv_path.open("w", newline="", encoding="utf-8")
-        self._write_row = csv.writer(self._file).writerow
-        self._write_row(COLUMNS)
-        self._file.flush()
+        self._fd = os.open(self.csv_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
+            self._append(COLUMNS)
             self._sampler = Sampler(self.pid)
         except NoSuchProcess:
             self.target_gone = True
+        except OSError as exc:
+            self._failed(describe(exc, f"writing {self.csv_path.name}"))
         except DiagnosticsError as exc:
-            self.error = str(exc)
+            self._failed(str(exc))
         self._thread = threading.Thread(target=self._run, name=f"recorder-{self.pid}", daemon=True)
         self._thread.start()
 
@@ -102,9 +111,9 @@ class Recorder:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> Recorder:
         self.start()
@@ -146,32 +155,63 @@ class Recorder:
 
         ``on_sample`` runs in the sampling thread, or in the caller's for
         :meth:`sample_now`, never two at once; it runs outside the sampling lock, so
-        it may itself call :meth:`sample_now`.
+        it may itself call :meth:`sample_now`. ``on_error`` is called once, the same way,
+        when sampling has just failed.
         """
         with self._lock:
             sample = self._take()
+            tell = self.error is not None and not self._error_told
+            self._error_told = self._error_told or tell
+        if tell and self.on_error is not None and self.error is not None:
+            self._notify_safely(self.on_error, self.error)
         if sample is not None and self.on_sample is not None:
-            with self._notify:
-                try:
-                    self.on_sample(sample)
-                except Exception:
-                    log.exception("on_sample callback failed; sampling goes on")
+            self._notify_safely(self.on_sample, sample)
         return sample
+
+    def _notify_safely(self, callback: Callable[[object], None], value: object) -> None:
+        with self._notify:
+            try:
+                callback(value)
+            except Exception:
+                log.exception("recorder callback failed; sampling goes on")
 
     def _take(self) -> Sample | None:
         """One sample, written; None once sampling cannot go on. Called with the lock held."""
-        if self._sampler is None or self._file is None or self.target_gone or self.error:
+        if self._sampler is None or self._fd is None or self.target_gone or self.error:
             return None
         try:
             sample = self._sampler.sample()
-            self._write_row(sample.csv_row())
-            self._file.flush()
         except NoSuchProcess:
             self.target_gone = True
             return None
         except Exception as exc:  # the harness must never see this thread's failures
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.warning("recorder for PID %d stopped: %s", self.pid, self.error)
+            self._failed(f"sampling PID {self.pid} failed: {type(exc).__name__}: {exc}")
+            return None
+        try:
+            self._append(sample.csv_row())
+        except OSError as exc:
+            self._failed(describe(exc, f"writing {self.csv_path.name}"))
             return None
         self.latest = sample
         return sample
+
+    def _append(self, row: Iterable[str]) -> None:
+        """Write one whole CSV row, or (cutting off a partial write) none of it."""
+        assert self._fd is not None
+        line = io.StringIO()
+        csv.writer(line).writerow(row)
+        encoded = line.getvalue().encode("utf-8")
+        data = memoryview(encoded)
+        try:
+            while data:
+                data = data[os.write(self._fd, data) :]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+                os.lseek(self._fd, self._size, os.SEEK_SET)
+            raise
+        self._size += len(encoded)
+
+    def _failed(self, message: str) -> None:
+        """Sampling ends here; the owner says so (``error``, ``on_error``), not a log line."""
+        self.error = message

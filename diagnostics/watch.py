@@ -6,14 +6,15 @@ Like the load test, a watch goes to a new run directory inside the runs folder `
 process (diagnostics imports nothing from reports), and its verdict is the one printed.
 
 run.json is written before sampling starts (status "running") and rewritten at the
-end, so even a killed watch leaves a readable run directory; rows are flushed one
-by one by the :class:`~diagnostics.recorder.Recorder`.
+end, so even a killed watch leaves a readable run directory; rows are written whole,
+one by one, by the :class:`~diagnostics.recorder.Recorder`. A little space is held
+back (a :class:`~diagnostics.diskio.Reserve`) so that the final records can say
+"disk full" on a disk the samples filled.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from diagnostics.diskio import Reserve, describe, write_atomic
+from diagnostics.errors import DiagnosticsError
 from diagnostics.machine import machine_info
 from diagnostics.procstatus import cmdline
 from diagnostics.recorder import Recorder
@@ -29,6 +32,10 @@ from diagnostics.runs import new_run_dir
 SCENARIO = "watch"
 REPORT_TIMEOUT_S = 120.0
 """A report is a few plots and pages; a minute or two even for a long watch."""
+
+
+class OutputError(DiagnosticsError):
+    """--out cannot hold a run directory; ``str()`` is the one line to print."""
 
 
 @dataclass(slots=True)
@@ -45,13 +52,21 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
     """Sample ``pid`` for ``duration`` seconds into a new run directory in ``runs``.
 
     Raises NoSuchProcess / AccessDenied before anything is written when the target
-    cannot be read, OSError when the run directory cannot be made. Ctrl-C
-    (KeyboardInterrupt) ends the watch early with status "interrupted".
+    cannot be read, OutputError when the runs folder or the run directory cannot be made
+    or written. Ctrl-C (KeyboardInterrupt) ends the watch early with status "interrupted".
     """
     command = cmdline(pid)
-    out = new_run_dir(runs)
+    try:
+        out = new_run_dir(runs)
+    except OSError as error:
+        raise OutputError(f"cannot write a run directory in {runs}: {error.strerror}") from None
     scenario_dir = out / SCENARIO
-    scenario_dir.mkdir(parents=True, exist_ok=True)
+    reserve = Reserve(out)
+    try:
+        scenario_dir.mkdir(parents=True, exist_ok=True)
+        reserve.take()
+    except OSError as error:
+        raise OutputError(f"cannot write a run directory in {out}: {error.strerror}") from None
     started = time.time()
     run: dict[str, Any] = {
         "id": time.strftime("%Y%m%d-%H%M%S", time.localtime(started)),
@@ -63,7 +78,11 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         "scenarios": [SCENARIO],
         "machine": machine_info(),
     }
-    write_json(out / "run.json", run)
+    try:
+        write_atomic(out / "run.json", _json(run), reserve)
+    except OSError as error:
+        reserve.release()
+        raise OutputError(describe(error, f"writing {out / 'run.json'}")) from None
     samples = 0
 
     def count(_: object) -> None:
@@ -76,28 +95,37 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         recorder.start()
         if recorder.wait(duration):  # sampling ended by itself before the duration
             status, message = _early_end(recorder, pid, started)
+    except OSError as error:
+        status, message = "error", describe(error, "opening samples.csv")
     except KeyboardInterrupt:
         status, message = "interrupted", f"interrupted after {time.time() - started:.1f} s"
     finally:
         recorder.stop()
         ended = time.time()
         run.update(ended=ended, exit_status=status)
-        write_json(out / "run.json", run)
-        write_json(
-            scenario_dir / "scenario.json",
-            {
-                "name": SCENARIO,
-                "strategy": None,
-                "started": started,
-                "ended": ended,
-                "status": status,
-                "capped": False,
-                "server_pid": pid,
-                "samples": samples,
-                "errors": [message] if status == "error" else [],
-                "warnings": [message] if status == "target-exited" else [],
-            },
-        )
+        scenario = {
+            "name": SCENARIO,
+            "strategy": None,
+            "started": started,
+            "ended": ended,
+            "status": status,
+            "capped": False,
+            "server_pid": pid,
+            "samples": samples,
+            "data_ends_at": recorder.latest.time if status == "error" and recorder.latest else None,
+            "errors": [message] if status == "error" else [],
+            "warnings": [message] if status == "target-exited" else [],
+        }
+        try:
+            for path, record in (
+                (scenario_dir / "scenario.json", scenario),
+                (out / "run.json", run),
+            ):
+                write_atomic(path, _json(record), reserve)
+        except OSError as error:  # the data is there; the record of how it ended is not
+            status, message = "error", describe(error, f"writing {path.name}")
+        finally:
+            reserve.release()
     return WatchResult(out, status, samples, message)
 
 
@@ -139,8 +167,5 @@ def draw_report(run_dir: Path) -> Report:
     return Report(run_dir / "index.html", verdict)
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (temp file + rename): readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def _json(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2) + "\n"

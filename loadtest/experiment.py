@@ -6,12 +6,16 @@ server is allowed to finish its in-flight children, the final sample is taken
 the sampler stops, and whatever was orphaned on the way is reaped. scenario.json
 is written at the start and rewritten at the end, so even a run killed outright
 leaves a record of what it was doing.
+
+The zombie cap is held by the kernel where it can be (loadtest/cgroup.py: the server
+runs in a pids cgroup of its own); the sampler's stop at the cap is the second line,
+and the only one where no cgroup can be made. A sampler that fails (a full disk, say)
+stops the load at once: a run nobody watches is not allowed to go on.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import threading
@@ -20,12 +24,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from diagnostics.diskio import Reserve, describe, write_atomic
 from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
 from diagnostics.tree import TreeSnapshot, is_shell_wrapper, snapshot
+from loadtest import cgroup
 from loadtest.errors import HarnessError, ServerDied
 from loadtest.expectations import Expectations
+from loadtest.interrupts import INTERRUPTS
 from loadtest.live import Progress, View
 from loadtest.load import (
     LOCUSTFILE,
@@ -86,7 +93,14 @@ def effective_cap(asked: int, headroom: int) -> int:
 class Experiment:
     """Runs one scenario into its folder of the run directory."""
 
-    def __init__(self, scenario: Scenario, settings: Settings, folder: Path, view: View) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        settings: Settings,
+        folder: Path,
+        view: View,
+        reserve: Reserve | None = None,
+    ) -> None:
         self.scenario = scenario
         self.settings = settings
         self.folder = folder
@@ -114,6 +128,11 @@ class Experiment:
             "capped": False,
             "cap": None,
             "capped_at": None,
+            "cap_enforcement": None,
+            "cgroup": None,
+            "refused_at_cap": None,
+            "data_ends_at": None,
+            "interrupted_at": None,
             "server_pid": None,
             "locust_pid": None,
             "exit_code": 0,
@@ -133,7 +152,14 @@ class Experiment:
             "errors": [],
             "warnings": [],
         }
+        self.reserve = reserve
         self._cap_reached = threading.Event()
+        self._cap_lock = threading.Lock()
+        self._sampler_failed = threading.Event()
+        self._cgroup: cgroup.PidsCgroup | None = None
+        self._sampling_started = 0.0
+        self._last_before_interrupt: Sample | None = None
+        self._save_failed: str | None = None
         self._locust: ManagedProcess | None = None
         self._target: Target | None = None
         self._recorder: Recorder | None = None
@@ -151,7 +177,9 @@ class Experiment:
         self._save()
         try:
             self.record["cap"] = effective_cap(self.settings.zombie_cap, pid_headroom())
+            self._make_cgroup()
             self._start_server()
+            self._hold_to_cap()
             self._start_sampler()
             self._drive_load()
             self._finish_server()
@@ -160,16 +188,54 @@ class Experiment:
             self._fail(error.status, str(error))
             self.record["exit_code"] = error.exit_code
         except KeyboardInterrupt:
-            self._fail("interrupted", "interrupted (Ctrl-C)")
+            if self._locust is not None:
+                self._locust.signal_group(signal.SIGSTOP)  # the load stops first
+            self._fail("interrupted", "interrupted (Ctrl-C): stopping and reaping everything")
+            self._keep_last_sample_before_interrupt()
             raise
         finally:
-            self._clean_up()
-            self._conclude()
-            self._save()
+            with INTERRUPTS.shielded():  # a second Ctrl-C must not cut the clean-up short
+                self._clean_up()
+                self._conclude()
+                self._save()
         return self.record
+
+    def _make_cgroup(self) -> None:
+        """The server's own pids cgroup, or the reason there is none (then the cap is sampled).
+
+        Until the server is ready, pids.max allows twice the cap: room to start (threads,
+        prefork workers), and effective_cap leaves room for it on the machine.
+        """
+        try:
+            self._cgroup = cgroup.create(self.scenario.name, 2 * self.record["cap"])
+        except cgroup.CgroupUnavailable as why:
+            self.record["cap_enforcement"] = "sampling"
+            self.record["warnings"].append(f"cap enforced by sampling: may overshoot ({why})")
+            return
+        self.record["cap_enforcement"] = "kernel"
+        self.record["cgroup"] = {
+            "path": str(self._cgroup.path),
+            "version": self._cgroup.version,
+        }
+
+    def _hold_to_cap(self) -> None:
+        """Now that the server is ready: pids.max = the cap + what it holds before the load."""
+        if self._cgroup is None:
+            return
+        baseline = self._cgroup.current()
+        if baseline is None:
+            raise HarnessError(f"cannot read pids.current of {self._cgroup.path}")
+        try:
+            self._cgroup.limit(self.record["cap"] + baseline)
+        except OSError as error:
+            raise HarnessError(
+                f"cannot set pids.max of {self._cgroup.path}: {error.strerror}"
+            ) from None
+        self.record["cgroup"].update(baseline=baseline, pids_max=self.record["cap"] + baseline)
 
     def _start_server(self) -> None:
         self._progress("starting server")
+        procs = self._cgroup.procs_file if self._cgroup is not None else None
         if self.scenario.server_cmd is not None:
             ready_log = self.settings.ready_log
             target = start_external(
@@ -177,11 +243,16 @@ class Experiment:
                 self.folder,
                 self.settings.server_timeout,
                 None if ready_log is None else re.compile(ready_log),
+                procs,
             )
             self.record["shell_wrapper"] = is_shell_wrapper(target.process.command)
         else:
             target = start_ours(
-                self.scenario, self.settings.work_ms, self.folder, self.settings.server_timeout
+                self.scenario,
+                self.settings.work_ms,
+                self.folder,
+                self.settings.server_timeout,
+                procs,
             )
         self._target = target
         self.record["server_pid"] = target.pid
@@ -194,23 +265,66 @@ class Experiment:
             self.folder / "samples.csv",
             interval=self.settings.interval,
             on_sample=self._on_sample,
+            on_error=self._on_sampler_error,
         )
-        self._recorder.start()
+        self._sampling_started = time.time()
+        try:
+            self._recorder.start()
+        except OSError as error:
+            raise HarnessError(describe(error, "opening samples.csv")) from None
 
     def _on_sample(self, sample: Sample) -> None:
         """Runs in the sampler's thread: keep the peak, and freeze the load at the cap at once.
 
         The peak is of the load and the settling after it, not of the server's shutdown.
         """
+        if INTERRUPTS.first_at is None or sample.time < INTERRUPTS.first_at:
+            self._last_before_interrupt = sample
         if sample.zombies > self.record["peak_zombies"] and not self._final_taken:
             self.record["peak_zombies"] = sample.zombies
         held = sample.zombies + sample.descendant_zombies  # every zombie holds a PID
-        if held >= self.record["cap"] and not self._cap_reached.is_set():
+        if held >= self.record["cap"] or self._kernel_refused():
+            self._reach_cap(sample.elapsed)
+
+    def _kernel_refused(self) -> bool:
+        """The kernel has refused a fork at pids.max: the server is at the cap."""
+        return self._cgroup is not None and self._cgroup.refusals() > 0
+
+    def _reach_cap(self, elapsed: float) -> None:
+        """Freeze the load at once (SIGSTOP); the polite stop follows from the main thread."""
+        with self._cap_lock:
+            if self._cap_reached.is_set():
+                return
             self._cap_reached.set()
-            self.record["capped_at"] = round(sample.elapsed, 3)
-            if self._locust is not None:
-                # SIGSTOP takes effect now; the polite stop follows from the main thread.
-                self._locust.signal_group(signal.SIGSTOP)
+            self.record["capped_at"] = round(elapsed, 3)
+        if self._locust is not None:
+            self._locust.signal_group(signal.SIGSTOP)
+
+    def _on_sampler_error(self, _cause: str) -> None:
+        """Runs in the sampler's thread: nobody watches the server any more, so freeze the load."""
+        self._sampler_failed.set()
+        if self._locust is not None:
+            self._locust.signal_group(signal.SIGSTOP)
+
+    def _check_sampler(self) -> None:
+        """A failed sampler fails the scenario, with its one-line cause."""
+        assert self._recorder is not None
+        if not self._sampler_failed.is_set():
+            return
+        latest = self._recorder.latest
+        self.record["data_ends_at"] = latest.time if latest is not None else self.record["started"]
+        if self._locust is not None and self._locust.running():
+            self._stop_locust(resume=True)
+            self.record["load_ended"] = time.time()
+        raise HarnessError(self._recorder.error or "sampling stopped")
+
+    def _keep_last_sample_before_interrupt(self) -> None:
+        """After Ctrl-C the final sample is the last one taken before it, not one taken while
+        the clean-up was ending processes."""
+        self.record["interrupted_at"] = INTERRUPTS.first_at or time.time()
+        sample = self._last_before_interrupt
+        if sample is not None and self.record["final_sample"] is None:
+            self.record["final_sample"] = asdict(sample)
 
     def _drive_load(self) -> None:
         assert self._target is not None and self._recorder is not None
@@ -242,6 +356,9 @@ class Experiment:
         while self._locust.running():
             meter.update()
             elapsed = time.monotonic() - started
+            self._check_sampler()
+            if self._kernel_refused():
+                self._reach_cap(time.time() - self._sampling_started)
             if self._cap_reached.is_set():
                 self._stop_locust(resume=True)
                 self.record["capped"] = True
@@ -264,6 +381,7 @@ class Experiment:
             self._progress("load", elapsed, meter)
             time.sleep(TICK)
         self.record["load_ended"] = time.time()
+        self._check_sampler()
         self._note_locust(meter, time.monotonic() - started)
 
     def _stop_locust(self, resume: bool = False) -> None:
@@ -304,6 +422,7 @@ class Experiment:
         before = self.record["baseline_sample"] or {}
         result = settle(self._recorder.sample_now, before.get("alive", 0), self.settings.settle)
         self._final_taken = True
+        self._check_sampler()
         self.record["settle"] = result.record()
         if not result.settled:
             self.record["warnings"].append(
@@ -315,7 +434,7 @@ class Experiment:
         self._note_tree(snapshot(self._target.pid))
         self._progress("stopping server")
         self._target.process.stop(timeout=30)
-        self.record["server_counters"] = self._target.final_counters()
+        self._keep_counters(self._target.final_counters())
 
     def _note_tree(self, final: TreeSnapshot) -> None:
         """Who holds the zombies at the end, and whether the tree reaped children meanwhile."""
@@ -350,18 +469,38 @@ class Experiment:
         self.view.message(f"{self.scenario.name}: {message}")
 
     def _clean_up(self) -> None:
-        """Every process this scenario started is ended and reaped, on every path."""
+        """Every process this scenario started is ended and reaped, on every path.
+
+        Sampling stops first: samples taken while processes are being ended describe the
+        clean-up, not the run.
+        """
+        if self._recorder is not None:
+            self._recorder.stop()
         if self._locust is not None:
             self._locust.signal_group(signal.SIGCONT)  # a stopped process cannot act on TERM
             self._locust.stop(timeout=15)
         if self._target is not None:
             self._target.process.stop(timeout=30)
-            counters = self._target.final_counters()
-            if counters is not None:
-                self.record["server_counters"] = counters
-        if self._recorder is not None:
-            self._recorder.stop()
+            self._keep_counters(self._target.final_counters())
         reap_orphans()
+        if self._cgroup is not None:
+            self._release_cgroup(self._cgroup)
+
+    def _keep_counters(self, counters: dict[str, Any] | None) -> None:
+        """The server's final counters, when it printed them; its refused forks are the
+        requests it refused at the cap (our server answers those 503), which judging the
+        load must know before it counts failures."""
+        if counters is None:
+            return
+        self.record["server_counters"] = counters
+        self.record["refused_at_cap"] = counters.get("fork_failures")
+
+    def _release_cgroup(self, group: cgroup.PidsCgroup) -> None:
+        refused, peak = group.refusals(), group.peak()
+        self.record["cgroup"].update(forks_refused=refused, peak=peak)
+        problem = group.remove(reap=reap_orphans)
+        if problem is not None:
+            self.record["warnings"].append(problem)
 
     def _conclude(self) -> None:
         record = self.record
@@ -370,7 +509,7 @@ class Experiment:
             record["status"] = "capped" if record["capped"] else "ok"
         counters = record["server_counters"]
         if counters is not None:
-            (self.folder / "server.json").write_text(json.dumps(counters, indent=2) + "\n")
+            self._write("server.json", counters)
         final = record["final_sample"] or {}
         load = record["load"] or {}
         checks = cross_checks(
@@ -415,10 +554,22 @@ class Experiment:
         )
 
     def _save(self) -> None:
-        path = self.folder / "scenario.json"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
+        self._write("scenario.json", self.record)
+
+    def _write(self, name: str, data: dict[str, Any]) -> None:
+        """Write a record of this scenario; a failure fails the scenario (once, in one line)."""
+        try:
+            write_atomic(
+                self.folder / name, json.dumps(data, indent=2, default=str) + "\n", self.reserve
+            )
+        except OSError as error:
+            if self._save_failed is None:
+                self._save_failed = describe(error, f"writing {name}")
+                status = self.record["status"]
+                self._fail(
+                    "failed" if status in ("running", "ok", "capped") else status, self._save_failed
+                )
+                self.record["exit_code"] = 1
 
 
 def _final_load(record: dict[str, Any]) -> LoadProgress | None:

@@ -3,29 +3,32 @@
 The harness is the parent of everything it starts and a child subreaper, so a
 server that dies hands its zombies back here to be reaped. SIGTERM is treated
 like Ctrl-C: the scenario under way is cleaned up, run.json says what happened,
-and the report is drawn from whatever data was gathered.
+and the report is drawn from whatever data was gathered. Further Ctrl-Cs do not cut
+that clean-up short (loadtest/interrupts.py).
+
+A little disk space is held back for the whole run (diagnostics/diskio.py's Reserve):
+when the samples fill the disk, the records that say so can still be written.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from diagnostics.diskio import Reserve, describe, write_atomic
 from diagnostics.machine import machine_info
 from diagnostics.runs import DEFAULT_RUNS, new_run_dir
 from diagnostics.subreaper import become_subreaper
 from loadtest.experiment import Experiment, Settings
+from loadtest.interrupts import INTERRUPTS
 from loadtest.live import View
 from loadtest.processes import reap_orphans
 from loadtest.scenarios import Scenario
 from reports.build import build_report
-from reports.latest import point_latest
+from reports.latest import has_data, point_latest
 from reports.rundir import NotARunDirectory
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
@@ -38,8 +41,8 @@ class RunPlan:
     runs_root: Path = DEFAULT_RUNS
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+class NoRoom(OSError):
+    """The run directory has not even the room for the run's records."""
 
 
 class Harness:
@@ -47,6 +50,12 @@ class Harness:
         self.plan = plan
         self.view = view
         self.run_dir = new_run_dir(plan.runs_root)
+        self.reserve = Reserve(self.run_dir)
+        try:
+            self.reserve.take()
+        except OSError as error:
+            self.run_dir.rmdir()
+            raise NoRoom(describe(error, f"in {plan.runs_root}")) from None
         settings = asdict(plan.settings)
         parameters = {**settings.pop("shape"), **settings}
         self.record: dict[str, Any] = {
@@ -63,26 +72,38 @@ class Harness:
         }
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, _interrupt)
-        self.record["subreaper"] = become_subreaper()
-        if not self.record["subreaper"]:
-            self.view.message("warning: cannot become a child subreaper; orphans go to PID 1")
-        self._save()
+        INTERRUPTS.install()
         code, status = EXIT_OK, "ok"
         try:
+            self.record["subreaper"] = become_subreaper()
+            if not self.record["subreaper"]:
+                self.view.message("warning: cannot become a child subreaper; orphans go to PID 1")
+            self._save()
             for scenario in self.plan.scenarios:
                 folder = self.run_dir / scenario.name
-                result = Experiment(scenario, self.plan.settings, folder, self.view).run()
+                experiment = Experiment(
+                    scenario, self.plan.settings, folder, self.view, self.reserve
+                )
+                result = experiment.run()
                 if result["exit_code"]:
                     code = max(code, result["exit_code"])
                     status = f"error: {scenario.name}: {result['errors'][-1]}"
         except KeyboardInterrupt:
             code, status = EXIT_INTERRUPTED, "interrupted"
         finally:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            reap_orphans()
-            self.record.update(ended=time.time(), exit_status=status, exit_code=code)
-            self._save()
+            with INTERRUPTS.shielded():
+                reap_orphans()
+                self.record.update(
+                    ended=time.time(),
+                    exit_status=status,
+                    exit_code=code,
+                    interrupts=INTERRUPTS.count,
+                )
+                saved = self._save()
+                self.reserve.release()
+            INTERRUPTS.restore()
+        if not saved and code == EXIT_OK:
+            code = 1
         return code
 
     def report(self) -> str | None:
@@ -90,16 +111,21 @@ class Harness:
         try:
             result = build_report(self.run_dir)
         except (NotARunDirectory, OSError, ValueError) as error:
+            why = describe(error, "drawing it") if isinstance(error, OSError) else str(error)
             self.view.message(
-                f"the report could not be drawn ({error}); the data is in {self.run_dir}"
+                f"the report could not be drawn ({why}); the data is in {self.run_dir}"
             )
             return None
-        if self.plan.runs_root == DEFAULT_RUNS:
+        if self.plan.runs_root == DEFAULT_RUNS and has_data(result.summary):
             point_latest(self.plan.runs_root, self.run_dir)
         return result.markdown
 
-    def _save(self) -> None:
-        path = self.run_dir / "run.json"
-        tmp = path.with_name("run.json.tmp")
-        tmp.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
+    def _save(self) -> bool:
+        """Write run.json; False (and the cause said in one line) if it could not be."""
+        text = json.dumps(self.record, indent=2, default=str) + "\n"
+        try:
+            write_atomic(self.run_dir / "run.json", text, self.reserve)
+        except OSError as error:
+            self.view.message(f"error: {describe(error, 'writing run.json')}")
+            return False
+        return True

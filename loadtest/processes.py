@@ -21,28 +21,54 @@ from diagnostics.errors import DiagnosticsError
 from diagnostics.proctable import read_stat, task_children
 
 # Runs first in every child: ask the kernel for SIGTERM if the harness dies (even
-# by SIGKILL, which no cleanup code survives), then become the real command. The
-# setting survives exec; the PID stays the same, so the sampler's target is it.
+# by SIGKILL, which no cleanup code survives), join the pids cgroup if one is given
+# (so the command is capped from its first instruction), then become the real
+# command. Both survive exec; the PID stays the same, so the sampler's target is it.
 _ORPHAN_GUARD = """
 import ctypes, os, signal, sys
 ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 if os.getppid() != int(sys.argv[1]):
     os._exit(1)  # the harness died before the guard was set
-os.execvp(sys.argv[2], sys.argv[2:])
+if sys.argv[2]:
+    try:
+        with open(sys.argv[2], "w") as procs:
+            procs.write(str(os.getpid()))
+    except OSError as error:
+        sys.stderr.write(f"cannot join the pids cgroup ({sys.argv[2]}): {error.strerror}\\n")
+        os._exit(126)
+os.execvp(sys.argv[3], sys.argv[3:])
 """
 
 
 class ManagedProcess:
-    """A subprocess in its own session whose output goes to a log file."""
+    """A subprocess in its own session whose output goes to a log file.
 
-    def __init__(self, name: str, command: Sequence[str], log_path: Path, cwd: Path) -> None:
+    With ``cgroup_procs`` (a cgroup's ``cgroup.procs``), it runs in that cgroup from
+    before its command's first instruction, or not at all.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        log_path: Path,
+        cwd: Path,
+        cgroup_procs: Path | None = None,
+    ) -> None:
         self.name = name
         self.command = list(command)
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         try:
             self.popen = subprocess.Popen(
-                [sys.executable, "-c", _ORPHAN_GUARD, str(os.getpid()), *self.command],
+                [
+                    sys.executable,
+                    "-c",
+                    _ORPHAN_GUARD,
+                    str(os.getpid()),
+                    str(cgroup_procs or ""),
+                    *self.command,
+                ],  # fmt: skip
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,

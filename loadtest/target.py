@@ -84,7 +84,13 @@ def _compile_server() -> None:
     compileall.compile_dir(ROOT / "server", quiet=1)
 
 
-def start_ours(scenario: Scenario, work_ms: int, folder: Path, timeout: float) -> Target:
+def start_ours(
+    scenario: Scenario,
+    work_ms: int,
+    folder: Path,
+    timeout: float,
+    cgroup_procs: Path | None = None,
+) -> Target:
     _compile_server()
     command = [
         sys.executable, "-m", "server",
@@ -92,7 +98,7 @@ def start_ours(scenario: Scenario, work_ms: int, folder: Path, timeout: float) -
         "--work-ms", str(work_ms),
         *scenario.server_args(),
     ]  # fmt: skip
-    process = ManagedProcess("server", command, folder / "server.log", cwd=ROOT)
+    process = ManagedProcess("server", command, folder / "server.log", ROOT, cgroup_procs)
     try:
         port = _wait_for_banner(process, timeout)
     except BaseException:  # Ctrl-C while waiting too: the server is not yet ours to clean up
@@ -102,12 +108,16 @@ def start_ours(scenario: Scenario, work_ms: int, folder: Path, timeout: float) -
 
 
 def start_external(
-    template: str, folder: Path, timeout: float, ready_log: re.Pattern[str] | None = None
+    template: str,
+    folder: Path,
+    timeout: float,
+    ready_log: re.Pattern[str] | None = None,
+    cgroup_procs: Path | None = None,
 ) -> Target:
     port = _free_loopback_port()
     argv = [arg.replace("{port}", str(port)) for arg in validate_server_cmd(template)]
     try:
-        process = ManagedProcess("server", argv, folder / "server.log", cwd=Path.cwd())
+        process = ManagedProcess("server", argv, folder / "server.log", Path.cwd(), cgroup_procs)
     except OSError as error:
         raise ServerNotListening(
             f"cannot start --server-cmd: {error.strerror}: {argv[0]}"

@@ -1,11 +1,15 @@
 """The `latest` symlink beside the runs folder (reports/latest -> runs/<id>), so `make report`
 and a person's bookmark always find the newest run while older runs are kept.
+
+Only a run with something to show moves it: a run that failed before it gathered a
+single sample would otherwise replace the last useful report with an empty one.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 
 def point_latest(runs_root: Path, run_dir: Path) -> Path:
@@ -27,3 +31,8 @@ def point_latest(runs_root: Path, run_dir: Path) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return link
+
+
+def has_data(summary: dict[str, Any]) -> bool:
+    """Whether a report shows anything measured: some scenario has a zombie count."""
+    return any(row.get("peak_zombies") is not None for row in summary.get("scenarios", []))

@@ -61,9 +61,15 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     def in_final(column: str) -> int | None:
         return optional_int(to_float(final.get(column)))
 
-    final_zombies = _first_known(in_final("zombies"), sampled("zombies", last_finite))
+    data_ends_at = optional(scenario.since_start("data_ends_at"))
+    # Where the samples stop before the run did, the last row is not the final count.
+    usable = data_ends_at is None
+    final_zombies = _first_known(
+        in_final("zombies"), sampled("zombies", last_finite) if usable else None
+    )
     final_deeper = _first_known(
-        in_final("descendant_zombies"), sampled("descendant_zombies", last_finite)
+        in_final("descendant_zombies"),
+        sampled("descendant_zombies", last_finite) if usable else None,
     )
     settled = scenario.meta.get("settle")
     settled = settled if isinstance(settled, dict) else {}
@@ -71,6 +77,16 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     holders = [h for h in holders if isinstance(h, dict)] if isinstance(holders, list) else []
     requests = totals.requests if totals else None
     forked = scenario.counter("forked")
+    interrupted_at = optional(scenario.since_start("interrupted_at"))
+    exited = forked
+    alive, reaped = in_final("alive"), scenario.counter("reaped")
+    if interrupted_at is not None and forked is not None and alive is not None:
+        # Cut short, the final sample is the last before the Ctrl-C, with children still at
+        # work, and the counters go on past it: judge the zombies against the children that
+        # had exited by then, bounded by both counts that can only overstate them.
+        exited = forked - alive
+        if final_zombies is not None and reaped is not None:
+            exited = min(exited, final_zombies + reaped)
     evidence = Evidence(
         kind=run.kind,
         strategy=scenario.strategy,
@@ -78,7 +94,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         zombies=series("zombies"),
         fds=series("fds"),
         final_zombies=final_zombies,
-        forked=forked,
+        forked=exited,
         requests=requests,
         leak_client_fd=scenario.leak_client_fd,
         capped=scenario.capped is True,
@@ -94,6 +110,9 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         sigchld_handled=_string_map(scenario.meta.get("sigchld_handled")),
         zombies_at_stop=optional_int(to_float(settled.get("zombies_at_stop"))),
         last_fall_s=optional(to_float(settled.get("last_fall_s"))),
+        refused_at_cap=optional_int(scenario.number("refused_at_cap")),
+        data_ends_at=data_ends_at,
+        interrupted_at=interrupted_at,
     )
     counts = Counts(
         strategy=scenario.strategy,
@@ -130,13 +149,13 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "accepted": counts.accepted,
         "rejected": scenario.counter("rejected"),
         "fork_failures": scenario.counter("fork_failures"),
-        "refused_at_cap": optional_int(scenario.number("refused_at_cap")),
         "failure_reasons": [
             {"reason": reason, "count": count} for reason, count in scenario.failure_reasons
         ],
         "capped": scenario.capped,
         "cap": evidence.cap,
         "capped_at": evidence.capped_at,
+        "refused_at_cap": evidence.refused_at_cap,
         "duration_s": _rounded(_duration(scenario), 1),
         "verdict": verdict(evidence),
         "checks": [{"ok": check.ok, "text": check.text} for check in checks],

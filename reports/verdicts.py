@@ -78,6 +78,11 @@ class Evidence:
     0.5 s)."""
     last_fall_s: float | None = None
     """Seconds after that first look when the zombie count last fell while settling."""
+    refused_at_cap: int | None = None
+    data_ends_at: float | None = None
+    """Seconds into the scenario where the samples stop although the run went on."""
+    interrupted_at: float | None = None
+    """Seconds into the scenario of the Ctrl-C that cut it short."""
 
 
 def plural(count: int, noun: str) -> str:
@@ -119,13 +124,22 @@ def growth_per_s(t: np.ndarray, values: np.ndarray) -> float:
 
 
 def verdict(evidence: Evidence) -> str:
-    """The whole verdict: zombies first, then descriptors, then whether the cap stopped it."""
-    parts = [
-        watch_verdict(evidence) if evidence.kind == "watch" else zombie_verdict(evidence),
-        prefork_verdict(evidence),
-        fd_verdict(evidence),
-        cap_verdict(evidence),
-    ]
+    """The whole verdict: zombies first, then descriptors, then whether the cap stopped it.
+
+    Where the samples end before the run did, nothing is judged past that point: a share
+    of the children would compare zombies counted then with children forked until the end.
+    """
+    if evidence.data_ends_at is not None:
+        parts = [data_end_verdict(evidence), cap_verdict(evidence)]
+    else:
+        parts = [
+            watch_verdict(evidence) if evidence.kind == "watch" else zombie_verdict(evidence),
+            prefork_verdict(evidence),
+            fd_verdict(evidence),
+            cap_verdict(evidence),
+        ]
+    if evidence.interrupted_at is not None:
+        parts.append(f"run cut short (interrupted after {evidence.interrupted_at:.0f} s)")
     return "; ".join(part for part in parts if part)
 
 
@@ -173,6 +187,16 @@ def fork_seen(evidence: Evidence) -> bool:
         and peak_alive > evidence.baseline_alive
     )
     return bool(evidence.forked) or bool(evidence.reaped_child_faults) or grew
+
+
+def data_end_verdict(evidence: Evidence) -> str:
+    """What is known up to the last sample, and no more."""
+    last = last_finite(tree_series(evidence))
+    seen = "" if math.isnan(last) else f", with {plural(int(last), 'zombie')} then"
+    return (
+        f"data ends at {evidence.data_ends_at:.1f} s{seen}: sampling stopped before the run"
+        " ended, so no verdict on the rest"
+    )
 
 
 def zombie_verdict(evidence: Evidence) -> str:
@@ -314,4 +338,6 @@ def cap_verdict(evidence: Evidence) -> str | None:
         text += f" of {evidence.cap}"
     if evidence.capped_at is not None:
         text += f" after {evidence.capped_at:.0f} s"
+    if evidence.refused_at_cap:
+        text += f"; refused {plural(evidence.refused_at_cap, 'request')} at the cap"
     return text

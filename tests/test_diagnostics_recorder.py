@@ -122,3 +122,43 @@ def test_rows_survive_a_killed_writer(tmp_path: Path) -> None:
         row = dict(zip(COLUMNS, cells, strict=True))
         assert (row["zombies"], row["alive"]) == ("2", "2")
         float(row["time"]), float(row["sample_cost_ms"])
+
+
+def test_a_full_disk_ends_sampling_with_one_cause_told_once(tmp_path: Path) -> None:
+    csv_path = tmp_path / "samples.csv"
+    csv_path.symlink_to("/dev/full")  # every write: ENOSPC
+    told: list[str] = []
+    with ZombieHolder(HolderSpec(exits=[0])) as holder:
+        rec = Recorder(holder.pid, csv_path, interval=0.005, on_error=told.append)
+        with rec:
+            assert rec.wait(h.DEADLINE_S), "sampling went on after the disk filled"
+            assert rec.sample_now() is None
+    assert rec.error == "disk full writing samples.csv"
+    assert told == [rec.error]
+    assert rec.latest is None
+
+
+# A file-size limit makes the write that crosses it short and the next one fail (EFBIG),
+# as a filling disk does: the recorder must cut the partial row back off.
+_LIMITED_WRITER = """
+import os, resource, signal, sys
+from diagnostics.recorder import Recorder
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+rec = Recorder(os.getpid(), sys.argv[1], interval=0.001)
+rec.start()
+rec.wait(30)
+rec.stop()
+print(rec.error)
+"""
+
+
+def test_a_write_cut_short_leaves_only_whole_rows(tmp_path: Path) -> None:
+    path = tmp_path / "samples.csv"
+    proc = h.spawn(_LIMITED_WRITER, str(path))
+    out, _ = proc.communicate(timeout=h.DEADLINE_S)
+    assert out.decode().strip() == "file too large writing samples.csv"
+    text = path.read_text()
+    assert len(text) <= 1000 and text.endswith("\n")
+    assert {len(line.split(",")) for line in text.splitlines()} == {len(COLUMNS)}
+    assert len(text.splitlines()) > 2

@@ -183,3 +183,14 @@ def test_cli_watch_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[s
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("out", ["/proc/x", "a-file"])
+def test_cli_watch_an_unwritable_out_is_one_line_and_exit_2(tmp_path: Path, out: str) -> None:
+    if out == "a-file":
+        out = str(tmp_path / "a-file")
+        Path(out).write_text("not a directory\n")
+    result = h.run_cli("watch", str(os.getpid()), "--duration", "1", "--out", out)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "cannot write a run directory" in result.stderr

@@ -277,3 +277,34 @@ def test_where_the_kernel_reaps_no_fork_is_claimed_either_way() -> None:
     assert verdict(forking) == (
         "the kernel reaps every child (PID 812 ignores SIGCHLD); no zombie ever seen"
     )
+
+
+def test_capped_by_the_kernel_names_the_refused_requests() -> None:
+    evidence = Evidence(
+        strategy="none", t=T, zombies=np.minimum(leak_series(1.0), 500), final_zombies=500,
+        forked=500, capped=True, cap=500, capped_at=1.2, refused_at_cap=61,
+    )  # fmt: skip
+    assert verdict(evidence) == (
+        "leaks one zombie per request; stopped at the zombie cap of 500 after 1 s;"
+        " refused 61 requests at the cap"
+    )
+
+
+def test_where_the_data_ends_no_share_is_given() -> None:
+    # 300 zombies when the disk filled, 3000 children forked by the end: not "10%".
+    evidence = Evidence(
+        strategy="none", t=T[:60], zombies=leak_series(1.0)[:60], forked=3000, data_ends_at=3.0
+    )
+    text = verdict(evidence)
+    assert text.startswith("data ends at 3.0 s, with 295 zombies then")
+    assert "%" not in text and "per request" not in text
+
+
+def test_an_interrupted_run_says_it_was_cut_short() -> None:
+    evidence = Evidence(
+        strategy="none", t=T, zombies=leak_series(1.0), final_zombies=820, forked=820,
+        interrupted_at=8.4,
+    )  # fmt: skip
+    assert verdict(evidence) == (
+        "leaks one zombie per request; run cut short (interrupted after 8 s)"
+    )
