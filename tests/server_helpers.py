@@ -19,7 +19,6 @@ from pathlib import Path
 
 import psutil
 
-from diagnostics.subreaper import become_subreaper
 from tests.waiting import wait_until as wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,13 +88,19 @@ class ServerProcess:
         return json.loads(out.strip().splitlines()[-1])
 
     def kill(self) -> None:
-        """End the server and every live child of its group (cleanup path)."""
+        """End the server and every child of its group, and reap them (cleanup path).
+
+        Once the server is reaped, its children have all been handed to pytest,
+        the subreaper (--child-leaks): each is dead or dying of the SIGKILL, so
+        waiting for the whole group ends.
+        """
         if self.proc.returncode is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.proc.communicate(timeout=30)
+            reap_group(self.proc.pid)
 
 
 def read_to_eof(conn: socket.socket) -> bytes:
@@ -140,14 +145,13 @@ def concurrent_requests(port: int, count: int, path: str = "/") -> list[bytes]:
             conn.close()
 
 
-def set_child_subreaper() -> None:
-    """Make this process inherit orphans, so a test can reap the zombies a server leaves."""
-    if not become_subreaper():
-        raise OSError("prctl(PR_SET_CHILD_SUBREAPER) failed")
-
-
-def zombie_children_of_self() -> list[int]:
-    return [child.pid for child in psutil.Process().children() if _is_zombie(child)]
+def reap_group(pgid: int) -> None:
+    """Reap every child of ours in process group ``pgid`` (blocking until each has exited)."""
+    try:
+        while True:
+            os.waitpid(-pgid, 0)
+    except ChildProcessError:
+        pass
 
 
 def reap_adopted(pids: Iterable[int]) -> None:
