@@ -93,7 +93,7 @@ def _mode(item: pytest.Item) -> str:
         return item.config.getoption("child_leaks")
     mode = marker.args[0] if marker.args else "fail"
     if mode not in MODES:
-        raise pytest.UsageError(f"@pytest.mark.{MARKER}({mode!r}): choose off, warn or fail")
+        pytest.fail(f"@pytest.mark.{MARKER}({mode!r}): choose off, warn or fail", pytrace=False)
     return mode
 
 
@@ -116,4 +116,5 @@ def _reaperlab_child_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     )
     if mode == "fail":
         pytest.fail(text, pytrace=False)
-    warnings.warn(ChildLeakWarning(text), stacklevel=1)
+    path, line, _name = request.node.reportinfo()
+    warnings.warn_explicit(ChildLeakWarning(text), None, str(path), (line or 0) + 1)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from tests.server_helpers import ServerProcess
+from tests.server_helpers import SERVER, ServerProcess
 
 
 @pytest.fixture
@@ -14,8 +14,10 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
     """Start real servers on free ports; whatever the test does, end them all."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, prefix: Sequence[str] = ()) -> ServerProcess:
-        server = ServerProcess(args, prefix=prefix)
+    def start(
+        *args: str, prefix: Sequence[str] = (), launcher: Sequence[str] = SERVER
+    ) -> ServerProcess:
+        server = ServerProcess(args, prefix=prefix, launcher=launcher)
         started.append(server)
         return server
 

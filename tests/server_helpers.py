@@ -25,11 +25,22 @@ ROOT = Path(__file__).resolve().parent.parent
 BANNER = re.compile(r"Serving HTTP on http://(?P<host>[^ ]+):(?P<port>\d+)/ \(pid (?P<pid>\d+)")
 
 
-class ServerProcess:
-    """One ``python -m server --port 0`` process, its address read from its first line."""
+SERVER = (sys.executable, "-m", "server")
+REAPERLAB_SERVE = (str(Path(sys.executable).with_name("reaperlab")), "serve")
+"""The console command of this environment (``make install`` puts it beside python)."""
 
-    def __init__(self, args: Iterable[str] = (), prefix: Iterable[str] = ()) -> None:
-        command = [*prefix, sys.executable, "-m", "server", "--port", "0", *args]
+
+class ServerProcess:
+    """One ``python -m server --port 0`` process, its address read from its first line.
+
+    ``launcher`` is what starts the server (``REAPERLAB_SERVE`` for the console
+    command); ``prefix`` what runs it (prlimit, a shell).
+    """
+
+    def __init__(
+        self, args: Iterable[str] = (), prefix: Iterable[str] = (), launcher: Iterable[str] = SERVER
+    ) -> None:
+        command = [*prefix, *launcher, "--port", "0", *args]
         self.proc = subprocess.Popen(
             command,
             cwd=ROOT,
