@@ -1,27 +1,44 @@
 # reaperlab: every target installs what it needs first, so on a fresh clone
 # `make loadtest` and `make test` are the only two commands a user needs.
 #
-# The install is editable in "compat" mode (a path entry, not an import hook that
-# every Python process of the venv would load: 1.9 MB each), and `make serve`
-# compiles the server to bytecode first (as the harness does): a server that
-# compiles its own source keeps the compiler's memory, and a forking parent's
-# memory is what every fork copies.
+# The install is exact: uv installs the versions pinned in uv.lock (`uv sync
+# --locked` fails rather than resolve anew when pyproject.toml and the lock
+# disagree; `make lock` brings the lock up to date). uv itself comes from PyPI,
+# pinned here, into a tools venv of its own, so python3 is all a machine needs.
+# The project is installed editable as a plain path entry (pyproject.toml says
+# why), and `make serve` compiles the server to bytecode first (as the harness
+# does): a server that compiles its own source keeps the compiler's memory, and a
+# forking parent's memory is what every fork copies.
 
 PYTHON ?= python3
 VENV   ?= .venv
+TOOLS  ?= .venv-tools
+UV_VERSION := 0.13.8
+UV     := $(TOOLS)/bin/uv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: install test lint loadtest serve report bench bench-tools clean-reports clean
+# uv uses this machine's python3 and never downloads an interpreter of its own.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+.PHONY: install lock test lint loadtest serve report bench bench-tools clean-reports clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -qq uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --quiet --python $(PYTHON)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve after an edit of pyproject.toml, keeping every pin it allows;
+# `make lock ARGS=--upgrade` takes the newest releases pyproject.toml allows.
+lock: | $(UV)
+	$(UV) lock --python $(PYTHON) $(ARGS)
 
 lint: install
 	$(PY) -m ruff check .
@@ -52,4 +69,4 @@ clean-reports:
 	rm -rf reports/runs reports/latest reports/bench
 
 clean: clean-reports
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) *.egg-info .pytest_cache .ruff_cache

@@ -12,6 +12,9 @@ Modules (import the one you need; this package imports nothing eagerly):
 - ``diskio``     records written whole (atomic), a disk reserve, causes in words
 - ``machine``    ``machine_info()``, ``pid_headroom()``
 - ``holder``     a process that holds zombies on purpose (benchmark, tests)
+- ``leaks``      ``LeakFinder``: children new since a snapshot, zombies among them reaped
+- ``pytest_plugin`` ``pytest --child-leaks=warn|fail`` (the ``pytest11`` entry point)
+- ``subreaper``  ``become_subreaper()``: orphaned descendants come back to this process
 - ``errors``     ``NoSuchProcess``, ``ZombieProcess``, ``AccessDenied``
 
 diagnostics imports neither loadtest nor reports (nor locust).

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -76,21 +75,6 @@ def run_cli_module(
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-
-
-def check_no_leftovers() -> Iterator[None]:
-    """Around a test: afterwards no child of ours and no holder process may remain."""
-    me = psutil.Process()
-    before = {p.pid for p in me.children(recursive=True)}
-    yield
-    left = [p for p in me.children(recursive=True) if p.pid not in before]
-    holders = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if p.pid != os.getpid() and "diagnostics.holder" in " ".join(p.info["cmdline"] or [])
-    ]
-    assert not left, f"processes left behind: {left}"
-    assert not holders, f"holder processes left behind: {holders}"
 
 
 # A parent that keeps forking short-lived children and reaping them by PID (at most

@@ -19,18 +19,28 @@ from pathlib import Path
 
 import psutil
 
-from diagnostics.subreaper import become_subreaper
 from tests.waiting import wait_until as wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BANNER = re.compile(r"Serving HTTP on http://(?P<host>[^ ]+):(?P<port>\d+)/ \(pid (?P<pid>\d+)")
 
 
-class ServerProcess:
-    """One ``python -m server --port 0`` process, its address read from its first line."""
+SERVER = (sys.executable, "-m", "server")
+REAPERLAB_SERVE = (str(Path(sys.executable).with_name("reaperlab")), "serve")
+"""The console command of this environment (``make install`` puts it beside python)."""
 
-    def __init__(self, args: Iterable[str] = (), prefix: Iterable[str] = ()) -> None:
-        command = [*prefix, sys.executable, "-m", "server", "--port", "0", *args]
+
+class ServerProcess:
+    """One ``python -m server --port 0`` process, its address read from its first line.
+
+    ``launcher`` is what starts the server (``REAPERLAB_SERVE`` for the console
+    command); ``prefix`` what runs it (prlimit, a shell).
+    """
+
+    def __init__(
+        self, args: Iterable[str] = (), prefix: Iterable[str] = (), launcher: Iterable[str] = SERVER
+    ) -> None:
+        command = [*prefix, *launcher, "--port", "0", *args]
         self.proc = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -89,13 +99,19 @@ class ServerProcess:
         return json.loads(out.strip().splitlines()[-1])
 
     def kill(self) -> None:
-        """End the server and every live child of its group (cleanup path)."""
+        """End the server and every child of its group, and reap them (cleanup path).
+
+        Once the server is reaped, its children have all been handed to pytest,
+        the subreaper (--child-leaks): each is dead or dying of the SIGKILL, so
+        waiting for the whole group ends.
+        """
         if self.proc.returncode is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.proc.communicate(timeout=30)
+            reap_group(self.proc.pid)
 
 
 def read_to_eof(conn: socket.socket) -> bytes:
@@ -140,13 +156,17 @@ def concurrent_requests(port: int, count: int, path: str = "/") -> list[bytes]:
             conn.close()
 
 
-def set_child_subreaper() -> None:
-    """Make this process inherit orphans, so a test can reap the zombies a server leaves."""
-    if not become_subreaper():
-        raise OSError("prctl(PR_SET_CHILD_SUBREAPER) failed")
+def reap_group(pgid: int) -> None:
+    """Reap every child of ours in process group ``pgid`` (blocking until each has exited)."""
+    try:
+        while True:
+            os.waitpid(-pgid, 0)
+    except ChildProcessError:
+        pass
 
 
 def zombie_children_of_self() -> list[int]:
+    """Zombies this (subreaper) process holds: a killed server's children come here."""
     return [child.pid for child in psutil.Process().children() if _is_zombie(child)]
 
 

@@ -13,10 +13,7 @@ import csv
 import json
 import math
 import random
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from diagnostics.recorder import Recorder
 from tests import diag_helpers as h
@@ -48,11 +45,6 @@ print(json.dumps({"start": start_wall, "end": start_wall + total, "alive_share":
 sys.stdout.flush()
 sys.stdin.readline()
 """
-
-
-@pytest.fixture(autouse=True)
-def _no_leftovers() -> Iterator[None]:
-    yield from h.check_no_leftovers()
 
 
 def test_poisson_sampling_sees_transient_children_of_a_rhythmic_load(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -29,11 +28,6 @@ DOCTOR_KEYS = {
     "sigchld",
     "verdict",
 }
-
-
-@pytest.fixture(autouse=True)
-def _no_leftovers() -> Iterator[None]:
-    yield from h.check_no_leftovers()
 
 
 @pytest.mark.parametrize(

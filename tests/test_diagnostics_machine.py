@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-
-import pytest
 
 from diagnostics.machine import machine_info, pid_headroom, task_count
 from diagnostics.proctable import read_int
 from tests import diag_helpers as h
-
-
-@pytest.fixture(autouse=True)
-def _no_leftovers() -> Iterator[None]:
-    yield from h.check_no_leftovers()
 
 
 def test_machine_info_has_the_run_json_keys() -> None:

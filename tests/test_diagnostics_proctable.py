@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -22,11 +21,6 @@ from diagnostics.proctable import (
 )
 from diagnostics.sampler import Sampler
 from tests import diag_helpers as h
-
-
-@pytest.fixture(autouse=True)
-def _no_leftovers() -> Iterator[None]:
-    yield from h.check_no_leftovers()
 
 
 def test_comm_with_spaces_and_parens_is_parsed_from_the_last_paren() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +15,6 @@ from diagnostics.holder import HolderSpec, ZombieHolder
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import COLUMNS, Sample
 from tests import diag_helpers as h
-
-
-@pytest.fixture(autouse=True)
-def _no_leftovers() -> Iterator[None]:
-    yield from h.check_no_leftovers()
 
 
 def lines(path: Path) -> list[str]:

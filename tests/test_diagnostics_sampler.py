@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -16,11 +15,6 @@ from diagnostics.holder import HolderSpec, ZombieHolder
 from diagnostics.proctable import ProcStat, read_stat
 from diagnostics.sampler import COLUMNS, Sample, Sampler
 from tests import diag_helpers as h
-
-
-@pytest.fixture(autouse=True)
-def _no_leftovers() -> Iterator[None]:
-    yield from h.check_no_leftovers()
 
 
 def test_columns_are_the_contract() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.server_helpers import ROOT, wait_until, zombie_children_of_self
+from tests.server_helpers import ROOT, wait_until
 
 SMALL_LOAD = ["--users", "4", "--rate", "40", "--plain"]
 
@@ -46,12 +46,12 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def assert_nothing_left(*records: dict[str, Any]) -> None:
-    """Every process the harness started is gone, and no zombie of it reached pytest."""
+    """Every process the harness started is gone (a zombie of it that reached pytest,
+    the subreaper, fails the test through --child-leaks=fail)."""
     for record in records:
         for key in ("server_pid", "locust_pid"):
             if record.get(key):
                 assert not psutil.pid_exists(record[key]), f"{key} {record[key]} still exists"
-    assert zombie_children_of_self() == []
 
 
 def test_two_scenarios_end_to_end(tmp_path: Path) -> None:
