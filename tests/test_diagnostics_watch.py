@@ -110,8 +110,12 @@ def test_cli_watch_ends_when_the_target_exits(tmp_path: Path) -> None:
         proc.wait()
     assert proc.returncode == 0, stderr
     run_dir = the_run(out)
-    assert stdout.splitlines() == [
+    # The holder reaps its zombie just before it exits: a sample may fall between the two.
+    assert stdout.splitlines()[0] in (
         f"PID {holder.pid}: 1 zombie, flat",
+        f"PID {holder.pid}: no zombies left; at most 1 zombie at once",
+    )
+    assert stdout.splitlines()[1:] == [
         f"report: {run_dir / 'index.html'}",
         f"run directory: {run_dir}",
     ]
