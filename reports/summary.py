@@ -41,7 +41,7 @@ def run_info(run: Run) -> dict[str, Any]:
     warnings = list(run.notes)
     status = run.meta.get("exit_status")
     if isinstance(status, str) and status != "ok":
-        warnings.append(f"run ended with status {status!r}")
+        warnings.append(f"run ended with status '{status}'")
     info["warnings"] = warnings
     return info
 
@@ -207,7 +207,7 @@ def _warnings(scenario: Scenario, checks: list[Check]) -> list[str]:
     """Everything a reader must not miss: failed checks, the harness's own words, gaps."""
     warnings = [check.text for check in checks if not check.ok]
     if scenario.status in NOT_OK_STATUSES:
-        warnings.append(f"scenario ended with status {scenario.status!r}")
+        warnings.append(f"scenario ended with status '{scenario.status}'")
     for key, prefix in (("errors", "error: "), ("warnings", "")):
         entries = scenario.meta.get(key)
         if isinstance(entries, list):
