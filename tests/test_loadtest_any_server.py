@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 TUTORIAL = f"{sys.executable} {ROOT / 'tests' / 'tutorial_server.py'} {{port}}"
 FORKING_TCP = f"{sys.executable} {ROOT / 'tests' / 'forking_tcp_server.py'} {{port}}"
 HTTP_SERVER = f"{sys.executable} -m http.server --bind 127.0.0.1 {{port}}"
-SHORT = ["--duration", "2"]
+SHORT = ["--duration", "3"]  # Locust needs about a second to spawn its users on a busy machine
 
 
 def test_raw_mode_measures_servers_that_do_not_speak_http(tmp_path: Path) -> None:

@@ -220,7 +220,7 @@ def test_without_a_cgroup_the_summary_says_the_cap_is_only_sampled(tmp_path: Pat
         pytest.skip(f"cannot make a read-only pids hierarchy: {probe.stderr.strip()}")
     result = subprocess.run(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", read_only, "sh",
-         *harness(tmp_path, "--no-reaper", "--duration", "2")],
+         *harness(tmp_path, "--no-reaper", "--duration", "4")],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
