@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Run the fork-per-connection server under Locust load while a sampler counts its"
             " children and zombies; write a run directory with plots and a report."
         ),
-        epilog="scenarios: " + ", ".join(scenarios.EVERY_STRATEGY) + ", external (--server-cmd)",
+        epilog="scenarios: " + ", ".join(scenarios.EVERY_SCENARIO) + ", external (--server-cmd)",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(

@@ -109,6 +109,7 @@ class Experiment:
             "name": scenario.name,
             "strategy": scenario.strategy,
             "leak_client_fd": scenario.leak_client_fd,
+            **scenario.described(),
             "server_cmd": scenario.server_cmd,
             "asked": {
                 "users": settings.shape.users,

@@ -145,6 +145,28 @@ class Scenario:
         return value if isinstance(value, str) else None
 
     @property
+    def reaps_all(self) -> bool | None:
+        """Whether the strategy promises to leave no zombie (scenario.json says; None: unknown)."""
+        value = self.meta.get("reaps_all")
+        return value if isinstance(value, bool) else None
+
+    @property
+    def meaning(self) -> str | None:
+        """The strategy's meaning in one line, as the harness recorded it from the registry."""
+        value = self.meta.get("meaning")
+        return value if isinstance(value, str) else None
+
+    @property
+    def shortfall(self) -> str | None:
+        value = self.meta.get("shortfall")
+        return value if isinstance(value, str) else None
+
+    @property
+    def color_key(self) -> int | None:
+        value = self.meta.get("color_key")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
     def leak_client_fd(self) -> bool:
         return self.meta.get("leak_client_fd") is True
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from loadtest.scenarios import SCENARIOS, Scenario
 
 
 def header(line: str) -> list[str]:
@@ -69,6 +71,12 @@ class Spec:
     cap: int = 5000
     users: int = 20
     seed: int = 1
+
+
+def described(spec: Spec) -> dict[str, Any]:
+    """What the harness records about the strategy, from the same registry it uses."""
+    scenario = SCENARIOS.get(spec.name) or Scenario(spec.name, spec.strategy)
+    return replace(scenario, strategy=spec.strategy).described()
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -186,6 +194,7 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
             "name": spec.name,
             "strategy": spec.strategy,
             "leak_client_fd": spec.leak_client_fd,
+            **described(spec),
             "server_cmd": None,
             "asked": {
                 "users": spec.users,
