@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
 from typing import TypeVar
 
 import psutil
 
+from diagnostics.contract import Sample
 from diagnostics.errors import AccessDenied, NoSuchProcess, ZombieProcess
 from diagnostics.proctable import (
     Backend,
@@ -28,44 +28,6 @@ from diagnostics.proctable import (
 )
 
 T = TypeVar("T")
-
-# How each float column is written; integers are written as they are.
-_FLOAT_FORMATS = {
-    "time": ".6f",
-    "elapsed": ".6f",
-    "cpu_percent": ".1f",
-    "sample_cost_ms": ".4f",
-}
-
-
-@dataclass(slots=True)
-class Sample:
-    """One observation of a target. ``None`` means the figure could not be read."""
-
-    time: float  # unix seconds
-    elapsed: float  # seconds since the sampler started
-    children: int  # direct children: alive + zombies
-    alive: int
-    zombies: int
-    descendant_zombies: int  # zombies among grandchildren and deeper
-    fds: int | None
-    rss_bytes: int | None
-    cpu_percent: float | None
-    threads: int | None
-    sample_cost_ms: float  # CPU time (user + system) this sample took
-
-    def csv_row(self) -> list[str]:
-        """The row for samples.csv, in :data:`COLUMNS` order; unknown figures are empty."""
-        return [_format(name, getattr(self, name)) for name in COLUMNS]
-
-
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Sample))
-
-
-def _format(name: str, value: float | None) -> str:
-    if value is None:
-        return ""
-    return format(value, _FLOAT_FORMATS.get(name, ""))
 
 
 class Sampler:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from diagnostics import contract
 from diagnostics.diskio import Reserve, describe, write_atomic
 from diagnostics.errors import DiagnosticsError
 from diagnostics.machine import machine_info
@@ -79,7 +80,7 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         "machine": machine_info(),
     }
     try:
-        write_atomic(out / "run.json", _json(run), reserve)
+        write_atomic(out / contract.RUN, _json(run), reserve)
     except OSError as error:
         reserve.release()
         raise OutputError(describe(error, f"writing {out / 'run.json'}")) from None
@@ -89,7 +90,7 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         nonlocal samples
         samples += 1
 
-    recorder = Recorder(pid, scenario_dir / "samples.csv", interval=interval, on_sample=count)
+    recorder = Recorder(pid, scenario_dir / contract.SAMPLES, interval=interval, on_sample=count)
     status, message = "ok", None
     try:
         recorder.start()
@@ -118,8 +119,8 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         }
         try:
             for path, record in (
-                (scenario_dir / "scenario.json", scenario),
-                (out / "run.json", run),
+                (scenario_dir / contract.SCENARIO, scenario),
+                (out / contract.RUN, run),
             ):
                 write_atomic(path, _json(record), reserve)
         except OSError as error:  # the data is there; the record of how it ended is not

@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+from diagnostics import contract
 from loadtest import scenarios
 from loadtest.errors import OneLineParser, UsageError
 from loadtest.expectations import Expectations
@@ -214,12 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         markdown = None
         code = EXIT_INTERRUPTED
     if markdown:
-        summary_json = harness.run_dir / "summary.json"
+        summary_json = harness.run_dir / contract.SUMMARY_JSON
         if sys.stdout.isatty() and not args.plain and summary_json.is_file():
             print_summary(json.loads(summary_json.read_text()))
         else:
             print(markdown)
-        for name in ("index.html", "summary.md", "summary.json", "zombies.png", "children.png"):
+        for name in contract.RUN_REPORT:
             print(f"  {harness.run_dir / name}")
     status = harness.record["exit_status"]
     print(

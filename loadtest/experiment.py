@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from diagnostics import contract
 from diagnostics.diskio import Reserve, describe, write_atomic
 from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
@@ -263,7 +264,7 @@ class Experiment:
         assert self._target is not None
         self._recorder = Recorder(
             self._target.pid,
-            self.folder / "samples.csv",
+            self.folder / contract.SAMPLES,
             interval=self.settings.interval,
             on_sample=self._on_sample,
             on_error=self._on_sampler_error,
@@ -510,7 +511,7 @@ class Experiment:
             record["status"] = "capped" if record["capped"] else "ok"
         counters = record["server_counters"]
         if counters is not None:
-            self._write("server.json", counters)
+            self._write(contract.SERVER, counters)
         final = record["final_sample"] or {}
         load = record["load"] or {}
         checks = cross_checks(
@@ -555,7 +556,7 @@ class Experiment:
         )
 
     def _save(self) -> None:
-        self._write("scenario.json", self.record)
+        self._write(contract.SCENARIO, self.record)
 
     def _write(self, name: str, data: dict[str, Any]) -> None:
         """Write a record of this scenario; a failure fails the scenario (once, in one line)."""

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from diagnostics import contract
 from diagnostics.errors import DiagnosticsError
 from diagnostics.proctable import open_table
 from loadtest.expectations import Expectations
@@ -54,13 +55,13 @@ def start_locust(
         "--run-time", f"{shape.duration}s",
         "--reaperlab-rate", str(shape.rate),
         "--reaperlab-expect", expectations.to_option(),
-        "--csv", str(folder.resolve() / "locust"), "--csv-full-history",
+        "--csv", str(folder.resolve() / contract.LOCUST_PREFIX), "--csv-full-history",
         "--stop-timeout", "2",
         "--exit-code-on-error", "0",
     ]  # fmt: skip
     if shape.processes > 1:
         command += ["--processes", str(shape.processes)]
-    return ManagedProcess("locust", command, folder / "locust.log", cwd=folder)
+    return ManagedProcess("locust", command, folder / contract.LOCUST_LOG, cwd=folder)
 
 
 def start_timeout(shape: LoadShape) -> float:

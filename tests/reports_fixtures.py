@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from diagnostics import contract
 from loadtest.scenarios import SCENARIOS, Scenario
 
 
@@ -27,10 +28,7 @@ def header(line: str) -> list[str]:
     return next(csv.reader([line]))
 
 
-SAMPLE_HEADER = header(
-    "time,elapsed,children,alive,zombies,descendant_zombies,fds,rss_bytes,cpu_percent,"
-    "threads,sample_cost_ms"
-)
+SAMPLE_HEADER = list(contract.SAMPLE_COLUMNS)
 STATS_HEADER = header(
     "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
     "Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,"
@@ -42,7 +40,6 @@ HISTORY_HEADER = header(
     "Total Average Response Time,Total Min Response Time,Total Max Response Time,"
     "Total Average Content Size"
 )
-FLOAT_COLUMNS = frozenset({"time", "elapsed", "cpu_percent", "sample_cost_ms"})
 FAILURES_HEADER = header("Method,Name,Error,Occurrences,First Seen,Last Seen")
 EXCEPTIONS_HEADER = header("Count,Message,Traceback,Nodes")
 
@@ -137,7 +134,7 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
             strict=True,
         )
     ]
-    write_csv(folder / "samples.csv", SAMPLE_HEADER, rows)
+    write_csv(folder / contract.SAMPLES, SAMPLE_HEADER, rows)
 
     total = int(forked[-1])
     final = int(zombies[-1])
@@ -174,10 +171,10 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
     write_csv(folder / "locust_stats.csv", STATS_HEADER, stats)
     write_csv(folder / "locust_failures.csv", FAILURES_HEADER, [])
     write_csv(folder / "locust_exceptions.csv", EXCEPTIONS_HEADER, [])
-    (folder / "locust.log").write_text("locust: all users spawned\n", encoding="utf-8")
-    (folder / "server.log").write_text("serving on 127.0.0.1:40223\n", encoding="utf-8")
+    (folder / contract.LOCUST_LOG).write_text("locust: all users spawned\n", encoding="utf-8")
+    (folder / contract.SERVER_LOG).write_text("serving on 127.0.0.1:40223\n", encoding="utf-8")
     write_json(
-        folder / "server.json",
+        folder / contract.SERVER,
         {
             "accepted": total,
             "forked": total,
@@ -189,7 +186,7 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
     ended = started + float(t[-1])
     last = rows[-1]
     write_json(
-        folder / "scenario.json",
+        folder / contract.SCENARIO,
         {
             "name": spec.name,
             "strategy": spec.strategy,
@@ -212,7 +209,7 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
             "capped_at": capped_at,
             "server_pid": 4242,
             "final_sample": {
-                name: float(cell) if name in FLOAT_COLUMNS else int(cell)
+                name: float(cell) if name in contract.FLOAT_COLUMNS else int(cell)
                 for name, cell in zip(SAMPLE_HEADER, last, strict=True)
             },
             "errors": [],
@@ -230,7 +227,7 @@ def write_run(run_dir: Path, specs: list[Spec], run_id: str = "20261126-221500")
         started = write_scenario(run_dir, spec, started) + 1
     first = specs[0] if specs else Spec("none", None)
     write_json(
-        run_dir / "run.json",
+        run_dir / contract.RUN,
         {
             "id": run_id,
             "kind": "loadtest",
@@ -276,9 +273,9 @@ def write_watch_run(run_dir: Path, zombies: np.ndarray, interval: float = 0.5) -
         ]
         for x, z in zip(t, zombies, strict=True)
     ]
-    write_csv(folder / "samples.csv", SAMPLE_HEADER, rows)
+    write_csv(folder / contract.SAMPLES, SAMPLE_HEADER, rows)
     write_json(
-        folder / "scenario.json",
+        folder / contract.SCENARIO,
         {
             "name": "watch",
             "strategy": None,
@@ -290,7 +287,7 @@ def write_watch_run(run_dir: Path, zombies: np.ndarray, interval: float = 0.5) -
         },
     )
     write_json(
-        run_dir / "run.json",
+        run_dir / contract.RUN,
         {
             "id": "20261126-230000",
             "kind": "watch",

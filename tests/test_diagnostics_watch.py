@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from diagnostics.contract import SAMPLE_COLUMNS
 from diagnostics.holder import HolderSpec, ZombieHolder
-from diagnostics.sampler import COLUMNS
 from diagnostics.watch import watch
 from tests import diag_helpers as h
 
@@ -37,7 +37,7 @@ def load(run_dir: Path) -> tuple[dict, dict, list[dict[str, str]]]:
     scenario = json.loads((run_dir / "watch" / "scenario.json").read_text())
     with (run_dir / "watch" / "samples.csv").open(newline="") as f:
         reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames or ()) == COLUMNS
+        assert tuple(reader.fieldnames or ()) == SAMPLE_COLUMNS
         rows = list(reader)
     return run, scenario, rows
 

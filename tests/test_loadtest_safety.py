@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from diagnostics.sampler import COLUMNS
+from diagnostics.contract import SAMPLE_COLUMNS
 from loadtest import cgroup
 from tests.server_helpers import ROOT
 from tests.test_loadtest_harness import (
@@ -120,7 +120,7 @@ def test_a_full_disk_stops_the_load_and_says_so(small_disk: Path) -> None:
     # What was gathered is whole rows, and nothing temporary is left.
     text = (run / "no-reaper" / "samples.csv").read_text()
     assert text.endswith("\n") and len(text.splitlines()) > 10
-    assert {len(line.split(",")) for line in text.splitlines()} == {len(COLUMNS)}
+    assert {len(line.split(",")) for line in text.splitlines()} == {len(SAMPLE_COLUMNS)}
     leftovers = [p.name for p in small_disk.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == [] and not (run / ".reserve").exists()
     assert_no_cgroup_left(record)

@@ -1,0 +1,75 @@
+"""The run directory's contract: its file names, the columns of samples.csv, one sample.
+
+Every writer (the harness, ``diagnostics watch``, the test fixtures) and every reader
+(reports/) takes these from here, so a file renamed or a column added is one edit.
+Standard library only and importing nothing of the project: loadtest, diagnostics,
+reports and the Locust process may all import it without breaking the house rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+RUN = "run.json"
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+INDEX_HTML = "index.html"
+ZOMBIES_PNG = "zombies.png"
+CHILDREN_PNG = "children.png"
+RUN_REPORT = (INDEX_HTML, SUMMARY_MD, SUMMARY_JSON, ZOMBIES_PNG, CHILDREN_PNG)
+"""The run-wide files reports/ writes, as the harness lists them when it ends."""
+
+SAMPLES = "samples.csv"
+SCENARIO = "scenario.json"
+SERVER = "server.json"
+SERVER_LOG = "server.log"
+LOCUST_PREFIX = "locust"
+"""Locust's --csv prefix: it writes the four files below from it."""
+STATS = f"{LOCUST_PREFIX}_stats.csv"
+HISTORY = f"{LOCUST_PREFIX}_stats_history.csv"
+FAILURES = f"{LOCUST_PREFIX}_failures.csv"
+EXCEPTIONS = f"{LOCUST_PREFIX}_exceptions.csv"
+LOCUST_LOG = f"{LOCUST_PREFIX}.log"
+REQUESTS = f"{LOCUST_PREFIX}_requests.csv"
+"""Completed requests and failures, running totals read ten times a second on the
+samples' clock (unix time), written by loadtest/locust_timeline.py."""
+REQUEST_COLUMNS = ("time", "requests", "failures")
+
+# How each float column of samples.csv is written; integers are written as they are.
+_FLOAT_FORMATS = {
+    "time": ".6f",
+    "elapsed": ".6f",
+    "cpu_percent": ".1f",
+    "sample_cost_ms": ".4f",
+}
+
+
+@dataclass(slots=True)
+class Sample:
+    """One observation of a target, one row of samples.csv. ``None``: could not be read."""
+
+    time: float  # unix seconds
+    elapsed: float  # seconds since the sampler started
+    children: int  # direct children: alive + zombies
+    alive: int
+    zombies: int
+    descendant_zombies: int  # zombies among grandchildren and deeper
+    fds: int | None
+    rss_bytes: int | None
+    cpu_percent: float | None
+    threads: int | None
+    sample_cost_ms: float  # CPU time (user + system) this sample took
+
+    def csv_row(self) -> list[str]:
+        """The row for samples.csv, in :data:`SAMPLE_COLUMNS` order; unknown figures are empty."""
+        return [_format(name, getattr(self, name)) for name in SAMPLE_COLUMNS]
+
+
+SAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Sample))
+FLOAT_COLUMNS = frozenset(_FLOAT_FORMATS)
+
+
+def _format(name: str, value: float | None) -> str:
+    if value is None:
+        return ""
+    return format(value, _FLOAT_FORMATS.get(name, ""))
