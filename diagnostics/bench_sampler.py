@@ -19,16 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from types import FrameType
 
 import psutil
 
+from diagnostics.commandline import sigterm_as_ctrl_c
 from diagnostics.holder import HolderSpec, ZombieHolder
 from diagnostics.machine import pid_headroom
 from diagnostics.sampler import Sampler
@@ -98,10 +97,6 @@ def render(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diagnostics.bench_sampler")
     parser.add_argument("--rounds", type=int, default=20, help="samples per way and level")
@@ -115,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if pid_headroom() < max(args.zombies) + 500:
         print(f"bench: only {pid_headroom()} PIDs free; not making zombies", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _terminate)
+    sigterm_as_ctrl_c()
     become_subreaper()
     rows = []
     try:

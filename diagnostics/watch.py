@@ -70,7 +70,7 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         raise OutputError(f"cannot write a run directory in {out}: {error.strerror}") from None
     started = time.time()
     run: dict[str, Any] = {
-        "id": time.strftime("%Y%m%d-%H%M%S", time.localtime(started)),
+        "id": out.name,
         "kind": "watch",
         "started": started,
         "ended": None,

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from diagnostics import contract
+from diagnostics.commandline import OneLineParser, UsageError
 from loadtest import scenarios
-from loadtest.errors import OneLineParser, UsageError
 from loadtest.expectations import Expectations
 from loadtest.experiment import Settings
 from loadtest.harness import DEFAULT_RUNS, EXIT_INTERRUPTED, Harness, RunPlan

@@ -33,6 +33,7 @@ def positive(value: object) -> bool:
     return isinstance(value, int | float) and value > 0
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     result = subprocess.run(
         [*BENCH, "--quick", "--out", str(tmp_path)],
@@ -82,6 +83,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert "1. Server throughput" in result.stdout and str(tmp_path) in result.stdout
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_everything_and_keeps_what_was_measured(tmp_path: Path) -> None:
     bench = subprocess.Popen(
         [*BENCH, "--sections", "throughput", "--rounds", "5", "--seconds", "5"]

@@ -18,8 +18,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
+from diagnostics.commandline import UsageError, sigterm_as_ctrl_c
 from diagnostics.machine import machine_info
 from diagnostics.proctable import task_children
 from diagnostics.subreaper import become_subreaper
@@ -27,17 +27,13 @@ from loadtest.bench import headroom, observer, output, sampler_cost, throughput
 from loadtest.bench.cli import parse
 from loadtest.bench.loadgen import LoadError, Locust, Wrk, pick
 from loadtest.bench.settings import Settings
-from loadtest.errors import HarnessError, UsageError
+from loadtest.errors import HarnessError
 from loadtest.processes import reap_orphans
 
 ROOT = Path(__file__).resolve().parents[2]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 FAILURES = (LoadError, HarnessError, subprocess.SubprocessError, OSError, RuntimeError)
 """What a measurement can fail with: reported in one line, the run ends, the file stays."""
-
-
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
 
 
 def end_leftovers() -> None:
@@ -125,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(),
     }
     output.write(path, record)
-    signal.signal(signal.SIGTERM, _interrupt)
+    sigterm_as_ctrl_c()
     record["subreaper"] = become_subreaper()
     code = EXIT_OK
     try:

@@ -7,9 +7,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from diagnostics.commandline import OneLineParser, UsageError
 from loadtest.bench.sampler_cost import check_levels
 from loadtest.bench.settings import SECTIONS, Settings
-from loadtest.errors import OneLineParser, UsageError
 
 DEFAULT_OUT = Path("reports/bench")
 MAX_SECONDS = 300
