@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics import contract
+from diagnostics.cpumeter import CpuMeter
 from diagnostics.diskio import Reserve, describe, write_atomic
 from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
@@ -37,7 +38,6 @@ from loadtest.interrupts import INTERRUPTS
 from loadtest.live import Progress, View
 from loadtest.load import (
     LOCUSTFILE,
-    CpuMeter,
     FailureReader,
     LoadProgress,
     LoadShape,
