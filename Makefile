@@ -63,7 +63,7 @@ report: install
 	$(PY) -m reports reports/latest $(ARGS)
 
 bench: install
-	$(PY) -m loadtest.bench $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 # Optional: wrk loads a server harder than Locust can on a small machine; make bench
 # uses it when it is on PATH (Debian/Ubuntu package "wrk") and says which it used.

@@ -1,4 +1,4 @@
-"""`python -m loadtest.bench` end to end on its tiny setting: the file's shape, not the speed.
+"""`python -m bench` end to end on its tiny setting: the file's shape, not the speed.
 
 Benchmarks are not tests; nothing here asserts how fast anything is. These check
 that the bench runs, writes every figure it promises, keeps partial results when
@@ -20,7 +20,7 @@ import pytest
 
 from tests.server_helpers import ROOT, wait_until
 
-BENCH = [sys.executable, "-m", "loadtest.bench"]
+BENCH = [sys.executable, "-m", "bench"]
 
 
 def only_json(folder: Path) -> dict:

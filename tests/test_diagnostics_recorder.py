@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.holder import HolderSpec, ZombieHolder
 from diagnostics.contract import SAMPLE_COLUMNS
-from diagnostics.holder import HolderSpec, ZombieHolder
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
 from tests import diag_helpers as h

@@ -9,10 +9,10 @@ import sys
 import psutil
 import pytest
 
+from bench.holder import HolderSpec, ZombieHolder
 from diagnostics import sampler as sampler_module
 from diagnostics.contract import SAMPLE_COLUMNS
 from diagnostics.errors import NoSuchProcess, ZombieProcess
-from diagnostics.holder import HolderSpec, ZombieHolder
 from diagnostics.proctable import ProcStat, read_stat
 from diagnostics.sampler import Sample, Sampler
 from tests import diag_helpers as h

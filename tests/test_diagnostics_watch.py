@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.holder import HolderSpec, ZombieHolder
 from diagnostics.contract import SAMPLE_COLUMNS
-from diagnostics.holder import HolderSpec, ZombieHolder
 from diagnostics.watch import watch
 from tests import diag_helpers as h
 
@@ -82,7 +82,7 @@ def test_watch_writes_a_run_directory(tmp_path: Path) -> None:
         "duration": 0.3,
         "interval": 0.02,
     }
-    assert "diagnostics.holder" in run["parameters"]["cmdline"]
+    assert "bench.holder" in run["parameters"]["cmdline"]
     assert len(run["id"]) == 15 and run["started"] <= run["ended"]
     assert {"python", "kernel", "cpus", "pid_max", "platform", "hostname"} <= run["machine"].keys()
     assert scenario["name"] == "watch" and scenario["strategy"] is None

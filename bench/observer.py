@@ -11,11 +11,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from bench.contenders import OURS
+from bench.loadgen import LoadResult, Locust, Wrk
+from bench.rounds import paired_ratio, rotated, summarise, target
+from bench.settings import Settings
 from diagnostics.recorder import Recorder
-from loadtest.bench.contenders import OURS
-from loadtest.bench.loadgen import LoadResult, Locust, Wrk
-from loadtest.bench.rounds import paired_ratio, rotated, summarise, target
-from loadtest.bench.settings import Settings
 
 INTERVAL = 0.05
 """The harness's default sampling interval: 20 samples a second."""

@@ -1,4 +1,4 @@
-"""The command line of ``python -m loadtest.bench``: flags in, checked Settings out."""
+"""The command line of ``python -m bench``: flags in, checked Settings out."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.sampler_cost import check_levels
+from bench.sections import SECTIONS
+from bench.settings import Settings
 from diagnostics.commandline import OneLineParser, UsageError
-from loadtest.bench.sampler_cost import check_levels
-from loadtest.bench.settings import SECTIONS, Settings
 
 DEFAULT_OUT = Path("reports/bench")
 MAX_SECONDS = 300
@@ -21,7 +22,7 @@ QUICK = {"rounds": 1, "seconds": 1, "zombies": (0, 50), "sampler_rounds": 3}
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m loadtest.bench",
+        prog="python -m bench",
         description=(
             "Side-by-side speed table: our server vs socketserver.ForkingTCPServer and a"
             " minimal forking server, the sampler's cost, its observer effect and the"

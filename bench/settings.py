@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-SECTIONS = ("throughput", "sampler", "observer", "headroom")
-
 
 @dataclass(frozen=True, slots=True)
 class Settings:

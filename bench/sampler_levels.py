@@ -1,7 +1,7 @@
 """Benchmark: CPU cost of one Sampler.sample() against psutil children() + status(),
 side by side (alternating, same target, same moment) at 0, 500 and 2000 zombies.
 
-    python -m diagnostics.bench_sampler [--rounds 20] [--zombies 0 500 2000] [--json]
+    python -m bench.sampler_levels [--rounds 20] [--zombies 0 500 2000] [--json]
 
 Cost is the CPU time (user + system, time.thread_time) of the measuring thread, so
 other load on the machine does not inflate it. "ours" is the steady state (zombies
@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 
 import psutil
 
+from bench.holder import HolderSpec, ZombieHolder
 from diagnostics.commandline import sigterm_as_ctrl_c
-from diagnostics.holder import HolderSpec, ZombieHolder
 from diagnostics.machine import pid_headroom
 from diagnostics.sampler import Sampler
 from diagnostics.subreaper import become_subreaper
@@ -98,7 +98,7 @@ def render(rows: Sequence[Row]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diagnostics.bench_sampler")
+    parser = argparse.ArgumentParser(prog="python -m bench.sampler_levels")
     parser.add_argument("--rounds", type=int, default=20, help="samples per way and level")
     parser.add_argument("--zombies", type=int, nargs="+", default=[0, 500, 2000])
     parser.add_argument("--budget-ms", type=float, default=BUDGET_MS)

@@ -8,11 +8,11 @@ from typing import Any
 
 import psutil
 
-from loadtest.bench.contenders import CONTENDERS, FORKING_TCP, MINIMAL, OURS, Contender
-from loadtest.bench.forkrate import ForkRate, fork_rate
-from loadtest.bench.loadgen import LoadResult, Locust, Wrk
-from loadtest.bench.rounds import median, paired_ratio, rotated, summarise, target
-from loadtest.bench.settings import Settings
+from bench.contenders import CONTENDERS, FORKING_TCP, MINIMAL, OURS, Contender
+from bench.forkrate import ForkRate, fork_rate
+from bench.loadgen import LoadResult, Locust, Wrk
+from bench.rounds import median, paired_ratio, rotated, summarise, target
+from bench.settings import Settings
 from loadtest.target import Target
 
 VS_FORKING_TCP = 1.2
