@@ -125,27 +125,33 @@ class Scenario:
     start: float = 0.0
     notes: list[str] = field(default_factory=list)
 
+    def text(self, key: str) -> str | None:
+        """A string from scenario.json, None when absent or not a string."""
+        value = self.meta.get(key)
+        return value if isinstance(value, str) else None
+
+    def flag(self, key: str) -> bool | None:
+        """A boolean from scenario.json, None when absent or not a boolean."""
+        value = self.meta.get(key)
+        return value if isinstance(value, bool) else None
+
     @property
     def strategy(self) -> str | None:
-        value = self.meta.get("strategy")
-        return value if isinstance(value, str) else None
+        return self.text("strategy")
 
     @property
     def reaps_all(self) -> bool | None:
-        """Whether the strategy promises to leave no zombie (scenario.json says; None: unknown)."""
-        value = self.meta.get("reaps_all")
-        return value if isinstance(value, bool) else None
+        """Whether the strategy promises to leave no zombie (None: unknown, not ours)."""
+        return self.flag("reaps_all")
 
     @property
     def meaning(self) -> str | None:
         """The strategy's meaning in one line, as the harness recorded it from the registry."""
-        value = self.meta.get("meaning")
-        return value if isinstance(value, str) else None
+        return self.text("meaning")
 
     @property
     def shortfall(self) -> str | None:
-        value = self.meta.get("shortfall")
-        return value if isinstance(value, str) else None
+        return self.text("shortfall")
 
     @property
     def color_key(self) -> int | None:
@@ -154,12 +160,11 @@ class Scenario:
 
     @property
     def leak_client_fd(self) -> bool:
-        return self.meta.get("leak_client_fd") is True
+        return self.flag("leak_client_fd") is True
 
     @property
     def capped(self) -> bool | None:
-        value = self.meta.get("capped")
-        return value if isinstance(value, bool) else None
+        return self.flag("capped")
 
     def number(self, key: str) -> float:
         """A number from scenario.json, NaN when absent or not a number."""
