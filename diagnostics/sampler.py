@@ -16,7 +16,7 @@ from typing import TypeVar
 import psutil
 
 from diagnostics.contract import Sample
-from diagnostics.errors import AccessDenied, NoSuchProcess, ZombieProcess
+from diagnostics.errors import AccessDenied, NoSuchProcess, ZombieProcess, psutil_call
 from diagnostics.proctable import (
     Backend,
     PidClock,
@@ -47,8 +47,8 @@ class Sampler:
         self._cpu_mark = (time.monotonic(), me.cpu_seconds)  # the CPU percent's baseline
         self._process: psutil.Process | None = None  # only where the table has no stat line
         if me.cpu_seconds is None:
-            self._process = _psutil_call(pid, lambda: psutil.Process(pid))
-            _psutil_call(pid, self._process.cpu_percent)  # psutil's own baseline
+            self._process = psutil_call(pid, lambda: psutil.Process(pid))
+            psutil_call(pid, self._process.cpu_percent)  # psutil's own baseline
         self._clock = PidClock()
         self._t0 = time.monotonic()
         self._zombies: dict[int, ProcStat] = {}  # every zombie in the tree, read once
@@ -191,21 +191,9 @@ def _count_fds(pid: int) -> int | None:
         return None
 
 
-def _psutil_call(pid: int, call: Callable[[], T]) -> T:
-    """Run a psutil call, translating its exceptions into ours."""
-    try:
-        return call()
-    except psutil.ZombieProcess:
-        raise ZombieProcess(pid) from None
-    except psutil.NoSuchProcess:
-        raise NoSuchProcess(pid) from None
-    except psutil.AccessDenied:
-        raise AccessDenied(pid) from None
-
-
 def _psutil_figure(pid: int, call: Callable[[], T]) -> T | None:
     """A figure of the target, or None when this user may not read it."""
     try:
-        return _psutil_call(pid, call)
+        return psutil_call(pid, call)
     except AccessDenied:
         return None
