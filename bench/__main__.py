@@ -23,7 +23,7 @@ from bench import output
 from bench.cli import parse
 from bench.loadgen import LoadError, Locust, Wrk, pick
 from bench.sections import SECTIONS
-from bench.settings import Settings
+from bench.settings import BenchSettings
 from diagnostics.commandline import UsageError, sigterm_as_ctrl_c
 from diagnostics.machine import machine_info
 from diagnostics.proctable import task_children
@@ -75,7 +75,11 @@ def _git(*args: str) -> str:
 
 
 def run_sections(
-    settings: Settings, generator: Wrk | Locust, scratch: Path, record: output.Record, path: Path
+    settings: BenchSettings,
+    generator: Wrk | Locust,
+    scratch: Path,
+    record: output.Record,
+    path: Path,
 ) -> None:
     for number, name in enumerate(settings.sections, 1):
         print(f"bench: {number}/{len(settings.sections)} {name}", file=sys.stderr, flush=True)

@@ -1,4 +1,4 @@
-"""The command line of ``python -m bench``: flags in, checked Settings out."""
+"""The command line of ``python -m bench``: flags in, checked BenchSettings out."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.sampler_cost import check_levels
 from bench.sections import SECTIONS
-from bench.settings import Settings
+from bench.settings import BenchSettings
 from diagnostics.commandline import OneLineParser, UsageError
 
 DEFAULT_OUT = Path("reports/bench")
@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse(argv: Sequence[str] | None) -> Settings:
-    """Settings from the command line; UsageError with a one-line reason otherwise."""
+def parse(argv: Sequence[str] | None) -> BenchSettings:
+    """The settings from the command line; UsageError with a one-line reason otherwise."""
     args = build_parser().parse_args(argv)
     base = QUICK if args.quick else FULL
     rounds = base["rounds"] if args.rounds is None else args.rounds
@@ -82,7 +82,7 @@ def parse(argv: Sequence[str] | None) -> Settings:
         check_levels(zombies)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return Settings(
+    return BenchSettings(
         rounds=rounds,
         seconds=seconds,
         connections=args.connections,

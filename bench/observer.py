@@ -14,7 +14,7 @@ from typing import Any
 from bench.contenders import OURS
 from bench.loadgen import LoadResult, Locust, Wrk
 from bench.rounds import paired_ratio, rotated, summarise, target
-from bench.settings import Settings
+from bench.settings import BenchSettings
 from diagnostics.recorder import Recorder
 
 INTERVAL = 0.05
@@ -28,7 +28,7 @@ gave medians of 1.00 and 0.99."""
 
 
 def measure(
-    settings: Settings, generator: Wrk | Locust, scratch: Path, out: dict[str, Any]
+    settings: BenchSettings, generator: Wrk | Locust, scratch: Path, out: dict[str, Any]
 ) -> None:
     """Alternate rounds with and without the sampler on one server; fill ``out`` as they end."""
     folder = scratch / "observer"
@@ -55,7 +55,7 @@ def measure(
 
 
 def _summary(
-    plain: list[LoadResult], watched: list[LoadResult], costs: list[float], settings: Settings
+    plain: list[LoadResult], watched: list[LoadResult], costs: list[float], settings: BenchSettings
 ) -> dict[str, Any]:
     without, with_sampler = summarise(plain), summarise(watched)
     return {

@@ -13,7 +13,7 @@ from typing import Any
 from bench.loadgen import Locust, Wrk
 from bench.sampler_levels import BUDGET_MS, MAX_ZOMBIES
 from bench.sampler_levels import measure as measure_level
-from bench.settings import Settings
+from bench.settings import BenchSettings
 from diagnostics.machine import pid_headroom
 
 SPARE_PIDS = 500
@@ -27,7 +27,7 @@ def check_levels(levels: tuple[int, ...]) -> None:
 
 
 def measure(
-    settings: Settings, _generator: Wrk | Locust, _scratch: Path, out: dict[str, Any]
+    settings: BenchSettings, _generator: Wrk | Locust, _scratch: Path, out: dict[str, Any]
 ) -> None:
     """Fill ``out`` level by level; skip (and say why) when PIDs are short."""
     levels, rounds = settings.zombies, settings.sampler_rounds

@@ -12,9 +12,9 @@ from typing import Any
 
 from bench import headroom, observer, sampler_cost, throughput
 from bench.loadgen import Locust, Wrk
-from bench.settings import Settings
+from bench.settings import BenchSettings
 
-Section = Callable[[Settings, Wrk | Locust, Path, dict[str, Any]], None]
+Section = Callable[[BenchSettings, Wrk | Locust, Path, dict[str, Any]], None]
 """measure(settings, load generator, scratch folder, the section's part of the record)."""
 
 SECTIONS: dict[str, Section] = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class BenchSettings:
     rounds: int
     seconds: int
     """Length of every load, in seconds."""
