@@ -8,7 +8,8 @@ reports and the Locust process may all import it without breaking the house rule
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 RUN = "run.json"
 SUMMARY_JSON = "summary.json"
@@ -34,6 +35,38 @@ REQUESTS = f"{LOCUST_PREFIX}_requests.csv"
 """Completed requests and failures, running totals read ten times a second on the
 samples' clock (unix time), written by loadtest/locust_timeline.py."""
 REQUEST_COLUMNS = ("time", "requests", "failures")
+
+
+@dataclass(kw_only=True, slots=True)
+class RunRecord:
+    """run.json: what was asked, on which machine, and how the run ended.
+
+    Written by the harness and by ``diagnostics watch``; a figure a kind of run does not
+    have stays null. ``to_json`` gives the dict to write (more keys may be added to it:
+    readers ignore those they do not know), ``from_json`` takes the known keys back.
+    """
+
+    id: str
+    kind: str
+    """``loadtest`` or ``watch``."""
+    started: float
+    ended: float | None = None
+    exit_status: str = "running"
+    exit_code: int | None = None
+    parameters: dict[str, Any]
+    scenarios: list[str]
+    machine: dict[str, Any]
+    subreaper: bool | None = None
+    """Whether the harness became a child subreaper (null: a watch, which does not try)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
 
 # How each float column of samples.csv is written; integers are written as they are.
 _FLOAT_FORMATS = {

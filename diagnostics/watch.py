@@ -69,16 +69,14 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
     except OSError as error:
         raise OutputError(f"cannot write a run directory in {out}: {error.strerror}") from None
     started = time.time()
-    run: dict[str, Any] = {
-        "id": out.name,
-        "kind": "watch",
-        "started": started,
-        "ended": None,
-        "exit_status": "running",
-        "parameters": {"pid": pid, "cmdline": command, "duration": duration, "interval": interval},
-        "scenarios": [SCENARIO],
-        "machine": machine_info(),
-    }
+    run = contract.RunRecord(
+        id=out.name,
+        kind="watch",
+        started=started,
+        parameters={"pid": pid, "cmdline": command, "duration": duration, "interval": interval},
+        scenarios=[SCENARIO],
+        machine=machine_info(),
+    ).to_json()
     try:
         write_atomic(out / contract.RUN, _json(run), reserve)
     except OSError as error:

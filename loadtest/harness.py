@@ -59,18 +59,15 @@ class Harness:
             raise NoRoom(describe(error, f"in {plan.runs_root}")) from None
         settings = asdict(plan.settings)
         parameters = {**settings.pop("shape"), **settings}
-        self.record: dict[str, Any] = {
-            "id": self.run_dir.name,
-            "kind": "loadtest",
-            "started": time.time(),
-            "ended": None,
-            "exit_status": "running",
-            "exit_code": None,
-            "parameters": parameters,
-            "scenarios": [scenario.name for scenario in plan.scenarios],
-            "machine": machine_info(),
-            "subreaper": False,
-        }
+        self.record: dict[str, Any] = contract.RunRecord(
+            id=self.run_dir.name,
+            kind="loadtest",
+            started=time.time(),
+            parameters=parameters,
+            scenarios=[scenario.name for scenario in plan.scenarios],
+            machine=machine_info(),
+            subreaper=False,
+        ).to_json()
 
     def run(self) -> int:
         INTERRUPTS.install()

@@ -228,14 +228,14 @@ def write_run(run_dir: Path, specs: list[Spec], run_id: str = "20261126-221500")
     first = specs[0] if specs else Spec("none", None)
     write_json(
         run_dir / contract.RUN,
-        {
-            "id": run_id,
-            "kind": "loadtest",
-            "started": RUN_STARTED,
-            "ended": started,
-            "exit_status": "ok",
-            "exit_code": 0,
-            "parameters": {
+        contract.RunRecord(
+            id=run_id,
+            kind="loadtest",
+            started=RUN_STARTED,
+            ended=started,
+            exit_status="ok",
+            exit_code=0,
+            parameters={
                 "users": first.users,
                 "rate": first.rps,
                 "duration": first.duration,
@@ -245,9 +245,9 @@ def write_run(run_dir: Path, specs: list[Spec], run_id: str = "20261126-221500")
                 "zombie_cap": first.cap,
                 "server_cmd": None,
             },
-            "scenarios": [spec.name for spec in specs],
-            "machine": MACHINE,
-        },
+            scenarios=[spec.name for spec in specs],
+            machine=MACHINE,
+        ).to_json(),
     )
     return run_dir
 
@@ -288,22 +288,22 @@ def write_watch_run(run_dir: Path, zombies: np.ndarray, interval: float = 0.5) -
     )
     write_json(
         run_dir / contract.RUN,
-        {
-            "id": "20261126-230000",
-            "kind": "watch",
-            "started": RUN_STARTED,
-            "ended": RUN_STARTED + float(t[-1]),
-            "exit_status": "ok",
-            "exit_code": 0,
-            "parameters": {
+        contract.RunRecord(
+            id="20261126-230000",
+            kind="watch",
+            started=RUN_STARTED,
+            ended=RUN_STARTED + float(t[-1]),
+            exit_status="ok",
+            exit_code=0,
+            parameters={
                 "pid": 777,
                 "cmdline": ["/usr/bin/helperd", "--fork"],
                 "duration": float(t[-1]),
                 "interval": interval,
             },
-            "scenarios": ["watch"],
-            "machine": MACHINE,
-        },
+            scenarios=["watch"],
+            machine=MACHINE,
+        ).to_json(),
     )
     return run_dir
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.holder import HolderSpec, ZombieHolder
-from diagnostics.contract import SAMPLE_COLUMNS
+from diagnostics.contract import SAMPLE_COLUMNS, RunRecord
 from diagnostics.watch import watch
 from tests import diag_helpers as h
 
@@ -192,3 +192,11 @@ def test_cli_watch_an_unwritable_out_is_one_line_and_exit_2(tmp_path: Path, out:
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert "cannot write a run directory" in result.stderr
+
+
+def test_run_json_is_a_run_record() -> None:
+    """The watch and the harness write run.json through one record: its keys are all there."""
+    record = RunRecord(id="x", kind="watch", started=1.0, parameters={}, scenarios=[], machine={})
+    data = json.loads(json.dumps(record.to_json()))
+    assert RunRecord.from_json({**data, "added_later": 1}) == record
+    assert data["exit_status"] == "running" and data["ended"] is None
