@@ -8,7 +8,7 @@ reports and the Locust process may all import it without breaking the house rule
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 RUN = "run.json"
@@ -64,6 +64,67 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclass(kw_only=True, slots=True)
+class ScenarioRecord:
+    """scenario.json: what one scenario asked for and what happened.
+
+    Written by the harness (every field, as the scenario goes) and by ``diagnostics
+    watch`` (the few a watch has; the rest stay null, which readers take as not
+    measured). ``reaps_all``, ``meaning``, ``shortfall`` and ``color_key`` are what
+    reports need of the strategy, copied from server/reapers.py's registry.
+    """
+
+    name: str
+    strategy: str | None = None
+    leak_client_fd: bool | None = None
+    reaps_all: bool | None = None
+    meaning: str | None = None
+    shortfall: str | None = None
+    color_key: int | None = None
+    server_cmd: str | None = None
+    asked: dict[str, Any] | None = None
+    started: float
+    load_started: float | None = None
+    load_ended: float | None = None
+    ended: float | None = None
+    status: str = "running"
+    capped: bool = False
+    cap: int | None = None
+    capped_at: float | None = None
+    cap_enforcement: str | None = None
+    cgroup: dict[str, Any] | None = None
+    refused_at_cap: int | None = None
+    data_ends_at: float | None = None
+    interrupted_at: float | None = None
+    server_pid: int | None = None
+    locust_pid: int | None = None
+    exit_code: int | None = None
+    peak_zombies: int | None = None
+    samples: int | None = None
+    baseline_sample: dict[str, Any] | None = None
+    final_sample: dict[str, Any] | None = None
+    settle: dict[str, Any] | None = None
+    zombie_holders: list[dict[str, Any]] | None = None
+    shell_wrapper: bool | None = None
+    reaped_child_faults: int | None = None
+    sigchld_handled: dict[str, str] | None = None
+    load: dict[str, Any] | None = None
+    locust_exit: int | None = None
+    server_counters: dict[str, Any] | None = None
+    locust_cpu: float | None = None
+    cross_checks: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScenarioRecord:
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
 

@@ -102,19 +102,17 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         recorder.stop()
         ended = time.time()
         run.update(ended=ended, exit_status=status)
-        scenario = {
-            "name": SCENARIO,
-            "strategy": None,
-            "started": started,
-            "ended": ended,
-            "status": status,
-            "capped": False,
-            "server_pid": pid,
-            "samples": samples,
-            "data_ends_at": recorder.latest.time if status == "error" and recorder.latest else None,
-            "errors": [message] if status == "error" else [],
-            "warnings": [message] if status == "target-exited" else [],
-        }
+        scenario = contract.ScenarioRecord(
+            name=SCENARIO,
+            started=started,
+            ended=ended,
+            status=status,
+            server_pid=pid,
+            samples=samples,
+            data_ends_at=recorder.latest.time if status == "error" and recorder.latest else None,
+            errors=[message] if status == "error" else [],
+            warnings=[message] if status == "target-exited" else [],
+        ).to_json()
         try:
             for path, record in (
                 (scenario_dir / contract.SCENARIO, scenario),

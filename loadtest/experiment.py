@@ -106,13 +106,13 @@ class Experiment:
         self.settings = settings
         self.folder = folder
         self.view = view
-        self.record: dict[str, Any] = {
-            "name": scenario.name,
-            "strategy": scenario.strategy,
-            "leak_client_fd": scenario.leak_client_fd,
+        self.record: dict[str, Any] = contract.ScenarioRecord(
+            name=scenario.name,
+            strategy=scenario.strategy,
+            leak_client_fd=scenario.leak_client_fd,
             **scenario.described(),
-            "server_cmd": scenario.server_cmd,
-            "asked": {
+            server_cmd=scenario.server_cmd,
+            asked={
                 "users": settings.shape.users,
                 "rate": settings.shape.rate,
                 "duration": settings.shape.duration,
@@ -122,38 +122,11 @@ class Experiment:
                 "expect": asdict(settings.expectations),
                 "max_failures": settings.max_failures,
             },
-            "started": time.time(),
-            "load_started": None,
-            "load_ended": None,
-            "ended": None,
-            "status": "running",
-            "capped": False,
-            "cap": None,
-            "capped_at": None,
-            "cap_enforcement": None,
-            "cgroup": None,
-            "refused_at_cap": None,
-            "data_ends_at": None,
-            "interrupted_at": None,
-            "server_pid": None,
-            "locust_pid": None,
-            "exit_code": 0,
-            "peak_zombies": 0,
-            "baseline_sample": None,
-            "final_sample": None,
-            "settle": None,
-            "zombie_holders": None,
-            "shell_wrapper": False,
-            "reaped_child_faults": None,
-            "sigchld_handled": None,
-            "load": None,
-            "locust_exit": None,
-            "server_counters": None,
-            "locust_cpu": None,
-            "cross_checks": [],
-            "errors": [],
-            "warnings": [],
-        }
+            started=time.time(),
+            exit_code=0,
+            peak_zombies=0,
+            shell_wrapper=False,
+        ).to_json()
         self.reserve = reserve
         self._cap_reached = threading.Event()
         self._cap_lock = threading.Lock()

@@ -187,34 +187,36 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
     last = rows[-1]
     write_json(
         folder / contract.SCENARIO,
-        {
-            "name": spec.name,
-            "strategy": spec.strategy,
-            "leak_client_fd": spec.leak_client_fd,
-            **described(spec),
-            "server_cmd": None,
-            "asked": {
-                "users": spec.users,
-                "rate": spec.rps,
-                "duration": spec.duration,
-                "work_ms": 0,
-            },
-            "started": started,
-            "load_started": started + lead,
-            "load_ended": started + load_end,
-            "ended": ended,
-            "status": "capped" if capped_at is not None else "ok",
-            "capped": capped_at is not None,
-            "cap": spec.cap,
-            "capped_at": capped_at,
-            "server_pid": 4242,
-            "final_sample": {
-                name: float(cell) if name in contract.FLOAT_COLUMNS else int(cell)
-                for name, cell in zip(SAMPLE_HEADER, last, strict=True)
-            },
-            "errors": [],
-            "warnings": [],
-        },
+        contract.ScenarioRecord(
+            **{
+                "name": spec.name,
+                "strategy": spec.strategy,
+                "leak_client_fd": spec.leak_client_fd,
+                **described(spec),
+                "server_cmd": None,
+                "asked": {
+                    "users": spec.users,
+                    "rate": spec.rps,
+                    "duration": spec.duration,
+                    "work_ms": 0,
+                },
+                "started": started,
+                "load_started": started + lead,
+                "load_ended": started + load_end,
+                "ended": ended,
+                "status": "capped" if capped_at is not None else "ok",
+                "capped": capped_at is not None,
+                "cap": spec.cap,
+                "capped_at": capped_at,
+                "server_pid": 4242,
+                "final_sample": {
+                    name: float(cell) if name in contract.FLOAT_COLUMNS else int(cell)
+                    for name, cell in zip(SAMPLE_HEADER, last, strict=True)
+                },
+                "errors": [],
+                "warnings": [],
+            }
+        ).to_json(),
     )
     return ended
 
@@ -276,15 +278,17 @@ def write_watch_run(run_dir: Path, zombies: np.ndarray, interval: float = 0.5) -
     write_csv(folder / contract.SAMPLES, SAMPLE_HEADER, rows)
     write_json(
         folder / contract.SCENARIO,
-        {
-            "name": "watch",
-            "strategy": None,
-            "started": RUN_STARTED,
-            "status": "ok",
-            "final_sample": None,
-            "errors": [],
-            "warnings": [],
-        },
+        contract.ScenarioRecord(
+            **{
+                "name": "watch",
+                "strategy": None,
+                "started": RUN_STARTED,
+                "status": "ok",
+                "final_sample": None,
+                "errors": [],
+                "warnings": [],
+            }
+        ).to_json(),
     )
     write_json(
         run_dir / contract.RUN,

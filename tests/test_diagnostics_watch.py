@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.holder import HolderSpec, ZombieHolder
-from diagnostics.contract import SAMPLE_COLUMNS, RunRecord
+from diagnostics.contract import SAMPLE_COLUMNS, RunRecord, ScenarioRecord
 from diagnostics.watch import watch
 from tests import diag_helpers as h
 
@@ -200,3 +200,11 @@ def test_run_json_is_a_run_record() -> None:
     data = json.loads(json.dumps(record.to_json()))
     assert RunRecord.from_json({**data, "added_later": 1}) == record
     assert data["exit_status"] == "running" and data["ended"] is None
+
+
+def test_scenario_json_is_a_scenario_record() -> None:
+    """What a watch does not measure stays null, never a 0 that reads as measured."""
+    record = ScenarioRecord(name="watch", started=1.0, server_pid=7, samples=3)
+    data = json.loads(json.dumps(record.to_json()))
+    assert ScenarioRecord.from_json(data) == record
+    assert data["peak_zombies"] is None and data["final_sample"] is None
