@@ -9,7 +9,7 @@ reports and the Locust process may all import it without breaking the house rule
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Self
 
 RUN = "run.json"
 SUMMARY_JSON = "summary.json"
@@ -37,8 +37,23 @@ samples' clock (unix time), written by loadtest/locust_timeline.py."""
 REQUEST_COLUMNS = ("time", "requests", "failures")
 
 
+class _Record:
+    """A JSON file of the run directory as a dataclass: to the dict to write, and back."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        """The keys this record knows; others (added by a newer writer) are left out."""
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
 @dataclass(kw_only=True, slots=True)
-class RunRecord:
+class RunRecord(_Record):
     """run.json: what was asked, on which machine, and how the run ended.
 
     Written by the harness and by ``diagnostics watch``; a figure a kind of run does not
@@ -59,17 +74,9 @@ class RunRecord:
     subreaper: bool | None = None
     """Whether the harness became a child subreaper (null: a watch, which does not try)."""
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
-
 
 @dataclass(kw_only=True, slots=True)
-class ScenarioRecord:
+class ScenarioRecord(_Record):
     """scenario.json: what one scenario asked for and what happened.
 
     Written by the harness (every field, as the scenario goes) and by ``diagnostics
@@ -119,14 +126,6 @@ class ScenarioRecord:
     cross_checks: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ScenarioRecord:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 # How each float column of samples.csv is written; integers are written as they are.
