@@ -23,7 +23,7 @@ ARGS   ?=
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install lock test lint loadtest serve report bench bench-tools clean-reports clean
+.PHONY: install lock test test-fast lint loadtest serve report bench bench-tools clean-reports clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -47,6 +47,11 @@ lint: install
 test: lint
 	$(PY) -m pytest
 
+# Everything but the end-to-end runs (harness, Locust, bench: marked slow); `make test`
+# runs those too and is what CI runs.
+test-fast: install
+	$(PY) -m pytest -m "not slow" -q
+
 loadtest: install
 	$(PY) -m loadtest $(ARGS)
 
@@ -58,7 +63,7 @@ report: install
 	$(PY) -m reports reports/latest $(ARGS)
 
 bench: install
-	$(PY) -m loadtest.bench $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 # Optional: wrk loads a server harder than Locust can on a small machine; make bench
 # uses it when it is on PATH (Debian/Ubuntu package "wrk") and says which it used.

@@ -11,7 +11,9 @@ Modules (import the one you need; this package imports nothing eagerly):
 - ``watch``      a run directory from sampling any process
 - ``diskio``     records written whole (atomic), a disk reserve, causes in words
 - ``machine``    ``machine_info()``, ``pid_headroom()``
-- ``holder``     a process that holds zombies on purpose (benchmark, tests)
+- ``contract``   the run directory's file names, samples.csv's columns, ``Sample``
+- ``cpumeter``   ``CpuMeter``: CPU seconds of a process tree
+- ``commandline`` one-line usage errors and SIGTERM as Ctrl-C, for every command line
 - ``leaks``      ``LeakFinder``: children new since a snapshot, zombies among them reaped
 - ``pytest_plugin`` ``pytest --child-leaks=warn|fail`` (the ``pytest11`` entry point)
 - ``subreaper``  ``become_subreaper()``: orphaned descendants come back to this process

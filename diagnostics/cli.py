@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
-from typing import NoReturn
 
+from diagnostics.commandline import OneLineParser, UsageError, sigterm_as_ctrl_c
 from diagnostics.doctor import examine, examine_all, render
 from diagnostics.errors import DiagnosticsError
 from diagnostics.runs import DEFAULT_RUNS
@@ -23,17 +21,6 @@ from diagnostics.watch import draw_report, watch
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """A user mistake: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but errors are one line (no usage block) and raise UsageError."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
 
 
 def _number(kind: type[int] | type[float], minimum: float) -> Callable[[str], float]:
@@ -52,8 +39,10 @@ def _number(kind: type[int] | type[float], minimum: float) -> Callable[[str], fl
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m diagnostics", description="Observe processes and zombies.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(
+        prog="python -m diagnostics", description="Observe processes and zombies."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     doctor = sub.add_parser("doctor", help="diagnose a parent's zombies (or every parent's)")
     doctor.add_argument("pid", nargs="?", type=_number(int, 1), help="the parent to examine")
@@ -119,17 +108,12 @@ def _watch(args: argparse.Namespace) -> int:
     return {"interrupted": EXIT_INTERRUPTED, "error": 1}.get(result.status, 0)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM ends a command the way Ctrl-C does (no I/O here: just raise)."""
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     try:
         args = build_parser().parse_args(argv)
         if args.command == "watch":
-            signal.signal(signal.SIGTERM, _interrupt)
+            sigterm_as_ctrl_c()
             return _watch(args)
         return _doctor(args)
     except (UsageError, DiagnosticsError, OSError) as exc:

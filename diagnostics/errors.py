@@ -8,6 +8,13 @@ so for an observer it is as gone as a reaped process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+import psutil
+
+T = TypeVar("T")
+
 
 class DiagnosticsError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -34,3 +41,25 @@ class AccessDenied(DiagnosticsError):
     def __init__(self, pid: int, msg: str | None = None) -> None:
         self.pid = pid
         super().__init__(msg or f"permission denied reading PID {pid}")
+
+
+def os_call(pid: int, call: Callable[[], T]) -> T:
+    """Run an OS call on /proc/PID, with the errors that mean "gone" or "not allowed" as ours."""
+    try:
+        return call()
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        raise NoSuchProcess(pid) from None
+    except PermissionError:
+        raise AccessDenied(pid) from None
+
+
+def psutil_call(pid: int, call: Callable[[], T]) -> T:
+    """Run a psutil call, translating its exceptions into ours."""
+    try:
+        return call()
+    except psutil.ZombieProcess:
+        raise ZombieProcess(pid) from None
+    except psutil.NoSuchProcess:
+        raise NoSuchProcess(pid) from None
+    except psutil.AccessDenied:
+        raise AccessDenied(pid) from None

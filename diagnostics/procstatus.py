@@ -9,7 +9,7 @@ from typing import Literal
 
 import psutil
 
-from diagnostics.errors import AccessDenied, NoSuchProcess
+from diagnostics.errors import NoSuchProcess, psutil_call
 from diagnostics.proctable import HAS_PROC, list_dir, read_proc_file
 
 Disposition = Literal["default", "ignored", "caught", "blocked"]
@@ -79,13 +79,8 @@ def cmdline(pid: int) -> str:
     (kernel threads, zombies).
     """
     if not HAS_PROC:
-        try:
-            proc = psutil.Process(pid)
-            return " ".join(proc.cmdline()) or f"[{proc.name()}]"
-        except psutil.NoSuchProcess:
-            raise NoSuchProcess(pid) from None
-        except psutil.AccessDenied:
-            raise AccessDenied(pid) from None
+        proc = psutil_call(pid, lambda: psutil.Process(pid))
+        return psutil_call(pid, lambda: " ".join(proc.cmdline()) or f"[{proc.name()}]")
     args = read_proc_file(f"/proc/{pid}/cmdline", pid).rstrip(b"\0").split(b"\0")
     text = " ".join(arg.decode(errors="replace") for arg in args)
     if text:

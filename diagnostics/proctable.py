@@ -24,7 +24,7 @@ from typing import Literal, Protocol
 
 import psutil
 
-from diagnostics.errors import AccessDenied, NoSuchProcess
+from diagnostics.errors import AccessDenied, NoSuchProcess, os_call
 
 Backend = Literal["auto", "children", "scan", "psutil"]
 
@@ -95,12 +95,7 @@ def read_proc_file(path: str, pid: int, *, one_line: bool = False) -> bytes:
     ``one_line`` file is complete once a read ends with a newline, which saves
     the read that would only find the end of the file.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
-        raise NoSuchProcess(pid) from None
-    except PermissionError:
-        raise AccessDenied(pid) from None
+    fd = os_call(pid, lambda: os.open(path, os.O_RDONLY))
     try:
         chunks = []
         while chunk := os.read(fd, 65536):
@@ -150,12 +145,7 @@ def read_stat(pid: int) -> ProcStat:
 
 def list_dir(path: str, pid: int) -> list[str]:
     """Entries of a /proc directory, with the OS errors turned into ours."""
-    try:
-        return os.listdir(path)
-    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
-        raise NoSuchProcess(pid) from None
-    except PermissionError:
-        raise AccessDenied(pid) from None
+    return os_call(pid, lambda: os.listdir(path))
 
 
 def task_children(pid: int) -> set[int]:

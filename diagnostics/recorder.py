@@ -30,9 +30,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
+from diagnostics.contract import SAMPLE_COLUMNS
 from diagnostics.diskio import describe
 from diagnostics.errors import DiagnosticsError, NoSuchProcess
-from diagnostics.sampler import COLUMNS, Sample, Sampler
+from diagnostics.sampler import Sample, Sampler
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class Recorder:
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.csv_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            self._append(COLUMNS)
+            self._append(SAMPLE_COLUMNS)
             self._sampler = Sampler(self.pid)
         except NoSuchProcess:
             self.target_gone = True

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
 from typing import TypeVar
 
 import psutil
 
-from diagnostics.errors import AccessDenied, NoSuchProcess, ZombieProcess
+from diagnostics.contract import Sample
+from diagnostics.errors import AccessDenied, NoSuchProcess, ZombieProcess, psutil_call
 from diagnostics.proctable import (
     Backend,
     PidClock,
@@ -28,44 +28,6 @@ from diagnostics.proctable import (
 )
 
 T = TypeVar("T")
-
-# How each float column is written; integers are written as they are.
-_FLOAT_FORMATS = {
-    "time": ".6f",
-    "elapsed": ".6f",
-    "cpu_percent": ".1f",
-    "sample_cost_ms": ".4f",
-}
-
-
-@dataclass(slots=True)
-class Sample:
-    """One observation of a target. ``None`` means the figure could not be read."""
-
-    time: float  # unix seconds
-    elapsed: float  # seconds since the sampler started
-    children: int  # direct children: alive + zombies
-    alive: int
-    zombies: int
-    descendant_zombies: int  # zombies among grandchildren and deeper
-    fds: int | None
-    rss_bytes: int | None
-    cpu_percent: float | None
-    threads: int | None
-    sample_cost_ms: float  # CPU time (user + system) this sample took
-
-    def csv_row(self) -> list[str]:
-        """The row for samples.csv, in :data:`COLUMNS` order; unknown figures are empty."""
-        return [_format(name, getattr(self, name)) for name in COLUMNS]
-
-
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Sample))
-
-
-def _format(name: str, value: float | None) -> str:
-    if value is None:
-        return ""
-    return format(value, _FLOAT_FORMATS.get(name, ""))
 
 
 class Sampler:
@@ -85,8 +47,8 @@ class Sampler:
         self._cpu_mark = (time.monotonic(), me.cpu_seconds)  # the CPU percent's baseline
         self._process: psutil.Process | None = None  # only where the table has no stat line
         if me.cpu_seconds is None:
-            self._process = _psutil_call(pid, lambda: psutil.Process(pid))
-            _psutil_call(pid, self._process.cpu_percent)  # psutil's own baseline
+            self._process = psutil_call(pid, lambda: psutil.Process(pid))
+            psutil_call(pid, self._process.cpu_percent)  # psutil's own baseline
         self._clock = PidClock()
         self._t0 = time.monotonic()
         self._zombies: dict[int, ProcStat] = {}  # every zombie in the tree, read once
@@ -229,21 +191,9 @@ def _count_fds(pid: int) -> int | None:
         return None
 
 
-def _psutil_call(pid: int, call: Callable[[], T]) -> T:
-    """Run a psutil call, translating its exceptions into ours."""
-    try:
-        return call()
-    except psutil.ZombieProcess:
-        raise ZombieProcess(pid) from None
-    except psutil.NoSuchProcess:
-        raise NoSuchProcess(pid) from None
-    except psutil.AccessDenied:
-        raise AccessDenied(pid) from None
-
-
 def _psutil_figure(pid: int, call: Callable[[], T]) -> T | None:
     """A figure of the target, or None when this user may not read it."""
     try:
-        return _psutil_call(pid, call)
+        return psutil_call(pid, call)
     except AccessDenied:
         return None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from diagnostics import contract
 from diagnostics.diskio import Reserve, describe, write_atomic
 from diagnostics.errors import DiagnosticsError
 from diagnostics.machine import machine_info
@@ -68,18 +69,16 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
     except OSError as error:
         raise OutputError(f"cannot write a run directory in {out}: {error.strerror}") from None
     started = time.time()
-    run: dict[str, Any] = {
-        "id": time.strftime("%Y%m%d-%H%M%S", time.localtime(started)),
-        "kind": "watch",
-        "started": started,
-        "ended": None,
-        "exit_status": "running",
-        "parameters": {"pid": pid, "cmdline": command, "duration": duration, "interval": interval},
-        "scenarios": [SCENARIO],
-        "machine": machine_info(),
-    }
+    run = contract.RunRecord(
+        id=out.name,
+        kind="watch",
+        started=started,
+        parameters={"pid": pid, "cmdline": command, "duration": duration, "interval": interval},
+        scenarios=[SCENARIO],
+        machine=machine_info(),
+    ).to_json()
     try:
-        write_atomic(out / "run.json", _json(run), reserve)
+        write_atomic(out / contract.RUN, _json(run), reserve)
     except OSError as error:
         reserve.release()
         raise OutputError(describe(error, f"writing {out / 'run.json'}")) from None
@@ -89,7 +88,7 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         nonlocal samples
         samples += 1
 
-    recorder = Recorder(pid, scenario_dir / "samples.csv", interval=interval, on_sample=count)
+    recorder = Recorder(pid, scenario_dir / contract.SAMPLES, interval=interval, on_sample=count)
     status, message = "ok", None
     try:
         recorder.start()
@@ -103,23 +102,21 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         recorder.stop()
         ended = time.time()
         run.update(ended=ended, exit_status=status)
-        scenario = {
-            "name": SCENARIO,
-            "strategy": None,
-            "started": started,
-            "ended": ended,
-            "status": status,
-            "capped": False,
-            "server_pid": pid,
-            "samples": samples,
-            "data_ends_at": recorder.latest.time if status == "error" and recorder.latest else None,
-            "errors": [message] if status == "error" else [],
-            "warnings": [message] if status == "target-exited" else [],
-        }
+        scenario = contract.ScenarioRecord(
+            name=SCENARIO,
+            started=started,
+            ended=ended,
+            status=status,
+            server_pid=pid,
+            samples=samples,
+            data_ends_at=recorder.latest.time if status == "error" and recorder.latest else None,
+            errors=[message] if status == "error" else [],
+            warnings=[message] if status == "target-exited" else [],
+        ).to_json()
         try:
             for path, record in (
-                (scenario_dir / "scenario.json", scenario),
-                (out / "run.json", run),
+                (scenario_dir / contract.SCENARIO, scenario),
+                (out / contract.RUN, run),
             ):
                 write_atomic(path, _json(record), reserve)
         except OSError as error:  # the data is there; the record of how it ended is not

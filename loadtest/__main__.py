@@ -8,8 +8,9 @@ import re
 import sys
 from pathlib import Path
 
+from diagnostics import contract
+from diagnostics.commandline import OneLineParser, UsageError
 from loadtest import scenarios
-from loadtest.errors import OneLineParser, UsageError
 from loadtest.expectations import Expectations
 from loadtest.experiment import Settings
 from loadtest.harness import DEFAULT_RUNS, EXIT_INTERRUPTED, Harness, RunPlan
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Run the fork-per-connection server under Locust load while a sampler counts its"
             " children and zombies; write a run directory with plots and a report."
         ),
-        epilog="scenarios: " + ", ".join(scenarios.EVERY_STRATEGY) + ", external (--server-cmd)",
+        epilog="scenarios: " + ", ".join(scenarios.EVERY_SCENARIO) + ", external (--server-cmd)",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
@@ -214,12 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         markdown = None
         code = EXIT_INTERRUPTED
     if markdown:
-        summary_json = harness.run_dir / "summary.json"
+        summary_json = harness.run_dir / contract.SUMMARY_JSON
         if sys.stdout.isatty() and not args.plain and summary_json.is_file():
             print_summary(json.loads(summary_json.read_text()))
         else:
             print(markdown)
-        for name in ("index.html", "summary.md", "summary.json", "zombies.png", "children.png"):
+        for name in contract.RUN_REPORT:
             print(f"  {harness.run_dir / name}")
     status = harness.record["exit_status"]
     print(

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from diagnostics import contract
+from diagnostics.cpumeter import CpuMeter
 from diagnostics.diskio import Reserve, describe, write_atomic
 from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
@@ -36,7 +38,6 @@ from loadtest.interrupts import INTERRUPTS
 from loadtest.live import Progress, View
 from loadtest.load import (
     LOCUSTFILE,
-    CpuMeter,
     FailureReader,
     LoadProgress,
     LoadShape,
@@ -105,12 +106,13 @@ class Experiment:
         self.settings = settings
         self.folder = folder
         self.view = view
-        self.record: dict[str, Any] = {
-            "name": scenario.name,
-            "strategy": scenario.strategy,
-            "leak_client_fd": scenario.leak_client_fd,
-            "server_cmd": scenario.server_cmd,
-            "asked": {
+        self.record: dict[str, Any] = contract.ScenarioRecord(
+            name=scenario.name,
+            strategy=scenario.strategy,
+            leak_client_fd=scenario.leak_client_fd,
+            **scenario.described(),
+            server_cmd=scenario.server_cmd,
+            asked={
                 "users": settings.shape.users,
                 "rate": settings.shape.rate,
                 "duration": settings.shape.duration,
@@ -120,38 +122,11 @@ class Experiment:
                 "expect": asdict(settings.expectations),
                 "max_failures": settings.max_failures,
             },
-            "started": time.time(),
-            "load_started": None,
-            "load_ended": None,
-            "ended": None,
-            "status": "running",
-            "capped": False,
-            "cap": None,
-            "capped_at": None,
-            "cap_enforcement": None,
-            "cgroup": None,
-            "refused_at_cap": None,
-            "data_ends_at": None,
-            "interrupted_at": None,
-            "server_pid": None,
-            "locust_pid": None,
-            "exit_code": 0,
-            "peak_zombies": 0,
-            "baseline_sample": None,
-            "final_sample": None,
-            "settle": None,
-            "zombie_holders": None,
-            "shell_wrapper": False,
-            "reaped_child_faults": None,
-            "sigchld_handled": None,
-            "load": None,
-            "locust_exit": None,
-            "server_counters": None,
-            "locust_cpu": None,
-            "cross_checks": [],
-            "errors": [],
-            "warnings": [],
-        }
+            started=time.time(),
+            exit_code=0,
+            peak_zombies=0,
+            shell_wrapper=False,
+        ).to_json()
         self.reserve = reserve
         self._cap_reached = threading.Event()
         self._cap_lock = threading.Lock()
@@ -262,7 +237,7 @@ class Experiment:
         assert self._target is not None
         self._recorder = Recorder(
             self._target.pid,
-            self.folder / "samples.csv",
+            self.folder / contract.SAMPLES,
             interval=self.settings.interval,
             on_sample=self._on_sample,
             on_error=self._on_sampler_error,
@@ -509,7 +484,7 @@ class Experiment:
             record["status"] = "capped" if record["capped"] else "ok"
         counters = record["server_counters"]
         if counters is not None:
-            self._write("server.json", counters)
+            self._write(contract.SERVER, counters)
         final = record["final_sample"] or {}
         load = record["load"] or {}
         checks = cross_checks(
@@ -554,7 +529,7 @@ class Experiment:
         )
 
     def _save(self) -> None:
-        self._write("scenario.json", self.record)
+        self._write(contract.SCENARIO, self.record)
 
     def _write(self, name: str, data: dict[str, Any]) -> None:
         """Write a record of this scenario; a failure fails the scenario (once, in one line)."""

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from diagnostics import contract
 from diagnostics.diskio import Reserve, describe, write_atomic
 from diagnostics.machine import machine_info
 from diagnostics.runs import DEFAULT_RUNS, new_run_dir
@@ -58,18 +59,15 @@ class Harness:
             raise NoRoom(describe(error, f"in {plan.runs_root}")) from None
         settings = asdict(plan.settings)
         parameters = {**settings.pop("shape"), **settings}
-        self.record: dict[str, Any] = {
-            "id": self.run_dir.name,
-            "kind": "loadtest",
-            "started": time.time(),
-            "ended": None,
-            "exit_status": "running",
-            "exit_code": None,
-            "parameters": parameters,
-            "scenarios": [scenario.name for scenario in plan.scenarios],
-            "machine": machine_info(),
-            "subreaper": False,
-        }
+        self.record: dict[str, Any] = contract.RunRecord(
+            id=self.run_dir.name,
+            kind="loadtest",
+            started=time.time(),
+            parameters=parameters,
+            scenarios=[scenario.name for scenario in plan.scenarios],
+            machine=machine_info(),
+            subreaper=False,
+        ).to_json()
 
     def run(self) -> int:
         INTERRUPTS.install()
@@ -124,7 +122,7 @@ class Harness:
         """Write run.json; False (and the cause said in one line) if it could not be."""
         text = json.dumps(self.record, indent=2, default=str) + "\n"
         try:
-            write_atomic(self.run_dir / "run.json", text, self.reserve)
+            write_atomic(self.run_dir / contract.RUN, text, self.reserve)
         except OSError as error:
             self.view.message(f"error: {describe(error, 'writing run.json')}")
             return False

@@ -13,8 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from diagnostics.errors import DiagnosticsError
-from diagnostics.proctable import open_table
+from diagnostics import contract
 from loadtest.expectations import Expectations
 from loadtest.processes import ManagedProcess
 from reports.files import read_table
@@ -54,13 +53,13 @@ def start_locust(
         "--run-time", f"{shape.duration}s",
         "--reaperlab-rate", str(shape.rate),
         "--reaperlab-expect", expectations.to_option(),
-        "--csv", str(folder.resolve() / "locust"), "--csv-full-history",
+        "--csv", str(folder.resolve() / contract.LOCUST_PREFIX), "--csv-full-history",
         "--stop-timeout", "2",
         "--exit-code-on-error", "0",
     ]  # fmt: skip
     if shape.processes > 1:
         command += ["--processes", str(shape.processes)]
-    return ManagedProcess("locust", command, folder / "locust.log", cwd=folder)
+    return ManagedProcess("locust", command, folder / contract.LOCUST_LOG, cwd=folder)
 
 
 def start_timeout(shape: LoadShape) -> float:
@@ -77,7 +76,7 @@ class LoadProgress:
 
 def read_progress(folder: Path) -> LoadProgress:
     """Locust's own running totals, from the newest row of its history CSV."""
-    table = read_table(folder / "locust_stats_history.csv").value
+    table = read_table(folder / contract.HISTORY).value
     history = history_from_table(table) if table is not None else None
     if history is None:
         return LoadProgress(None, None, None)
@@ -94,7 +93,7 @@ class FailureReader:
     """
 
     def __init__(self, folder: Path) -> None:
-        self._path = folder / "locust_failures.csv"
+        self._path = folder / contract.FAILURES
         self._stamp: tuple[int, int] | None = None
         self._reasons: list[tuple[str, int]] = []
 
@@ -116,7 +115,7 @@ def _reason_text(reason: tuple[str, int]) -> str:
 
 def read_totals(folder: Path) -> LoadProgress:
     """Locust's final totals (stats CSV), falling back to its history for a cut-short run."""
-    table = read_table(folder / "locust_stats.csv").value
+    table = read_table(folder / contract.STATS).value
     totals = totals_from_stats(table) if table is not None else None
     if totals is None:
         return read_progress(folder)
@@ -125,36 +124,5 @@ def read_totals(folder: Path) -> LoadProgress:
 
 def failure_reasons(folder: Path) -> list[tuple[str, int]]:
     """Why requests failed, most frequent first, from Locust's failures CSV (empty if none)."""
-    table = read_table(folder / "locust_failures.csv").value
+    table = read_table(folder / contract.FAILURES).value
     return reasons_from_table(table) if table is not None else []
-
-
-class CpuMeter:
-    """CPU used by Locust (master and workers), so a saturated load generator is noticed.
-
-    The tree is walked through the kernel's children lists (diagnostics.proctable),
-    not psutil's ``children(recursive=True)``, which reads every process on the
-    machine: with the 2,000 zombies of a no-reaper run that was 39 ms of the
-    harness's CPU at every tick, taken from the server being measured.
-    """
-
-    def __init__(self, pid: int) -> None:
-        self._pid = pid
-        self._seen: dict[int, float] = {}
-
-    def update(self) -> None:
-        table = open_table()
-        pending = [self._pid]
-        while pending:
-            pid = pending.pop()
-            try:
-                cpu = table.stat(pid).cpu_seconds
-                pending.extend(table.children(pid))
-            except DiagnosticsError:
-                continue
-            if cpu is not None:
-                self._seen[pid] = cpu
-
-    @property
-    def cpu_seconds(self) -> float:
-        return sum(self._seen.values())

@@ -32,7 +32,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-from reports.rundir import REQUEST_COLUMNS, REQUESTS
+from diagnostics.contract import REQUEST_COLUMNS, REQUESTS
 
 TIMELINE_HZ = 10
 REPORT_INTERVAL_S = 1 / TIMELINE_HZ

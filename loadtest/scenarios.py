@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from server.reapers import STRATEGIES as STRATEGY_CLASSES
+
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
@@ -12,38 +14,46 @@ class Scenario:
     strategy: str | None
     """The server's --reaper; None when the server is not ours (--server-cmd)."""
     leak_client_fd: bool = False
-    caption: str = ""
     server_cmd: str | None = None
     """The command of a server that is not ours, with {port} where the port goes."""
+    color_key: int | None = None
+    """The scenario's place among ours: reports colour it by this, so it keeps its colour."""
 
     def server_args(self) -> list[str]:
         args = ["--reaper", self.strategy] if self.strategy else []
         return [*args, "--leak-client-fd"] if self.leak_client_fd else args
 
+    def described(self) -> dict[str, bool | str | int | None]:
+        """What reports need to know about the strategy, for scenario.json: reports read it
+        from there and keep no list of strategies of their own."""
+        reaper = STRATEGY_CLASSES.get(self.strategy or "")
+        return {
+            "reaps_all": None if reaper is None else reaper.reaps_all,
+            "meaning": None if reaper is None else reaper.meaning,
+            "shortfall": None if reaper is None else reaper.shortfall,
+            "color_key": self.color_key,
+        }
 
-SCENARIOS: dict[str, Scenario] = {
-    s.name: s
-    for s in (
-        Scenario("reaper-loop", "loop", caption="SIGCHLD handler loops waitpid until 0"),
-        Scenario("no-reaper", "none", caption="the parent never calls waitpid"),
-        Scenario("reaper-single", "single", caption="one waitpid per signal; signals coalesce"),
-        Scenario("reaper-ignore", "ignore", caption="SIGCHLD ignored: the kernel reaps"),
-        Scenario("reaper-wakeup", "wakeup", caption="wakeup fd; the main loop reaps"),
-        Scenario("fd-leak", "loop", leak_client_fd=True, caption="parent keeps client sockets"),
-        Scenario("external", None, caption="a server given by --server-cmd"),
+
+def scenario_for(strategy: str) -> str:
+    """The name of the scenario that runs our server with ``strategy``: the leak is no-reaper."""
+    return f"reaper-{strategy}" if STRATEGY_CLASSES[strategy].reaps else "no-reaper"
+
+
+OURS: tuple[Scenario, ...] = tuple(
+    Scenario(scenario.name, scenario.strategy, scenario.leak_client_fd, color_key=key)
+    for key, scenario in enumerate(
+        (
+            *(Scenario(scenario_for(name), name) for name in STRATEGY_CLASSES),
+            Scenario("fd-leak", "loop", leak_client_fd=True),
+        )
     )
-}
-
-STRATEGIES = sorted({s.strategy for s in SCENARIOS.values() if s.strategy})
-DEFAULT = ("reaper-loop", "no-reaper")
-EVERY_STRATEGY = (
-    "reaper-loop",
-    "no-reaper",
-    "reaper-single",
-    "reaper-ignore",
-    "reaper-wakeup",
-    "fd-leak",
 )
+"""Our server's scenarios: one per strategy of server/reapers.py, then the fd leak."""
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (*OURS, Scenario("external", None))}
+STRATEGIES = sorted(STRATEGY_CLASSES)
+DEFAULT = ("reaper-loop", "no-reaper")
+EVERY_SCENARIO = tuple(s.name for s in OURS)
 
 
 EXTERNAL_NAME = re.compile(r"([a-z0-9-]+)=(.*)", re.DOTALL)
@@ -71,11 +81,6 @@ def external(specs: list[str]) -> list[Scenario]:
     return chosen
 
 
-def for_strategy(strategy: str) -> str:
-    """The scenario that runs our server with ``strategy``."""
-    return "no-reaper" if strategy == "none" else f"reaper-{strategy}"
-
-
 def select(
     names: list[str] | None, strategy: str | None, every: bool, server_cmds: list[str]
 ) -> list[Scenario]:
@@ -85,13 +90,13 @@ def select(
             raise ValueError("--server-cmd runs only the servers it names")
         return external(server_cmds)
     if every:
-        chosen: tuple[str, ...] | list[str] = EVERY_STRATEGY
+        chosen: tuple[str, ...] | list[str] = EVERY_SCENARIO
     elif strategy:
-        chosen = [for_strategy(strategy)]
+        chosen = [scenario_for(strategy)]
     else:
         chosen = names or DEFAULT
     unknown = [name for name in chosen if name not in SCENARIOS or name == "external"]
     if unknown:
-        known = ", ".join(EVERY_STRATEGY)
+        known = ", ".join(EVERY_SCENARIO)
         raise ValueError(f"unknown scenario {unknown[0]!r} (known: {known})")
     return [SCENARIOS[name] for name in dict.fromkeys(chosen)]

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from diagnostics import contract
 from loadtest.errors import ServerNotListening
 from loadtest.processes import ManagedProcess
 from loadtest.readiness import exited_early, wait_until_ready
@@ -98,7 +99,7 @@ def start_ours(
         "--work-ms", str(work_ms),
         *scenario.server_args(),
     ]  # fmt: skip
-    process = ManagedProcess("server", command, folder / "server.log", ROOT, cgroup_procs)
+    process = ManagedProcess("server", command, folder / contract.SERVER_LOG, ROOT, cgroup_procs)
     try:
         port = _wait_for_banner(process, timeout)
     except BaseException:  # Ctrl-C while waiting too: the server is not yet ours to clean up
@@ -117,7 +118,9 @@ def start_external(
     port = _free_loopback_port()
     argv = [arg.replace("{port}", str(port)) for arg in validate_server_cmd(template)]
     try:
-        process = ManagedProcess("server", argv, folder / "server.log", Path.cwd(), cgroup_procs)
+        process = ManagedProcess(
+            "server", argv, folder / contract.SERVER_LOG, Path.cwd(), cgroup_procs
+        )
     except OSError as error:
         raise ServerNotListening(
             f"cannot start --server-cmd: {error.strerror}: {argv[0]}"

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
+from diagnostics.contract import REQUEST_COLUMNS, REQUESTS
 from loadtest.load import LoadProgress
-from reports.rundir import REQUEST_COLUMNS, REQUESTS
 
 RATE_WINDOW_S = 1.0
 """The rate is over the last second of rows (or all of them, early on)."""

@@ -42,7 +42,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "watch": Command(("diagnostics", "watch"), "sample a running process into a run directory"),
     "report": Command(("reports",), "redraw the plots and report of a run directory"),
-    "bench": Command(("loadtest.bench",), "the project's own speed beside the alternatives"),
+    "bench": Command(("bench",), "the project's own speed beside the alternatives"),
 }
 
 

@@ -6,21 +6,25 @@ directory; 1 when the report cannot be written there.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from diagnostics.commandline import OneLineParser, UsageError
 from reports.build import build_report
 from reports.rundir import NotARunDirectory
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m reports",
         description="Plots and report (index.html, summary.md, summary.json) for a run directory.",
     )
     parser.add_argument("run_dir", type=Path, help="a run directory, or reports/latest")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"reports: error: {exc}", file=sys.stderr)
+        return 2
     try:
         result = build_report(args.run_dir)
     except NotARunDirectory as exc:

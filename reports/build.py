@@ -11,14 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from diagnostics.contract import (
+    CHILDREN_PNG,
+    INDEX_HTML,
+    RUN,
+    SUMMARY_JSON,
+    SUMMARY_MD,
+    ZOMBIES_PNG,
+)
 from reports.html import render_index
 from reports.markdown import to_markdown
 from reports.plots import plot_children, plot_dashboard, plot_zombies
 from reports.rundir import load_run
 from reports.summary import summarize, to_json
 
-ZOMBIES_PNG = "zombies.png"
-CHILDREN_PNG = "children.png"
 # Names the run-wide outputs already use; a scenario's dashboard must not overwrite them.
 RESERVED_STEMS = frozenset({"zombies", "children", "index", "summary", "run"})
 
@@ -68,11 +74,11 @@ def build_report(run_dir: Path) -> ReportResult:
             plot_dashboard(run, scenario, row["verdict"], out / dashboards[scenario.name])
         )
     markdown = to_markdown(summary)
-    page = render_index(summary, [ZOMBIES_PNG, CHILDREN_PNG], (out / "run.json").is_file())
+    page = render_index(summary, [ZOMBIES_PNG, CHILDREN_PNG], (out / RUN).is_file())
     for name, content in (
-        ("summary.json", to_json(summary)),
-        ("summary.md", markdown),
-        ("index.html", page),
+        (SUMMARY_JSON, to_json(summary)),
+        (SUMMARY_MD, markdown),
+        (INDEX_HTML, page),
     ):
         (out / name).write_text(content, encoding="utf-8")
         written.append(out / name)

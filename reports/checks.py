@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-REAPING_STRATEGIES = ("loop", "ignore", "wakeup")
 # Locust counts a request when its response arrives and the server when it accepts the
 # connection, so up to one request per user can be in flight when either stops counting.
 MIN_REQUEST_SLACK = 5
@@ -29,6 +28,8 @@ class Counts:
     """The figures the checks compare; None where a file did not provide one."""
 
     strategy: str | None = None
+    reaps_all: bool | None = None
+    """The strategy promises to leave no zombie (scenario.json's reaps_all)."""
     final_zombies: int | None = None
     final_alive: int | None = None
     forked: int | None = None
@@ -54,13 +55,13 @@ def zombies_match_counters(counts: Counts) -> Check | None:
     The final sample is taken while the server still serves, before its shutdown
     sweep, and the server's ``reaped`` counts only what it reaped while serving
     (the sweep's are ``reaped_at_shutdown``), so the identity is exact for every
-    strategy whose parent counts its reaps. Under ``ignore`` the kernel reaps and
-    the server reports ``reaped`` as null: no check.
+    strategy whose parent counts its reaps. Where the kernel reaps (SIGCHLD
+    ignored) the server reports ``reaped`` as null: no check.
     """
     final, alive = counts.final_zombies, counts.final_alive
     forked, reaped = counts.forked, counts.reaped
     figures = (counts.strategy, final, alive, forked, reaped)
-    if counts.strategy == "ignore" or any(figure is None for figure in figures):
+    if any(figure is None for figure in figures):
         return None
     expected = forked - reaped - alive
     sums = f"forked {forked} - reaped {reaped} - still running {alive}"
@@ -74,8 +75,8 @@ def zombies_match_counters(counts: Counts) -> Check | None:
 
 
 def zombies_all_reaped(counts: Counts) -> Check | None:
-    """A reaping server must end with no zombies at all."""
-    if counts.strategy not in REAPING_STRATEGIES or counts.final_zombies is None:
+    """A server whose strategy promises to reap every child must end with no zombies at all."""
+    if not counts.reaps_all or counts.final_zombies is None:
         return None
     if counts.final_zombies == 0:
         return Check(True, "no zombies left at the end")

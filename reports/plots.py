@@ -9,8 +9,9 @@ a short one. Every series shares one clock: seconds since the scenario started.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,21 +25,18 @@ from matplotlib.ticker import MaxNLocator
 from reports.rundir import Run, Scenario
 from reports.series import envelope, last_finite, peak, windowed_rate
 from reports.table import parameter
-from reports.verdicts import STRATEGY_MEANING
 
 DPI = 110
 WIDTH_IN = 10.0
-# The same scenario keeps the same colour in every figure; red is for the leak.
-SCENARIO_COLORS = {
-    "no-reaper": "#d62728",
-    "reaper-loop": "#2ca02c",
-    "reaper-single": "#ff7f0e",
-    "reaper-ignore": "#1f77b4",
-    "reaper-wakeup": "#9467bd",
-    "fd-leak": "#8c564b",
-    "external": "#7f7f7f",
-    "watch": "#d62728",
-}
+# The same scenario keeps the same colour in every figure: scenario.json's color_key is
+# its place in loadtest/scenarios.py's list of our scenarios (one per strategy, in
+# server/reapers.py's order, then the fd leak), and these are taken in that order, so
+# the default scenarios keep the colours they always had. Red is for the leak, and for
+# a watched process's zombies.
+PALETTE = ("#2ca02c", "#d62728", "#ff7f0e", "#1f77b4", "#9467bd", "#8c564b")
+WATCH_COLOR = "#d62728"
+# A scenario with no key (a server given by --server-cmd): grey, then the spares.
+KEYLESS_COLOR = "#7f7f7f"
 SPARE_COLORS = ("#17becf", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39")
 # Live children are not a scenario: a neutral colour, so no scenario's colour means two things.
 LIVE_COLOR = "#555555"
@@ -82,15 +80,16 @@ def time_label(run: Run) -> str:
     return f"seconds since the {'watch' if run.kind == 'watch' else 'scenario'} started"
 
 
-def scenario_colors(names: Iterable[str]) -> dict[str, str]:
+def scenario_colors(run: Run) -> dict[str, str]:
+    """Each scenario's colour, by the key the harness recorded (see PALETTE)."""
+    if run.kind == "watch":
+        return {scenario.name: WATCH_COLOR for scenario in run.scenarios}
+    keyed = PALETTE + SPARE_COLORS
+    keyless = itertools.chain([KEYLESS_COLOR], itertools.cycle(SPARE_COLORS))
     colors: dict[str, str] = {}
-    spare = 0
-    for name in names:
-        if name in SCENARIO_COLORS:
-            colors[name] = SCENARIO_COLORS[name]
-        else:
-            colors[name] = SPARE_COLORS[spare % len(SPARE_COLORS)]
-            spare += 1
+    for scenario in run.scenarios:
+        key = scenario.color_key
+        colors[scenario.name] = next(keyless) if key is None else keyed[key % len(keyed)]
     return colors
 
 
@@ -241,7 +240,7 @@ def plot_zombies(run: Run, path: Path) -> Path:
     figure = _figure(5.8)
     ax = figure.subplots()
     figure.subplots_adjust(left=0.08, right=0.72, top=0.92, bottom=0.15)
-    colors = scenario_colors(s.name for s in run.scenarios)
+    colors = scenario_colors(run)
     sampled = [s for s in run.scenarios if s.samples is not None]
     deeper = any(s.samples.has_deeper_zombies for s in sampled if s.samples is not None)
     legend: list[Line2D] = []
@@ -327,7 +326,7 @@ def plot_children(run: Run, path: Path) -> Path:
     figure.subplots_adjust(
         left=0.08, right=0.8, top=1 - 0.55 * inch, bottom=0.9 * inch, hspace=0.25
     )
-    colors = scenario_colors(s.name for s in run.scenarios)
+    colors = scenario_colors(run)
     figure.suptitle(
         "Live children (requests in flight), as sampled", fontsize=12, y=1 - 0.1 * inch, va="top"
     )
@@ -499,7 +498,7 @@ def plot_dashboard(run: Run, scenario: Scenario, verdict: str, path: Path) -> Pa
     figure.subplots_adjust(
         left=0.08, right=0.91, top=1 - 0.95 * inch, bottom=0.85 * inch, hspace=0.32
     )
-    color = scenario_colors(s.name for s in run.scenarios)[scenario.name]
+    color = scenario_colors(run)[scenario.name]
     for ax, panel in zip(axes, panels, strict=True):
         panel(ax, scenario, color)
         _mark_timeline(ax, scenario)
@@ -510,7 +509,7 @@ def plot_dashboard(run: Run, scenario: Scenario, verdict: str, path: Path) -> Pa
     else:
         title = text(scenario.name) + (f"  (reaper: {text(strategy)})" if strategy else "")
     figure.suptitle(title, fontsize=13, fontweight="bold", y=1 - 0.12 * inch, va="top")
-    meaning = STRATEGY_MEANING.get(strategy or "")
+    meaning = scenario.meaning
     if meaning:
         figure.text(0.5, 1 - 0.48 * inch, meaning, ha="center", va="top", color="#555")
     notes = [f"verdict: {verdict}"]

@@ -15,6 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from diagnostics.contract import (
+    EXCEPTIONS,
+    FAILURES,
+    HISTORY,
+    LOCUST_LOG,
+    REQUESTS,
+    RUN,
+    SAMPLES,
+    SCENARIO,
+    SERVER,
+    SERVER_LOG,
+    STATS,
+)
 from reports.files import FileState, Read, Table, read_json_object, read_table, to_float
 from reports.locust import (
     LocustHistory,
@@ -25,20 +38,6 @@ from reports.locust import (
     totals_from_stats,
 )
 from reports.series import first_finite
-
-SAMPLES = "samples.csv"
-SCENARIO = "scenario.json"
-SERVER = "server.json"
-SERVER_LOG = "server.log"
-STATS = "locust_stats.csv"
-HISTORY = "locust_stats_history.csv"
-FAILURES = "locust_failures.csv"
-EXCEPTIONS = "locust_exceptions.csv"
-LOCUST_LOG = "locust.log"
-REQUESTS = "locust_requests.csv"
-"""Completed requests and failures, running totals read ten times a second on the
-samples' clock (unix time), written by loadtest/locust_timeline.py."""
-REQUEST_COLUMNS = ("time", "requests", "failures")
 
 SCENARIO_FILES = (
     SAMPLES,
@@ -51,19 +50,6 @@ SCENARIO_FILES = (
     FAILURES,
     EXCEPTIONS,
     LOCUST_LOG,
-)
-SAMPLE_COLUMNS = (
-    "time",
-    "elapsed",
-    "children",
-    "alive",
-    "zombies",
-    "descendant_zombies",
-    "fds",
-    "rss_bytes",
-    "cpu_percent",
-    "threads",
-    "sample_cost_ms",
 )
 
 
@@ -139,19 +125,46 @@ class Scenario:
     start: float = 0.0
     notes: list[str] = field(default_factory=list)
 
+    def text(self, key: str) -> str | None:
+        """A string from scenario.json, None when absent or not a string."""
+        value = self.meta.get(key)
+        return value if isinstance(value, str) else None
+
+    def flag(self, key: str) -> bool | None:
+        """A boolean from scenario.json, None when absent or not a boolean."""
+        value = self.meta.get(key)
+        return value if isinstance(value, bool) else None
+
     @property
     def strategy(self) -> str | None:
-        value = self.meta.get("strategy")
-        return value if isinstance(value, str) else None
+        return self.text("strategy")
+
+    @property
+    def reaps_all(self) -> bool | None:
+        """Whether the strategy promises to leave no zombie (None: unknown, not ours)."""
+        return self.flag("reaps_all")
+
+    @property
+    def meaning(self) -> str | None:
+        """The strategy's meaning in one line, as the harness recorded it from the registry."""
+        return self.text("meaning")
+
+    @property
+    def shortfall(self) -> str | None:
+        return self.text("shortfall")
+
+    @property
+    def color_key(self) -> int | None:
+        value = self.meta.get("color_key")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     @property
     def leak_client_fd(self) -> bool:
-        return self.meta.get("leak_client_fd") is True
+        return self.flag("leak_client_fd") is True
 
     @property
     def capped(self) -> bool | None:
-        value = self.meta.get("capped")
-        return value if isinstance(value, bool) else None
+        return self.flag("capped")
 
     def number(self, key: str) -> float:
         """A number from scenario.json, NaN when absent or not a number."""
@@ -266,7 +279,7 @@ def load_run(path: Path) -> Run:
         )
     except OSError as exc:
         raise NotARunDirectory(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    run_json = read_json_object(directory / "run.json")
+    run_json = read_json_object(directory / RUN)
     if run_json.state is FileState.MISSING and not on_disk:
         raise NotARunDirectory(f"{path}: not a run directory (no run.json, no scenario folders)")
 
@@ -383,7 +396,8 @@ def _samples(table: Table, start: float) -> Samples | None:
     """Samples with a time axis; None when no row has a usable clock."""
     if not len(table):
         return None
-    columns = {name: table.numbers(name) for name in SAMPLE_COLUMNS if table.has(name)}
+    # Every column the file has: one a newer sampler added is read without a change here.
+    columns = {name: table.numbers(name) for name in table.header}
     unix = columns.get("time")
     if unix is not None and np.isfinite(unix).any() and start:
         t = unix - start

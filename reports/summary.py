@@ -90,6 +90,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     evidence = Evidence(
         kind=run.kind,
         strategy=scenario.strategy,
+        shortfall=scenario.shortfall,
         t=samples.t if samples is not None else np.empty(0),
         zombies=series("zombies"),
         fds=series("fds"),
@@ -116,6 +117,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     )
     counts = Counts(
         strategy=scenario.strategy,
+        reaps_all=scenario.reaps_all,
         final_zombies=final_zombies,
         final_alive=_first_known(in_final("alive"), sampled("alive", last_finite)),
         forked=forked,

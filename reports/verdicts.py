@@ -3,7 +3,8 @@
 Pure functions of plain numbers and numpy arrays, so they are tested on synthetic series.
 A verdict is judged from what was measured, not from the strategy's name: a "loop" reaper
 that leaves zombies is reported as leaving zombies. The strategy only chooses the likely
-cause to name ("signals coalesced" for a reaper that waits once per SIGCHLD).
+cause to name ("signals coalesced" for a reaper that waits once per SIGCHLD), as the
+strategy's ``shortfall`` recorded in scenario.json.
 """
 
 from __future__ import annotations
@@ -28,14 +29,6 @@ BEHIND_MIN = 100
 FD_PER_REQUEST = 0.8
 FD_MIN_GROWTH = 10
 
-STRATEGY_MEANING = {
-    "none": "the parent never calls waitpid, so every exited child stays a zombie",
-    "single": "one waitpid per SIGCHLD: signals that arrive together coalesce into one",
-    "loop": "the SIGCHLD handler loops waitpid(-1, WNOHANG) until nothing is left",
-    "ignore": "SIGCHLD is ignored, so the kernel reaps children itself",
-    "wakeup": "the handler only wakes the main loop, which reaps every child",
-}
-
 
 def _no_series() -> np.ndarray:
     return np.empty(0)
@@ -47,6 +40,8 @@ class Evidence:
 
     kind: str = "loadtest"
     strategy: str | None = None
+    shortfall: str | None = None
+    """Why the strategy leaves some children unreaped, if it is known to (scenario.json)."""
     t: np.ndarray = field(default_factory=_no_series)
     zombies: np.ndarray = field(default_factory=_no_series)
     fds: np.ndarray = field(default_factory=_no_series)
@@ -257,8 +252,8 @@ def zombie_verdict(evidence: Evidence) -> str:
         return f"{plural(final, 'zombie')} left for {children} {noun}"
     if share >= ONE_PER_REQUEST:
         return "leaks one zombie per request"
-    if evidence.strategy == "single":
-        return f"signals coalesced: {percent(share)} of children left as zombies"
+    if evidence.shortfall:
+        return f"{evidence.shortfall}: {percent(share)} of children left as zombies"
     return f"{percent(share)} of children left as zombies"
 
 

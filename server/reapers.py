@@ -94,8 +94,16 @@ class Strategy:
 
     name: str
     summary: str
+    """The line ``--help`` shows."""
+    meaning: str
+    """The line a report shows under the strategy's figure: what it does, in words."""
     reaps = True
     """False only for the strategy that reproduces the leak: its zombies are left as they are."""
+    reaps_all = True
+    """Whether it promises that no zombie is left: a report checks the promise against the
+    samples. False for the leak and for the reaper that loses coalesced signals."""
+    shortfall: str | None = None
+    """Why it leaves some children unreaped, where it reaps yet not all: a report names it."""
     reaps_counted = True
     """False where the kernel, not the parent, collects the children while serving."""
 
@@ -109,6 +117,7 @@ class Strategy:
 class LoopReaper(Strategy):
     name = "loop"
     summary = "SIGCHLD handler loops waitpid(-1, WNOHANG) until 0 (the tutorial's grim_reaper)"
+    meaning = "the SIGCHLD handler loops waitpid(-1, WNOHANG) until nothing is left"
 
     def install(self, counters: Counters) -> None:
         def handle(_signum: int, _frame: FrameType | None) -> None:
@@ -121,6 +130,9 @@ class LoopReaper(Strategy):
 class SingleReaper(Strategy):
     name = "single"
     summary = "SIGCHLD handler reaps once per signal; coalesced signals leave zombies"
+    meaning = "one waitpid per SIGCHLD: signals that arrive together coalesce into one"
+    reaps_all = False
+    shortfall = "signals coalesced"
 
     def install(self, counters: Counters) -> None:
         def handle(_signum: int, _frame: FrameType | None) -> None:
@@ -133,6 +145,8 @@ class SingleReaper(Strategy):
 class NoReaper(Strategy):
     name = "none"
     summary = "never calls waitpid: one zombie per request (the bug)"
+    meaning = "the parent never calls waitpid, so every exited child stays a zombie"
+    reaps_all = False
     reaps = False
 
     def install(self, counters: Counters) -> None:
@@ -142,6 +156,7 @@ class NoReaper(Strategy):
 class IgnoreReaper(Strategy):
     name = "ignore"
     summary = "SIGCHLD set to SIG_IGN: the kernel reaps, the parent learns nothing"
+    meaning = "SIGCHLD is ignored, so the kernel reaps children itself"
     reaps_counted = False
 
     def install(self, counters: Counters) -> None:
@@ -151,6 +166,7 @@ class IgnoreReaper(Strategy):
 class WakeupReaper(Strategy):
     name = "wakeup"
     summary = "handler does nothing; set_wakeup_fd wakes the main loop, which reaps"
+    meaning = "the handler only wakes the main loop, which reaps every child"
 
     def install(self, counters: Counters) -> None:
         # A Python-level handler must exist for the wakeup fd to be written;
@@ -166,6 +182,8 @@ def _do_nothing(_signum: int, _frame: FrameType | None) -> None:
     """A handler whose only job is to make the kernel interrupt and the wakeup fd fire."""
 
 
+# The one list of strategies: the server's --reaper, loadtest's scenarios and (through
+# scenario.json) the reports all follow it, so a new strategy is a class added here.
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (LoopReaper, NoReaper, SingleReaper, IgnoreReaper, WakeupReaper)
 }

@@ -1,5 +1,5 @@
 """Helpers for the diagnostics tests: bounded waits, an independent oracle (psutil),
-and helper programs for the cases diagnostics.holder does not cover.
+and helper programs for the cases bench.holder does not cover.
 
 Nothing here sleeps and hopes: waits poll a condition until a deadline, then the
 test asserts.

@@ -13,11 +13,14 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from diagnostics import contract
+from loadtest.scenarios import SCENARIOS, Scenario
 
 
 def header(line: str) -> list[str]:
@@ -25,10 +28,7 @@ def header(line: str) -> list[str]:
     return next(csv.reader([line]))
 
 
-SAMPLE_HEADER = header(
-    "time,elapsed,children,alive,zombies,descendant_zombies,fds,rss_bytes,cpu_percent,"
-    "threads,sample_cost_ms"
-)
+SAMPLE_HEADER = list(contract.SAMPLE_COLUMNS)
 STATS_HEADER = header(
     "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
     "Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,"
@@ -40,7 +40,6 @@ HISTORY_HEADER = header(
     "Total Average Response Time,Total Min Response Time,Total Max Response Time,"
     "Total Average Content Size"
 )
-FLOAT_COLUMNS = frozenset({"time", "elapsed", "cpu_percent", "sample_cost_ms"})
 FAILURES_HEADER = header("Method,Name,Error,Occurrences,First Seen,Last Seen")
 EXCEPTIONS_HEADER = header("Count,Message,Traceback,Nodes")
 
@@ -69,6 +68,12 @@ class Spec:
     cap: int = 5000
     users: int = 20
     seed: int = 1
+
+
+def described(spec: Spec) -> dict[str, Any]:
+    """What the harness records about the strategy, from the same registry it uses."""
+    scenario = SCENARIOS.get(spec.name) or Scenario(spec.name, spec.strategy)
+    return replace(scenario, strategy=spec.strategy).described()
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -129,7 +134,7 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
             strict=True,
         )
     ]
-    write_csv(folder / "samples.csv", SAMPLE_HEADER, rows)
+    write_csv(folder / contract.SAMPLES, SAMPLE_HEADER, rows)
 
     total = int(forked[-1])
     final = int(zombies[-1])
@@ -166,10 +171,10 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
     write_csv(folder / "locust_stats.csv", STATS_HEADER, stats)
     write_csv(folder / "locust_failures.csv", FAILURES_HEADER, [])
     write_csv(folder / "locust_exceptions.csv", EXCEPTIONS_HEADER, [])
-    (folder / "locust.log").write_text("locust: all users spawned\n", encoding="utf-8")
-    (folder / "server.log").write_text("serving on 127.0.0.1:40223\n", encoding="utf-8")
+    (folder / contract.LOCUST_LOG).write_text("locust: all users spawned\n", encoding="utf-8")
+    (folder / contract.SERVER_LOG).write_text("serving on 127.0.0.1:40223\n", encoding="utf-8")
     write_json(
-        folder / "server.json",
+        folder / contract.SERVER,
         {
             "accepted": total,
             "forked": total,
@@ -181,34 +186,37 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
     ended = started + float(t[-1])
     last = rows[-1]
     write_json(
-        folder / "scenario.json",
-        {
-            "name": spec.name,
-            "strategy": spec.strategy,
-            "leak_client_fd": spec.leak_client_fd,
-            "server_cmd": None,
-            "asked": {
-                "users": spec.users,
-                "rate": spec.rps,
-                "duration": spec.duration,
-                "work_ms": 0,
-            },
-            "started": started,
-            "load_started": started + lead,
-            "load_ended": started + load_end,
-            "ended": ended,
-            "status": "capped" if capped_at is not None else "ok",
-            "capped": capped_at is not None,
-            "cap": spec.cap,
-            "capped_at": capped_at,
-            "server_pid": 4242,
-            "final_sample": {
-                name: float(cell) if name in FLOAT_COLUMNS else int(cell)
-                for name, cell in zip(SAMPLE_HEADER, last, strict=True)
-            },
-            "errors": [],
-            "warnings": [],
-        },
+        folder / contract.SCENARIO,
+        contract.ScenarioRecord(
+            **{
+                "name": spec.name,
+                "strategy": spec.strategy,
+                "leak_client_fd": spec.leak_client_fd,
+                **described(spec),
+                "server_cmd": None,
+                "asked": {
+                    "users": spec.users,
+                    "rate": spec.rps,
+                    "duration": spec.duration,
+                    "work_ms": 0,
+                },
+                "started": started,
+                "load_started": started + lead,
+                "load_ended": started + load_end,
+                "ended": ended,
+                "status": "capped" if capped_at is not None else "ok",
+                "capped": capped_at is not None,
+                "cap": spec.cap,
+                "capped_at": capped_at,
+                "server_pid": 4242,
+                "final_sample": {
+                    name: float(cell) if name in contract.FLOAT_COLUMNS else int(cell)
+                    for name, cell in zip(SAMPLE_HEADER, last, strict=True)
+                },
+                "errors": [],
+                "warnings": [],
+            }
+        ).to_json(),
     )
     return ended
 
@@ -221,15 +229,15 @@ def write_run(run_dir: Path, specs: list[Spec], run_id: str = "20261126-221500")
         started = write_scenario(run_dir, spec, started) + 1
     first = specs[0] if specs else Spec("none", None)
     write_json(
-        run_dir / "run.json",
-        {
-            "id": run_id,
-            "kind": "loadtest",
-            "started": RUN_STARTED,
-            "ended": started,
-            "exit_status": "ok",
-            "exit_code": 0,
-            "parameters": {
+        run_dir / contract.RUN,
+        contract.RunRecord(
+            id=run_id,
+            kind="loadtest",
+            started=RUN_STARTED,
+            ended=started,
+            exit_status="ok",
+            exit_code=0,
+            parameters={
                 "users": first.users,
                 "rate": first.rps,
                 "duration": first.duration,
@@ -239,9 +247,9 @@ def write_run(run_dir: Path, specs: list[Spec], run_id: str = "20261126-221500")
                 "zombie_cap": first.cap,
                 "server_cmd": None,
             },
-            "scenarios": [spec.name for spec in specs],
-            "machine": MACHINE,
-        },
+            scenarios=[spec.name for spec in specs],
+            machine=MACHINE,
+        ).to_json(),
     )
     return run_dir
 
@@ -267,37 +275,39 @@ def write_watch_run(run_dir: Path, zombies: np.ndarray, interval: float = 0.5) -
         ]
         for x, z in zip(t, zombies, strict=True)
     ]
-    write_csv(folder / "samples.csv", SAMPLE_HEADER, rows)
+    write_csv(folder / contract.SAMPLES, SAMPLE_HEADER, rows)
     write_json(
-        folder / "scenario.json",
-        {
-            "name": "watch",
-            "strategy": None,
-            "started": RUN_STARTED,
-            "status": "ok",
-            "final_sample": None,
-            "errors": [],
-            "warnings": [],
-        },
+        folder / contract.SCENARIO,
+        contract.ScenarioRecord(
+            **{
+                "name": "watch",
+                "strategy": None,
+                "started": RUN_STARTED,
+                "status": "ok",
+                "final_sample": None,
+                "errors": [],
+                "warnings": [],
+            }
+        ).to_json(),
     )
     write_json(
-        run_dir / "run.json",
-        {
-            "id": "20261126-230000",
-            "kind": "watch",
-            "started": RUN_STARTED,
-            "ended": RUN_STARTED + float(t[-1]),
-            "exit_status": "ok",
-            "exit_code": 0,
-            "parameters": {
+        run_dir / contract.RUN,
+        contract.RunRecord(
+            id="20261126-230000",
+            kind="watch",
+            started=RUN_STARTED,
+            ended=RUN_STARTED + float(t[-1]),
+            exit_status="ok",
+            exit_code=0,
+            parameters={
                 "pid": 777,
                 "cmdline": ["/usr/bin/helperd", "--fork"],
                 "duration": float(t[-1]),
                 "interval": interval,
             },
-            "scenarios": ["watch"],
-            "machine": MACHINE,
-        },
+            scenarios=["watch"],
+            machine=MACHINE,
+        ).to_json(),
     )
     return run_dir
 

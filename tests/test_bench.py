@@ -1,4 +1,4 @@
-"""`python -m loadtest.bench` end to end on its tiny setting: the file's shape, not the speed.
+"""`python -m bench` end to end on its tiny setting: the file's shape, not the speed.
 
 Benchmarks are not tests; nothing here asserts how fast anything is. These check
 that the bench runs, writes every figure it promises, keeps partial results when
@@ -20,7 +20,7 @@ import pytest
 
 from tests.server_helpers import ROOT, wait_until
 
-BENCH = [sys.executable, "-m", "loadtest.bench"]
+BENCH = [sys.executable, "-m", "bench"]
 
 
 def only_json(folder: Path) -> dict:
@@ -33,6 +33,7 @@ def positive(value: object) -> bool:
     return isinstance(value, int | float) and value > 0
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     result = subprocess.run(
         [*BENCH, "--quick", "--out", str(tmp_path)],
@@ -82,6 +83,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert "1. Server throughput" in result.stdout and str(tmp_path) in result.stdout
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_everything_and_keeps_what_was_measured(tmp_path: Path) -> None:
     bench = subprocess.Popen(
         [*BENCH, "--sections", "throughput", "--rounds", "5", "--seconds", "5"]

@@ -15,6 +15,8 @@ import math
 import random
 from pathlib import Path
 
+import pytest
+
 from diagnostics.recorder import Recorder
 from tests import diag_helpers as h
 
@@ -47,6 +49,7 @@ sys.stdin.readline()
 """
 
 
+@pytest.mark.slow
 def test_poisson_sampling_sees_transient_children_of_a_rhythmic_load(tmp_path: Path) -> None:
     path = tmp_path / "samples.csv"
     proc = h.spawn(RHYTHM, str(PERIOD_S), str(CHILD_S), str(PERIODS))

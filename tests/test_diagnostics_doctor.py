@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.holder import Disposition, HolderSpec, ZombieHolder
 from diagnostics.doctor import examine, examine_all
-from diagnostics.holder import Disposition, HolderSpec, ZombieHolder
 from diagnostics.procstatus import sigchld_disposition
 from tests import diag_helpers as h
 
@@ -63,7 +63,7 @@ def test_report_counts_ages_and_exit_codes() -> None:
     assert report["exit_codes"] == {"0": 2, "1": 1, "SIGKILL": 1}
     assert report["oldest_zombie_s"] >= 0
     assert report["growth_per_s"] is None and report["pid1"] is False
-    assert "diagnostics.holder" in report["cmdline"]
+    assert "bench.holder" in report["cmdline"]
     assert report["verdict"].startswith(f"PID {holder.pid} holds 4 zombie children, SIGCHLD at")
 
 

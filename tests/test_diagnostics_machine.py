@@ -29,7 +29,7 @@ def test_pid_headroom_is_what_is_left_below_the_limits() -> None:
 def test_bench_runs_side_by_side_and_leaves_nothing_behind() -> None:
     """Small levels and no budget: this checks the table's shape, not the speed."""
     result = h.run_cli_module(
-        "diagnostics.bench_sampler",
+        "bench.sampler_levels",
         *["--zombies", "0", "20", "--rounds", "2", "--json", "--budget-ms", "1e9"],
     )
     assert result.returncode == 0, result.stderr
@@ -39,5 +39,5 @@ def test_bench_runs_side_by_side_and_leaves_nothing_behind() -> None:
 
 
 def test_bench_refuses_too_many_zombies() -> None:
-    result = h.run_cli_module("diagnostics.bench_sampler", "--zombies", "3000")
+    result = h.run_cli_module("bench.sampler_levels", "--zombies", "3000")
     assert result.returncode == 2

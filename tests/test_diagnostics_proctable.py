@@ -8,8 +8,8 @@ import threading
 import psutil
 import pytest
 
+from bench.holder import HolderSpec, ZombieHolder
 from diagnostics.errors import NoSuchProcess
-from diagnostics.holder import HolderSpec, ZombieHolder
 from diagnostics.proctable import (
     CLOCK_TICKS,
     allocated_between,

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from diagnostics.holder import HolderSpec, ZombieHolder
+from bench.holder import HolderSpec, ZombieHolder
+from diagnostics.contract import SAMPLE_COLUMNS
 from diagnostics.recorder import Recorder
-from diagnostics.sampler import COLUMNS, Sample
+from diagnostics.sampler import Sample
 from tests import diag_helpers as h
 
 
@@ -40,7 +41,7 @@ def test_records_one_flushed_row_per_sample(tmp_path: Path) -> None:
             rec.stop()
             rec.stop()  # idempotent
         assert rec.sample_now() is None  # stopped: nothing more is written
-    assert lines(path)[0].split(",") == list(COLUMNS)
+    assert lines(path)[0].split(",") == list(SAMPLE_COLUMNS)
     table = rows(path)
     assert all(r["zombies"] == "3" and r["alive"] == "1" and r["children"] == "4" for r in table)
     times = [float(r["time"]) for r in table]
@@ -71,7 +72,7 @@ def test_missing_target_leaves_a_header_and_target_gone(tmp_path: Path) -> None:
     assert rec.wait(h.DEADLINE_S)
     rec.stop()
     assert rec.target_gone and rec.latest is None
-    assert lines(path) == [",".join(COLUMNS)]
+    assert lines(path) == [",".join(SAMPLE_COLUMNS)]
 
 
 def test_failing_callback_does_not_stop_sampling(tmp_path: Path) -> None:
@@ -108,12 +109,12 @@ def test_rows_survive_a_killed_writer(tmp_path: Path) -> None:
     assert writer.returncode == -signal.SIGKILL
     text = path.read_text()
     complete = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
-    assert complete[0].split(",") == list(COLUMNS)
+    assert complete[0].split(",") == list(SAMPLE_COLUMNS)
     assert len(complete) >= 30
     for line in complete[1:]:
         cells = line.split(",")
-        assert len(cells) == len(COLUMNS)
-        row = dict(zip(COLUMNS, cells, strict=True))
+        assert len(cells) == len(SAMPLE_COLUMNS)
+        row = dict(zip(SAMPLE_COLUMNS, cells, strict=True))
         assert (row["zombies"], row["alive"]) == ("2", "2")
         float(row["time"]), float(row["sample_cost_ms"])
 
@@ -154,5 +155,5 @@ def test_a_write_cut_short_leaves_only_whole_rows(tmp_path: Path) -> None:
     assert out.decode().strip() == "file too large writing samples.csv"
     text = path.read_text()
     assert len(text) <= 1000 and text.endswith("\n")
-    assert {len(line.split(",")) for line in text.splitlines()} == {len(COLUMNS)}
+    assert {len(line.split(",")) for line in text.splitlines()} == {len(SAMPLE_COLUMNS)}
     assert len(text.splitlines()) > 2

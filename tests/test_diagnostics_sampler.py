@@ -9,16 +9,17 @@ import sys
 import psutil
 import pytest
 
+from bench.holder import HolderSpec, ZombieHolder
 from diagnostics import sampler as sampler_module
+from diagnostics.contract import SAMPLE_COLUMNS
 from diagnostics.errors import NoSuchProcess, ZombieProcess
-from diagnostics.holder import HolderSpec, ZombieHolder
 from diagnostics.proctable import ProcStat, read_stat
-from diagnostics.sampler import COLUMNS, Sample, Sampler
+from diagnostics.sampler import Sample, Sampler
 from tests import diag_helpers as h
 
 
 def test_columns_are_the_contract() -> None:
-    assert COLUMNS == (
+    assert SAMPLE_COLUMNS == (
         "time",
         "elapsed",
         "children",

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from subprocess import PIPE
 
-from diagnostics.holder import HolderSpec, ZombieHolder
+from bench.holder import HolderSpec, ZombieHolder
 from diagnostics.sockets import is_listening, listening_ports
 from diagnostics.tree import is_shell_wrapper, snapshot
 
@@ -19,7 +19,7 @@ def test_holders_are_named_deepest_culprit_included() -> None:
     top, second = tree.holders
     assert (top.zombies, top.depth) == (3, 1) and top.pid != holder.pid
     assert (second.pid, second.zombies, second.depth) == (holder.pid, 2, 0)
-    assert "diagnostics.holder" in second.cmdline
+    assert "bench.holder" in second.cmdline
 
 
 FORK_AND_REAP = """

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from diagnostics.holder import HolderSpec, ZombieHolder
-from diagnostics.sampler import COLUMNS
+from bench.holder import HolderSpec, ZombieHolder
+from diagnostics.contract import SAMPLE_COLUMNS, RunRecord, ScenarioRecord
 from diagnostics.watch import watch
 from tests import diag_helpers as h
 
@@ -37,7 +37,7 @@ def load(run_dir: Path) -> tuple[dict, dict, list[dict[str, str]]]:
     scenario = json.loads((run_dir / "watch" / "scenario.json").read_text())
     with (run_dir / "watch" / "samples.csv").open(newline="") as f:
         reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames or ()) == COLUMNS
+        assert tuple(reader.fieldnames or ()) == SAMPLE_COLUMNS
         rows = list(reader)
     return run, scenario, rows
 
@@ -82,7 +82,7 @@ def test_watch_writes_a_run_directory(tmp_path: Path) -> None:
         "duration": 0.3,
         "interval": 0.02,
     }
-    assert "diagnostics.holder" in run["parameters"]["cmdline"]
+    assert "bench.holder" in run["parameters"]["cmdline"]
     assert len(run["id"]) == 15 and run["started"] <= run["ended"]
     assert {"python", "kernel", "cpus", "pid_max", "platform", "hostname"} <= run["machine"].keys()
     assert scenario["name"] == "watch" and scenario["strategy"] is None
@@ -192,3 +192,19 @@ def test_cli_watch_an_unwritable_out_is_one_line_and_exit_2(tmp_path: Path, out:
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert "cannot write a run directory" in result.stderr
+
+
+def test_run_json_is_a_run_record() -> None:
+    """The watch and the harness write run.json through one record: its keys are all there."""
+    record = RunRecord(id="x", kind="watch", started=1.0, parameters={}, scenarios=[], machine={})
+    data = json.loads(json.dumps(record.to_json()))
+    assert RunRecord.from_json({**data, "added_later": 1}) == record
+    assert data["exit_status"] == "running" and data["ended"] is None
+
+
+def test_scenario_json_is_a_scenario_record() -> None:
+    """What a watch does not measure stays null, never a 0 that reads as measured."""
+    record = ScenarioRecord(name="watch", started=1.0, server_pid=7, samples=3)
+    data = json.loads(json.dumps(record.to_json()))
+    assert ScenarioRecord.from_json(data) == record
+    assert data["peak_zombies"] is None and data["final_sample"] is None

@@ -54,6 +54,7 @@ def assert_nothing_left(*records: dict[str, Any]) -> None:
                 assert not psutil.pid_exists(record[key]), f"{key} {record[key]} still exists"
 
 
+@pytest.mark.slow
 def test_two_scenarios_end_to_end(tmp_path: Path) -> None:
     # A relative --out, as `make loadtest` uses: every file must land under it all the same.
     result = run_harness(Path("runs"), "--duration", "3", cwd=tmp_path)
@@ -87,6 +88,7 @@ def test_two_scenarios_end_to_end(tmp_path: Path) -> None:
     assert_nothing_left(loop, leak)
 
 
+@pytest.mark.slow
 def test_the_zombie_cap_stops_the_load(tmp_path: Path) -> None:
     cap = 300
     result = run_harness(
@@ -143,6 +145,7 @@ def wait_for_load(out: Path, scenario: str) -> dict[str, Any]:
     return read_json(path())
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_everything_and_keeps_the_data(tmp_path: Path) -> None:
     with harness_in_background(tmp_path, "--no-reaper") as proc:
         before = wait_for_load(tmp_path, "no-reaper")
@@ -159,6 +162,7 @@ def test_ctrl_c_ends_everything_and_keeps_the_data(tmp_path: Path) -> None:
     assert_nothing_left(before, record)
 
 
+@pytest.mark.slow
 def test_a_killed_server_is_reported_and_its_zombies_reaped(tmp_path: Path) -> None:
     with harness_in_background(tmp_path, "--no-reaper") as proc:
         before = wait_for_load(tmp_path, "no-reaper")
@@ -198,6 +202,7 @@ def test_bad_flags_are_one_line_and_exit_2(tmp_path: Path, args: list[str], mess
     assert not any(tmp_path.iterdir())  # nothing was started, nothing written
 
 
+@pytest.mark.slow
 def test_a_server_that_never_listens_is_exit_2(tmp_path: Path) -> None:
     result = run_harness(
         tmp_path, "--server-cmd", "sleep 30 {port}", "--server-timeout", "1", "--duration", "3"
@@ -209,6 +214,7 @@ def test_a_server_that_never_listens_is_exit_2(tmp_path: Path) -> None:
     assert_nothing_left(record)
 
 
+@pytest.mark.slow
 def test_locust_failing_to_start_is_reported(tmp_path: Path) -> None:
     broken = tmp_path / "broken_locustfile.py"
     broken.write_text("def broken(:\n")
@@ -221,6 +227,7 @@ def test_locust_failing_to_start_is_reported(tmp_path: Path) -> None:
     assert_nothing_left(record)
 
 
+@pytest.mark.slow
 def test_an_external_server_runs_under_the_same_harness(tmp_path: Path) -> None:
     command = f"{sys.executable} -m server --port {{port}} --reaper wakeup"
     result = run_harness(tmp_path, "--server-cmd", command, "--duration", "3")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from diagnostics.sampler import COLUMNS
+from diagnostics.contract import SAMPLE_COLUMNS
 from loadtest import cgroup
 from tests.server_helpers import ROOT
 from tests.test_loadtest_harness import (
@@ -49,6 +49,7 @@ def assert_no_cgroup_left(record: dict) -> None:
     assert not Path(record["cgroup"]["path"]).exists(), "the scenario's cgroup was not removed"
 
 
+@pytest.mark.slow
 @needs_cgroup
 @pytest.mark.parametrize("attempt", [1, 2, 3])
 def test_the_kernel_holds_the_cap_at_full_speed(tmp_path: Path, attempt: int) -> None:
@@ -95,6 +96,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=True)
 
 
+@pytest.mark.slow
 @needs_cgroup
 def test_a_full_disk_stops_the_load_and_says_so(small_disk: Path) -> None:
     cap = 1000
@@ -120,7 +122,7 @@ def test_a_full_disk_stops_the_load_and_says_so(small_disk: Path) -> None:
     # What was gathered is whole rows, and nothing temporary is left.
     text = (run / "no-reaper" / "samples.csv").read_text()
     assert text.endswith("\n") and len(text.splitlines()) > 10
-    assert {len(line.split(",")) for line in text.splitlines()} == {len(COLUMNS)}
+    assert {len(line.split(",")) for line in text.splitlines()} == {len(SAMPLE_COLUMNS)}
     leftovers = [p.name for p in small_disk.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == [] and not (run / ".reserve").exists()
     assert_no_cgroup_left(record)
@@ -149,6 +151,7 @@ def _group_gone(pgid: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("presses", [2, 3])
 def test_ctrl_c_again_does_not_cut_the_clean_up_short(tmp_path: Path, presses: int) -> None:
     # Children that work 3 s keep the server shutting down for a while after the first
@@ -190,6 +193,7 @@ def test_ctrl_c_again_does_not_cut_the_clean_up_short(tmp_path: Path, presses: i
     assert_nothing_left(before, record)
 
 
+@pytest.mark.slow
 def test_a_run_that_gathered_nothing_does_not_replace_latest(tmp_path: Path) -> None:
     runs = tmp_path / "reports" / "runs"
     (runs / "older").mkdir(parents=True)
@@ -206,6 +210,7 @@ def test_a_run_that_gathered_nothing_does_not_replace_latest(tmp_path: Path) -> 
     assert os.readlink(tmp_path / "reports" / "latest") == "runs/older"
 
 
+@pytest.mark.slow
 def test_without_a_cgroup_the_summary_says_the_cap_is_only_sampled(tmp_path: Path) -> None:
     # A private mount namespace where the pids hierarchy is read-only: no cgroup can be made.
     read_only = (

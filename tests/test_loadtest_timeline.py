@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.rundir import REQUESTS, SAMPLES
+from diagnostics.contract import REQUESTS, SAMPLES
 from tests.server_helpers import ROOT
 
 # A fifth of a second: the claim is "within one sampling interval", and on a busy machine

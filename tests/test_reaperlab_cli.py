@@ -19,7 +19,7 @@ HELP_SAYS = {
     "doctor": "usage: python -m diagnostics doctor",
     "watch": "usage: python -m diagnostics watch",
     "report": "usage: python -m reports",
-    "bench": "usage: python -m loadtest.bench",
+    "bench": "usage: python -m bench",
 }
 
 

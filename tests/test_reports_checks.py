@@ -5,6 +5,12 @@ from __future__ import annotations
 import pytest
 
 from reports.checks import Counts, cross_checks
+from server.reapers import STRATEGIES
+
+
+def ours(strategy: str, **figures: int | None) -> Counts:
+    """Counts of our server under ``strategy``, with its promise as the harness records it."""
+    return Counts(strategy=strategy, reaps_all=STRATEGIES[strategy].reaps_all, **figures)
 
 
 def texts(counts: Counts) -> list[tuple[bool, str]]:
@@ -12,14 +18,12 @@ def texts(counts: Counts) -> list[tuple[bool, str]]:
 
 
 def test_no_reaper_zombies_equal_forked_minus_reaped() -> None:
-    checks = texts(
-        Counts(strategy="none", final_zombies=2000, final_alive=0, forked=2000, reaped=0)
-    )
+    checks = texts(ours("none", final_zombies=2000, final_alive=0, forked=2000, reaped=0))
     assert checks == [(True, "final zombies 2000 = forked 2000 - reaped 0 - still running 0")]
 
 
 def test_no_reaper_mismatch_is_explained() -> None:
-    counts = Counts(strategy="none", final_zombies=1998, final_alive=0, forked=2000, reaped=0)
+    counts = ours("none", final_zombies=1998, final_alive=0, forked=2000, reaped=0)
     [(ok, text)] = texts(counts)
     assert not ok
     assert text.startswith("final zombies 1998 != forked 2000 - reaped 0 - still running 0 = 2000")
@@ -27,23 +31,21 @@ def test_no_reaper_mismatch_is_explained() -> None:
 
 @pytest.mark.parametrize("strategy", ["none", "single", "loop", "wakeup"])
 def test_the_identity_counts_children_still_running(strategy: str) -> None:
-    counts = Counts(strategy=strategy, final_zombies=0, final_alive=3, forked=50, reaped=47)
+    counts = ours(strategy, final_zombies=0, final_alive=3, forked=50, reaped=47)
     assert (True, "final zombies 0 = forked 50 - reaped 47 - still running 3") in texts(counts)
-    single = Counts(strategy="single", final_zombies=7, final_alive=2, forked=50, reaped=41)
+    single = ours("single", final_zombies=7, final_alive=2, forked=50, reaped=41)
     assert texts(single) == [(True, "final zombies 7 = forked 50 - reaped 41 - still running 2")]
 
 
 def test_no_identity_where_the_kernel_reaps() -> None:
-    counts = Counts(strategy="ignore", final_zombies=0, final_alive=0, forked=50, reaped=None)
+    counts = ours("ignore", final_zombies=0, final_alive=0, forked=50, reaped=None)
     assert texts(counts) == [(True, "no zombies left at the end")]
 
 
 def test_reaping_strategy_must_end_with_no_zombies() -> None:
     for strategy in ("loop", "ignore", "wakeup"):
-        assert texts(Counts(strategy=strategy, final_zombies=0)) == [
-            (True, "no zombies left at the end")
-        ]
-        [(ok, text)] = texts(Counts(strategy=strategy, final_zombies=3))
+        assert texts(ours(strategy, final_zombies=0)) == [(True, "no zombies left at the end")]
+        [(ok, text)] = texts(ours(strategy, final_zombies=3))
         assert not ok and f"strategy {strategy}" in text
 
 
@@ -60,6 +62,6 @@ def test_requests_and_accepted_may_differ_by_requests_in_flight() -> None:
 
 
 def test_unmeasured_figures_skip_their_checks() -> None:
-    assert texts(Counts(strategy="none", final_zombies=5)) == []
+    assert texts(ours("none", final_zombies=5)) == []
     assert texts(Counts(strategy="loop")) == []
     assert texts(Counts(requests=10)) == []

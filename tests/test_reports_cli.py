@@ -65,3 +65,7 @@ def test_renders_through_the_latest_link_and_prints_paths(tmp_path: Path) -> Non
         "index.html",
     ]  # fmt: skip
     assert all(path.parent == run_dir.resolve() and path.is_file() for path in printed)
+
+
+def test_a_bad_flag_is_one_line(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("--bogus", str(tmp_path)), "unrecognized arguments: --bogus")

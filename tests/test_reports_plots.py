@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from diagnostics.contract import REQUEST_COLUMNS, REQUESTS
 from reports.plots import _exact_peak, _reference, completed_requests
 from reports.rundir import (
-    REQUEST_COLUMNS,
-    REQUESTS,
     Completed,
     Samples,
     Scenario,

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from diagnostics.contract import SAMPLE_COLUMNS, SAMPLES
 from reports.files import FileState, read_json_object, read_table
 from reports.locust import history_from_table, totals_from_history, totals_from_stats
+from reports.rundir import load_scenario
 from reports.series import envelope, time_mean, windowed_rate
 from tests.reports_fixtures import HISTORY_HEADER, STATS_HEADER, write_csv
 
@@ -153,3 +155,14 @@ def test_a_group_of_settings_reads_as_its_given_values() -> None:
     assert parameter(given) == "(status 200, body_check True)"
     assert parameter(["python3", "-m", "http.server"]) == "python3 -m http.server"
     assert parameter(None) == NOT_MEASURED
+
+
+def test_every_numeric_column_of_samples_csv_is_read(tmp_path: Path) -> None:
+    """A column a newer sampler adds reaches reports without a list to update."""
+    header = [*SAMPLE_COLUMNS, "new_figure"]
+    rows = [[1000.0 + i, i, 1, 1, 0, 0, 5, 1, 0.0, 1, 0.1, 7 * i] for i in range(3)]
+    (tmp_path / "s").mkdir()
+    write_csv(tmp_path / "s" / SAMPLES, header, rows)
+    scenario = load_scenario(tmp_path, "s", watch=True)
+    assert scenario.samples is not None
+    assert list(scenario.samples["new_figure"]) == [0.0, 7.0, 14.0]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from reports.verdicts import Evidence, growth_per_s, percent, verdict
+from server.reapers import STRATEGIES
 
 T = np.arange(0, 20, 0.05)  # 20 s at 20 samples/s
 RPS = 100
@@ -29,7 +30,13 @@ def test_last_children_still_running_do_not_hide_the_leak() -> None:
 
 
 def test_single_waitpid_per_signal_reports_coalescing_share() -> None:
-    evidence = Evidence(strategy="single", t=T, zombies=leak_series(0.43), forked=2000)
+    evidence = Evidence(
+        strategy="single",
+        shortfall=STRATEGIES["single"].shortfall,
+        t=T,
+        zombies=leak_series(0.43),
+        forked=2000,
+    )
     assert verdict(evidence) == "signals coalesced: 43% of children left as zombies"
 
 
@@ -39,7 +46,9 @@ def test_partial_leak_without_single_strategy_names_no_cause() -> None:
 
 
 def test_tiny_leak_is_not_rounded_to_zero_percent() -> None:
-    evidence = Evidence(strategy="single", final_zombies=3, forked=2000)
+    evidence = Evidence(
+        strategy="single", shortfall=STRATEGIES["single"].shortfall, final_zombies=3, forked=2000
+    )
     assert verdict(evidence) == "signals coalesced: 0.1% of children left as zombies"
 
 

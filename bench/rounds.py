@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from loadtest.bench.loadgen import LoadResult
+from bench.loadgen import LoadResult
 
 T = TypeVar("T")
 

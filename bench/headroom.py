@@ -15,10 +15,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench.contenders import OURS
-from loadtest.bench.loadgen import LoadResult, Locust, LocustRun, Wrk, run_locust, watch_locust
-from loadtest.bench.rounds import median, paired_ratio, rotated, summarise
-from loadtest.bench.settings import Settings
+from bench.contenders import OURS
+from bench.loadgen import LoadResult, Locust, LocustRun, Wrk, run_locust, watch_locust
+from bench.rounds import median, paired_ratio, rotated, summarise
+from bench.settings import BenchSettings
 from loadtest.load import HOOKS, LOCUSTFILE, LoadShape, start_timeout
 from loadtest.processes import ManagedProcess
 
@@ -41,7 +41,7 @@ def plain_locust(url: str, shape: LoadShape, folder: Path) -> ManagedProcess:
 
 
 def measure(
-    settings: Settings, generator: Wrk | Locust, scratch: Path, out: dict[str, Any]
+    settings: BenchSettings, generator: Wrk | Locust, scratch: Path, out: dict[str, Any]
 ) -> None:
     """Alternate the ways against one server; fill ``out`` as runs end."""
     shape = LoadShape(users=settings.connections, rate=0.0, duration=settings.seconds)

@@ -11,11 +11,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from bench.contenders import OURS
+from bench.loadgen import LoadResult, Locust, Wrk
+from bench.rounds import paired_ratio, rotated, summarise, target
+from bench.settings import BenchSettings
 from diagnostics.recorder import Recorder
-from loadtest.bench.contenders import OURS
-from loadtest.bench.loadgen import LoadResult, Locust, Wrk
-from loadtest.bench.rounds import paired_ratio, rotated, summarise, target
-from loadtest.bench.settings import Settings
 
 INTERVAL = 0.05
 """The harness's default sampling interval: 20 samples a second."""
@@ -28,7 +28,7 @@ gave medians of 1.00 and 0.99."""
 
 
 def measure(
-    settings: Settings, generator: Wrk | Locust, scratch: Path, out: dict[str, Any]
+    settings: BenchSettings, generator: Wrk | Locust, scratch: Path, out: dict[str, Any]
 ) -> None:
     """Alternate rounds with and without the sampler on one server; fill ``out`` as they end."""
     folder = scratch / "observer"
@@ -55,7 +55,7 @@ def measure(
 
 
 def _summary(
-    plain: list[LoadResult], watched: list[LoadResult], costs: list[float], settings: Settings
+    plain: list[LoadResult], watched: list[LoadResult], costs: list[float], settings: BenchSettings
 ) -> dict[str, Any]:
     without, with_sampler = summarise(plain), summarise(watched)
     return {

@@ -1,7 +1,7 @@
 """Benchmark: CPU cost of one Sampler.sample() against psutil children() + status(),
 side by side (alternating, same target, same moment) at 0, 500 and 2000 zombies.
 
-    python -m diagnostics.bench_sampler [--rounds 20] [--zombies 0 500 2000] [--json]
+    python -m bench.sampler_levels [--rounds 20] [--zombies 0 500 2000] [--json]
 
 Cost is the CPU time (user + system, time.thread_time) of the measuring thread, so
 other load on the machine does not inflate it. "ours" is the steady state (zombies
@@ -19,17 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from types import FrameType
 
 import psutil
 
-from diagnostics.holder import HolderSpec, ZombieHolder
+from bench.holder import HolderSpec, ZombieHolder
+from diagnostics.commandline import sigterm_as_ctrl_c
 from diagnostics.machine import pid_headroom
 from diagnostics.sampler import Sampler
 from diagnostics.subreaper import become_subreaper
@@ -98,12 +97,8 @@ def render(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diagnostics.bench_sampler")
+    parser = argparse.ArgumentParser(prog="python -m bench.sampler_levels")
     parser.add_argument("--rounds", type=int, default=20, help="samples per way and level")
     parser.add_argument("--zombies", type=int, nargs="+", default=[0, 500, 2000])
     parser.add_argument("--budget-ms", type=float, default=BUDGET_MS)
@@ -115,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if pid_headroom() < max(args.zombies) + 500:
         print(f"bench: only {pid_headroom()} PIDs free; not making zombies", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _terminate)
+    sigterm_as_ctrl_c()
     become_subreaper()
     rows = []
     try:

@@ -1,16 +1,19 @@
 """Section 2: what one sample costs at 0, 500 and 2000 zombies, next to psutil.
 
-The measuring is diagnostics.bench_sampler's; this only runs its levels and keeps
+The measuring is bench.sampler_levels's; this only runs its levels and keeps
 the rows. It makes zombies on purpose, so it checks the PID headroom first.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from diagnostics.bench_sampler import BUDGET_MS, MAX_ZOMBIES
-from diagnostics.bench_sampler import measure as measure_level
+from bench.loadgen import Locust, Wrk
+from bench.sampler_levels import BUDGET_MS, MAX_ZOMBIES
+from bench.sampler_levels import measure as measure_level
+from bench.settings import BenchSettings
 from diagnostics.machine import pid_headroom
 
 SPARE_PIDS = 500
@@ -23,8 +26,11 @@ def check_levels(levels: tuple[int, ...]) -> None:
         raise ValueError(f"zombie levels must be 0 to {MAX_ZOMBIES}")
 
 
-def measure(levels: tuple[int, ...], rounds: int, out: dict[str, Any]) -> None:
+def measure(
+    settings: BenchSettings, _generator: Wrk | Locust, _scratch: Path, out: dict[str, Any]
+) -> None:
     """Fill ``out`` level by level; skip (and say why) when PIDs are short."""
+    levels, rounds = settings.zombies, settings.sampler_rounds
     out.update(budget_ms=BUDGET_MS, levels=[])
     headroom = pid_headroom()
     if headroom < max(levels) + SPARE_PIDS:

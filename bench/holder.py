@@ -7,7 +7,7 @@ is one: ``waitid(..., WNOWAIT)`` waits for the exit without reaping, so nobody h
 to poll and hope. Its lifetime is tied to its stdin: closing the pipe makes every
 process of the tree reap its own children and exit, so nothing is left behind.
 
-Run as ``python -m diagnostics.holder`` with the spec as JSON in the environment
+Run as ``python -m bench.holder`` with the spec as JSON in the environment
 variable ``DIAGNOSTICS_HOLDER_SPEC`` (kept off the command line, which would be
 thousands of characters long); use :class:`ZombieHolder` to drive it.
 """
@@ -89,7 +89,7 @@ class ZombieHolder:
         repo_root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": repo_root, SPEC_ENV: json.dumps(asdict(self.spec))}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "diagnostics.holder"],
+            [sys.executable, "-m", "bench.holder"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

@@ -1,4 +1,4 @@
-"""``python -m loadtest.bench``: the project's own speed, side by side with the alternatives.
+"""``python -m bench``: the project's own speed, side by side with the alternatives.
 
 A load-testing tool has to know its own numbers: how fast the server under test
 is next to what a user would otherwise run, what the sampler costs, whether

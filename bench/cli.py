@@ -1,4 +1,4 @@
-"""The command line of ``python -m loadtest.bench``: flags in, checked Settings out."""
+"""The command line of ``python -m bench``: flags in, checked BenchSettings out."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtest.bench.sampler_cost import check_levels
-from loadtest.bench.settings import SECTIONS, Settings
-from loadtest.errors import OneLineParser, UsageError
+from bench.sampler_cost import check_levels
+from bench.sections import SECTIONS
+from bench.settings import BenchSettings
+from diagnostics.commandline import OneLineParser, UsageError
 
 DEFAULT_OUT = Path("reports/bench")
 MAX_SECONDS = 300
@@ -23,7 +24,7 @@ could end before any request completed."""
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m loadtest.bench",
+        prog="python -m bench",
         description=(
             "Side-by-side speed table: our server vs socketserver.ForkingTCPServer and a"
             " minimal forking server, the sampler's cost, its observer effect and the"
@@ -57,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse(argv: Sequence[str] | None) -> Settings:
-    """Settings from the command line; UsageError with a one-line reason otherwise."""
+def parse(argv: Sequence[str] | None) -> BenchSettings:
+    """The settings from the command line; UsageError with a one-line reason otherwise."""
     args = build_parser().parse_args(argv)
     base = QUICK if args.quick else FULL
     rounds = base["rounds"] if args.rounds is None else args.rounds
@@ -83,7 +84,7 @@ def parse(argv: Sequence[str] | None) -> Settings:
         check_levels(zombies)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return Settings(
+    return BenchSettings(
         rounds=rounds,
         seconds=seconds,
         connections=args.connections,

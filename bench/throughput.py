@@ -8,11 +8,11 @@ from typing import Any
 
 import psutil
 
-from loadtest.bench.contenders import CONTENDERS, FORKING_TCP, MINIMAL, OURS, Contender
-from loadtest.bench.forkrate import ForkRate, fork_rate
-from loadtest.bench.loadgen import LoadResult, Locust, Wrk
-from loadtest.bench.rounds import median, paired_ratio, rotated, summarise, target
-from loadtest.bench.settings import Settings
+from bench.contenders import CONTENDERS, FORKING_TCP, MINIMAL, OURS, Contender
+from bench.forkrate import ForkRate, fork_rate
+from bench.loadgen import LoadResult, Locust, Wrk
+from bench.rounds import median, paired_ratio, rotated, summarise, target
+from bench.settings import BenchSettings
 from loadtest.target import Target
 
 VS_FORKING_TCP = 1.2
@@ -23,7 +23,7 @@ CEILING = "fork_ceiling"
 
 
 def measure(
-    settings: Settings, generator: Wrk | Locust, scratch: Path, out: dict[str, Any]
+    settings: BenchSettings, generator: Wrk | Locust, scratch: Path, out: dict[str, Any]
 ) -> None:
     """Fill ``out`` as rounds complete, so an interrupted run still has what it measured."""
     runs: dict[str, list[LoadResult]] = {c.key: [] for c in CONTENDERS}

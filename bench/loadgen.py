@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from diagnostics.cpumeter import CpuMeter
 from loadtest.experiment import SATURATED_CPU
-from loadtest.load import LOCUSTFILE, CpuMeter, LoadShape, start_locust, start_timeout
+from loadtest.load import LOCUSTFILE, LoadShape, start_locust, start_timeout
 from loadtest.processes import ManagedProcess
 from reports.files import read_table
 from reports.locust import totals_from_stats

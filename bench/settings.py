@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-SECTIONS = ("throughput", "sampler", "observer", "headroom")
-
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class BenchSettings:
     rounds: int
     seconds: int
     """Length of every load, in seconds."""

@@ -7,10 +7,11 @@ saved, and an interrupted run prints (and keeps) the sections it finished.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from diagnostics.diskio import write_atomic
 
 Record = dict[str, Any]
 
@@ -30,9 +31,7 @@ def new_path(folder: Path) -> Path:
 
 
 def write(path: Path, record: Record) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(record, indent=2) + "\n")
 
 
 def render(record: Record) -> str:

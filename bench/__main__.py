@@ -1,4 +1,4 @@
-"""``python -m loadtest.bench``: measure, print the table, write reports/bench/<id>.json.
+"""``python -m bench``: measure, print the table, write reports/bench/<id>.json.
 
 Every process the bench starts runs in its own session and is ended by its PID or
 process group on every path out, Ctrl-C and SIGTERM included; the bench is a child
@@ -18,26 +18,23 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
+from bench import output
+from bench.cli import parse
+from bench.loadgen import LoadError, Locust, Wrk, pick
+from bench.sections import SECTIONS
+from bench.settings import BenchSettings
+from diagnostics.commandline import UsageError, sigterm_as_ctrl_c
 from diagnostics.machine import machine_info
 from diagnostics.proctable import task_children
 from diagnostics.subreaper import become_subreaper
-from loadtest.bench import headroom, observer, output, sampler_cost, throughput
-from loadtest.bench.cli import parse
-from loadtest.bench.loadgen import LoadError, Locust, Wrk, pick
-from loadtest.bench.settings import Settings
-from loadtest.errors import HarnessError, UsageError
+from loadtest.errors import HarnessError
 from loadtest.processes import reap_orphans
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 FAILURES = (LoadError, HarnessError, subprocess.SubprocessError, OSError, RuntimeError)
 """What a measurement can fail with: reported in one line, the run ends, the file stays."""
-
-
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
 
 
 def end_leftovers() -> None:
@@ -78,20 +75,17 @@ def _git(*args: str) -> str:
 
 
 def run_sections(
-    settings: Settings, generator: Wrk | Locust, scratch: Path, record: output.Record, path: Path
+    settings: BenchSettings,
+    generator: Wrk | Locust,
+    scratch: Path,
+    record: output.Record,
+    path: Path,
 ) -> None:
     for number, name in enumerate(settings.sections, 1):
         print(f"bench: {number}/{len(settings.sections)} {name}", file=sys.stderr, flush=True)
         section: output.Record = {}
         record[name] = section
-        if name == "throughput":
-            throughput.measure(settings, generator, scratch, section)
-        elif name == "sampler":
-            sampler_cost.measure(settings.zombies, settings.sampler_rounds, section)
-        elif name == "observer":
-            observer.measure(settings, generator, scratch, section)
-        else:
-            headroom.measure(settings, generator, scratch, section)
+        SECTIONS[name](settings, generator, scratch, section)
         output.write(path, record)
 
 
@@ -125,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(),
     }
     output.write(path, record)
-    signal.signal(signal.SIGTERM, _interrupt)
+    sigterm_as_ctrl_c()
     record["subreaper"] = become_subreaper()
     code = EXIT_OK
     try:

@@ -1,0 +1,168 @@
+"""The run directory's contract: its file names, the columns of samples.csv, one sample.
+
+Every writer (the harness, ``diagnostics watch``, the test fixtures) and every reader
+(reports/) takes these from here, so a file renamed or a column added is one edit.
+Standard library only and importing nothing of the project: loadtest, diagnostics,
+reports and the Locust process may all import it without breaking the house rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Self
+
+RUN = "run.json"
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+INDEX_HTML = "index.html"
+ZOMBIES_PNG = "zombies.png"
+CHILDREN_PNG = "children.png"
+RUN_REPORT = (INDEX_HTML, SUMMARY_MD, SUMMARY_JSON, ZOMBIES_PNG, CHILDREN_PNG)
+"""The run-wide files reports/ writes, as the harness lists them when it ends."""
+
+SAMPLES = "samples.csv"
+SCENARIO = "scenario.json"
+SERVER = "server.json"
+SERVER_LOG = "server.log"
+LOCUST_PREFIX = "locust"
+"""Locust's --csv prefix: it writes the four files below from it."""
+STATS = f"{LOCUST_PREFIX}_stats.csv"
+HISTORY = f"{LOCUST_PREFIX}_stats_history.csv"
+FAILURES = f"{LOCUST_PREFIX}_failures.csv"
+EXCEPTIONS = f"{LOCUST_PREFIX}_exceptions.csv"
+LOCUST_LOG = f"{LOCUST_PREFIX}.log"
+REQUESTS = f"{LOCUST_PREFIX}_requests.csv"
+"""Completed requests and failures, running totals read ten times a second on the
+samples' clock (unix time), written by loadtest/locust_timeline.py."""
+REQUEST_COLUMNS = ("time", "requests", "failures")
+
+
+class _Record:
+    """A JSON file of the run directory as a dataclass: to the dict to write, and back."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        """The keys this record knows; others (added by a newer writer) are left out."""
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclass(kw_only=True, slots=True)
+class RunRecord(_Record):
+    """run.json: what was asked, on which machine, and how the run ended.
+
+    Written by the harness and by ``diagnostics watch``; a figure a kind of run does not
+    have stays null. ``to_json`` gives the dict to write (more keys may be added to it:
+    readers ignore those they do not know), ``from_json`` takes the known keys back.
+    """
+
+    id: str
+    kind: str
+    """``loadtest`` or ``watch``."""
+    started: float
+    ended: float | None = None
+    exit_status: str = "running"
+    exit_code: int | None = None
+    parameters: dict[str, Any]
+    scenarios: list[str]
+    machine: dict[str, Any]
+    subreaper: bool | None = None
+    """Whether the harness became a child subreaper (null: a watch, which does not try)."""
+
+
+@dataclass(kw_only=True, slots=True)
+class ScenarioRecord(_Record):
+    """scenario.json: what one scenario asked for and what happened.
+
+    Written by the harness (every field, as the scenario goes) and by ``diagnostics
+    watch`` (the few a watch has; the rest stay null, which readers take as not
+    measured). ``reaps_all``, ``meaning``, ``shortfall`` and ``color_key`` are what
+    reports need of the strategy, copied from server/reapers.py's registry.
+    """
+
+    name: str
+    strategy: str | None = None
+    leak_client_fd: bool | None = None
+    reaps_all: bool | None = None
+    meaning: str | None = None
+    shortfall: str | None = None
+    color_key: int | None = None
+    server_cmd: str | None = None
+    asked: dict[str, Any] | None = None
+    started: float
+    load_started: float | None = None
+    load_ended: float | None = None
+    ended: float | None = None
+    status: str = "running"
+    capped: bool = False
+    cap: int | None = None
+    capped_at: float | None = None
+    cap_enforcement: str | None = None
+    cgroup: dict[str, Any] | None = None
+    refused_at_cap: int | None = None
+    data_ends_at: float | None = None
+    interrupted_at: float | None = None
+    server_pid: int | None = None
+    locust_pid: int | None = None
+    exit_code: int | None = None
+    peak_zombies: int | None = None
+    samples: int | None = None
+    baseline_sample: dict[str, Any] | None = None
+    final_sample: dict[str, Any] | None = None
+    settle: dict[str, Any] | None = None
+    zombie_holders: list[dict[str, Any]] | None = None
+    shell_wrapper: bool | None = None
+    reaped_child_faults: int | None = None
+    sigchld_handled: dict[str, str] | None = None
+    load: dict[str, Any] | None = None
+    locust_exit: int | None = None
+    server_counters: dict[str, Any] | None = None
+    locust_cpu: float | None = None
+    cross_checks: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# How each float column of samples.csv is written; integers are written as they are.
+_FLOAT_FORMATS = {
+    "time": ".6f",
+    "elapsed": ".6f",
+    "cpu_percent": ".1f",
+    "sample_cost_ms": ".4f",
+}
+
+
+@dataclass(slots=True)
+class Sample:
+    """One observation of a target, one row of samples.csv. ``None``: could not be read."""
+
+    time: float  # unix seconds
+    elapsed: float  # seconds since the sampler started
+    children: int  # direct children: alive + zombies
+    alive: int
+    zombies: int
+    descendant_zombies: int  # zombies among grandchildren and deeper
+    fds: int | None
+    rss_bytes: int | None
+    cpu_percent: float | None
+    threads: int | None
+    sample_cost_ms: float  # CPU time (user + system) this sample took
+
+    def csv_row(self) -> list[str]:
+        """The row for samples.csv, in :data:`SAMPLE_COLUMNS` order; unknown figures are empty."""
+        return [_format(name, getattr(self, name)) for name in SAMPLE_COLUMNS]
+
+
+SAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Sample))
+FLOAT_COLUMNS = frozenset(_FLOAT_FORMATS)
+
+
+def _format(name: str, value: float | None) -> str:
+    if value is None:
+        return ""
+    return format(value, _FLOAT_FORMATS.get(name, ""))

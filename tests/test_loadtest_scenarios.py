@@ -1,0 +1,85 @@
+"""Scenario selection, in process: the scenarios follow server/reapers.py's registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtest.scenarios import (
+    DEFAULT,
+    EVERY_SCENARIO,
+    SCENARIOS,
+    scenario_for,
+    select,
+)
+from server.reapers import STRATEGIES
+
+
+def names(chosen: list) -> list[str]:
+    return [scenario.name for scenario in chosen]
+
+
+def test_every_strategy_has_its_scenario_in_the_registry_order() -> None:
+    assert EVERY_SCENARIO == (
+        "reaper-loop",
+        "no-reaper",
+        "reaper-single",
+        "reaper-ignore",
+        "reaper-wakeup",
+        "fd-leak",
+    )
+    for name in STRATEGIES:
+        assert SCENARIOS[scenario_for(name)].strategy == name
+    assert [SCENARIOS[name].color_key for name in EVERY_SCENARIO] == list(range(6))
+
+
+def test_scenario_json_carries_what_reports_need_from_the_registry() -> None:
+    single = SCENARIOS["reaper-single"].described()
+    assert single == {
+        "reaps_all": False,
+        "meaning": STRATEGIES["single"].meaning,
+        "shortfall": "signals coalesced",
+        "color_key": 2,
+    }
+    assert SCENARIOS["reaper-ignore"].described()["reaps_all"] is True
+    assert SCENARIOS["fd-leak"].described()["meaning"] == STRATEGIES["loop"].meaning
+    assert SCENARIOS["external"].described() == {
+        "reaps_all": None,
+        "meaning": None,
+        "shortfall": None,
+        "color_key": None,
+    }
+
+
+def test_server_args_name_the_strategy_and_the_fd_leak() -> None:
+    assert SCENARIOS["no-reaper"].server_args() == ["--reaper", "none"]
+    assert SCENARIOS["fd-leak"].server_args() == ["--reaper", "loop", "--leak-client-fd"]
+    assert SCENARIOS["external"].server_args() == []
+
+
+def test_selection_by_default_name_strategy_and_every() -> None:
+    assert names(select(None, None, False, [])) == list(DEFAULT)
+    assert names(select(["fd-leak", "fd-leak"], None, False, [])) == ["fd-leak"]
+    assert names(select(None, "none", False, [])) == ["no-reaper"]
+    assert names(select(None, None, True, [])) == list(EVERY_SCENARIO)
+
+
+def test_external_servers_are_named_or_numbered() -> None:
+    chosen = select(None, None, False, ["a {port}", "mine=b {port}", "c {port}"])
+    assert names(chosen) == ["external", "mine", "external-2"]
+    assert [s.server_cmd for s in chosen] == ["a {port}", "b {port}", "c {port}"]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ((["nope"], None, False, []), "unknown scenario 'nope'"),
+        ((["external"], None, False, []), "unknown scenario 'external'"),
+        ((None, "loop", False, ["x {port}"]), "--server-cmd runs only the servers it names"),
+        ((None, None, False, ["fd-leak=x {port}"]), "is one of the built-in scenarios"),
+        ((None, None, False, ["a=x {port}", "a=y {port}"]), "is given twice"),
+    ],
+)
+def test_clashing_flags_are_one_line_errors(args: tuple, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason) as raised:
+        select(*args)
+    assert "\n" not in str(raised.value)
