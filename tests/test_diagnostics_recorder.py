@@ -56,13 +56,17 @@ def test_target_exit_ends_sampling_quietly(tmp_path: Path) -> None:
     try:
         rec.start()
         h.wait_until(lambda: len(lines(path)) >= 2, "a row on disk")
+        held = len(rows(path))  # taken while the holder still held its zombie
     finally:
         holder.release()
     assert rec.wait(h.DEADLINE_S), "the thread should end by itself"
     assert rec.target_gone and rec.error is None
     assert rec.sample_now() is None
     rec.stop()
-    assert all(r["zombies"] == "1" for r in rows(path))
+    taken = rows(path)
+    assert all(r["zombies"] == "1" for r in taken[:held])
+    # The holder reaps its zombie just before it exits: a sample may fall between the two.
+    assert all(r["zombies"] in ("0", "1") for r in taken[held:])
 
 
 def test_missing_target_leaves_a_header_and_target_gone(tmp_path: Path) -> None:
