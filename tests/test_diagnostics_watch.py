@@ -123,7 +123,8 @@ def test_cli_watch_ends_when_the_target_exits(tmp_path: Path) -> None:
     run, scenario, rows = load(run_dir)
     assert run["exit_status"] == scenario["status"] == "target-exited"
     assert scenario["warnings"] and f"PID {holder.pid} exited" in scenario["warnings"][0]
-    assert all(r["zombies"] == "1" for r in rows)
+    counts = [r["zombies"] for r in rows]  # 1 while held; 0 only after the holder's last reap
+    assert counts[0] == "1" and set(counts) <= {"0", "1"} and counts == sorted(counts, reverse=True)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
