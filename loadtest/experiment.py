@@ -355,7 +355,7 @@ class Experiment:
                 self.folder,
                 self.settings.locustfile,
                 self.settings.expectations,
-                None if front is None else web.locust_args(front, shape, self.folder),
+                None if front is None else web.locust_args(front, self.folder),
                 () if workers is None else distributed.locust_args(workers),
             )
         except OSError as error:

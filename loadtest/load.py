@@ -61,6 +61,7 @@ def start_locust(
         "--users", str(shape.users),
         "--spawn-rate", str(shape.users),
         "--reaperlab-rate", str(shape.rate),
+        "--reaperlab-per-user-rate", f"{shape.rate / shape.users:g}",
         "--reaperlab-expect", expectations.to_option(),
         "--csv", str(folder.resolve() / "locust"), "--csv-full-history",
         "--stop-timeout", "2",

@@ -59,7 +59,7 @@ def _add_options(parser) -> None:
         "--reaperlab-per-user-rate",
         type=float,
         default=0.0,
-        help="requests/s of each user, whatever their number (--web; 0: use --reaperlab-rate)",
+        help="requests/s of each user (0: from --reaperlab-rate and the user count)",
         include_in_web_ui=False,
     )
 
@@ -86,15 +86,16 @@ _DUE = "_reaperlab_due"
 def period(user: User) -> float:
     """Seconds between one user's requests so that all users together make --reaperlab-rate.
 
-    In the web UI the user count changes while the load runs; there each user keeps
-    --reaperlab-per-user-rate, so more users make more load.
+    The harness gives --reaperlab-per-user-rate (its rate over its users): Locust's
+    workers elsewhere are not told the user count, and in the web UI it changes while
+    the load runs (each user keeps its rate, so more users make more load).
     """
     options = user.environment.parsed_options
     per_user = getattr(options, "reaperlab_per_user_rate", 0.0) if options else 0.0
     if per_user > 0:
         return 1 / per_user
     rate = getattr(options, "reaperlab_rate", 0.0) if options else 0.0
-    return max(options.num_users, 1) / rate if rate > 0 else 0.0
+    return max(options.num_users or 1, 1) / rate if rate > 0 else 0.0
 
 
 def paced(user: User) -> float:

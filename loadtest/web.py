@@ -7,9 +7,9 @@ loaded in Locust's process by the hooks, serves it as the "Zombies" tab's table 
 every stats poll of the UI. The file holds figures the harness measured; the tab only
 shows them.
 
-In the UI the user sets the number of users, so ``--rate`` cannot be a fixed total
-as in a headless run: each user makes ``rate / users`` requests a second (the rate
-the asked numbers give each user), and raising the users raises the load with them.
+In the UI the user sets the number of users: each keeps the ``rate / users`` requests
+a second the asked numbers give it (loadtest/load.py passes it to every run), so
+raising the users raises the load with them.
 Locust's stop button stops the load; the run goes on until Ctrl-C or ``--duration``.
 """
 
@@ -22,7 +22,6 @@ from typing import Any
 
 from diagnostics.diskio import write_atomic
 from diagnostics.sampler import Sample
-from loadtest.load import LoadShape
 
 LIVE_FILE = "live.json"
 """The harness's figures for the Zombies tab, rewritten each tick while the UI is up."""
@@ -42,13 +41,11 @@ class WebOptions:
         return f"http://{WEB_HOST}:{self.port}/"
 
 
-def locust_args(options: WebOptions, shape: LoadShape, folder: Path) -> list[str]:
+def locust_args(options: WebOptions, folder: Path) -> list[str]:
     """Locust's flags for a run driven from its UI (instead of --headless and --run-time)."""
-    per_user = shape.rate / shape.users if shape.rate > 0 else 0.0
     return [
         "--web-host", WEB_HOST,
         "--web-port", str(options.port),
-        "--reaperlab-per-user-rate", f"{per_user:g}",
         "--reaperlab-live", str(folder.resolve() / LIVE_FILE),
     ]  # fmt: skip
 
