@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -60,9 +59,7 @@ def test_the_web_ui_drives_the_load_and_shows_zombies(tmp_path: Path) -> None:
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        wait_until(
-            lambda: "sampler (/proc)" in json.dumps(zombies_tab(port)), "the Zombies tab", 60
-        )
+        wait_until(lambda: "zombies" in zombies_tab(port), "the Zombies tab", 60)
         assert zombies_tab(port)["requests completed"] in ("?", "0")
         assert ui(port, "/swarm", {"user_count": 4, "spawn_rate": 4})["success"] is True
         wait_until(lambda: count(zombies_tab(port).get("zombies")) >= 20, "zombies to rise", 60)
@@ -144,14 +141,15 @@ def test_two_workers_make_the_load_and_every_request_is_a_zombie(tmp_path: Path)
 
 
 def test_workers_that_never_come_give_one_line_and_leave_nothing(tmp_path: Path) -> None:
-    started = time.monotonic()
-    result = subprocess.run(distributed(tmp_path, free_port(), "--worker-timeout", "3", "--duration", "5"),
-                            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    command = distributed(tmp_path, free_port(), "--worker-timeout", "3", "--duration", "5")
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("loadtest:")]
     assert len(errors) == 1 and "did not all connect within --worker-timeout 3 s" in errors[0]
     assert "Traceback" not in result.stderr
     record = read_json(run_dir(tmp_path) / "no-reaper" / "scenario.json")
     assert record["status"] == "no-workers"
+    assert record["load"]["requests"] == 0  # no load went anywhere
     assert_nothing_left(record)
-    assert time.monotonic() - started < 90
