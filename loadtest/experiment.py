@@ -484,6 +484,9 @@ class Experiment:
         }
         cores = meter.cpu_seconds / seconds if seconds > 0 else None
         self.record["locust_cpu"] = None if cores is None else round(cores, 3)
+        if self.settings.workers is not None:
+            self.record["locust_cpu_scope"] = "the master only: workers run elsewhere, unmeasured"
+            return
         per_process = (cores or 0) / self.settings.shape.processes
         if per_process >= SATURATED_CPU:
             self.record["warnings"].append(
