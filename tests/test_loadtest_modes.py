@@ -9,6 +9,7 @@ Locust is never imported here (gevent); every process is a subprocess.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -92,13 +93,20 @@ def test_the_web_ui_drives_the_load_and_shows_zombies(tmp_path: Path) -> None:
     assert_nothing_left(record)
 
 
-def worker(master_port: int) -> subprocess.Popen[str]:
-    """A worker as README's command starts it, the locustfile fetched from the master."""
+def worker(master_port: int, tmp: Path) -> subprocess.Popen[str]:
+    """A worker as README's command starts it, the locustfile fetched from the master.
+
+    Locust writes the fetched files into the temporary folder under their own names:
+    a folder of this test's, so that no other run on the machine writes over them.
+    """
     command = [sys.executable, "-m", "locust", "-f", "-", "--worker",
                "--master-host", "127.0.0.1", "--master-port", str(master_port)]  # fmt: skip
-    return subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    tmp.mkdir(exist_ok=True)
+    with (tmp / "worker.log").open("a") as log:
+        return subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)},
+            stdout=subprocess.DEVNULL, stderr=log, text=True,
+        )  # fmt: skip
 
 
 def distributed(out: Path, master_port: int, *args: str) -> list[str]:
@@ -107,8 +115,8 @@ def distributed(out: Path, master_port: int, *args: str) -> list[str]:
 
 
 def test_two_workers_make_the_load_and_every_request_is_a_zombie(tmp_path: Path) -> None:
-    port = free_port()
-    command = distributed(tmp_path, port, "--worker-timeout", "60", "--duration", "4")
+    port, runs = free_port(), tmp_path / "runs"
+    command = distributed(runs, port, "--worker-timeout", "60", "--duration", "4")
     proc = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -118,7 +126,7 @@ def test_two_workers_make_the_load_and_every_request_is_a_zombie(tmp_path: Path)
         for line in proc.stdout:  # the harness echoes the command to run on each machine
             if "locust -f - --worker --master-host 127.0.0.1" in line:
                 break
-        workers = [worker(port), worker(port)]
+        workers = [worker(port, tmp_path / "w"), worker(port, tmp_path / "w")]
         out, err = proc.communicate(timeout=120)
         for each in workers:
             each.wait(timeout=30)  # the master tells its workers to quit
@@ -128,7 +136,7 @@ def test_two_workers_make_the_load_and_every_request_is_a_zombie(tmp_path: Path)
                 each.kill()
                 each.communicate()
     assert proc.returncode == 0, err
-    record = read_json(run_dir(tmp_path) / "no-reaper" / "scenario.json")
+    record = read_json(run_dir(runs) / "no-reaper" / "scenario.json")
     requests = record["load"]["requests"]
     assert requests > 0 and record["load"]["failures"] == 0
     assert record["final_sample"]["zombies"] == requests  # all workers' requests together
@@ -136,7 +144,7 @@ def test_two_workers_make_the_load_and_every_request_is_a_zombie(tmp_path: Path)
     assert figures["count"] == 2
     assert sum(w["requests"] for w in figures["workers"]) == requests
     assert all(w["requests"] > 0 for w in figures["workers"])
-    assert "2 Locust workers" in (run_dir(tmp_path) / "summary.md").read_text()
+    assert "2 Locust workers" in (run_dir(runs) / "summary.md").read_text()
     assert_nothing_left(record)
 
 
