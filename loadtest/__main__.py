@@ -188,6 +188,10 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
             "--server-host is for --expect-workers (remote workers must reach the server)",
         ),
         (
+            args.server_host == LOOPBACK or not args.server_cmd,
+            "--server-host is where our server binds; a --server-cmd binds where it says",
+        ),
+        (
             workers is None or args.processes == 1,
             "--processes and --expect-workers exclude each other: start more workers instead",
         ),

@@ -161,3 +161,25 @@ def test_workers_that_never_come_give_one_line_and_leave_nothing(tmp_path: Path)
     assert record["status"] == "no-workers"
     assert record["load"]["requests"] == 0  # no load went anywhere
     assert_nothing_left(record)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--web", "--all"], "--web runs one scenario"),
+        (["--expect-workers", "2"], "--expect-workers and --master-bind go together"),
+        (["--server-host", "0.0.0.0"], "--server-host is for --expect-workers"),
+        (["--web", "--expect-workers", "2"], "not allowed with"),
+        (["--web", "--web-port", "0"], "--web-port must be 1 to 65535"),
+    ],
+)
+def test_bad_mode_flags_are_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = subprocess.run(
+        harness(tmp_path, *args), cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing was started, nothing written
