@@ -30,6 +30,9 @@ DEFAULT_PORT = 8089
 WEB_HOST = "127.0.0.1"
 """The UI starts load on demand: it is served on loopback only."""
 DEFAULT_DURATION = 3600
+ONE_PER_REQUEST_AFTER = 20
+"""Requests before the tab calls zombies "one per request": a batch reaper can hold the
+first few children as zombies, and only a count well past its batch tells them apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +53,7 @@ def locust_args(options: WebOptions, folder: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def live_verdict(
-    sample: Sample, peak: int, requests: int | None, strategy: str | None, cap: int
-) -> str:
+def live_verdict(sample: Sample, peak: int, requests: int | None, cap: int) -> str:
     """The verdict so far, in words that say what was seen and no more.
 
     The settled judgement (after the load, with the server's counters) is the report's.
@@ -63,8 +64,8 @@ def live_verdict(
         return f"at the zombie cap of {cap}: load frozen"
     if sample.zombies == 0 and peak == 0:
         return f"no zombies so far after {requests:,} requests"
-    if strategy == "none" or sample.zombies >= 0.9 * requests:
-        return f"leaking: {sample.zombies:,} zombies held after {requests:,} requests"
+    if requests >= ONE_PER_REQUEST_AFTER and sample.zombies >= 0.9 * requests:
+        return f"one zombie per request so far: {sample.zombies:,} after {requests:,} requests"
     return f"{sample.zombies:,} zombies now, at most {peak:,} so far; {requests:,} requests"
 
 
@@ -95,7 +96,7 @@ def live_rows(
         ),
         (
             "verdict so far",
-            live_verdict(sample, record["peak_zombies"], requests, record["strategy"], cap),
+            live_verdict(sample, record["peak_zombies"], requests, cap),
             "harness",
         ),
         ("sampled at", f"{sample.elapsed:.1f} s", "sampler"),

@@ -68,7 +68,7 @@ def test_the_web_ui_drives_the_load_and_shows_zombies(tmp_path: Path) -> None:
         wait_until(
             lambda: count(zombies_tab(port).get("zombies")) > first, "zombies to keep rising", 30
         )
-        assert zombies_tab(port)["verdict so far"].startswith("leaking")
+        assert zombies_tab(port)["verdict so far"].startswith("one zombie per request")
         assert ui(port, "/stop", {})["success"] is True  # the load stops, not the run
         wait_until(lambda: ui(port, "/stats/requests")["state"] == "stopped", "Locust to stop", 30)
         assert proc.poll() is None
