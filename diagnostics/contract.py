@@ -116,6 +116,10 @@ class ScenarioRecord(_Record):
     final_sample: dict[str, Any] | None = None
     settle: dict[str, Any] | None = None
     zombie_holders: list[dict[str, Any]] | None = None
+    load_ended_by: str | None = None
+    """What ended the load: "duration", "Ctrl-C", "Locust exited", the cap (--web runs)."""
+    workers: list[dict[str, Any]] | None = None
+    """Per-worker requests and failures (--expect-workers)."""
     shell_wrapper: bool | None = None
     reaped_child_faults: int | None = None
     sigchld_handled: dict[str, str] | None = None
@@ -123,6 +127,8 @@ class ScenarioRecord(_Record):
     locust_exit: int | None = None
     server_counters: dict[str, Any] | None = None
     locust_cpu: float | None = None
+    locust_cpu_scope: str | None = None
+    """Whose CPU locust_cpu is, when not all of Locust's (remote workers go unmeasured)."""
     cross_checks: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

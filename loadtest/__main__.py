@@ -10,13 +10,13 @@ from pathlib import Path
 
 from diagnostics import contract
 from diagnostics.commandline import OneLineParser, UsageError
-from loadtest import scenarios
+from loadtest import distributed, scenarios, web
 from loadtest.expectations import Expectations
 from loadtest.experiment import Settings
 from loadtest.harness import DEFAULT_RUNS, EXIT_INTERRUPTED, Harness, RunPlan
 from loadtest.live import open_view, print_summary
 from loadtest.load import LOCUSTFILE, RAW_LOCUSTFILE, LoadShape
-from loadtest.target import validate_server_cmd
+from loadtest.target import LOOPBACK, validate_server_cmd
 
 EXIT_USAGE = 2
 MAX_DURATION = 3600
@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="total requests/s over all users; 0 = as fast as they can (100)",
     )
     parser.add_argument(
-        "--duration", type=int, default=20, help="seconds of load per scenario (20)"
+        "--duration",
+        type=int,
+        help="seconds of load per scenario (20; with --web, the longest the UI stays up: 3600)",
     )
     parser.add_argument("--work-ms", type=int, default=0, help="ms each server child works (0)")
     parser.add_argument("--interval", type=float, default=0.05, help="sampling interval, s (0.05)")
@@ -130,12 +132,70 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--plain", action="store_true", help="plain progress lines even on a terminal"
     )
+    front = parser.add_mutually_exclusive_group()
+    front.add_argument(
+        "--web",
+        action="store_true",
+        help="drive the load from Locust's web UI (on 127.0.0.1), with a Zombies tab;"
+        " one scenario (no-reaper unless chosen); Ctrl-C ends the run",
+    )
+    front.add_argument(
+        "--expect-workers",
+        type=int,
+        help="run Locust as a master that waits for N workers started on other machines",
+    )
+    parser.add_argument(
+        "--web-port", type=int, default=web.DEFAULT_PORT, help="port of the web UI (8089)"
+    )
+    parser.add_argument(
+        "--master-bind", help="address the master listens on for workers (with --expect-workers)"
+    )
+    parser.add_argument(
+        "--master-port",
+        type=int,
+        default=distributed.DEFAULT_MASTER_PORT,
+        help="port the master listens on for workers (5557)",
+    )
+    parser.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=60.0,
+        help="seconds the master waits for all workers before the run fails (60)",
+    )
+    parser.add_argument(
+        "--server-host",
+        default=LOOPBACK,
+        help="address our server binds, so that remote workers reach it (127.0.0.1)",
+    )
     return parser  # fmt: skip
 
 
 def plan_from(args: argparse.Namespace) -> RunPlan:
     """Check every flag and build the plan; UsageError with a one-line reason otherwise."""
+    if args.duration is None:
+        args.duration = web.DEFAULT_DURATION if args.web else 20
+    workers = args.expect_workers
     checks = [
+        (1 <= args.web_port <= 65535, "--web-port must be 1 to 65535"),
+        (workers is None or 1 <= workers <= 256, "--expect-workers must be 1 to 256"),
+        (
+            (workers is None) == (args.master_bind is None),
+            "--expect-workers and --master-bind go together",
+        ),
+        (1 <= args.master_port <= 65535, "--master-port must be 1 to 65535"),
+        (0 < args.worker_timeout <= 3600, "--worker-timeout must be up to 3600 seconds"),
+        (
+            args.server_host == LOOPBACK or workers is not None,
+            "--server-host is for --expect-workers (remote workers must reach the server)",
+        ),
+        (
+            args.server_host == LOOPBACK or not args.server_cmd,
+            "--server-host is where our server binds; a --server-cmd binds where it says",
+        ),
+        (
+            workers is None or args.processes == 1,
+            "--processes and --expect-workers exclude each other: start more workers instead",
+        ),
         (args.users >= 1, "--users must be at least 1"),
         (args.rate >= 0, "--rate must not be negative"),
         (1 <= args.duration <= MAX_DURATION, f"--duration must be 1 to {MAX_DURATION} seconds"),
@@ -167,7 +227,11 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         names = (
             [n.strip() for n in args.scenarios.split(",") if n.strip()] if args.scenarios else None
         )
+        if args.web and not (names or strategy or args.all or args.server_cmd):
+            strategy = "none"
         chosen = scenarios.select(names, strategy, args.all, args.server_cmd)
+        if args.web and len(chosen) != 1:
+            raise ValueError("--web runs one scenario: choose it (--no-reaper, --reaper S, ...)")
         for scenario in chosen:
             if scenario.server_cmd is not None:
                 validate_server_cmd(scenario.server_cmd)
@@ -189,6 +253,13 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         ready_log=args.ready_log,
         settle=args.settle,
         max_failures=args.max_failures,
+        web=web.WebOptions(args.web_port) if args.web else None,
+        workers=None
+        if workers is None
+        else distributed.WorkerOptions(
+            workers, args.master_bind, args.master_port, args.worker_timeout
+        ),
+        server_host=args.server_host,
     )
     return RunPlan(chosen, settings, args.out)
 

@@ -31,7 +31,7 @@ from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
 from diagnostics.tree import TreeSnapshot, is_shell_wrapper, snapshot
-from loadtest import cgroup
+from loadtest import cgroup, distributed, web
 from loadtest.errors import HarnessError, ServerDied
 from loadtest.expectations import Expectations
 from loadtest.interrupts import INTERRUPTS
@@ -50,7 +50,7 @@ from loadtest.outcome import LoadOutcome, judge
 from loadtest.processes import ManagedProcess, reap_orphans
 from loadtest.scenarios import Scenario
 from loadtest.settle import settle, steady
-from loadtest.target import Target, start_external, start_ours
+from loadtest.target import LOOPBACK, Target, start_external, start_ours
 from loadtest.timeline import TimelineReader
 from reports.checks import Counts, cross_checks
 
@@ -79,6 +79,12 @@ class Settings:
     """Seconds the final sample may wait for the server to settle after the load."""
     max_failures: float = 1.0
     """Percent of failed requests above which the scenario failed."""
+    web: web.WebOptions | None = None
+    """Locust's web UI drives the load (loadtest/web.py) instead of a headless run."""
+    workers: distributed.WorkerOptions | None = None
+    """Locust is the master of workers started elsewhere (loadtest/distributed.py)."""
+    server_host: str = LOOPBACK
+    """Where our server binds: loopback unless remote workers must reach it."""
 
 
 def effective_cap(asked: int, headroom: int) -> int:
@@ -228,6 +234,7 @@ class Experiment:
                 self.folder,
                 self.settings.server_timeout,
                 procs,
+                self.settings.server_host,
             )
         self._target = target
         self.record["server_pid"] = target.pid
@@ -312,6 +319,8 @@ class Experiment:
         if baseline is not None:
             self.record["baseline_sample"] = asdict(baseline)
         self._baseline = snapshot(self._target.pid)
+        front = self.settings.web
+        workers = self.settings.workers
         try:
             self._locust = start_locust(
                 self._target.url,
@@ -319,6 +328,8 @@ class Experiment:
                 self.folder,
                 self.settings.locustfile,
                 self.settings.expectations,
+                None if front is None else web.locust_args(front, self.folder),
+                () if workers is None else distributed.locust_args(workers),
             )
         except OSError as error:
             raise HarnessError(f"Locust could not start: {error.strerror}") from None
@@ -327,7 +338,66 @@ class Experiment:
         self.record["load_started"] = time.time()
         self._save()
         meter = CpuMeter(self._locust.pid)
+        if front is not None:
+            self.view.message(
+                f"open {front.url} in a browser: start a swarm there; its Zombies tab shows the"
+                f" server's children. Ctrl-C ends the run (at most {shape.duration} s)."
+            )
+            try:
+                self._watch_web(started, meter)
+            except KeyboardInterrupt:
+                self.record["load_ended_by"] = "Ctrl-C"
+            self._stop_locust()
+        else:
+            if workers is not None:
+                self.view.message(
+                    f"waiting for {workers.expected} Locust worker(s); on each load machine run: "
+                    + distributed.worker_command(workers)
+                )
+            self._watch_load(started, meter)
+        self.record["load_ended"] = time.time()
+        self._check_sampler()
+        self._note_locust(meter, time.monotonic() - started)
+        if workers is not None:
+            distributed.check_workers(self._locust.log_path, workers)
+            self.record["workers"] = distributed.read_workers(self.folder)
+
+    def _watch_web(self, started: float, meter: CpuMeter) -> None:
+        """While the UI is up: the Zombies tab's figures each tick, until --duration or Ctrl-C."""
+        assert self._target is not None and self._locust is not None
+        deadline = started + self.settings.shape.duration
+        self.record["load_ended_by"] = "duration"
+        while self._locust.running() and not self._cap_reached.is_set():
+            self._check_sampler()
+            self._check_server()
+            if self._kernel_refused():
+                self._reach_cap(time.time() - self._sampling_started)
+            if time.monotonic() > deadline:
+                return
+            reap_orphans(keep=[self._target.pid, self._locust.pid])
+            self._publish_live()
+            self._progress("load", time.monotonic() - started, meter)
+            time.sleep(TICK)
+        if self._cap_reached.is_set():
+            self._note_cap(time.monotonic() - started)
+        elif not self._locust.running():
+            self.record["load_ended_by"] = "Locust exited"
+
+    def _publish_live(self) -> None:
+        assert self._recorder is not None
+        load = self._load_progress.read()
+        rows = web.live_rows(self._recorder.latest, self.record, load.requests if load else None)
+        try:
+            web.write_live(self.folder, rows)
+        except OSError as error:
+            self.record["warnings"].append(describe(error, f"writing {web.LIVE_FILE}"))
+
+    def _watch_load(self, started: float, meter: CpuMeter) -> None:
+        assert self._target is not None and self._locust is not None
+        shape = self.settings.shape
         deadline = started + shape.duration + start_timeout(shape)
+        if self.settings.workers is not None:
+            deadline += self.settings.workers.timeout
         while self._locust.running():
             meter.update()
             elapsed = time.monotonic() - started
@@ -335,19 +405,9 @@ class Experiment:
             if self._kernel_refused():
                 self._reach_cap(time.time() - self._sampling_started)
             if self._cap_reached.is_set():
-                self._stop_locust(resume=True)
-                self.record["capped"] = True
-                self.view.message(
-                    f"{self.scenario.name}: zombie cap of {self.record['cap']} reached"
-                    f" after {elapsed:.1f} s; load stopped"
-                )
+                self._note_cap(elapsed)
                 break
-            if not self._target.process.running():
-                self._stop_locust()
-                raise ServerDied(
-                    f"the server (pid {self._target.pid}) died during the load, exit code "
-                    f"{self._target.process.popen.returncode}"
-                )
+            self._check_server()
             if time.monotonic() > deadline:
                 self._stop_locust()
                 self.record["warnings"].append("Locust overran its run time and was stopped")
@@ -355,9 +415,23 @@ class Experiment:
             reap_orphans(keep=[self._target.pid, self._locust.pid])
             self._progress("load", elapsed, meter)
             time.sleep(TICK)
-        self.record["load_ended"] = time.time()
-        self._check_sampler()
-        self._note_locust(meter, time.monotonic() - started)
+
+    def _note_cap(self, elapsed: float) -> None:
+        self._stop_locust(resume=True)
+        self.record["capped"] = True
+        self.view.message(
+            f"{self.scenario.name}: zombie cap of {self.record['cap']} reached"
+            f" after {elapsed:.1f} s; load stopped"
+        )
+
+    def _check_server(self) -> None:
+        assert self._target is not None
+        if not self._target.process.running():
+            self._stop_locust()
+            raise ServerDied(
+                f"the server (pid {self._target.pid}) died during the load, exit code "
+                f"{self._target.process.popen.returncode}"
+            )
 
     def _stop_locust(self, resume: bool = False) -> None:
         assert self._locust is not None
@@ -383,6 +457,9 @@ class Experiment:
         }
         cores = meter.cpu_seconds / seconds if seconds > 0 else None
         self.record["locust_cpu"] = None if cores is None else round(cores, 3)
+        if self.settings.workers is not None:
+            self.record["locust_cpu_scope"] = "the master only: workers run elsewhere, unmeasured"
+            return
         per_process = (cores or 0) / self.settings.shape.processes
         if per_process >= SATURATED_CPU:
             self.record["warnings"].append(

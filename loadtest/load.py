@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,16 +43,24 @@ def start_locust(
     folder: Path,
     locustfile: Path,
     expectations: Expectations = Expectations(),  # noqa: B008 - frozen, never mutated
+    front_args: Sequence[str] | None = None,
+    master_args: Sequence[str] = (),
 ) -> ManagedProcess:
+    """Locust against ``url``: headless for ``shape.duration``, or with its web UI
+    (``front_args``: loadtest.web's, and then the harness ends it); ``master_args``
+    make it the master of workers elsewhere (loadtest.distributed)."""
+    if front_args is None:
+        front_args = ["--headless", "--only-summary", "--run-time", f"{shape.duration}s"]
     command = [
         sys.executable, "-m", "locust",
         "-f", f"{HOOKS},{locustfile.resolve()}",
-        "--headless", "--only-summary",
+        *front_args,
+        *master_args,
         "--host", url,
         "--users", str(shape.users),
         "--spawn-rate", str(shape.users),
-        "--run-time", f"{shape.duration}s",
         "--reaperlab-rate", str(shape.rate),
+        "--reaperlab-per-user-rate", f"{shape.rate / shape.users:g}",
         "--reaperlab-expect", expectations.to_option(),
         "--csv", str(folder.resolve() / contract.LOCUST_PREFIX), "--csv-full-history",
         "--stop-timeout", "2",

@@ -30,6 +30,8 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 import loadtest.locust_timeline  # noqa: F401 - its listeners write the request timeline
+import loadtest.locust_workers  # noqa: F401 - per-worker figures of a distributed run
+import loadtest.locust_zombies_tab  # noqa: F401 - the Zombies tab of --web
 
 # Locust writes its CSVs every second but flushes them every 5 s; the harness's
 # live view reads the history and failures files, so flush on every write.
@@ -51,6 +53,13 @@ def _add_options(parser) -> None:
         "--reaperlab-expect",
         default="",
         help="what the built-in users request and accept (JSON, from the harness)",
+        include_in_web_ui=False,
+    )
+    parser.add_argument(
+        "--reaperlab-per-user-rate",
+        type=float,
+        default=0.0,
+        help="requests/s of each user (0: from --reaperlab-rate and the user count)",
         include_in_web_ui=False,
     )
 
@@ -75,10 +84,18 @@ _DUE = "_reaperlab_due"
 
 
 def period(user: User) -> float:
-    """Seconds between one user's requests so that all users together make --reaperlab-rate."""
+    """Seconds between one user's requests so that all users together make --reaperlab-rate.
+
+    The harness gives --reaperlab-per-user-rate (its rate over its users): Locust's
+    workers elsewhere are not told the user count, and in the web UI it changes while
+    the load runs (each user keeps its rate, so more users make more load).
+    """
     options = user.environment.parsed_options
+    per_user = getattr(options, "reaperlab_per_user_rate", 0.0) if options else 0.0
+    if per_user > 0:
+        return 1 / per_user
     rate = getattr(options, "reaperlab_rate", 0.0) if options else 0.0
-    return max(options.num_users, 1) / rate if rate > 0 else 0.0
+    return max(options.num_users or 1, 1) / rate if rate > 0 else 0.0
 
 
 def paced(user: User) -> float:

@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 class Target:
     process: ManagedProcess
     port: int
+    host: str = LOOPBACK
+    """Loopback unless --server-host asked for the address remote Locust workers reach."""
 
     @property
     def pid(self) -> int:
@@ -43,7 +45,7 @@ class Target:
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def final_counters(self) -> dict[str, int] | None:
         """The counters the server printed as the last line of its log, if it did."""
@@ -91,11 +93,12 @@ def start_ours(
     folder: Path,
     timeout: float,
     cgroup_procs: Path | None = None,
+    host: str = LOOPBACK,
 ) -> Target:
     _compile_server()
     command = [
         sys.executable, "-m", "server",
-        "--host", LOOPBACK, "--port", "0",
+        "--host", host, "--port", "0",
         "--work-ms", str(work_ms),
         *scenario.server_args(),
     ]  # fmt: skip
@@ -105,7 +108,7 @@ def start_ours(
     except BaseException:  # Ctrl-C while waiting too: the server is not yet ours to clean up
         process.stop()
         raise
-    return Target(process, port)
+    return Target(process, port, host)
 
 
 def start_external(

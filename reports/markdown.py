@@ -31,6 +31,9 @@ def to_markdown(summary: dict[str, Any]) -> str:
     if scenarios:
         lines += [*_table([list(HEADERS), *(cells(s) for s in scenarios)]), ""]
         lines += [f"- **{escape(s['name'])}**: {escape(s['verdict'])}" for s in scenarios]
+        lines += [
+            f"- **{escape(s['name'])}**: {workers_line(s)}" for s in scenarios if s.get("workers")
+        ]
         lines.append("")
     else:
         lines += ["No scenario data in this run directory.", ""]
@@ -39,6 +42,13 @@ def to_markdown(summary: dict[str, Any]) -> str:
     if warnings:
         lines += ["## Warnings", "", *(f"- {text}" for text in warnings), ""]
     return "\n".join(lines)
+
+
+def workers_line(scenario: dict[str, Any]) -> str:
+    """How many Locust workers made the load, and each one's share."""
+    workers = scenario["workers"]
+    shares = ", ".join(f"{w.get('requests', '?'):,}" for w in workers)
+    return f"load from {len(workers)} Locust workers (requests each: {shares})"
 
 
 def _table(rows: list[list[str]]) -> list[str]:

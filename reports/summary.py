@@ -159,6 +159,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "capped_at": evidence.capped_at,
         "refused_at_cap": evidence.refused_at_cap,
         "duration_s": _rounded(_duration(scenario), 1),
+        "workers": _workers(scenario.meta.get("workers")),
         "verdict": verdict(evidence),
         "checks": [{"ok": check.ok, "text": check.text} for check in checks],
         "warnings": _warnings(scenario, checks),
@@ -172,6 +173,13 @@ def _asked(scenario: Scenario, key: str) -> float:
     """What the scenario asked Locust for (users, rate, ...), NaN when not recorded."""
     asked = scenario.meta.get("asked")
     return to_float(asked.get(key)) if isinstance(asked, dict) else math.nan
+
+
+def _workers(value: Any) -> list[dict[str, Any]] | None:
+    """The Locust workers of a distributed run (id, requests, failures), None for a local one."""
+    if not isinstance(value, dict) or not isinstance(value.get("workers"), list):
+        return None
+    return [w for w in value["workers"] if isinstance(w, dict)]
 
 
 def _string_map(value: Any) -> dict[str, str] | None:

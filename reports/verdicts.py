@@ -228,6 +228,8 @@ def zombie_verdict(evidence: Evidence) -> str:
                     f"no zombie ever seen: PID {ignoring} ignores SIGCHLD, so the kernel reaps"
                     " any child it forks"
                 )
+            if evidence.requests == 0 and not fork_seen(evidence):
+                return "no request completed and no child seen: nothing to judge"
             return "reaps every child; no zombie ever seen"
         if evidence.zombies_at_stop:
             later = "" if evidence.last_fall_s is None else f" {evidence.last_fall_s:.1f} s"

@@ -63,6 +63,12 @@ def test_reaper_that_never_shows_a_zombie() -> None:
     assert verdict(evidence) == "reaps every child; no zombie ever seen"
 
 
+def test_a_run_no_request_reached_is_not_called_a_reaper() -> None:
+    # A distributed run whose workers never came: the no-reaper server served nothing.
+    evidence = Evidence(strategy="none", t=T, zombies=np.zeros_like(T), forked=0, requests=0)
+    assert verdict(evidence) == "no request completed and no child seen: nothing to judge"
+
+
 def test_one_zombie_is_singular() -> None:
     zombies = np.zeros_like(T)
     zombies[5] = 1

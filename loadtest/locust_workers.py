@@ -1,0 +1,58 @@
+"""Per-worker figures of a distributed run, written by Locust's master at exit.
+
+Imported by loadtest/locust_hooks.py in Locust's own process; never by the harness or
+the tests (gevent). Every worker sends the master its requests since its last report;
+the master adds them up per worker here and writes :data:`WORKERS_FILE` beside its CSVs
+when it quits, so the run directory says which workers took part and how much load each
+made. A local run (no master) writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner
+
+WORKERS_FILE = "locust_workers.json"
+
+_figures: dict[str, dict[str, Any]] = {}
+_environment: Environment | None = None
+
+
+def _worker(client_id: str) -> dict[str, Any]:
+    return _figures.setdefault(client_id, {"id": client_id, "requests": 0, "failures": 0})
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_kwargs: Any) -> None:
+    global _environment
+    if isinstance(environment.runner, MasterRunner):
+        _environment = environment
+
+
+@events.worker_connect.add_listener
+def _on_connect(client_id: str, **_kwargs: Any) -> None:
+    _worker(client_id)
+
+
+@events.worker_report.add_listener
+def _on_report(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+    total = data.get("stats_total") or {}
+    figures = _worker(client_id)
+    figures["requests"] += int(total.get("num_requests", 0))
+    figures["failures"] += int(total.get("num_failures", 0))
+
+
+@events.quit.add_listener
+def _write(**_kwargs: Any) -> None:
+    env = _environment
+    prefix = env.parsed_options.csv_prefix if env and env.parsed_options else None
+    if env is None or not prefix:
+        return
+    workers = sorted(_figures.values(), key=lambda w: w["id"])
+    text = json.dumps({"workers": workers, "count": len(workers)}, indent=2) + "\n"
+    (Path(prefix).parent / WORKERS_FILE).write_text(text)
