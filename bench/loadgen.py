@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diagnostics.cpumeter import CpuMeter
-from loadtest.experiment import SATURATED_CPU
+from loadtest.drive import SATURATED_CPU
 from loadtest.load import LOCUSTFILE, LoadShape, start_locust, start_timeout
 from loadtest.processes import ManagedProcess
 from reports.files import read_table

@@ -7,17 +7,15 @@ the sampler stops, and whatever was orphaned on the way is reaped. scenario.json
 is written at the start and rewritten at the end, so even a run killed outright
 leaves a record of what it was doing.
 
-The zombie cap is held by the kernel where it can be (loadtest/cgroup.py: the server
-runs in a pids cgroup of its own); the sampler's stop at the cap is the second line,
-and the only one where no cgroup can be made. A sampler that fails (a full disk, say)
-stops the load at once: a run nobody watches is not allowed to go on.
+The zombie cap (loadtest/cap.py) is held by the kernel where it can be, by the
+sampler's stop where it cannot. A sampler that fails (a full disk, say) stops the
+load at once: a run nobody watches is not allowed to go on.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import signal
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -31,7 +29,9 @@ from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
 from diagnostics.tree import TreeSnapshot, is_shell_wrapper, snapshot
-from loadtest import cgroup, distributed, web
+from loadtest import distributed, web
+from loadtest.cap import ZombieCap
+from loadtest.drive import LocustRun
 from loadtest.errors import HarnessError, ServerDied
 from loadtest.expectations import Expectations
 from loadtest.interrupts import INTERRUPTS
@@ -41,26 +41,18 @@ from loadtest.load import (
     FailureReader,
     LoadProgress,
     LoadShape,
-    failure_reasons,
-    read_totals,
     start_locust,
     start_timeout,
 )
 from loadtest.outcome import LoadOutcome, judge
-from loadtest.processes import ManagedProcess, reap_orphans
+from loadtest.processes import reap_orphans
 from loadtest.scenarios import Scenario
 from loadtest.settle import settle, steady
 from loadtest.target import LOOPBACK, Target, start_external, start_ours
 from loadtest.timeline import TimelineReader
 from reports.checks import Counts, cross_checks
 
-HEADROOM_RESERVE = 2000
-"""PIDs always left for the rest of the machine, whatever the cap asks for."""
-MIN_CAP = 100
 TICK = 0.25
-SATURATED_CPU = 0.9
-REASONS_KEPT = 5
-"""How many failure reasons scenario.json keeps, most frequent first."""
 HOLDERS_KEPT = 5
 """How many zombie-holding processes scenario.json names, most zombies first."""
 
@@ -85,16 +77,6 @@ class Settings:
     """Locust is the master of workers started elsewhere (loadtest/distributed.py)."""
     server_host: str = LOOPBACK
     """Where our server binds: loopback unless remote workers must reach it."""
-
-
-def effective_cap(asked: int, headroom: int) -> int:
-    """The zombie cap, lowered so that the run never takes the machine's last PIDs."""
-    cap = min(asked, (headroom - HEADROOM_RESERVE) // 2)
-    if cap < MIN_CAP:
-        raise HarnessError(
-            f"only {headroom} PIDs left on this machine: not enough headroom to make zombies safely"
-        )
-    return cap
 
 
 class Experiment:
@@ -134,20 +116,17 @@ class Experiment:
             shell_wrapper=False,
         ).to_json()
         self.reserve = reserve
-        self._cap_reached = threading.Event()
-        self._cap_lock = threading.Lock()
+        self.cap = ZombieCap(self.record)
         self._sampler_failed = threading.Event()
-        self._cgroup: cgroup.PidsCgroup | None = None
         self._sampling_started = 0.0
         self._last_before_interrupt: Sample | None = None
         self._save_failed: str | None = None
-        self._locust: ManagedProcess | None = None
+        self._locust: LocustRun | None = None
         self._target: Target | None = None
         self._recorder: Recorder | None = None
         self._load_progress = TimelineReader(folder)
         self._failures = FailureReader(folder)
         self._final_taken = False
-        self._stopped_locust = False
         self._baseline: TreeSnapshot | None = None
 
     # -- the run -------------------------------------------------------------
@@ -157,10 +136,10 @@ class Experiment:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._save()
         try:
-            self.record["cap"] = effective_cap(self.settings.zombie_cap, pid_headroom())
-            self._make_cgroup()
+            self.cap.choose(self.settings.zombie_cap, pid_headroom())
+            self.cap.make_cgroup(self.scenario.name)
             self._start_server()
-            self._hold_to_cap()
+            self.cap.hold()
             self._start_sampler()
             self._drive_load()
             self._finish_server()
@@ -170,7 +149,7 @@ class Experiment:
             self.record["exit_code"] = error.exit_code
         except KeyboardInterrupt:
             if self._locust is not None:
-                self._locust.signal_group(signal.SIGSTOP)  # the load stops first
+                self._locust.freeze()  # the load stops first
             self._fail("interrupted", "interrupted (Ctrl-C): stopping and reaping everything")
             self._keep_last_sample_before_interrupt()
             raise
@@ -181,42 +160,9 @@ class Experiment:
                 self._save()
         return self.record
 
-    def _make_cgroup(self) -> None:
-        """The server's own pids cgroup, or the reason there is none (then the cap is sampled).
-
-        Until the server is ready, pids.max allows twice the cap: room to start (threads,
-        prefork workers), and effective_cap leaves room for it on the machine.
-        """
-        try:
-            self._cgroup = cgroup.create(self.scenario.name, 2 * self.record["cap"])
-        except cgroup.CgroupUnavailable as why:
-            self.record["cap_enforcement"] = "sampling"
-            self.record["warnings"].append(f"cap enforced by sampling: may overshoot ({why})")
-            return
-        self.record["cap_enforcement"] = "kernel"
-        self.record["cgroup"] = {
-            "path": str(self._cgroup.path),
-            "version": self._cgroup.version,
-        }
-
-    def _hold_to_cap(self) -> None:
-        """Now that the server is ready: pids.max = the cap + what it holds before the load."""
-        if self._cgroup is None:
-            return
-        baseline = self._cgroup.current()
-        if baseline is None:
-            raise HarnessError(f"cannot read pids.current of {self._cgroup.path}")
-        try:
-            self._cgroup.limit(self.record["cap"] + baseline)
-        except OSError as error:
-            raise HarnessError(
-                f"cannot set pids.max of {self._cgroup.path}: {error.strerror}"
-            ) from None
-        self.record["cgroup"].update(baseline=baseline, pids_max=self.record["cap"] + baseline)
-
     def _start_server(self) -> None:
         self._progress("starting server")
-        procs = self._cgroup.procs_file if self._cgroup is not None else None
+        procs = self.cap.procs_file
         if self.scenario.server_cmd is not None:
             ready_log = self.settings.ready_log
             target = start_external(
@@ -264,29 +210,19 @@ class Experiment:
             self._last_before_interrupt = sample
         if sample.zombies > self.record["peak_zombies"] and not self._final_taken:
             self.record["peak_zombies"] = sample.zombies
-        held = sample.zombies + sample.descendant_zombies  # every zombie holds a PID
-        if held >= self.record["cap"] or self._kernel_refused():
+        if self.cap.shown_by(sample):
             self._reach_cap(sample.elapsed)
-
-    def _kernel_refused(self) -> bool:
-        """The kernel has refused a fork at pids.max: the server is at the cap."""
-        return self._cgroup is not None and self._cgroup.refusals() > 0
 
     def _reach_cap(self, elapsed: float) -> None:
         """Freeze the load at once (SIGSTOP); the polite stop follows from the main thread."""
-        with self._cap_lock:
-            if self._cap_reached.is_set():
-                return
-            self._cap_reached.set()
-            self.record["capped_at"] = round(elapsed, 3)
-        if self._locust is not None:
-            self._locust.signal_group(signal.SIGSTOP)
+        if self.cap.reach(elapsed) and self._locust is not None:
+            self._locust.freeze()
 
     def _on_sampler_error(self, _cause: str) -> None:
         """Runs in the sampler's thread: nobody watches the server any more, so freeze the load."""
         self._sampler_failed.set()
         if self._locust is not None:
-            self._locust.signal_group(signal.SIGSTOP)
+            self._locust.freeze()
 
     def _check_sampler(self) -> None:
         """A failed sampler fails the scenario, with its one-line cause."""
@@ -296,7 +232,7 @@ class Experiment:
         latest = self._recorder.latest
         self.record["data_ends_at"] = latest.time if latest is not None else self.record["started"]
         if self._locust is not None and self._locust.running():
-            self._stop_locust(resume=True)
+            self._locust.stop(resume=True)
             self.record["load_ended"] = time.time()
         raise HarnessError(self._recorder.error or "sampling stopped")
 
@@ -322,14 +258,16 @@ class Experiment:
         front = self.settings.web
         workers = self.settings.workers
         try:
-            self._locust = start_locust(
-                self._target.url,
-                shape,
-                self.folder,
-                self.settings.locustfile,
-                self.settings.expectations,
-                None if front is None else web.locust_args(front, self.folder),
-                () if workers is None else distributed.locust_args(workers),
+            self._locust = LocustRun(
+                start_locust(
+                    self._target.url,
+                    shape,
+                    self.folder,
+                    self.settings.locustfile,
+                    self.settings.expectations,
+                    None if front is None else web.locust_args(front, self.folder),
+                    () if workers is None else distributed.locust_args(workers),
+                )
             )
         except OSError as error:
             raise HarnessError(f"Locust could not start: {error.strerror}") from None
@@ -347,7 +285,7 @@ class Experiment:
                 self._watch_web(started, meter)
             except KeyboardInterrupt:
                 self.record["load_ended_by"] = "Ctrl-C"
-            self._stop_locust()
+            self._locust.stop()
         else:
             if workers is not None:
                 self.view.message(
@@ -357,7 +295,14 @@ class Experiment:
             self._watch_load(started, meter)
         self.record["load_ended"] = time.time()
         self._check_sampler()
-        self._note_locust(meter, time.monotonic() - started)
+        self._locust.note(
+            self.record,
+            self.folder,
+            meter,
+            time.monotonic() - started,
+            shape.processes,
+            remote_workers=workers is not None,
+        )
         if workers is not None:
             distributed.check_workers(self._locust.log_path, workers)
             self.record["workers"] = distributed.read_workers(self.folder)
@@ -367,10 +312,10 @@ class Experiment:
         assert self._target is not None and self._locust is not None
         deadline = started + self.settings.shape.duration
         self.record["load_ended_by"] = "duration"
-        while self._locust.running() and not self._cap_reached.is_set():
+        while self._locust.running() and not self.cap.reached:
             self._check_sampler()
             self._check_server()
-            if self._kernel_refused():
+            if self.cap.kernel_refused():
                 self._reach_cap(time.time() - self._sampling_started)
             if time.monotonic() > deadline:
                 return
@@ -378,7 +323,7 @@ class Experiment:
             self._publish_live()
             self._progress("load", time.monotonic() - started, meter)
             time.sleep(TICK)
-        if self._cap_reached.is_set():
+        if self.cap.reached:
             self._note_cap(time.monotonic() - started)
         elif not self._locust.running():
             self.record["load_ended_by"] = "Locust exited"
@@ -402,14 +347,14 @@ class Experiment:
             meter.update()
             elapsed = time.monotonic() - started
             self._check_sampler()
-            if self._kernel_refused():
+            if self.cap.kernel_refused():
                 self._reach_cap(time.time() - self._sampling_started)
-            if self._cap_reached.is_set():
+            if self.cap.reached:
                 self._note_cap(elapsed)
                 break
             self._check_server()
             if time.monotonic() > deadline:
-                self._stop_locust()
+                self._locust.stop()
                 self.record["warnings"].append("Locust overran its run time and was stopped")
                 break
             reap_orphans(keep=[self._target.pid, self._locust.pid])
@@ -417,7 +362,7 @@ class Experiment:
             time.sleep(TICK)
 
     def _note_cap(self, elapsed: float) -> None:
-        self._stop_locust(resume=True)
+        self._locust.stop(resume=True)
         self.record["capped"] = True
         self.view.message(
             f"{self.scenario.name}: zombie cap of {self.record['cap']} reached"
@@ -427,44 +372,10 @@ class Experiment:
     def _check_server(self) -> None:
         assert self._target is not None
         if not self._target.process.running():
-            self._stop_locust()
+            self._locust.stop()
             raise ServerDied(
                 f"the server (pid {self._target.pid}) died during the load, exit code "
                 f"{self._target.process.popen.returncode}"
-            )
-
-    def _stop_locust(self, resume: bool = False) -> None:
-        assert self._locust is not None
-        self._stopped_locust = True
-        self._locust.popen.send_signal(signal.SIGTERM)
-        if resume:
-            self._locust.signal_group(signal.SIGCONT)
-        self._locust.stop(timeout=15)
-
-    def _note_locust(self, meter: CpuMeter, seconds: float) -> None:
-        assert self._locust is not None
-        code = self._locust.wait(15)
-        self.record["locust_exit"] = code
-        load = read_totals(self.folder)
-        self.record["load"] = {
-            "requests": load.requests,
-            "failures": load.failures,
-            "rps": load.rps,
-            "failure_reasons": [
-                {"reason": reason, "count": count}
-                for reason, count in failure_reasons(self.folder)[:REASONS_KEPT]
-            ],
-        }
-        cores = meter.cpu_seconds / seconds if seconds > 0 else None
-        self.record["locust_cpu"] = None if cores is None else round(cores, 3)
-        if self.settings.workers is not None:
-            self.record["locust_cpu_scope"] = "the master only: workers run elsewhere, unmeasured"
-            return
-        per_process = (cores or 0) / self.settings.shape.processes
-        if per_process >= SATURATED_CPU:
-            self.record["warnings"].append(
-                f"Locust used {per_process:.0%} of a core per process: the load generator, not"
-                " the server, may be the bottleneck (try --processes 2 or a lower --rate)"
             )
 
     def _finish_server(self) -> None:
@@ -507,9 +418,9 @@ class Experiment:
             failures=load.get("failures"),
             top_reason=(reasons[0]["reason"], reasons[0]["count"]) if reasons else None,
             locust_exit=self.record["locust_exit"],
-            stopped_by_harness=self._stopped_locust,
+            stopped_by_harness=self._locust.stopped_by_harness,
             refused_at_cap=self.record.get("refused_at_cap"),
-            locust_last_line=_last_line(self._locust),
+            locust_last_line=self._locust.last_line(),
         )
         judge(outcome, self.settings.max_failures)
 
@@ -529,14 +440,12 @@ class Experiment:
         if self._recorder is not None:
             self._recorder.stop()
         if self._locust is not None:
-            self._locust.signal_group(signal.SIGCONT)  # a stopped process cannot act on TERM
-            self._locust.stop(timeout=15)
+            self._locust.end()
         if self._target is not None:
             self._target.process.stop(timeout=30)
             self._keep_counters(self._target.final_counters())
         reap_orphans()
-        if self._cgroup is not None:
-            self._release_cgroup(self._cgroup)
+        self.cap.release()
 
     def _keep_counters(self, counters: dict[str, Any] | None) -> None:
         """The server's final counters, when it printed them; its refused forks are the
@@ -546,13 +455,6 @@ class Experiment:
             return
         self.record["server_counters"] = counters
         self.record["refused_at_cap"] = counters.get("fork_failures")
-
-    def _release_cgroup(self, group: cgroup.PidsCgroup) -> None:
-        refused, peak = group.refusals(), group.peak()
-        self.record["cgroup"].update(forks_refused=refused, peak=peak)
-        problem = group.remove(reap=reap_orphans)
-        if problem is not None:
-            self.record["warnings"].append(problem)
 
     def _conclude(self) -> None:
         record = self.record
@@ -627,11 +529,3 @@ class Experiment:
 def _final_load(record: dict[str, Any]) -> LoadProgress | None:
     load = record["load"]
     return None if load is None else LoadProgress(load["requests"], load["failures"], load["rps"])
-
-
-def _last_line(process: ManagedProcess) -> str:
-    try:
-        lines = process.log_path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        lines = []
-    return lines[-1] if lines else "no output"

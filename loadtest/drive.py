@@ -1,0 +1,97 @@
+"""The Locust process a scenario drives its load with, as the harness handles it.
+
+Frozen at once (SIGSTOP) from any thread when the server must not be loaded any more,
+stopped politely from the main thread, and read at the end: its totals, its top
+failure reasons, and the CPU it used, which says whether the load generator rather
+than the server was the bottleneck.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from diagnostics.cpumeter import CpuMeter
+from loadtest.load import failure_reasons, read_totals
+from loadtest.processes import ManagedProcess
+
+SATURATED_CPU = 0.9
+REASONS_KEPT = 5
+"""How many failure reasons scenario.json keeps, most frequent first."""
+
+
+class LocustRun:
+    """One running Locust, and whether the harness (not Locust itself) ended it."""
+
+    def __init__(self, process: ManagedProcess) -> None:
+        self.process = process
+        self.stopped_by_harness = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
+
+    def running(self) -> bool:
+        return self.process.running()
+
+    def freeze(self) -> None:
+        """Stop the load at once; safe from the sampler's thread."""
+        self.process.signal_group(signal.SIGSTOP)
+
+    def stop(self, resume: bool = False) -> None:
+        self.stopped_by_harness = True
+        self.process.popen.send_signal(signal.SIGTERM)
+        if resume:
+            self.process.signal_group(signal.SIGCONT)
+        self.process.stop(timeout=15)
+
+    def end(self) -> None:
+        """On every path out: ended and reaped, frozen or not."""
+        self.process.signal_group(signal.SIGCONT)  # a stopped process cannot act on TERM
+        self.process.stop(timeout=15)
+
+    def note(
+        self,
+        record: dict[str, Any],
+        folder: Path,
+        meter: CpuMeter,
+        seconds: float,
+        processes: int,
+        remote_workers: bool,
+    ) -> None:
+        """Write its exit, totals, failure reasons and CPU into the scenario's record."""
+        code = self.process.wait(15)
+        record["locust_exit"] = code
+        load = read_totals(folder)
+        record["load"] = {
+            "requests": load.requests,
+            "failures": load.failures,
+            "rps": load.rps,
+            "failure_reasons": [
+                {"reason": reason, "count": count}
+                for reason, count in failure_reasons(folder)[:REASONS_KEPT]
+            ],
+        }
+        cores = meter.cpu_seconds / seconds if seconds > 0 else None
+        record["locust_cpu"] = None if cores is None else round(cores, 3)
+        if remote_workers:
+            record["locust_cpu_scope"] = "the master only: workers run elsewhere, unmeasured"
+            return
+        per_process = (cores or 0) / processes
+        if per_process >= SATURATED_CPU:
+            record["warnings"].append(
+                f"Locust used {per_process:.0%} of a core per process: the load generator, not"
+                " the server, may be the bottleneck (try --processes 2 or a lower --rate)"
+            )
+
+    def last_line(self) -> str:
+        try:
+            lines = self.process.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        return lines[-1] if lines else "no output"

@@ -1,0 +1,98 @@
+"""loadtest/cap.py: how high the cap may be, and when a sample or the kernel says it is reached.
+
+In process, on real objects: samples as the sampler makes them, and a pids cgroup whose
+files are written as the kernel writes them (the real kernel's cgroup is exercised end to
+end in test_loadtest_safety).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from diagnostics.contract import Sample
+from loadtest import cgroup
+from loadtest.cap import HEADROOM_RESERVE, MIN_CAP, ZombieCap, effective_cap, over_cap
+from loadtest.errors import HarnessError
+
+
+def sample(zombies: int, descendant_zombies: int = 0, elapsed: float = 1.0) -> Sample:
+    return Sample(
+        time=1000.0 + elapsed, elapsed=elapsed, children=zombies, alive=0, zombies=zombies,
+        descendant_zombies=descendant_zombies, fds=None, rss_bytes=None, cpu_percent=None,
+        threads=None, sample_cost_ms=0.1,
+    )  # fmt: skip
+
+
+def pids_cgroup(tmp_path: Path, events: str) -> cgroup.PidsCgroup:
+    (tmp_path / "pids.events").write_text(events)
+    return cgroup.PidsCgroup(2, tmp_path)
+
+
+def test_the_asked_cap_stands_where_the_machine_has_room() -> None:
+    assert effective_cap(500, 32000) == 500
+
+
+def test_the_cap_is_lowered_to_half_the_headroom_above_the_reserve() -> None:
+    assert effective_cap(5000, HEADROOM_RESERVE + 3000) == 1500
+    assert effective_cap(5000, HEADROOM_RESERVE + 2 * MIN_CAP) == MIN_CAP
+
+
+def test_too_little_headroom_is_refused_in_one_line() -> None:
+    with pytest.raises(HarnessError, match=r"^only 2199 PIDs left on this machine"):
+        effective_cap(5000, HEADROOM_RESERVE + 2 * MIN_CAP - 1)
+
+
+def test_a_sample_under_the_cap_is_not_over_it() -> None:
+    assert not over_cap(sample(99), 100, refused=0)
+    assert over_cap(sample(100), 100, refused=0)
+
+
+def test_grandchildren_zombies_count_toward_the_cap() -> None:
+    assert not over_cap(sample(60, descendant_zombies=39), 100, refused=0)
+    assert over_cap(sample(60, descendant_zombies=40), 100, refused=0)
+
+
+def test_a_fork_refused_by_the_kernel_is_the_cap_whatever_the_count() -> None:
+    assert over_cap(sample(0), 100, refused=1)
+
+
+def test_refusals_are_read_from_pids_events(tmp_path: Path) -> None:
+    cap = ZombieCap({"cap": 100})
+    cap.cgroup = pids_cgroup(tmp_path, "max 0\n")
+    assert not cap.kernel_refused()
+    assert not cap.shown_by(sample(5))
+    (tmp_path / "pids.events").write_text("max 3\n")
+    assert cap.kernel_refused()
+    assert cap.shown_by(sample(5))
+
+
+def test_without_a_cgroup_only_the_count_reaches_the_cap() -> None:
+    cap = ZombieCap({"cap": 100})
+    assert cap.procs_file is None and not cap.kernel_refused()
+    assert not cap.shown_by(sample(99))
+    assert cap.shown_by(sample(100))
+
+
+def test_the_cap_is_reached_once_from_whichever_thread_sees_it_first() -> None:
+    record = {"cap": 100, "capped_at": None}
+    cap = ZombieCap(record)
+    firsts: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda at=at: firsts.append(cap.reach(at))) for at in (1.5, 2.5)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(firsts) == [False, True]
+    assert cap.reached and record["capped_at"] in (1.5, 2.5)
+    assert not cap.reach(9.0) and record["capped_at"] != 9.0
+
+
+def test_choosing_writes_the_effective_cap_into_the_record() -> None:
+    record: dict = {}
+    ZombieCap(record).choose(5000, HEADROOM_RESERVE + 3000)
+    assert record["cap"] == 1500
