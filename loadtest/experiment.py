@@ -34,12 +34,11 @@ from loadtest.cap import ZombieCap
 from loadtest.drive import LocustRun
 from loadtest.errors import HarnessError, ServerDied
 from loadtest.expectations import Expectations
+from loadtest.feed import LiveFeed
 from loadtest.interrupts import INTERRUPTS
-from loadtest.live import Progress, View
+from loadtest.live import View
 from loadtest.load import (
     LOCUSTFILE,
-    FailureReader,
-    LoadProgress,
     LoadShape,
     start_locust,
     start_timeout,
@@ -49,7 +48,6 @@ from loadtest.processes import reap_orphans
 from loadtest.scenarios import Scenario
 from loadtest.settle import settle, steady
 from loadtest.target import LOOPBACK, Target, start_external, start_ours
-from loadtest.timeline import TimelineReader
 from reports.checks import Counts, cross_checks
 
 TICK = 0.25
@@ -124,8 +122,9 @@ class Experiment:
         self._locust: LocustRun | None = None
         self._target: Target | None = None
         self._recorder: Recorder | None = None
-        self._load_progress = TimelineReader(folder)
-        self._failures = FailureReader(folder)
+        self.feed = LiveFeed(
+            scenario.name, settings.shape, folder, view, self.record, self._latest_sample
+        )
         self._final_taken = False
         self._baseline: TreeSnapshot | None = None
 
@@ -161,7 +160,7 @@ class Experiment:
         return self.record
 
     def _start_server(self) -> None:
-        self._progress("starting server")
+        self.feed.progress("starting server")
         procs = self.cap.procs_file
         if self.scenario.server_cmd is not None:
             ready_log = self.settings.ready_log
@@ -235,6 +234,9 @@ class Experiment:
             self._locust.stop(resume=True)
             self.record["load_ended"] = time.time()
         raise HarnessError(self._recorder.error or "sampling stopped")
+
+    def _latest_sample(self) -> Sample | None:
+        return self._recorder.latest if self._recorder is not None else None
 
     def _keep_last_sample_before_interrupt(self) -> None:
         """After Ctrl-C the final sample is the last one taken before it, not one taken while
@@ -320,22 +322,13 @@ class Experiment:
             if time.monotonic() > deadline:
                 return
             reap_orphans(keep=[self._target.pid, self._locust.pid])
-            self._publish_live()
-            self._progress("load", time.monotonic() - started, meter)
+            self.feed.publish()
+            self.feed.progress("load", time.monotonic() - started, meter)
             time.sleep(TICK)
         if self.cap.reached:
             self._note_cap(time.monotonic() - started)
         elif not self._locust.running():
             self.record["load_ended_by"] = "Locust exited"
-
-    def _publish_live(self) -> None:
-        assert self._recorder is not None
-        load = self._load_progress.read()
-        rows = web.live_rows(self._recorder.latest, self.record, load.requests if load else None)
-        try:
-            web.write_live(self.folder, rows)
-        except OSError as error:
-            self.record["warnings"].append(describe(error, f"writing {web.LIVE_FILE}"))
 
     def _watch_load(self, started: float, meter: CpuMeter) -> None:
         assert self._target is not None and self._locust is not None
@@ -358,7 +351,7 @@ class Experiment:
                 self.record["warnings"].append("Locust overran its run time and was stopped")
                 break
             reap_orphans(keep=[self._target.pid, self._locust.pid])
-            self._progress("load", elapsed, meter)
+            self.feed.progress("load", elapsed, meter)
             time.sleep(TICK)
 
     def _note_cap(self, elapsed: float) -> None:
@@ -381,7 +374,7 @@ class Experiment:
     def _finish_server(self) -> None:
         """Let the server settle (see loadtest.settle), take the final sample, stop the server."""
         assert self._target is not None and self._recorder is not None
-        self._progress("settling")
+        self.feed.progress("settling")
         before = self.record["baseline_sample"] or {}
         result = settle(self._recorder.sample_now, before.get("alive", 0), self.settings.settle)
         self._final_taken = True
@@ -395,7 +388,7 @@ class Experiment:
         if result.sample is not None:
             self.record["final_sample"] = asdict(result.sample)
         self._note_tree(snapshot(self._target.pid))
-        self._progress("stopping server")
+        self.feed.progress("stopping server")
         self._target.process.stop(timeout=30)
         self._keep_counters(self._target.final_counters())
 
@@ -479,33 +472,9 @@ class Experiment:
             )
         )
         record["cross_checks"] = [{"ok": check.ok, "text": check.text} for check in checks]
-        self._progress(record["status"])
+        self.feed.progress(record["status"])
 
-    # -- output --------------------------------------------------------------
-
-    def _progress(self, phase: str, elapsed: float = 0.0, meter: CpuMeter | None = None) -> None:
-        sample = self._recorder.latest if self._recorder is not None else None
-        load = self._load_progress.read() if phase == "load" else _final_load(self.record)
-        top_failure = self._failures.top_failure()
-        cpu = None
-        if meter is not None and elapsed > 0:
-            cpu = meter.cpu_seconds / elapsed / self.settings.shape.processes
-        self.view.update(
-            Progress(
-                scenario=self.scenario.name,
-                phase=phase,
-                elapsed=elapsed,
-                duration=self.settings.shape.duration,
-                rps=load.rps if load else None,
-                requests=load.requests if load else None,
-                failures=load.failures if load else None,
-                alive=sample.alive if sample else None,
-                zombies=sample.zombies if sample else None,
-                fds=sample.fds if sample else None,
-                locust_cpu=cpu,
-                top_failure=top_failure,
-            )
-        )
+    # -- the record ----------------------------------------------------------
 
     def _save(self) -> None:
         self._write(contract.SCENARIO, self.record)
@@ -524,8 +493,3 @@ class Experiment:
                     "failed" if status in ("running", "ok", "capped") else status, self._save_failed
                 )
                 self.record["exit_code"] = 1
-
-
-def _final_load(record: dict[str, Any]) -> LoadProgress | None:
-    load = record["load"]
-    return None if load is None else LoadProgress(load["requests"], load["failures"], load["rps"])
