@@ -247,33 +247,13 @@ class Experiment:
             self.record["final_sample"] = asdict(sample)
 
     def _drive_load(self) -> None:
-        assert self._target is not None and self._recorder is not None
+        """From a steady server: Locust started, watched until the load ends, and read."""
         shape = self.settings.shape
-        baseline, is_steady = steady(self._recorder.sample_now, self.settings.server_timeout)
-        if not is_steady:
-            self.record["warnings"].append(
-                "the server's live children were still changing when the load started"
-            )
-        if baseline is not None:
-            self.record["baseline_sample"] = asdict(baseline)
-        self._baseline = snapshot(self._target.pid)
         front = self.settings.web
         workers = self.settings.workers
-        try:
-            self._locust = LocustRun(
-                start_locust(
-                    self._target.url,
-                    shape,
-                    self.folder,
-                    self.settings.locustfile,
-                    self.settings.expectations,
-                    None if front is None else web.locust_args(front, self.folder),
-                    () if workers is None else distributed.locust_args(workers),
-                )
-            )
-        except OSError as error:
-            raise HarnessError(f"Locust could not start: {error.strerror}") from None
-        self.record["locust_pid"] = self._locust.pid
+        self._note_baseline()
+        self._start_locust()
+        assert self._locust is not None
         started = time.monotonic()
         self.record["load_started"] = time.time()
         self._save()
@@ -308,6 +288,38 @@ class Experiment:
         if workers is not None:
             distributed.check_workers(self._locust.log_path, workers)
             self.record["workers"] = distributed.read_workers(self.folder)
+
+    def _note_baseline(self) -> None:
+        """What the server holds before the load: the sample and tree the end is compared to."""
+        assert self._target is not None and self._recorder is not None
+        baseline, is_steady = steady(self._recorder.sample_now, self.settings.server_timeout)
+        if not is_steady:
+            self.record["warnings"].append(
+                "the server's live children were still changing when the load started"
+            )
+        if baseline is not None:
+            self.record["baseline_sample"] = asdict(baseline)
+        self._baseline = snapshot(self._target.pid)
+
+    def _start_locust(self) -> None:
+        assert self._target is not None
+        front = self.settings.web
+        workers = self.settings.workers
+        try:
+            self._locust = LocustRun(
+                start_locust(
+                    self._target.url,
+                    self.settings.shape,
+                    self.folder,
+                    self.settings.locustfile,
+                    self.settings.expectations,
+                    None if front is None else web.locust_args(front, self.folder),
+                    () if workers is None else distributed.locust_args(workers),
+                )
+            )
+        except OSError as error:
+            raise HarnessError(f"Locust could not start: {error.strerror}") from None
+        self.record["locust_pid"] = self._locust.pid
 
     def _watch_web(self, started: float, meter: CpuMeter) -> None:
         """While the UI is up: the Zombies tab's figures each tick, until --duration or Ctrl-C."""
