@@ -95,6 +95,7 @@ def test_watch_writes_a_run_directory(tmp_path: Path) -> None:
     assert len(rows) == result.samples
 
 
+@pytest.mark.slow  # a real watch subprocess on a real holder: about 2 s
 def test_cli_watch_ends_when_the_target_exits(tmp_path: Path) -> None:
     out = tmp_path / "run"
     holder = ZombieHolder(HolderSpec(exits=[0])).start()
@@ -128,6 +129,7 @@ def test_cli_watch_ends_when_the_target_exits(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.slow  # a real watch subprocess on a real holder: about 2 s
 def test_cli_watch_interrupted_keeps_the_data(tmp_path: Path, signum: int) -> None:
     out = tmp_path / "run"
     with ZombieHolder(HolderSpec(exits=[0, 0])) as holder:
