@@ -7,6 +7,7 @@ imports, so it is marked slow and `make test-fast` takes the in-process run alon
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +18,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+MAIN_MODULES = {"diagnostics": "diagnostics.cli"}
+"""Where a command's `main` lives when its __main__ runs it on import."""
 
 RUNNERS = ["in-process", pytest.param("subprocess", marks=pytest.mark.slow)]
 """Parametrize a `runner` fixture with these: the subprocess run is part of `make test` only."""
@@ -36,12 +40,16 @@ def runner_for(module: str, how: str, capsys: pytest.CaptureFixture[str]) -> Run
     """A function running `python -m <module> *args` in-process (its `main`) or as a child."""
 
     def in_process(*args: str) -> CliResult:
-        main: Callable[[Sequence[str]], int] = import_module(f"{module}.__main__").main
+        where = MAIN_MODULES.get(module, f"{module}.__main__")
+        main: Callable[[Sequence[str]], int] = import_module(where).main
         capsys.readouterr()
+        on_sigterm = signal.getsignal(signal.SIGTERM)  # a command may take SIGTERM as Ctrl-C
         try:
             code = main(list(args))
         except SystemExit as exit_:  # argparse's --help or a stray sys.exit
             code = exit_.code if isinstance(exit_.code, int) else 1
+        finally:
+            signal.signal(signal.SIGTERM, on_sigterm)
         out, err = capsys.readouterr()
         return CliResult(code, out, err)
 

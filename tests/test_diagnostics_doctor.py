@@ -12,6 +12,7 @@ from bench.holder import Disposition, HolderSpec, ZombieHolder
 from diagnostics.doctor import examine, examine_all
 from diagnostics.procstatus import sigchld_disposition
 from tests import diag_helpers as h
+from tests.cli_runner import RUNNERS, runner_for
 
 NEVER_REAPS = (
     "PID {pid} never reaps: 4 zombie children, +0/s, SIGCHLD at default. Install a SIGCHLD "
@@ -133,8 +134,11 @@ def test_cli_json_and_fail_on_zombies() -> None:
         [],
     ],
 )
-def test_cli_bad_input_is_one_line_and_exit_2(args: list[str]) -> None:
-    result = h.run_cli(*args)
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_cli_bad_input_is_one_line_and_exit_2(
+    args: list[str], runner: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = runner_for("diagnostics", runner, capsys)(*args)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("diagnostics: error: ")

@@ -182,7 +182,8 @@ HELD = 3
 
 
 @pytest.mark.parametrize("strategy", ["loop", "none", "single", "wakeup", "ignore"])
-@pytest.mark.parametrize("load", [10, 60])
+# Every strategy at the small load stays in test-fast; the larger one is for `make test`.
+@pytest.mark.parametrize("load", [10, pytest.param(60, marks=pytest.mark.slow)])
 def test_final_zombies_are_forked_minus_reaped_minus_running(
     start_server, strategy: str, load: int
 ) -> None:
