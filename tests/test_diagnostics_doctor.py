@@ -102,13 +102,15 @@ def test_all_groups_zombies_by_parent_most_first() -> None:
     assert [p["zombies"] for p in parents] == sorted((p["zombies"] for p in parents), reverse=True)
 
 
-def test_cli_json_and_fail_on_zombies() -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_cli_json_and_fail_on_zombies(runner: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run_cli = runner_for("diagnostics", runner, capsys)
     with ZombieHolder(HolderSpec.zombies(3)) as holder:
         pid = str(holder.pid)
-        out = h.run_cli("doctor", pid, "--json", "--watch", "0")
-        failing = h.run_cli("doctor", pid, "--watch", "0", "--fail-on-zombies", "3")
-        passing = h.run_cli("doctor", pid, "--watch", "0", "--fail-on-zombies", "4")
-        every = h.run_cli("doctor", "--all", "--json", "--watch", "0")
+        out = run_cli("doctor", pid, "--json", "--watch", "0")
+        failing = run_cli("doctor", pid, "--watch", "0", "--fail-on-zombies", "3")
+        passing = run_cli("doctor", pid, "--watch", "0", "--fail-on-zombies", "4")
+        every = run_cli("doctor", "--all", "--json", "--watch", "0")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report.keys() >= DOCTOR_KEYS and report["zombies"] == 3

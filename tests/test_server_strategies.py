@@ -139,6 +139,7 @@ def test_n_exits_while_blocked_deliver_one_sigchld(children: int) -> None:
     assert loop == {"pending": True, "handled": 1, "reaped": children, "zombies": 0}
 
 
+@pytest.mark.slow  # 600 children forked and reaped: about half a second each
 @pytest.mark.parametrize("strategy", ["wakeup", "loop"])
 def test_a_full_backlog_does_not_starve_the_reaper(start_server, strategy: str) -> None:
     """600 connections queued while the server is stopped, then let go at once.
