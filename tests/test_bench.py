@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.cli_runner import RUNNERS, runner_for
 from tests.server_helpers import ROOT, wait_until
 
 BENCH = [sys.executable, "-m", "bench"]
@@ -119,14 +120,12 @@ def test_ctrl_c_ends_everything_and_keeps_what_was_measured(tmp_path: Path) -> N
         (["--no-such-flag"], "unrecognized"),
     ],
 )
-def test_bad_flags_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    result = subprocess.run(
-        [*BENCH, *args, "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_bad_flags_are_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], message: str, runner: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Parsing fails before the bench writes or starts anything, so in-process is safe."""
+    result = runner_for("bench", runner, capsys)(*args, "--out", str(tmp_path))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr

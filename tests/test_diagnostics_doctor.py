@@ -12,6 +12,7 @@ from bench.holder import Disposition, HolderSpec, ZombieHolder
 from diagnostics.doctor import examine, examine_all
 from diagnostics.procstatus import sigchld_disposition
 from tests import diag_helpers as h
+from tests.cli_runner import RUNNERS, runner_for
 
 NEVER_REAPS = (
     "PID {pid} never reaps: 4 zombie children, +0/s, SIGCHLD at default. Install a SIGCHLD "
@@ -101,13 +102,15 @@ def test_all_groups_zombies_by_parent_most_first() -> None:
     assert [p["zombies"] for p in parents] == sorted((p["zombies"] for p in parents), reverse=True)
 
 
-def test_cli_json_and_fail_on_zombies() -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_cli_json_and_fail_on_zombies(runner: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run_cli = runner_for("diagnostics", runner, capsys)
     with ZombieHolder(HolderSpec.zombies(3)) as holder:
         pid = str(holder.pid)
-        out = h.run_cli("doctor", pid, "--json", "--watch", "0")
-        failing = h.run_cli("doctor", pid, "--watch", "0", "--fail-on-zombies", "3")
-        passing = h.run_cli("doctor", pid, "--watch", "0", "--fail-on-zombies", "4")
-        every = h.run_cli("doctor", "--all", "--json", "--watch", "0")
+        out = run_cli("doctor", pid, "--json", "--watch", "0")
+        failing = run_cli("doctor", pid, "--watch", "0", "--fail-on-zombies", "3")
+        passing = run_cli("doctor", pid, "--watch", "0", "--fail-on-zombies", "4")
+        every = run_cli("doctor", "--all", "--json", "--watch", "0")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report.keys() >= DOCTOR_KEYS and report["zombies"] == 3
@@ -133,8 +136,11 @@ def test_cli_json_and_fail_on_zombies() -> None:
         [],
     ],
 )
-def test_cli_bad_input_is_one_line_and_exit_2(args: list[str]) -> None:
-    result = h.run_cli(*args)
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_cli_bad_input_is_one_line_and_exit_2(
+    args: list[str], runner: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = runner_for("diagnostics", runner, capsys)(*args)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("diagnostics: error: ")

@@ -18,6 +18,9 @@ import pytest
 
 from tests.server_helpers import reap_group
 
+# Each test runs a whole inner pytest (about 0.7 s): `make test` runs them, not test-fast.
+pytestmark = pytest.mark.slow
+
 LEAKY_SUITE = r"""
 import os, subprocess, sys
 from pathlib import Path

@@ -88,6 +88,7 @@ def test_counts_follow_reaping() -> None:
 
 
 @pytest.mark.parametrize(("backend", "samples"), [("children", 400), ("scan", 60)])
+@pytest.mark.slow  # hundreds of samples of a churning tree: 1.5 s each
 def test_races_never_crash_and_counts_stay_consistent(backend: str, samples: int) -> None:
     """Children exit and are reaped all the time while we sample; around a stable
     core of 5 zombies and 4 live children (3 idle, 1 churning grandchildren).

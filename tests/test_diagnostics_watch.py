@@ -16,6 +16,7 @@ from bench.holder import HolderSpec, ZombieHolder
 from diagnostics.contract import SAMPLE_COLUMNS, RunRecord, ScenarioRecord
 from diagnostics.watch import watch
 from tests import diag_helpers as h
+from tests.cli_runner import RUNNERS, runner_for
 
 RUN_KEYS = {"id", "kind", "started", "ended", "exit_status", "parameters", "scenarios", "machine"}
 SCENARIO_KEYS = {
@@ -95,6 +96,7 @@ def test_watch_writes_a_run_directory(tmp_path: Path) -> None:
     assert len(rows) == result.samples
 
 
+@pytest.mark.slow  # a real watch subprocess on a real holder: about 2 s
 def test_cli_watch_ends_when_the_target_exits(tmp_path: Path) -> None:
     out = tmp_path / "run"
     holder = ZombieHolder(HolderSpec(exits=[0])).start()
@@ -128,6 +130,7 @@ def test_cli_watch_ends_when_the_target_exits(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.slow  # a real watch subprocess on a real holder: about 2 s
 def test_cli_watch_interrupted_keeps_the_data(tmp_path: Path, signum: int) -> None:
     out = tmp_path / "run"
     with ZombieHolder(HolderSpec(exits=[0, 0])) as holder:
@@ -176,9 +179,12 @@ def test_cli_watch_out_that_is_a_file_is_one_line_and_exit_2(tmp_path: Path) -> 
         ["1"],
     ],
 )
-def test_cli_watch_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str]) -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_cli_watch_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], runner: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
-    result = h.run_cli("watch", *args, "--out", str(out))
+    result = runner_for("diagnostics", runner, capsys)("watch", *args, "--out", str(out))
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert not out.exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.expectations import DEFAULT_MIX_NAME, Expectations
+from loadtest.expectations import BODY_SHOWN, DEFAULT_MIX_NAME, Expectations, from_locust_options
 from loadtest.scenarios import external, select
 from reports.locust import failure_reason
 
@@ -79,3 +79,17 @@ def test_bad_names_are_refused(specs: list[str], message: str) -> None:
 def test_server_cmds_run_alone() -> None:
     with pytest.raises(ValueError, match="only the servers it names"):
         select(None, "none", False, ["x {port}"])
+
+
+def test_locust_options_without_ours_mean_the_defaults() -> None:
+    class Options:
+        reaperlab_expect = Expectations(status=204).to_option()
+
+    assert from_locust_options(object()) == Expectations()  # a plain locustfile's options
+    assert from_locust_options(Options()) == Expectations(status=204)
+
+
+def test_an_unexpected_body_is_shown_cut_short() -> None:
+    body = "x" * (BODY_SHOWN + 50)
+    reason = Expectations().judge_http(200, body, "Hello, World!\n")
+    assert reason == f"unexpected body {'x' * BODY_SHOWN!r}"

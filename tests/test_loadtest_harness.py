@@ -2,7 +2,8 @@
 
 Locust is never imported here: gevent would patch fork, waitpid and signals for
 every other test in this process. Each test runs ``python -m loadtest`` as a
-user would and reads the run directory it leaves.
+user would and reads the run directory it leaves; the bad-flag checks also run its
+``main`` in-process (it imports no Locust), which is what ``make test-fast`` takes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.cli_runner import RUNNERS, runner_for
 from tests.server_helpers import ROOT, wait_until
 
 SMALL_LOAD = ["--users", "4", "--rate", "40", "--plain"]
@@ -194,8 +196,13 @@ def test_a_killed_server_is_reported_and_its_zombies_reaped(tmp_path: Path) -> N
         (["--locustfile", "/nonexistent.py"], "is not a file"),
     ],
 )
-def test_bad_flags_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    result = run_harness(tmp_path, *args, timeout=60)
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_bad_flags_are_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], message: str, runner: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Parsing stops before anything starts, so the in-process run cannot start a server."""
+    run = runner_for("loadtest", runner, capsys)
+    result = run("--out", str(tmp_path), *SMALL_LOAD, *args)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr

@@ -52,3 +52,14 @@ def test_a_load_that_did_not_happen_fails(changes: dict, message: str) -> None:
 
 def test_the_harness_stopping_locust_is_not_a_crash() -> None:
     judge(outcome(locust_exit=-signal.SIGTERM, stopped_by_harness=True), 1.0)
+
+
+def test_a_load_the_harness_stopped_is_still_judged_on_its_failures() -> None:
+    with pytest.raises(FailedRequests, match="500 of 1000"):
+        judge(outcome(locust_exit=-signal.SIGTERM, stopped_by_harness=True, failures=500), 1.0)
+
+
+def test_an_exit_code_that_could_not_be_waited_for_does_not_fail_a_load_that_ran() -> None:
+    judge(outcome(locust_exit=None), 1.0)
+    with pytest.raises(HarnessError, match=r"Locust failed \(exit code None\)"):
+        judge(outcome(locust_exit=None, requests=None), 1.0)

@@ -38,7 +38,15 @@ def test_help_lists_every_command_with_one_line(tmp_path: Path) -> None:
     assert set(HELP_SAYS) == set(COMMANDS)
 
 
-@pytest.mark.parametrize("name", list(HELP_SAYS))
+HEAVY = {"loadtest", "report", "bench"}
+"""These import their whole stack (matplotlib among it) before --help answers: 0.6 to 2 s a
+run, so only `make test` runs them."""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name for name in HELP_SAYS],
+)
 def test_each_command_is_its_python_m_form(tmp_path: Path, name: str) -> None:
     # From a directory with a folder named like our packages: -P keeps it off sys.path.
     for package in ("server", "loadtest", "diagnostics", "reports"):

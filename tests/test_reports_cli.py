@@ -2,56 +2,48 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from reports.latest import point_latest
+from tests.cli_runner import RUNNERS, CliResult, Run, runner_for
 from tests.reports_fixtures import Spec, write_run
 
-REPO = Path(__file__).resolve().parents[1]
+
+@pytest.fixture(params=RUNNERS)
+def run_cli(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Run:
+    return runner_for("reports", request.param, capsys)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reports", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+def assert_one_line_error(result: CliResult, fragment: str) -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert fragment in result.stderr and "Traceback" not in result.stderr
 
 
-def test_missing_directory(tmp_path: Path) -> None:
+def test_missing_directory(tmp_path: Path, run_cli: Run) -> None:
     assert_one_line_error(run_cli(str(tmp_path / "nope")), "no such directory")
 
 
-def test_a_file_is_not_a_run_directory(tmp_path: Path) -> None:
+def test_a_file_is_not_a_run_directory(tmp_path: Path, run_cli: Run) -> None:
     (tmp_path / "run.json").write_text("{}")
     assert_one_line_error(run_cli(str(tmp_path / "run.json")), "not a directory")
 
 
-def test_a_directory_without_run_files(tmp_path: Path) -> None:
+def test_a_directory_without_run_files(tmp_path: Path, run_cli: Run) -> None:
     (tmp_path / "photos").mkdir()
     assert_one_line_error(run_cli(str(tmp_path)), "not a run directory")
 
 
-def test_dangling_latest_link(tmp_path: Path) -> None:
+def test_dangling_latest_link(tmp_path: Path, run_cli: Run) -> None:
     (tmp_path / "latest").symlink_to("runs/gone")
     assert_one_line_error(run_cli(str(tmp_path / "latest")), "no such directory")
 
 
 @pytest.mark.timeout(120)
-def test_renders_through_the_latest_link_and_prints_paths(tmp_path: Path) -> None:
+def test_renders_through_the_latest_link_and_prints_paths(tmp_path: Path, run_cli: Run) -> None:
     run_dir = write_run(
         tmp_path / "runs" / "20261126-221500",
         [Spec("no-reaper", "none", duration=2, interval=0.1, leak_share=1.0)],
@@ -67,5 +59,5 @@ def test_renders_through_the_latest_link_and_prints_paths(tmp_path: Path) -> Non
     assert all(path.parent == run_dir.resolve() and path.is_file() for path in printed)
 
 
-def test_a_bad_flag_is_one_line(tmp_path: Path) -> None:
+def test_a_bad_flag_is_one_line(tmp_path: Path, run_cli: Run) -> None:
     assert_one_line_error(run_cli("--bogus", str(tmp_path)), "unrecognized arguments: --bogus")

@@ -116,6 +116,7 @@ def test_an_oversized_request_is_answered_not_reset(start_server, size: int) -> 
     assert status_of(answer) == "HTTP/1.1 431 Request Header Fields Too Large"
 
 
+@pytest.mark.slow  # waits out a server timeout or a shutdown: about a second
 def test_the_lingering_close_is_bounded(start_server) -> None:
     """A client that reads the error and keeps its side open is let go within a second."""
     server = start_server()
@@ -141,6 +142,7 @@ def test_half_a_head_then_hang_up_gets_400(start_server) -> None:
         assert status_of(read_to_eof(conn)) == "HTTP/1.1 400 Bad Request"
 
 
+@pytest.mark.slow  # waits out a server timeout or a shutdown: about a second
 def test_a_silent_client_does_not_block_others_and_is_dropped(start_server) -> None:
     server = start_server("--timeout", "1")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as silent:
@@ -149,6 +151,7 @@ def test_a_silent_client_does_not_block_others_and_is_dropped(start_server) -> N
         assert read_to_eof(silent) == b""
 
 
+@pytest.mark.slow  # waits out a server timeout or a shutdown: about a second
 def test_a_client_that_stalls_mid_head_gets_408(start_server) -> None:
     server = start_server("--timeout", "1")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
@@ -156,6 +159,7 @@ def test_a_client_that_stalls_mid_head_gets_408(start_server) -> None:
         assert status_of(read_to_eof(conn)) == "HTTP/1.1 408 Request Timeout"
 
 
+@pytest.mark.slow  # waits out a server timeout or a shutdown: about a second
 def test_sigterm_waits_for_in_flight_children_and_reports(start_server) -> None:
     server = start_server("--work-ms", "1500")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
@@ -172,6 +176,7 @@ def test_sigterm_waits_for_in_flight_children_and_reports(start_server) -> None:
     assert not psutil.pid_exists(child)
 
 
+@pytest.mark.slow  # waits out a server timeout or a shutdown: about a second
 def test_ctrl_c_to_the_process_group_lets_every_request_in_flight_finish(start_server) -> None:
     """A terminal's Ctrl-C is SIGINT to the whole foreground group, children included."""
     server = start_server("--work-ms", "1500", "--grace", "30")

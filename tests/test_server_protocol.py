@@ -264,6 +264,7 @@ HEAD_ENDS = (
 )
 
 
+@pytest.mark.slow  # every one of 20,160 request heads both ways: about 3 s of CPU
 def test_the_quick_path_answers_as_the_full_rules_do(monkeypatch: pytest.MonkeyPatch) -> None:
     heads = _request_heads()
     by_the_rules = []

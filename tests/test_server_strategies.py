@@ -139,6 +139,7 @@ def test_n_exits_while_blocked_deliver_one_sigchld(children: int) -> None:
     assert loop == {"pending": True, "handled": 1, "reaped": children, "zombies": 0}
 
 
+@pytest.mark.slow  # 600 children forked and reaped: about half a second each
 @pytest.mark.parametrize("strategy", ["wakeup", "loop"])
 def test_a_full_backlog_does_not_starve_the_reaper(start_server, strategy: str) -> None:
     """600 connections queued while the server is stopped, then let go at once.
@@ -182,7 +183,8 @@ HELD = 3
 
 
 @pytest.mark.parametrize("strategy", ["loop", "none", "single", "wakeup", "ignore"])
-@pytest.mark.parametrize("load", [10, 60])
+# Every strategy at the small load stays in test-fast; the larger one is for `make test`.
+@pytest.mark.parametrize("load", [10, pytest.param(60, marks=pytest.mark.slow)])
 def test_final_zombies_are_forked_minus_reaped_minus_running(
     start_server, strategy: str, load: int
 ) -> None:

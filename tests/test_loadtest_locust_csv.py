@@ -1,0 +1,129 @@
+"""What the harness reads from Locust's CSV files while and after it runs (loadtest/load.py).
+
+The files are written here in the column layout of a real run (`--csv --csv-full-history`,
+copied from reports/runs/*/no-reaper/): a per-endpoint row beside each Aggregated row, "N/A"
+percentiles before the first request, and the stats file's Aggregated row written twice.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from diagnostics import contract
+from loadtest.load import FailureReader, LoadProgress, failure_reasons, read_progress, read_totals
+
+STATS_HEADER = (
+    "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
+    "Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,"
+    "50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%"
+)
+HISTORY_HEADER = (
+    "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,"
+    "99.9%,99.99%,100%,Total Request Count,Total Failure Count,Total Median Response Time,"
+    "Total Average Response Time,Total Min Response Time,Total Max Response Time,"
+    "Total Average Content Size"
+)
+FAILURES_HEADER = "Method,Name,Error,Occurrences,First Seen,Last Seen"
+
+
+def history_row(stamp: int, users: int, name: str, rps: float, total: int, failed: int) -> str:
+    kind = "" if name == "Aggregated" else "GET"
+    return (
+        f"{stamp},{users},{kind},{name},{rps:.6f},0.000000,2,2,2,2,2,3,3,4,6,6,6,"
+        f"{total},{failed},2,1.83,0.86,19.8,15.4"
+    )
+
+
+def write(folder: Path, name: str, header: str, *rows: str) -> None:
+    (folder / name).write_text("\n".join([header, *rows]) + "\n")
+
+
+def write_history(folder: Path) -> None:
+    write(
+        folder,
+        contract.HISTORY,
+        HISTORY_HEADER,
+        "1795788008,0,,Aggregated,0.000000,0.000000,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,"
+        "N/A,0,0,0,0.0,0,0,0",
+        history_row(1795788009, 20, "/<name>", 0.0, 99, 1),
+        history_row(1795788009, 20, "Aggregated", 50.0, 99, 1),
+        history_row(1795788015, 20, "/<name>", 96.4, 700, 3),
+        history_row(1795788015, 20, "Aggregated", 96.4, 700, 3),
+    )
+
+
+def test_progress_is_the_newest_aggregated_history_row(tmp_path: Path) -> None:
+    write_history(tmp_path)
+    assert read_progress(tmp_path) == LoadProgress(requests=700, failures=3, rps=96.4)
+
+
+def test_no_history_yet_is_no_figures_not_zeros(tmp_path: Path) -> None:
+    assert read_progress(tmp_path) == LoadProgress(None, None, None)
+    write(tmp_path, contract.HISTORY, HISTORY_HEADER)  # Locust has written its header only
+    assert read_progress(tmp_path) == LoadProgress(None, None, None)
+
+
+def test_final_totals_come_from_the_stats_aggregated_row(tmp_path: Path) -> None:
+    write_history(tmp_path)
+    aggregated = ",Aggregated,766,5,2,1.82,0.87,19.8,15.4,99.48,0.0,2,2,2,2,2,3,3,4,20,20,20"
+    write(
+        tmp_path,
+        contract.STATS,
+        STATS_HEADER,
+        "GET,/<name>,766,5,2,1.82,0.87,19.8,15.4,99.48,0.0,2,2,2,2,2,3,3,4,20,20,20",
+        aggregated,
+        aggregated,
+    )
+    assert read_totals(tmp_path) == LoadProgress(requests=766, failures=5, rps=99.48)
+
+
+def test_a_run_cut_short_before_the_stats_file_falls_back_to_the_history(tmp_path: Path) -> None:
+    write_history(tmp_path)
+    totals = read_totals(tmp_path)
+    assert (totals.requests, totals.failures) == (700, 3)
+    write(tmp_path, contract.STATS, STATS_HEADER)  # header written, no Aggregated row
+    totals = read_totals(tmp_path)
+    assert (totals.requests, totals.failures) == (700, 3)
+
+
+def test_failure_reasons_add_up_over_endpoints_most_frequent_first(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        contract.FAILURES,
+        FAILURES_HEADER,
+        "GET,/a,\"CatchResponseError('status 404 (expected 200)')\",2,1795788009,1795788010",
+        "GET,/a,\"ConnectionResetError(104, 'Connection reset by peer')\",3,1795788009,1795788011",
+        "GET,/b,\"CatchResponseError('status 404 (expected 200)')\",4,1795788010,1795788012",
+    )
+    assert failure_reasons(tmp_path) == [
+        ("status 404 (expected 200)", 6),
+        ("ConnectionResetError(104, 'Connection reset by peer')", 3),
+    ]
+
+
+def test_no_failures_file_or_a_header_only_one_is_no_reasons(tmp_path: Path) -> None:
+    assert failure_reasons(tmp_path) == []
+    write(tmp_path, contract.FAILURES, FAILURES_HEADER)
+    assert failure_reasons(tmp_path) == []
+
+
+def test_the_live_view_rereads_the_failures_file_only_when_it_changed(tmp_path: Path) -> None:
+    reader = FailureReader(tmp_path)
+    assert reader.top_failure() is None  # no file yet
+    write(tmp_path, contract.FAILURES, FAILURES_HEADER)
+    assert reader.top_failure() is None  # nothing failed yet
+    path = tmp_path / contract.FAILURES
+    write(
+        tmp_path, contract.FAILURES, FAILURES_HEADER, "GET,/a,\"CatchResponseError('late')\",2,1,2"
+    )
+    assert reader.top_failure() == "late (x2)"
+    stamp = path.stat()
+    # Same size and mtime as what was parsed: the cached answer stands (no re-parse).
+    write(
+        tmp_path, contract.FAILURES, FAILURES_HEADER, "GET,/a,\"CatchResponseError('xxxx')\",2,1,2"
+    )
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert reader.top_failure() == "late (x2)"
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000_000))
+    assert reader.top_failure() == "xxxx (x2)"
