@@ -47,7 +47,8 @@ lint: install
 test: lint
 	$(PY) -m pytest
 
-# Everything but the end-to-end runs (harness, Locust, bench: marked slow); `make test`
+# Everything but the tests that take seconds each (harness, Locust and bench runs, `python -m`
+# entry points, timeouts, stress loads: marked slow); `make test`
 # runs those too and is what CI runs.
 test-fast: install
 	$(PY) -m pytest -m "not slow" -q
