@@ -83,15 +83,15 @@ class LoadProgress:
     rps: float | None
 
 
-def read_progress(folder: Path) -> LoadProgress:
-    """Locust's own running totals, from the newest row of its history CSV."""
+def read_history_totals(folder: Path) -> LoadProgress:
+    """Locust's totals from its history CSV, for a run cut short before it wrote its stats
+    file: counts from the newest row, the rate over the whole history (not its last second)."""
     table = read_table(folder / contract.HISTORY).value
     history = history_from_table(table) if table is not None else None
     if history is None:
         return LoadProgress(None, None, None)
     totals = totals_from_history(history)
-    current_rps = float(history.rps[-1]) if len(history.rps) else None
-    return LoadProgress(totals.requests, totals.failures, current_rps)
+    return LoadProgress(totals.requests, totals.failures, totals.rps)
 
 
 class FailureReader:
@@ -127,7 +127,7 @@ def read_totals(folder: Path) -> LoadProgress:
     table = read_table(folder / contract.STATS).value
     totals = totals_from_stats(table) if table is not None else None
     if totals is None:
-        return read_progress(folder)
+        return read_history_totals(folder)
     return LoadProgress(totals.requests, totals.failures, totals.rps)
 
 

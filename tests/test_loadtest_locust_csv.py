@@ -11,7 +11,13 @@ import os
 from pathlib import Path
 
 from diagnostics import contract
-from loadtest.load import FailureReader, LoadProgress, failure_reasons, read_progress, read_totals
+from loadtest.load import (
+    FailureReader,
+    LoadProgress,
+    failure_reasons,
+    read_history_totals,
+    read_totals,
+)
 
 STATS_HEADER = (
     "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
@@ -53,15 +59,16 @@ def write_history(folder: Path) -> None:
     )
 
 
-def test_progress_is_the_newest_aggregated_history_row(tmp_path: Path) -> None:
+def test_history_totals_are_the_newest_row_at_the_whole_runs_rate(tmp_path: Path) -> None:
     write_history(tmp_path)
-    assert read_progress(tmp_path) == LoadProgress(requests=700, failures=3, rps=96.4)
+    # 700 requests over the 7 s the history spans; its last window said 96.4/s.
+    assert read_history_totals(tmp_path) == LoadProgress(requests=700, failures=3, rps=100.0)
 
 
 def test_no_history_yet_is_no_figures_not_zeros(tmp_path: Path) -> None:
-    assert read_progress(tmp_path) == LoadProgress(None, None, None)
+    assert read_history_totals(tmp_path) == LoadProgress(None, None, None)
     write(tmp_path, contract.HISTORY, HISTORY_HEADER)  # Locust has written its header only
-    assert read_progress(tmp_path) == LoadProgress(None, None, None)
+    assert read_history_totals(tmp_path) == LoadProgress(None, None, None)
 
 
 def test_final_totals_come_from_the_stats_aggregated_row(tmp_path: Path) -> None:
