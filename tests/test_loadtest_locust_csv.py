@@ -87,11 +87,9 @@ def test_final_totals_come_from_the_stats_aggregated_row(tmp_path: Path) -> None
 
 def test_a_run_cut_short_before_the_stats_file_falls_back_to_the_history(tmp_path: Path) -> None:
     write_history(tmp_path)
-    totals = read_totals(tmp_path)
-    assert (totals.requests, totals.failures) == (700, 3)
+    assert read_totals(tmp_path) == LoadProgress(requests=700, failures=3, rps=100.0)
     write(tmp_path, contract.STATS, STATS_HEADER)  # header written, no Aggregated row
-    totals = read_totals(tmp_path)
-    assert (totals.requests, totals.failures) == (700, 3)
+    assert read_totals(tmp_path) == LoadProgress(requests=700, failures=3, rps=100.0)
 
 
 def test_failure_reasons_add_up_over_endpoints_most_frequent_first(tmp_path: Path) -> None:
