@@ -51,15 +51,6 @@ def time_weights(t: np.ndarray) -> np.ndarray:
     return np.concatenate([[gaps[0]], gaps[:-1] + gaps[1:], [gaps[-1]]]) / 2
 
 
-def time_mean(t: np.ndarray, values: np.ndarray) -> float:
-    """The time-weighted mean of a sampled series, skipping NaN; NaN when nothing is measured."""
-    weights = time_weights(t)
-    measured = np.isfinite(values) & (weights > 0)
-    if not measured.any():
-        return math.nan
-    return float(np.average(values[measured], weights=weights[measured]))
-
-
 def envelope(
     t: np.ndarray, values: np.ndarray, bins: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

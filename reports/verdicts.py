@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reports.series import first_finite, last_finite, peak
-from reports.trend import describe, per_time, trend
+from reports.trend import describe, trend
 
 # A leak of one zombie per request leaves final zombies == children forked; allow for the
 # last few children still running when the final sample was taken.
@@ -104,18 +104,6 @@ def peak_zombies(evidence: Evidence) -> int | None:
         candidates.append(float(evidence.final_zombies))
     measured = [value for value in candidates if not math.isnan(value)]
     return int(max(measured)) if measured else None
-
-
-def growth_per_s(t: np.ndarray, values: np.ndarray) -> float:
-    """Least-squares slope of a series (units per second); NaN with fewer than two points.
-
-    A fit rather than last-minus-first, so one odd sample at either end does not decide it.
-    """
-    usable = np.isfinite(t) & np.isfinite(values)
-    if usable.sum() < 2 or np.ptp(t[usable]) == 0:
-        return math.nan
-    slope, _ = np.polyfit(t[usable], values[usable], 1)
-    return float(slope)
 
 
 def verdict(evidence: Evidence) -> str:
@@ -302,13 +290,10 @@ def watch_verdict(evidence: Evidence) -> str:
         if most == 0:
             return "no zombies"
         return f"no zombies left; at most {plural(most, 'zombie')} at once"
-    # The direction is measured over the end of the watch only (diagnostics.trend), and
+    # The direction is measured over the end of the watch only (reports.trend), and
     # what came before is said apart: "rose to 50 zombies, then held".
     found = trend(evidence.t.tolist(), evidence.zombies.tolist())
     return "zombies not measured" if found is None else describe(found)
-
-
-format_rate = per_time
 
 
 def fd_verdict(evidence: Evidence) -> str | None:

@@ -12,7 +12,7 @@ from diagnostics.contract import SAMPLE_COLUMNS, SAMPLES
 from reports.files import FileState, read_json_object, read_table
 from reports.locust import history_from_table, totals_from_history, totals_from_stats
 from reports.rundir import load_scenario
-from reports.series import envelope, time_mean, windowed_rate
+from reports.series import envelope, windowed_rate
 from tests.reports_fixtures import HISTORY_HEADER, STATS_HEADER, write_csv
 
 # Rows as Locust 2 wrote them against a local http.server (Aggregated has an empty Type).
@@ -117,17 +117,6 @@ def test_locust_history_keeps_aggregated_rows_and_recovers_totals(tmp_path: Path
     assert (totals.requests, totals.failures) == (145, 64)
     assert totals.rps == pytest.approx(145 / 3)
     assert totals.p95_ms is None
-
-
-def test_time_mean_weights_uneven_samples_by_the_time_they_stand_for() -> None:
-    # Nine samples bunched in the first 0.08 s see 10; nine spread over 8 s see 0.
-    t = np.concatenate([np.arange(9) * 0.01, 1 + np.arange(9)])
-    values = np.concatenate([np.full(9, 10.0), np.zeros(9)])
-    values[12] = np.nan
-    assert values[~np.isnan(values)].mean() > 4  # the plain mean counts samples, not time
-    # Each sample stands for half the gaps either side: the bunch for 0.54 s of the 9 s,
-    # less the 1 s of the hole (a sample not measured says nothing).
-    assert time_mean(t, values) == pytest.approx(10 * 0.54 / 8)
 
 
 def test_windowed_rate_reads_a_steady_load_from_its_running_total() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reports.verdicts import Evidence, growth_per_s, percent, verdict
+from reports.verdicts import Evidence, percent, verdict
 from server.reapers import STRATEGIES
 
 T = np.arange(0, 20, 0.05)  # 20 s at 20 samples/s
@@ -185,13 +185,6 @@ def test_watch_trend_is_the_recent_one() -> None:
     assert verdict(Evidence(kind="watch", t=T, zombies=zombies)) == (
         "19 zombies, rising +2.0/s over the last 5 s"
     )
-
-
-def test_growth_fit_ignores_unmeasured_samples() -> None:
-    values = T * 2.0
-    values[::3] = np.nan
-    assert growth_per_s(T, values) == pytest.approx(2.0)
-    assert np.isnan(growth_per_s(T[:1], values[:1]))
 
 
 def test_percent_formatting() -> None:
