@@ -95,7 +95,6 @@ class Experiment:
         self.record: dict[str, Any] = contract.ScenarioRecord(
             name=scenario.name,
             strategy=scenario.strategy,
-            leak_client_fd=scenario.leak_client_fd,
             **scenario.described(),
             server_cmd=scenario.server_cmd,
             asked={

@@ -7,27 +7,36 @@ from dataclasses import dataclass, replace
 
 from server.reapers import STRATEGIES as STRATEGY_CLASSES
 
+LEAK_CLIENT_FD = "--leak-client-fd"
+"""Our server's fault flag: the parent never closes its copy of a client socket."""
+
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     strategy: str | None
     """The server's --reaper; None when the server is not ours (--server-cmd)."""
-    leak_client_fd: bool = False
+    server_flags: tuple[str, ...] = ()
+    """More flags for our server: a scenario that needs a new one names it here."""
     server_cmd: str | None = None
     """The command of a server that is not ours, with {port} where the port goes."""
     color_key: int | None = None
     """The scenario's place among ours: reports colour it by this, so it keeps its colour."""
 
     def server_args(self) -> list[str]:
-        args = ["--reaper", self.strategy] if self.strategy else []
-        return [*args, "--leak-client-fd"] if self.leak_client_fd else args
+        return ["--reaper", self.strategy, *self.server_flags] if self.strategy else []
+
+    @property
+    def leak_client_fd(self) -> bool:
+        """Whether our server is told to leak client sockets: reports then expect fds to grow."""
+        return LEAK_CLIENT_FD in self.server_flags
 
     def described(self) -> dict[str, bool | str | int | None]:
-        """What reports need to know about the strategy, for scenario.json: reports read it
-        from there and keep no list of strategies of their own."""
+        """What reports need to know about the scenario, for scenario.json: reports read it
+        from there and keep no list of strategies or faults of their own."""
         reaper = STRATEGY_CLASSES.get(self.strategy or "")
         return {
+            "leak_client_fd": self.leak_client_fd,
             "reaps_all": None if reaper is None else reaper.reaps_all,
             "meaning": None if reaper is None else reaper.meaning,
             "shortfall": None if reaper is None else reaper.shortfall,
@@ -41,15 +50,16 @@ def scenario_for(strategy: str) -> str:
 
 
 OURS: tuple[Scenario, ...] = tuple(
-    Scenario(scenario.name, scenario.strategy, scenario.leak_client_fd, color_key=key)
+    replace(scenario, color_key=key)
     for key, scenario in enumerate(
         (
             *(Scenario(scenario_for(name), name) for name in STRATEGY_CLASSES),
-            Scenario("fd-leak", "loop", leak_client_fd=True),
+            Scenario("fd-leak", "loop", server_flags=(LEAK_CLIENT_FD,)),
         )
     )
 )
-"""Our server's scenarios: one per strategy of server/reapers.py, then the fd leak."""
+"""Our server's scenarios: one per strategy of server/reapers.py, then the faults. A new
+scenario is one line here (and its flag in server/__main__.py if the server lacks it)."""
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (*OURS, Scenario("external", None))}
 STRATEGIES = sorted(STRATEGY_CLASSES)
 DEFAULT = ("reaper-loop", "no-reaper")

@@ -22,27 +22,13 @@ if TYPE_CHECKING:
 
 PROG = "python -m server"
 
-OPTIONS: list[tuple[str, str, str]] = [
-    ("--host HOST", "host", "address to bind (default 127.0.0.1; '' = all interfaces)"),
-    ("--port PORT", "port", "port (default 8888; 0 picks a free one)"),
-    ("--reaper STRATEGY", "reaper", "how SIGCHLD is handled (default loop): see below"),
-    ("--no-reaper", "reaper", "same as --reaper none: every request leaves a zombie"),
-    ("--leak-client-fd", "leak_client_fd", "fault: the parent never closes its client sockets"),
-    ("--work-ms MS", "work_ms", "milliseconds each child works before answering (default 0)"),
-    ("--backlog N", "backlog", "listen backlog (default 1024)"),
-    ("--timeout SECONDS", "timeout", "seconds a child waits for the request head (default 5)"),
-    ("--grace SECONDS", "grace", "seconds to wait for children in flight at shutdown (default 5)"),
-    ("--stats-file PATH", "stats_file", "also write the final counters (JSON) there; see below"),
-    ("--no-rebind", "rebind", "do not restart once with LD_BIND_NOW=1 at start; see below"),
-]
-
 
 class UsageError(Exception):
     pass
 
 
 def usage() -> str:
-    flags = " ".join(f"[{flag}]" for flag, _key, _help in OPTIONS)
+    flags = " ".join(f"[{spec}]" for spec, _key, _convert, _help in OPTIONS)
     lines = [
         f"usage: {PROG} {flags}",
         "",
@@ -50,7 +36,7 @@ def usage() -> str:
         "",
         "options:",
         "  -h, --help            show this help and exit",
-        *(f"  {flag:21} {text}" for flag, _key, text in OPTIONS),
+        *(f"  {spec:21} {text}" for spec, _key, _convert, text in OPTIONS),
         "",
         "reaping strategies:",
         *(f"  {name:7} {cls.summary}" for name, cls in STRATEGIES.items()),
@@ -78,53 +64,76 @@ def _number(kind: type[int] | type[float], low: float, high: float | None = None
     return parse
 
 
+def _text(_flag: str, text: str) -> str:
+    return text
+
+
+def _constant(value: object) -> Callable[[str, str], object]:
+    """A switch: the flag alone sets ``value``."""
+    return lambda _flag, _text: value
+
+
 def _strategy(flag: str, text: str) -> str:
     if text not in STRATEGIES:
         raise UsageError(f"{flag}: {text!r} is not one of {', '.join(STRATEGIES)}")
     return text
 
 
-CONVERT: dict[str, Callable[[str, str], object]] = {
-    "--host": lambda _flag, text: text,
-    "--port": _number(int, 0, 65535),
-    "--reaper": _strategy,
-    "--no-reaper": lambda _flag, _text: "none",
-    "--leak-client-fd": lambda _flag, _text: True,
-    "--work-ms": _number(int, 0),
-    "--backlog": _number(int, 1),
-    "--timeout": _number(float, 0.001),
-    "--grace": _number(float, 0),
-    "--stats-file": lambda _flag, text: text,
-    "--no-rebind": lambda _flag, _text: False,
-}
+OPTIONS: list[tuple[str, str, Callable[[str, str], object], str]] = [
+    # (flag [VALUE], ServerConfig key, how its text becomes the value, help)
+    ("--host HOST", "host", _text,
+     "address to bind (default 127.0.0.1; '' = all interfaces)"),
+    ("--port PORT", "port", _number(int, 0, 65535),
+     "port (default 8888; 0 picks a free one)"),
+    ("--reaper STRATEGY", "reaper", _strategy,
+     "how SIGCHLD is handled (default loop): see below"),
+    ("--no-reaper", "reaper", _constant("none"),
+     "same as --reaper none: every request leaves a zombie"),
+    ("--leak-client-fd", "leak_client_fd", _constant(True),
+     "fault: the parent never closes its client sockets"),
+    ("--work-ms MS", "work_ms", _number(int, 0),
+     "milliseconds each child works before answering (default 0)"),
+    ("--backlog N", "backlog", _number(int, 1),
+     "listen backlog (default 1024)"),
+    ("--timeout SECONDS", "timeout", _number(float, 0.001),
+     "seconds a child waits for the request head (default 5)"),
+    ("--grace SECONDS", "grace", _number(float, 0),
+     "seconds to wait for children in flight at shutdown (default 5)"),
+    ("--stats-file PATH", "stats_file", _text,
+     "also write the final counters (JSON) there; see below"),
+    ("--no-rebind", "rebind", _constant(False),
+     "do not restart once with LD_BIND_NOW=1 at start; see below"),
+]  # fmt: skip
+"""Every flag, once: a new one is a row here and a field of ServerConfig."""
+FLAGS = {spec.split()[0]: (key, convert) for spec, key, convert, _help in OPTIONS}
+TAKES_VALUE = {spec.split()[0] for spec, _key, _convert, _help in OPTIONS if " " in spec}
 
 
 def parse_args(argv: list[str]) -> tuple[ServerConfig, bool] | None:
     """(the configuration the flags ask for, whether to restart with LD_BIND_NOW);
     None when help was asked; UsageError if bad."""
-    keys = {flag.split()[0]: key for flag, key, _help in OPTIONS}
     settings = {}
     for flag, text in _flag_values(argv):
         if flag in ("-h", "--help"):
             return None
-        settings[keys[flag]] = CONVERT[flag](flag, text)
+        key, convert = FLAGS[flag]
+        settings[key] = convert(flag, text)
     rebind = settings.pop("rebind", True)
     return ServerConfig(**settings), rebind
 
 
 def _flag_values(argv: list[str]) -> Iterator[tuple[str, str]]:
     """(flag, value) from ``--flag VALUE``, ``--flag=VALUE`` and bare switches."""
-    takes_value = {flag.split()[0] for flag, _key, _help in OPTIONS if " " in flag}
     args = iter(argv)
     for arg in args:
         flag, equals, text = arg.partition("=")
-        if flag in takes_value:
+        if flag in TAKES_VALUE:
             if not equals:
                 text = next(args, None)
                 if text is None:
                     raise UsageError(f"{flag} needs a value")
             yield flag, text
-        elif flag in CONVERT or flag in ("-h", "--help"):
+        elif flag in FLAGS or flag in ("-h", "--help"):
             if equals:
                 raise UsageError(f"{flag} takes no value")
             yield flag, ""

@@ -35,6 +35,7 @@ def test_every_strategy_has_its_scenario_in_the_registry_order() -> None:
 def test_scenario_json_carries_what_reports_need_from_the_registry() -> None:
     single = SCENARIOS["reaper-single"].described()
     assert single == {
+        "leak_client_fd": False,
         "reaps_all": False,
         "meaning": STRATEGIES["single"].meaning,
         "shortfall": "signals coalesced",
@@ -42,7 +43,9 @@ def test_scenario_json_carries_what_reports_need_from_the_registry() -> None:
     }
     assert SCENARIOS["reaper-ignore"].described()["reaps_all"] is True
     assert SCENARIOS["fd-leak"].described()["meaning"] == STRATEGIES["loop"].meaning
+    assert SCENARIOS["fd-leak"].described()["leak_client_fd"] is True
     assert SCENARIOS["external"].described() == {
+        "leak_client_fd": False,
         "reaps_all": None,
         "meaning": None,
         "shortfall": None,
