@@ -27,6 +27,7 @@ from bench.settings import BenchSettings
 from diagnostics.commandline import UsageError, sigterm_as_ctrl_c
 from diagnostics.machine import machine_info
 from diagnostics.proctable import task_children
+from diagnostics.runs import new_run_file
 from diagnostics.subreaper import become_subreaper
 from loadtest.errors import HarnessError
 from loadtest.processes import reap_orphans
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        path = output.new_path(settings.out)
+        path = new_run_file(settings.out, ".json")
     except OSError as error:
         print(f"bench: error: cannot write to {settings.out}: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -7,27 +7,12 @@ saved, and an interrupted run prints (and keeps) the sections it finished.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from diagnostics.diskio import write_atomic
 
 Record = dict[str, Any]
-
-
-def new_path(folder: Path) -> Path:
-    """folder/<YYYYmmdd-HHMMSS>.json, suffixed when two runs start in the same second."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 1000):
-        path = folder / (f"{stamp}.json" if n == 1 else f"{stamp}-{n}.json")
-        try:
-            path.touch(exist_ok=False)
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"too many bench runs named {stamp} in {folder}")
 
 
 def write(path: Path, record: Record) -> None:
