@@ -17,7 +17,9 @@ SUMMARY_MD = "summary.md"
 INDEX_HTML = "index.html"
 ZOMBIES_PNG = "zombies.png"
 CHILDREN_PNG = "children.png"
-RUN_REPORT = (INDEX_HTML, SUMMARY_MD, SUMMARY_JSON, ZOMBIES_PNG, CHILDREN_PNG)
+RUN_PLOTS = (ZOMBIES_PNG, CHILDREN_PNG)
+"""The run-wide figures, in the order index.html shows them (reports/plots.py draws each)."""
+RUN_REPORT = (INDEX_HTML, SUMMARY_MD, SUMMARY_JSON, *RUN_PLOTS)
 """The run-wide files reports/ writes, as the harness lists them when it ends."""
 
 SAMPLES = "samples.csv"
@@ -117,7 +119,8 @@ class ScenarioRecord(_Record):
     settle: dict[str, Any] | None = None
     zombie_holders: list[dict[str, Any]] | None = None
     load_ended_by: str | None = None
-    """What ended the load: "duration", "Ctrl-C", "Locust exited", the cap (--web runs)."""
+    """What ended the load: "Locust exited" (a headless run ends so), "duration", "Ctrl-C"
+    (--web runs), "the zombie cap"."""
     workers: list[dict[str, Any]] | None = None
     """Per-worker requests and failures (--expect-workers)."""
     shell_wrapper: bool | None = None

@@ -14,7 +14,6 @@ load at once: a run nobody watches is not allowed to go on.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 from diagnostics import contract
 from diagnostics.cpumeter import CpuMeter
-from diagnostics.diskio import Reserve, describe, write_atomic
+from diagnostics.diskio import Reserve, describe
 from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
@@ -45,12 +44,16 @@ from loadtest.load import (
 )
 from loadtest.outcome import LoadOutcome, judge
 from loadtest.processes import reap_orphans
+from loadtest.scenario_files import ScenarioFiles
 from loadtest.scenarios import Scenario
 from loadtest.settle import settle, steady
 from loadtest.target import LOOPBACK, Target, start_external, start_ours
 from reports.checks import Counts, cross_checks
 
 TICK = 0.25
+DEADLINE = "duration"
+"""What ended a load that was still running at its deadline (--duration, plus start-up
+time for a headless Locust, which stops by itself unless it overruns)."""
 HOLDERS_KEPT = 5
 """How many zombie-holding processes scenario.json names, most zombies first."""
 
@@ -112,12 +115,11 @@ class Experiment:
             peak_zombies=0,
             shell_wrapper=False,
         ).to_json()
-        self.reserve = reserve
+        self.files = ScenarioFiles(folder, reserve)
         self.cap = ZombieCap(self.record)
         self._sampler_failed = threading.Event()
         self._sampling_started = 0.0
         self._last_before_interrupt: Sample | None = None
-        self._save_failed: str | None = None
         self._locust: LocustRun | None = None
         self._target: Target | None = None
         self._recorder: Recorder | None = None
@@ -263,17 +265,23 @@ class Experiment:
                 f" server's children. Ctrl-C ends the run (at most {shape.duration} s)."
             )
             try:
-                self._watch_web(started, meter)
+                ended_by = self._watch_load(started, meter, started + shape.duration)
             except KeyboardInterrupt:
-                self.record["load_ended_by"] = "Ctrl-C"
+                ended_by = "Ctrl-C"
             self._locust.stop()
         else:
+            deadline = started + shape.duration + start_timeout(shape)
             if workers is not None:
                 self.view.message(
                     f"waiting for {workers.expected} Locust worker(s); on each load machine run: "
                     + distributed.worker_command(workers)
                 )
-            self._watch_load(started, meter)
+                deadline += workers.timeout
+            ended_by = self._watch_load(started, meter, deadline)
+            if ended_by == DEADLINE:
+                self._locust.stop()
+                self.record["warnings"].append("Locust overran its run time and was stopped")
+        self.record["load_ended_by"] = ended_by
         self.record["load_ended"] = time.time()
         self._check_sampler()
         self._locust.note(
@@ -320,33 +328,11 @@ class Experiment:
             raise HarnessError(f"Locust could not start: {error.strerror}") from None
         self.record["locust_pid"] = self._locust.pid
 
-    def _watch_web(self, started: float, meter: CpuMeter) -> None:
-        """While the UI is up: the Zombies tab's figures each tick, until --duration or Ctrl-C."""
+    def _watch_load(self, started: float, meter: CpuMeter, deadline: float) -> str:
+        """Each tick until the load ends: the sampler, the cap and the server checked, strays
+        reaped, the live view (and the Zombies tab's feed) brought up to date. Returns what
+        ended the load (a value for scenario.json's load_ended_by)."""
         assert self._target is not None and self._locust is not None
-        deadline = started + self.settings.shape.duration
-        self.record["load_ended_by"] = "duration"
-        while self._locust.running() and not self.cap.reached:
-            self._check_sampler()
-            self._check_server()
-            if self.cap.kernel_refused():
-                self._reach_cap(time.time() - self._sampling_started)
-            if time.monotonic() > deadline:
-                return
-            reap_orphans(keep=[self._target.pid, self._locust.pid])
-            self.feed.publish()
-            self.feed.progress("load", time.monotonic() - started, meter)
-            time.sleep(TICK)
-        if self.cap.reached:
-            self._note_cap(time.monotonic() - started)
-        elif not self._locust.running():
-            self.record["load_ended_by"] = "Locust exited"
-
-    def _watch_load(self, started: float, meter: CpuMeter) -> None:
-        assert self._target is not None and self._locust is not None
-        shape = self.settings.shape
-        deadline = started + shape.duration + start_timeout(shape)
-        if self.settings.workers is not None:
-            deadline += self.settings.workers.timeout
         while self._locust.running():
             meter.update()
             elapsed = time.monotonic() - started
@@ -355,15 +341,16 @@ class Experiment:
                 self._reach_cap(time.time() - self._sampling_started)
             if self.cap.reached:
                 self._note_cap(elapsed)
-                break
+                return "the zombie cap"
             self._check_server()
             if time.monotonic() > deadline:
-                self._locust.stop()
-                self.record["warnings"].append("Locust overran its run time and was stopped")
-                break
+                return DEADLINE
             reap_orphans(keep=[self._target.pid, self._locust.pid])
+            if self.settings.web is not None:
+                self.feed.publish()
             self.feed.progress("load", elapsed, meter)
             time.sleep(TICK)
+        return "Locust exited"
 
     def _note_cap(self, elapsed: float) -> None:
         self._locust.stop(resume=True)
@@ -492,15 +479,8 @@ class Experiment:
 
     def _write(self, name: str, data: dict[str, Any]) -> None:
         """Write a record of this scenario; a failure fails the scenario (once, in one line)."""
-        try:
-            write_atomic(
-                self.folder / name, json.dumps(data, indent=2, default=str) + "\n", self.reserve
-            )
-        except OSError as error:
-            if self._save_failed is None:
-                self._save_failed = describe(error, f"writing {name}")
-                status = self.record["status"]
-                self._fail(
-                    "failed" if status in ("running", "ok", "capped") else status, self._save_failed
-                )
-                self.record["exit_code"] = 1
+        failure = self.files.write(name, data)
+        if failure is not None:
+            status = self.record["status"]
+            self._fail("failed" if status in ("running", "ok", "capped") else status, failure)
+            self.record["exit_code"] = 1

@@ -11,22 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from diagnostics.contract import (
-    CHILDREN_PNG,
-    INDEX_HTML,
-    RUN,
-    SUMMARY_JSON,
-    SUMMARY_MD,
-    ZOMBIES_PNG,
-)
+from diagnostics.contract import INDEX_HTML, RUN, RUN_PLOTS, RUN_REPORT, SUMMARY_JSON, SUMMARY_MD
 from reports.html import render_index
 from reports.markdown import to_markdown
-from reports.plots import plot_children, plot_dashboard, plot_zombies
+from reports.plots import RUN_PLOT_DRAWERS, plot_dashboard
 from reports.rundir import load_run
 from reports.summary import summarize, to_json
 
-# Names the run-wide outputs already use; a scenario's dashboard must not overwrite them.
-RESERVED_STEMS = frozenset({"zombies", "children", "index", "summary", "run"})
+RESERVED_STEMS = frozenset(Path(name).stem for name in (*RUN_REPORT, RUN))
+"""Names the run-wide files already use: a scenario's dashboard must not overwrite them."""
 
 
 @dataclass(frozen=True)
@@ -65,16 +58,13 @@ def build_report(run_dir: Path) -> ReportResult:
     out = run.directory
     dashboards = dashboard_names([scenario.name for scenario in run.scenarios])
     summary = summarize(run, dashboards)
-    written = [
-        plot_zombies(run, out / ZOMBIES_PNG),
-        plot_children(run, out / CHILDREN_PNG),
-    ]
+    written = [RUN_PLOT_DRAWERS[name](run, out / name) for name in RUN_PLOTS]
     for scenario, row in zip(run.scenarios, summary["scenarios"], strict=True):
         written.append(
             plot_dashboard(run, scenario, row["verdict"], out / dashboards[scenario.name])
         )
     markdown = to_markdown(summary)
-    page = render_index(summary, [ZOMBIES_PNG, CHILDREN_PNG], (out / RUN).is_file())
+    page = render_index(summary, list(RUN_PLOTS), (out / RUN).is_file())
     for name, content in (
         (SUMMARY_JSON, to_json(summary)),
         (SUMMARY_MD, markdown),

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from diagnostics.contract import CHILDREN_PNG, ZOMBIES_PNG
 from reports.rundir import Run, Scenario
 from reports.series import envelope, last_finite, peak, windowed_rate
 from reports.table import parameter
@@ -367,6 +368,14 @@ def plot_children(run: Run, path: Path) -> Path:
         caption += "; dotted: the server's exact peak of children not yet reaped"
     _caption(figure, caption + ".")
     return _save(figure, path)
+
+
+RUN_PLOT_DRAWERS: dict[str, Callable[[Run, Path], Path]] = {
+    ZOMBIES_PNG: plot_zombies,
+    CHILDREN_PNG: plot_children,
+}
+"""How each of the contract's run-wide figures (RUN_PLOTS) is drawn: a new one is its file
+name there, and a function above with its line here."""
 
 
 Panel = Callable[[Axes, Scenario, str], None]

@@ -19,6 +19,7 @@ from server.speed import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import FrameType
 
 
@@ -114,32 +115,35 @@ class Strategy:
         """Called by the main loop after SIGCHLD woke it; only WakeupReaper works here."""
 
 
-class LoopReaper(Strategy):
-    name = "loop"
-    summary = "SIGCHLD handler loops waitpid(-1, WNOHANG) until 0 (the tutorial's grim_reaper)"
-    meaning = "the SIGCHLD handler loops waitpid(-1, WNOHANG) until nothing is left"
+class HandlerReaper(Strategy):
+    """Reaps in the SIGCHLD handler itself, with ``reap``: the two below differ only there."""
+
+    reap: Callable[[Counters], object]
 
     def install(self, counters: Counters) -> None:
+        reap = self.reap
+
         def handle(_signum: int, _frame: FrameType | None) -> None:
             counters.sigchld_handled += 1
-            reap_all(counters)
+            reap(counters)
 
         signal.signal(signal.SIGCHLD, handle)
 
 
-class SingleReaper(Strategy):
+class LoopReaper(HandlerReaper):
+    name = "loop"
+    summary = "SIGCHLD handler loops waitpid(-1, WNOHANG) until 0 (the tutorial's grim_reaper)"
+    meaning = "the SIGCHLD handler loops waitpid(-1, WNOHANG) until nothing is left"
+    reap = staticmethod(reap_all)
+
+
+class SingleReaper(HandlerReaper):
     name = "single"
     summary = "SIGCHLD handler reaps once per signal; coalesced signals leave zombies"
     meaning = "one waitpid per SIGCHLD: signals that arrive together coalesce into one"
     reaps_all = False
     shortfall = "signals coalesced"
-
-    def install(self, counters: Counters) -> None:
-        def handle(_signum: int, _frame: FrameType | None) -> None:
-            counters.sigchld_handled += 1
-            reap_one(counters)
-
-        signal.signal(signal.SIGCHLD, handle)
+    reap = staticmethod(reap_one)
 
 
 class NoReaper(Strategy):
