@@ -6,17 +6,16 @@ saved, and an interrupted run prints (and keeps) the sections it finished.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from diagnostics.diskio import write_atomic
+from diagnostics.diskio import write_json
 
 Record = dict[str, Any]
 
 
 def write(path: Path, record: Record) -> None:
-    write_atomic(path, json.dumps(record, indent=2) + "\n")
+    write_json(path, record)
 
 
 def render(record: Record) -> str:

@@ -10,8 +10,10 @@ say what happened) can still be written after the samples have used the rest.
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 RESERVE_BYTES = 32 * 1024
 """Room for the final scenario.json, server.json and run.json (each rewritten via a temp file)."""
@@ -78,6 +80,12 @@ def write_atomic(path: Path, text: str, reserve: Reserve | None = None) -> None:
         if not (is_disk_full(error) and reserve is not None and reserve.release()):
             raise
         _write_via_temp(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data: dict[str, Any], reserve: Reserve | None = None) -> None:
+    """Write a record as indented JSON, whole (see write_atomic): the one way every run
+    record, bench record and live feed reaches the disk."""
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n", reserve)
 
 
 def _write_via_temp(path: Path, data: bytes) -> None:

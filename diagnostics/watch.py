@@ -20,10 +20,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from diagnostics import contract
-from diagnostics.diskio import Reserve, describe, write_atomic
+from diagnostics.diskio import Reserve, describe, write_json
 from diagnostics.errors import DiagnosticsError
 from diagnostics.machine import machine_info
 from diagnostics.procstatus import cmdline
@@ -78,10 +77,10 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         machine=machine_info(),
     ).to_json()
     try:
-        write_atomic(out / contract.RUN, _json(run), reserve)
+        write_json(out / contract.RUN, run, reserve)
     except OSError as error:
         reserve.release()
-        raise OutputError(describe(error, f"writing {out / 'run.json'}")) from None
+        raise OutputError(describe(error, f"writing {out / contract.RUN}")) from None
     samples = 0
 
     def count(_: object) -> None:
@@ -118,7 +117,7 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
                 (scenario_dir / contract.SCENARIO, scenario),
                 (out / contract.RUN, run),
             ):
-                write_atomic(path, _json(record), reserve)
+                write_json(path, record, reserve)
         except OSError as error:  # the data is there; the record of how it ended is not
             status, message = "error", describe(error, f"writing {path.name}")
         finally:
@@ -157,12 +156,8 @@ def draw_report(run_dir: Path) -> Report:
         lines = done.stderr.strip().splitlines() or ["no message"]
         return Report(None, None, f"the report could not be drawn: {lines[-1]}")
     try:
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        summary = json.loads((run_dir / contract.SUMMARY_JSON).read_text(encoding="utf-8"))
         verdict = str(summary["scenarios"][0]["verdict"])
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         verdict = None
-    return Report(run_dir / "index.html", verdict)
-
-
-def _json(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2) + "\n"
+    return Report(run_dir / contract.INDEX_HTML, verdict)

@@ -17,6 +17,8 @@ from loadtest.load import failure_reasons, read_totals
 from loadtest.processes import ManagedProcess
 
 SATURATED_CPU = 0.9
+"""Locust's share of a core per process past which the load generator, not the server,
+may be the bottleneck: a warning in scenario.json, a "!" in the live view."""
 REASONS_KEPT = 5
 """How many failure reasons scenario.json keeps, most frequent first."""
 

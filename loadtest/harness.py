@@ -12,14 +12,13 @@ when the samples fill the disk, the records that say so can still be written.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from diagnostics import contract
-from diagnostics.diskio import Reserve, describe, write_atomic
+from diagnostics.diskio import Reserve, describe, write_json
 from diagnostics.machine import machine_info
 from diagnostics.runs import DEFAULT_RUNS, new_run_dir
 from diagnostics.subreaper import become_subreaper
@@ -120,9 +119,8 @@ class Harness:
 
     def _save(self) -> bool:
         """Write run.json; False (and the cause said in one line) if it could not be."""
-        text = json.dumps(self.record, indent=2, default=str) + "\n"
         try:
-            write_atomic(self.run_dir / contract.RUN, text, self.reserve)
+            write_json(self.run_dir / contract.RUN, self.record, self.reserve)
         except OSError as error:
             self.view.message(f"error: {describe(error, 'writing run.json')}")
             return False

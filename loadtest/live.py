@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from loadtest.drive import SATURATED_CPU
 from reports.table import HEADERS, TEXT_COLUMNS, cells
 
 
@@ -79,13 +80,10 @@ def describe(progress: Progress) -> list[str]:
         _figure(progress.alive),
         _figure(progress.zombies),
         _figure(progress.fds),
-        "–" if cpu is None else f"{cpu:.0%}" + ("!" if cpu >= SATURATED else ""),
+        "–" if cpu is None else f"{cpu:.0%}" + ("!" if cpu >= SATURATED_CPU else ""),
     ]
 
 
-SATURATED = 0.9
-"""Locust's share of a core past which its CPU figure is flagged (the load generator,
-not the server, may be the bottleneck)."""
 COLUMNS = [
     "scenario", "phase", "time", "req/s", "requests", "fails",
     "live", "zombies", "fds", "cpu",

@@ -1,18 +1,17 @@
 """A scenario's JSON records on disk: scenario.json (rewritten as the scenario goes, so a
 run killed outright still says what it was doing) and server.json.
 
-Each file is replaced whole (diagnostics.diskio.write_atomic), drawing on the run's
+Each file is replaced whole (diagnostics.diskio.write_json), drawing on the run's
 reserve when the disk is full, so a reader never finds half a record. A failure is told
 once: a disk that stays full would otherwise fail every later save in the same words.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from diagnostics.diskio import Reserve, describe, write_atomic
+from diagnostics.diskio import Reserve, describe, write_json
 
 
 class ScenarioFiles:
@@ -24,9 +23,8 @@ class ScenarioFiles:
 
     def write(self, name: str, data: dict[str, Any]) -> str | None:
         """Write ``name``; the one-line failure if this is the first write to fail, else None."""
-        text = json.dumps(data, indent=2, default=str) + "\n"
         try:
-            write_atomic(self.folder / name, text, self.reserve)
+            write_json(self.folder / name, data, self.reserve)
         except OSError as error:
             if self.failure is None:
                 self.failure = describe(error, f"writing {name}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from diagnostics.diskio import write_atomic
+from diagnostics.diskio import write_json
 from diagnostics.sampler import Sample
 
 LIVE_FILE = "live.json"
@@ -106,4 +106,4 @@ def live_rows(
 
 def write_live(folder: Path, rows: list[dict[str, str]]) -> None:
     """Rewrite the tab's file whole, so Locust never reads half of it."""
-    write_atomic(folder / LIVE_FILE, json.dumps({"rows": rows}) + "\n")
+    write_json(folder / LIVE_FILE, {"rows": rows})
