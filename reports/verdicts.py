@@ -142,10 +142,19 @@ def never_forked(evidence: Evidence) -> bool:
     (SIGCHLD ignored, or a handler with SA_NOCLDWAIT, which /proc does not show), so
     the claim also needs SIGCHLD at its default everywhere in the tree.
     """
+    return evidence.sigchld_handled == {} and no_exit_seen(evidence)
+
+
+def no_exit_seen(evidence: Evidence) -> bool:
+    """No child seen to exit: none counted, none new alive in any sample, no zombie, and
+    the kernel's count of reaped children's page faults unchanged.
+
+    Where SIGCHLD is caught this is what a prefork server looks like when its workers
+    outlive the load: "reaps every child" would then claim what was never put to the test.
+    """
     peak_alive = peak(evidence.alive)
     return (
         evidence.reaped_child_faults == 0
-        and evidence.sigchld_handled == {}
         and not evidence.forked
         and evidence.baseline_alive is not None
         and not math.isnan(peak_alive)
@@ -218,6 +227,11 @@ def zombie_verdict(evidence: Evidence) -> str:
                 )
             if evidence.requests == 0 and not fork_seen(evidence):
                 return "no request completed and no child seen: nothing to judge"
+            if no_exit_seen(evidence):
+                return (
+                    "no zombie ever seen, and no child seen to exit during the load (none"
+                    " reaped per the kernel's counters): its reaping was not put to the test"
+                )
             return "reaps every child; no zombie ever seen"
         if evidence.zombies_at_stop:
             later = "" if evidence.last_fall_s is None else f" {evidence.last_fall_s:.1f} s"
