@@ -40,6 +40,7 @@ class LiveFeed:
         self._latest = latest
         self._load_progress = TimelineReader(folder)
         self._failures = FailureReader(folder)
+        self._publish_failed = False
 
     def progress(self, phase: str, elapsed: float = 0.0, meter: CpuMeter | None = None) -> None:
         sample = self._latest()
@@ -72,7 +73,10 @@ class LiveFeed:
         try:
             web.write_live(self.folder, rows)
         except OSError as error:
-            self.record["warnings"].append(describe(error, f"writing {web.LIVE_FILE}"))
+            # Once: a disk that stays full would fail every tick in the same words.
+            if not self._publish_failed:
+                self._publish_failed = True
+                self.record["warnings"].append(describe(error, f"writing {web.LIVE_FILE}"))
 
 
 def _final_load(record: dict[str, Any]) -> LoadProgress | None:
