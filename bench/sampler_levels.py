@@ -16,9 +16,7 @@ reaped here.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -28,10 +26,11 @@ from dataclasses import asdict, dataclass
 import psutil
 
 from bench.holder import HolderSpec, ZombieHolder
-from diagnostics.commandline import sigterm_as_ctrl_c
+from diagnostics.commandline import OneLineParser, UsageError, sigterm_as_ctrl_c
 from diagnostics.machine import pid_headroom
 from diagnostics.sampler import Sampler
 from diagnostics.subreaper import become_subreaper
+from loadtest.processes import reap_orphans
 
 MAX_ZOMBIES = 2500  # never hold more than this many PIDs hostage
 BUDGET_MS = 3.0  # steady cost allowed per sample at the largest level
@@ -46,17 +45,6 @@ class Row:
     ours_first_ms: float
     psutil_ms: float
     ratio: float
-
-
-def reap_orphans() -> None:
-    """Reap every child that has exited (orphans handed to us as subreaper)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 def psutil_cost_ms(pid: int) -> float:
@@ -98,12 +86,16 @@ def render(rows: Sequence[Row]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.sampler_levels")
+    parser = OneLineParser(prog="python -m bench.sampler_levels")
     parser.add_argument("--rounds", type=int, default=20, help="samples per way and level")
     parser.add_argument("--zombies", type=int, nargs="+", default=[0, 500, 2000])
     parser.add_argument("--budget-ms", type=float, default=BUDGET_MS)
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
     if args.rounds < 1 or any(not 0 <= n <= MAX_ZOMBIES for n in args.zombies):
         print(f"bench: --rounds >= 1 and 0 <= --zombies <= {MAX_ZOMBIES}", file=sys.stderr)
         return 2
