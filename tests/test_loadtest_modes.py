@@ -86,6 +86,7 @@ def test_the_web_ui_drives_the_load_and_shows_zombies(tmp_path: Path) -> None:
     requests = record["load"]["requests"]
     assert requests >= 20 and record["load"]["failures"] == 0
     assert record["final_sample"]["zombies"] == requests  # one per request, exactly
+    assert record["locust_cpu"] > 0  # the UI's Locust is measured like a headless one
     assert all(check["ok"] for check in record["cross_checks"]), record["cross_checks"]
     for name in ("index.html", "summary.json", "zombies.png", "no-reaper.png"):
         assert (run / name).is_file()
