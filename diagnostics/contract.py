@@ -8,8 +8,13 @@ reports and the Locust process may all import it without breaking the house rule
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Self
+import json
+import math
+import types
+from collections.abc import Callable
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from functools import cache
+from typing import Any, Self, Union, get_args, get_origin, get_type_hints
 
 RUN = "run.json"
 SUMMARY_JSON = "summary.json"
@@ -40,7 +45,8 @@ REQUEST_COLUMNS = ("time", "requests", "failures")
 
 
 class _Record:
-    """A JSON file of the run directory as a dataclass: to the dict to write, and back."""
+    """A JSON file of the run directory as a dataclass: to the dict to write, and back
+    (:meth:`checked` for a reader, which cannot trust the file)."""
 
     __slots__ = ()
 
@@ -53,6 +59,90 @@ class _Record:
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         return cls(**{key: value for key, value in data.items() if key in known})
 
+    @classmethod
+    def checked(cls, data: dict[str, Any]) -> tuple[Self, list[str]]:
+        """The record as a reader may trust it, and a note for each value it could not take.
+
+        For files from anywhere (an older writer, a crash, a hand edit), where
+        :meth:`from_json` would raise or let a wrong type through: a value of another
+        type than the field declares gives way to the field's default, a missing
+        required field to a neutral value (null where allowed, else "", NaN, 0, false,
+        {} or []), each with a note; keys the record does not know are left out.
+        Containers are checked one level deep. Never raises.
+        """
+        values: dict[str, Any] = {}
+        notes: list[str] = []
+        for item, accepted in _declared(cls).items():
+            if item.name in data and _fits(data[item.name], accepted):
+                values[item.name] = data[item.name]
+                continue
+            if item.name in data:
+                wanted = " or ".join(_JSON_NAMES.get(kind, kind.__name__) for kind in accepted)
+                got = _JSON_NAMES.get(type(data[item.name]), type(data[item.name]).__name__)
+                problem = f"should be {wanted}, not {got}"
+            elif _has_default(item):
+                continue
+            else:
+                problem = "is missing"
+            values[item.name] = _fallback(item, accepted)
+            notes.append(f"{item.name} {problem} (read as {_shown(values[item.name])})")
+        return cls(**values), notes
+
+
+@cache
+def _declared(cls: type[_Record]) -> dict[Field[Any], tuple[type, ...]]:
+    """Each field of a record with the JSON types its annotation accepts."""
+    hints = get_type_hints(cls)
+    return {item: _accepted(hints[item.name]) for item in fields(cls)}  # type: ignore[arg-type]
+
+
+def _accepted(hint: Any) -> tuple[type, ...]:
+    """The runtime types of an annotation: ``X | None`` is both, ``dict[str, Any]`` is dict."""
+    if get_origin(hint) in (Union, types.UnionType):
+        return tuple(kind for arg in get_args(hint) for kind in _accepted(arg))
+    return (object,) if hint is Any else (get_origin(hint) or hint,)
+
+
+def _fits(value: Any, accepted: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # a bool is an int to Python, never to JSON
+        return bool in accepted
+    if isinstance(value, int) and float in accepted:  # JSON may write 2.0 as 2
+        return True
+    return isinstance(value, accepted)
+
+
+def _has_default(item: Field[Any]) -> bool:
+    return item.default is not MISSING or item.default_factory is not MISSING
+
+
+_NEUTRAL: dict[type, Callable[[], Any]] = {float: lambda: math.nan}
+"""A neutral value of a type where calling it does not give one (float() would be 0.0)."""
+
+
+def _fallback(item: Field[Any], accepted: tuple[type, ...]) -> Any:
+    if item.default is not MISSING:
+        return item.default
+    if item.default_factory is not MISSING:
+        return item.default_factory()
+    if type(None) in accepted:
+        return None
+    return _NEUTRAL.get(accepted[0], accepted[0])()
+
+
+_JSON_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    dict: "an object",
+    list: "an array",
+    type(None): "null",
+}
+
+
+def _shown(value: Any) -> str:
+    return "unknown" if isinstance(value, float) and math.isnan(value) else json.dumps(value)
+
 
 @dataclass(kw_only=True, slots=True)
 class RunRecord(_Record):
@@ -60,7 +150,8 @@ class RunRecord(_Record):
 
     Written by the harness and by ``diagnostics watch``; a figure a kind of run does not
     have stays null. ``to_json`` gives the dict to write (more keys may be added to it:
-    readers ignore those they do not know), ``from_json`` takes the known keys back.
+    readers ignore those they do not know), ``from_json`` takes the known keys back,
+    ``checked`` takes them type by type (what reports/ reads with).
     """
 
     id: str
@@ -75,6 +166,8 @@ class RunRecord(_Record):
     machine: dict[str, Any]
     subreaper: bool | None = None
     """Whether the harness became a child subreaper (null: a watch, which does not try)."""
+    interrupts: int | None = None
+    """Ctrl-C's and SIGTERMs the harness received (null: a watch, which does not count them)."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -121,8 +214,9 @@ class ScenarioRecord(_Record):
     load_ended_by: str | None = None
     """What ended the load: "Locust exited" (a headless run ends so), "duration", "Ctrl-C"
     (--web runs), "the zombie cap"."""
-    workers: list[dict[str, Any]] | None = None
-    """Per-worker requests and failures (--expect-workers)."""
+    workers: dict[str, Any] | None = None
+    """Per-worker requests and failures (--expect-workers), as the Locust master wrote them:
+    ``{"workers": [{"id", "requests", "failures"}, ...], "count": n}``."""
     shell_wrapper: bool | None = None
     reaped_child_faults: int | None = None
     sigchld_handled: dict[str, str] | None = None

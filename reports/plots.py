@@ -71,10 +71,11 @@ def subject(run: Run) -> str:
     """Whose children the figures count: the server under load, or the watched process."""
     if run.kind != "watch":
         return "the server"
-    pid = run.parameters.get("pid")
-    command = parameter(run.parameters.get("cmdline"))
+    parameters = run.record.parameters
+    pid = parameters.get("pid")
+    command = parameter(parameters.get("cmdline"))
     who = f"PID {pid}" if pid is not None else "the watched process"
-    return f"{who} ({command})" if run.parameters.get("cmdline") else who
+    return f"{who} ({command})" if parameters.get("cmdline") else who
 
 
 def time_label(run: Run) -> str:
@@ -89,7 +90,7 @@ def scenario_colors(run: Run) -> dict[str, str]:
     keyless = itertools.chain([KEYLESS_COLOR], itertools.cycle(SPARE_COLORS))
     colors: dict[str, str] = {}
     for scenario in run.scenarios:
-        key = scenario.color_key
+        key = scenario.record.color_key
         colors[scenario.name] = next(keyless) if key is None else keyed[key % len(keyed)]
     return colors
 
@@ -474,7 +475,8 @@ def _resources_panel(ax: Axes, scenario: Scenario, color: str) -> None:
 
 def _mark_timeline(ax: Axes, scenario: Scenario) -> None:
     """Shade the load phase and mark the cap, so every panel reads against the same events."""
-    begin, end = scenario.since_start("load_started"), scenario.since_start("load_ended")
+    record = scenario.record
+    begin, end = scenario.since_start(record.load_started), scenario.since_start(record.load_ended)
     if not math.isnan(begin):
         if math.isnan(end):
             end = last_finite(scenario.samples.t) if scenario.samples is not None else begin
@@ -512,17 +514,17 @@ def plot_dashboard(run: Run, scenario: Scenario, verdict: str, path: Path) -> Pa
         panel(ax, scenario, color)
         _mark_timeline(ax, scenario)
     axes[-1].set_xlabel(time_label(run))
-    strategy = scenario.strategy
+    strategy = scenario.record.strategy
     if run.kind == "watch":
         title = f"{text(scenario.name)}: {text(subject(run), 80)}"
     else:
         title = text(scenario.name) + (f"  (reaper: {text(strategy)})" if strategy else "")
     figure.suptitle(title, fontsize=13, fontweight="bold", y=1 - 0.12 * inch, va="top")
-    meaning = scenario.meaning
+    meaning = scenario.record.meaning
     if meaning:
         figure.text(0.5, 1 - 0.48 * inch, meaning, ha="center", va="top", color="#555")
     notes = [f"verdict: {verdict}"]
-    if not math.isnan(scenario.since_start("load_started")):
+    if not math.isnan(scenario.since_start(scenario.record.load_started)):
         notes.append("shaded: load running")
     if not math.isnan(scenario.capped_t()):
         notes.append("dotted: zombie cap hit")

@@ -3,7 +3,9 @@
 This is the only module that knows the layout of a run directory (see DESIGN.md). It reads
 files only, so any run, including `diagnostics watch` output, can be redrawn later. It
 never raises on bad content: what could not be read becomes a note and a missing-file
-mark; only a path that is not a run directory at all raises `NotARunDirectory`.
+mark; only a path that is not a run directory at all raises `NotARunDirectory`. run.json
+and scenario.json are read into the contract's records (diagnostics/contract.py), field by
+field: a value of the wrong type is a note too, never a wrong figure.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -27,6 +29,8 @@ from diagnostics.contract import (
     SERVER,
     SERVER_LOG,
     STATS,
+    RunRecord,
+    ScenarioRecord,
 )
 from reports.files import FileState, Read, Table, read_json_object, read_table, to_float
 from reports.locust import (
@@ -56,6 +60,9 @@ SCENARIO_FILES = (
 # Locust stamps its history rows with whole seconds, cut down from the moment of writing;
 # half a second puts them, on average, where they were taken instead of up to 1 s early.
 LOCUST_CLOCK_OFFSET = 0.5
+
+
+R = TypeVar("R", RunRecord, ScenarioRecord)
 
 
 class NotARunDirectory(Exception):
@@ -105,6 +112,17 @@ def _all_missing() -> dict[str, FileState]:
     return dict.fromkeys(SCENARIO_FILES, FileState.MISSING)
 
 
+def _unread_scenario() -> ScenarioRecord:
+    return ScenarioRecord.checked({})[0]
+
+
+def _checked(file: str, read: Read[dict[str, Any]], record: type[R]) -> tuple[R, list[str]]:
+    """The file's record with a note for each value it could not take; when the file could
+    not be read, a record of neutral values and no note (its state says why already)."""
+    found, notes = record.checked(read.value or {})
+    return found, [f"{file}: {note}" for note in notes] if read.value is not None else []
+
+
 @dataclass
 class Scenario:
     """One scenario's files as read, plus notes on whatever could not be read."""
@@ -113,7 +131,9 @@ class Scenario:
     directory: Path | None
     expected: tuple[str, ...]
     files: dict[str, FileState] = field(default_factory=_all_missing)
-    meta: dict[str, Any] = field(default_factory=dict)
+    record: ScenarioRecord = field(default_factory=_unread_scenario)
+    """scenario.json as far as it could be read: defaults and neutral values stand in for
+    the rest, and for all of it when the file was not read (see `recorded`)."""
     server: dict[str, Any] | None = None
     samples: Samples | None = None
     history: LocustHistory | None = None
@@ -125,54 +145,15 @@ class Scenario:
     start: float = 0.0
     notes: list[str] = field(default_factory=list)
 
-    def text(self, key: str) -> str | None:
-        """A string from scenario.json, None when absent or not a string."""
-        value = self.meta.get(key)
-        return value if isinstance(value, str) else None
-
-    def flag(self, key: str) -> bool | None:
-        """A boolean from scenario.json, None when absent or not a boolean."""
-        value = self.meta.get(key)
-        return value if isinstance(value, bool) else None
-
     @property
-    def strategy(self) -> str | None:
-        return self.text("strategy")
+    def recorded(self) -> bool:
+        """Whether scenario.json was read: without it `record` holds only stand-ins, whose
+        status ("running") and capped (false) must not pass for what the harness wrote."""
+        return self.files.get(SCENARIO) is FileState.OK
 
-    @property
-    def reaps_all(self) -> bool | None:
-        """Whether the strategy promises to leave no zombie (None: unknown, not ours)."""
-        return self.flag("reaps_all")
-
-    @property
-    def meaning(self) -> str | None:
-        """The strategy's meaning in one line, as the harness recorded it from the registry."""
-        return self.text("meaning")
-
-    @property
-    def shortfall(self) -> str | None:
-        return self.text("shortfall")
-
-    @property
-    def color_key(self) -> int | None:
-        value = self.meta.get("color_key")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    @property
-    def leak_client_fd(self) -> bool:
-        return self.flag("leak_client_fd") is True
-
-    @property
-    def capped(self) -> bool | None:
-        return self.flag("capped")
-
-    def number(self, key: str) -> float:
-        """A number from scenario.json, NaN when absent or not a number."""
-        return to_float(self.meta.get(key))
-
-    def since_start(self, key: str) -> float:
-        """A unix time from scenario.json on the plots' clock (seconds since scenario start)."""
-        return self.number(key) - self.start if self.start else math.nan
+    def since_start(self, at: float | None) -> float:
+        """A unix time of the record on the plots' clock (seconds since scenario start)."""
+        return to_float(at) - self.start if self.start else math.nan
 
     def capped_t(self) -> float:
         """When the zombie cap stopped the load, on the plots' clock; NaN if it did not.
@@ -180,8 +161,8 @@ class Scenario:
         scenario.json gives `capped_at` on the sampler's `elapsed` clock, so it is mapped
         through the first sample at or after that moment.
         """
-        at = self.number("capped_at")
-        if self.capped is not True or math.isnan(at):
+        at = to_float(self.record.capped_at)
+        if self.record.capped is not True or math.isnan(at):
             return math.nan
         if self.samples is None:
             return at
@@ -195,13 +176,8 @@ class Scenario:
 
     @property
     def final_sample(self) -> dict[str, Any]:
-        value = self.meta.get("final_sample")
-        return value if isinstance(value, dict) else {}
-
-    def sample_of(self, key: str) -> dict[str, Any]:
-        """A sample the harness kept in scenario.json (final_sample, baseline_sample), or {}."""
-        value = self.meta.get(key)
-        return value if isinstance(value, dict) else {}
+        """The harness's last sample before it stopped the server, or {}."""
+        return self.record.final_sample or {}
 
     def until_final(self) -> Samples | None:
         """The samples up to the final one: the load and the settling, not the shutdown.
@@ -217,11 +193,6 @@ class Scenario:
         return Samples(self.samples.t[keep], columns) if keep.any() else self.samples
 
     @property
-    def status(self) -> str | None:
-        value = self.meta.get("status")
-        return value if isinstance(value, str) else None
-
-    @property
     def missing(self) -> list[str]:
         """Expected files not on disk; empty or unreadable ones are explained in `notes`."""
         return [name for name in self.expected if self.files.get(name) is FileState.MISSING]
@@ -234,34 +205,27 @@ class Scenario:
 
 @dataclass
 class Run:
-    """A run directory: run.json's content and its scenarios, in the order run.json lists them."""
+    """A run directory: run.json's record and its scenarios, in the order run.json lists them."""
 
     directory: Path
-    meta: dict[str, Any]
+    record: RunRecord
+    """run.json as far as it could be read; neutral values when it was not (see `recorded`)."""
+    recorded: bool
     scenarios: list[Scenario]
     notes: list[str] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
-        return run_kind(self.meta, [scenario.name for scenario in self.scenarios])
+        return run_kind(self.record, [scenario.name for scenario in self.scenarios])
 
     @property
     def id(self) -> str:
-        value = self.meta.get("id")
-        return str(value) if value not in (None, "") else self.directory.name
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        value = self.meta.get("parameters")
-        return value if isinstance(value, dict) else {}
+        return self.record.id or self.directory.name
 
 
-def run_kind(meta: dict[str, Any], names: list[str]) -> str:
+def run_kind(record: RunRecord, names: list[str]) -> str:
     """ "loadtest" or "watch" as run.json says; guessed from the folders when it cannot say."""
-    value = meta.get("kind")
-    if isinstance(value, str) and value:
-        return value
-    return "watch" if names == ["watch"] else "loadtest"
+    return record.kind or ("watch" if names == ["watch"] else "loadtest")
 
 
 def load_run(path: Path) -> Run:
@@ -283,16 +247,15 @@ def load_run(path: Path) -> Run:
     if run_json.state is FileState.MISSING and not on_disk:
         raise NotARunDirectory(f"{path}: not a run directory (no run.json, no scenario folders)")
 
-    meta = run_json.value or {}
+    record, checked = _checked(RUN, run_json, RunRecord)
     notes = [run_json.detail] if run_json.detail else []
-    listed = meta.get("scenarios")
     names: list[str] = []
-    for name in [*(listed if isinstance(listed, list) else []), *on_disk]:
+    for name in [*record.scenarios, *on_disk]:
         if isinstance(name, str) and name not in names:
             names.append(name)
-    watch = run_kind(meta, names) == "watch"
+    watch = run_kind(record, names) == "watch"
     scenarios = [load_scenario(directory, name, watch) for name in names]
-    return Run(directory, meta, scenarios, notes)
+    return Run(directory, record, run_json.value is not None, scenarios, [*notes, *checked])
 
 
 def is_folder_name(name: str) -> bool:
@@ -300,11 +263,11 @@ def is_folder_name(name: str) -> bool:
     return name not in ("", ".", "..") and "/" not in name and "\x00" not in name
 
 
-def expected_files(meta: dict[str, Any], watch: bool) -> tuple[str, ...]:
+def expected_files(strategy: str | None, watch: bool) -> tuple[str, ...]:
     """The files a complete scenario of this kind has; their absence is worth marking."""
     if watch:
         return (SAMPLES, SCENARIO)
-    own_server = (SERVER, SERVER_LOG) if isinstance(meta.get("strategy"), str) else ()
+    own_server = (SERVER, SERVER_LOG) if strategy is not None else ()
     return (SAMPLES, SCENARIO, *own_server, STATS, HISTORY, LOCUST_LOG)
 
 
@@ -312,7 +275,7 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
     """Read one scenario folder; a name that is not a folder name yields an empty scenario."""
     if not is_folder_name(name):
         note = "run.json lists a scenario that is not a folder name; nothing was read"
-        return Scenario(name, None, expected_files({}, watch), notes=[note])
+        return Scenario(name, None, expected_files(None, watch), notes=[note])
     folder = run_dir / name
     files = {file: _state_on_disk(folder / file) for file in SCENARIO_FILES}
     reads: dict[str, Read[Any]] = {
@@ -325,7 +288,7 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
         FAILURES: read_table(folder / FAILURES),
     }
     files.update({file: result.state for file, result in reads.items()})
-    meta: dict[str, Any] = reads[SCENARIO].value or {}
+    record, checked = _checked(SCENARIO, reads[SCENARIO], ScenarioRecord)
     samples_table: Table | None = reads[SAMPLES].value
     stats_table: Table | None = reads[STATS].value
     history_table: Table | None = reads[HISTORY].value
@@ -334,29 +297,29 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
     totals = totals_from_stats(stats_table) if stats_table is not None else None
     if totals is None and history is not None:
         totals = totals_from_history(history)
-    start = _time_zero(meta, samples_table, history)
+    start = _time_zero(record, samples_table, history)
     samples = _samples(samples_table, start) if samples_table is not None else None
     requests_table: Table | None = reads[REQUESTS].value
     completed = _completed(requests_table, start) if requests_table is not None else None
 
-    expected = expected_files(meta, watch)
+    expected = expected_files(record.strategy, watch)
     notes = [
         result.detail
         for file, result in reads.items()
         if result.detail and result.state is not FileState.MISSING
     ]
+    notes.extend(checked)
     if samples_table is not None and samples is None:
         files[SAMPLES] = FileState.EMPTY
         notes.append(f"{SAMPLES} has no usable rows")
-    named = meta.get("name")
-    if isinstance(named, str) and named != name:
-        notes.append(f"{SCENARIO} calls this scenario {named!r}")
+    if record.name and record.name != name:
+        notes.append(f"{SCENARIO} calls this scenario {record.name!r}")
     return Scenario(
         name=name,
         directory=folder,
         expected=expected,
         files=files,
-        meta=meta,
+        record=record,
         server=reads[SERVER].value,
         samples=samples,
         history=history,
@@ -378,13 +341,15 @@ def _state_on_disk(path: Path) -> FileState:
         return FileState.UNREADABLE
 
 
-def _time_zero(meta: dict[str, Any], samples: Table | None, history: LocustHistory | None) -> float:
+def _time_zero(
+    record: ScenarioRecord, samples: Table | None, history: LocustHistory | None
+) -> float:
     """The unix time every series of a scenario is measured from, so their axes line up.
 
     scenario.json's "started" when present, else the first sample, else Locust's first
     snapshot; 0 when nothing has a clock (the samples' own `elapsed` is used then).
     """
-    candidates = [to_float(meta.get("started"))]
+    candidates = [to_float(record.started)]
     if samples is not None:
         candidates.append(first_finite(samples.numbers("time")))
     if history is not None:

@@ -34,13 +34,13 @@ def summarize(run: Run, plots: dict[str, str]) -> dict[str, Any]:
 
 
 def run_info(run: Run) -> dict[str, Any]:
-    """run.json as written, with id and kind always present and problems spelled out."""
-    info = json_safe(run.meta)
+    """run.json's record, with id and kind always present and problems spelled out."""
+    info = json_safe(run.record.to_json()) if run.recorded else {}
     info["id"] = run.id
     info["kind"] = run.kind
     warnings = list(run.notes)
-    status = run.meta.get("exit_status")
-    if isinstance(status, str) and status != "ok":
+    status = run.record.exit_status
+    if run.recorded and status != "ok":
         warnings.append(f"run ended with status '{status}'")
     info["warnings"] = warnings
     return info
@@ -48,6 +48,7 @@ def run_info(run: Run) -> dict[str, Any]:
 
 def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str, Any]:
     """One scenario's row: figures, verdict, cross-checks and everything worth a warning."""
+    record = scenario.record
     samples = scenario.until_final()
     totals = scenario.totals
     final = scenario.final_sample
@@ -61,7 +62,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     def in_final(column: str) -> int | None:
         return optional_int(to_float(final.get(column)))
 
-    data_ends_at = optional(scenario.since_start("data_ends_at"))
+    data_ends_at = optional(scenario.since_start(record.data_ends_at))
     # Where the samples stop before the run did, the last row is not the final count.
     usable = data_ends_at is None
     final_zombies = _first_known(
@@ -71,13 +72,11 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         in_final("descendant_zombies"),
         sampled("descendant_zombies", last_finite) if usable else None,
     )
-    settled = scenario.meta.get("settle")
-    settled = settled if isinstance(settled, dict) else {}
-    holders = scenario.meta.get("zombie_holders")
-    holders = [h for h in holders if isinstance(h, dict)] if isinstance(holders, list) else []
+    settled = record.settle or {}
+    holders = [h for h in record.zombie_holders or [] if isinstance(h, dict)]
     requests = totals.requests if totals else None
     forked = scenario.counter("forked")
-    interrupted_at = optional(scenario.since_start("interrupted_at"))
+    interrupted_at = optional(scenario.since_start(record.interrupted_at))
     exited = forked
     alive, reaped = in_final("alive"), scenario.counter("reaped")
     if interrupted_at is not None and forked is not None and alive is not None:
@@ -89,48 +88,48 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
             exited = min(exited, final_zombies + reaped)
     evidence = Evidence(
         kind=run.kind,
-        strategy=scenario.strategy,
-        shortfall=scenario.shortfall,
+        strategy=record.strategy,
+        shortfall=record.shortfall,
         t=samples.t if samples is not None else np.empty(0),
         zombies=series("zombies"),
         fds=series("fds"),
         final_zombies=final_zombies,
         forked=exited,
         requests=requests,
-        leak_client_fd=scenario.leak_client_fd,
-        capped=scenario.capped is True,
-        cap=optional_int(scenario.number("cap")),
-        capped_at=optional(scenario.number("capped_at")),
+        leak_client_fd=record.leak_client_fd is True,
+        capped=record.capped is True,
+        cap=optional_int(to_float(record.cap)),
+        capped_at=optional(to_float(record.capped_at)),
         descendant_zombies=series("descendant_zombies"),
         final_descendant_zombies=final_deeper,
         holders=tuple(holders),
-        shell_wrapper=scenario.meta.get("shell_wrapper") is True,
+        shell_wrapper=record.shell_wrapper is True,
         alive=series("alive"),
-        baseline_alive=optional_int(to_float(scenario.sample_of("baseline_sample").get("alive"))),
-        reaped_child_faults=optional_int(scenario.number("reaped_child_faults")),
-        sigchld_handled=_string_map(scenario.meta.get("sigchld_handled")),
+        baseline_alive=optional_int(to_float((record.baseline_sample or {}).get("alive"))),
+        reaped_child_faults=optional_int(to_float(record.reaped_child_faults)),
+        sigchld_handled=_string_map(record.sigchld_handled),
         zombies_at_stop=optional_int(to_float(settled.get("zombies_at_stop"))),
         last_fall_s=optional(to_float(settled.get("last_fall_s"))),
-        refused_at_cap=optional_int(scenario.number("refused_at_cap")),
+        refused_at_cap=optional_int(to_float(record.refused_at_cap)),
         data_ends_at=data_ends_at,
         interrupted_at=interrupted_at,
     )
     counts = Counts(
-        strategy=scenario.strategy,
-        reaps_all=scenario.reaps_all,
+        strategy=record.strategy,
+        reaps_all=record.reaps_all,
         final_zombies=final_zombies,
         final_alive=_first_known(in_final("alive"), sampled("alive", last_finite)),
         forked=forked,
         reaped=scenario.counter("reaped"),
         accepted=scenario.counter("accepted"),
         requests=requests,
-        users=optional_int(_asked(scenario, "users")),
+        users=optional_int(to_float((record.asked or {}).get("users"))),
     )
     checks = cross_checks(counts)
     return {
         "name": scenario.name,
-        "strategy": scenario.strategy,
-        "status": scenario.status,
+        "strategy": record.strategy,
+        "status": record.status if scenario.recorded else None,
         "requests": requests,
         "failures": totals.failures if totals else None,
         "rps": _rounded(totals.rps if totals else None, 1),
@@ -154,12 +153,12 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "failure_reasons": [
             {"reason": reason, "count": count} for reason, count in scenario.failure_reasons
         ],
-        "capped": scenario.capped,
+        "capped": record.capped if scenario.recorded else None,
         "cap": evidence.cap,
         "capped_at": evidence.capped_at,
         "refused_at_cap": evidence.refused_at_cap,
         "duration_s": _rounded(_duration(scenario), 1),
-        "workers": _workers(scenario.meta.get("workers")),
+        "workers": _workers(record.workers),
         "verdict": verdict(evidence),
         "checks": [{"ok": check.ok, "text": check.text} for check in checks],
         "warnings": _warnings(scenario, checks),
@@ -169,22 +168,16 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     }
 
 
-def _asked(scenario: Scenario, key: str) -> float:
-    """What the scenario asked Locust for (users, rate, ...), NaN when not recorded."""
-    asked = scenario.meta.get("asked")
-    return to_float(asked.get(key)) if isinstance(asked, dict) else math.nan
-
-
-def _workers(value: Any) -> list[dict[str, Any]] | None:
+def _workers(value: dict[str, Any] | None) -> list[dict[str, Any]] | None:
     """The Locust workers of a distributed run (id, requests, failures), None for a local one."""
-    if not isinstance(value, dict) or not isinstance(value.get("workers"), list):
+    if value is None or not isinstance(value.get("workers"), list):
         return None
     return [w for w in value["workers"] if isinstance(w, dict)]
 
 
-def _string_map(value: Any) -> dict[str, str] | None:
-    """A JSON object of strings as written, None when absent or of another shape."""
-    if not isinstance(value, dict):
+def _string_map(value: dict[str, Any] | None) -> dict[str, str] | None:
+    """A JSON object of strings as written, None when absent."""
+    if value is None:
         return None
     return {str(key): str(item) for key, item in value.items()}
 
@@ -204,8 +197,9 @@ def _rounded(value: float | None, digits: int) -> float | None:
 
 def _duration(scenario: Scenario) -> float | None:
     """Seconds of load when the harness recorded them, else of the scenario, else of sampling."""
-    for begin, end in (("load_started", "load_ended"), ("started", "ended")):
-        span = scenario.number(end) - scenario.number(begin)
+    record = scenario.record
+    for begin, end in ((record.load_started, record.load_ended), (record.started, record.ended)):
+        span = to_float(end) - to_float(begin)
         if not math.isnan(span):
             return span
     if scenario.samples is not None and len(scenario.samples) > 1:
@@ -216,12 +210,11 @@ def _duration(scenario: Scenario) -> float | None:
 def _warnings(scenario: Scenario, checks: list[Check]) -> list[str]:
     """Everything a reader must not miss: failed checks, the harness's own words, gaps."""
     warnings = [check.text for check in checks if not check.ok]
-    if scenario.status in NOT_OK_STATUSES:
-        warnings.append(f"scenario ended with status '{scenario.status}'")
-    for key, prefix in (("errors", "error: "), ("warnings", "")):
-        entries = scenario.meta.get(key)
-        if isinstance(entries, list):
-            warnings.extend(f"{prefix}{entry}" for entry in entries)
+    status = scenario.record.status
+    if status in NOT_OK_STATUSES:
+        warnings.append(f"scenario ended with status '{status}'")
+    warnings.extend(f"error: {entry}" for entry in scenario.record.errors)
+    warnings.extend(str(entry) for entry in scenario.record.warnings)
     if scenario.failure_reasons:
         shown = scenario.failure_reasons[:REASONS_SHOWN]
         text = "; ".join(f"{reason} ({count})" for reason, count in shown)

@@ -15,12 +15,12 @@ import json
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from diagnostics import contract
-from loadtest.scenarios import SCENARIOS, Scenario
+from loadtest.scenarios import LEAK_CLIENT_FD, SCENARIOS, Scenario
 
 
 def header(line: str) -> list[str]:
@@ -73,11 +73,21 @@ class Spec:
 def described(spec: Spec) -> dict[str, Any]:
     """What the harness records about the strategy, from the same registry it uses."""
     scenario = SCENARIOS.get(spec.name) or Scenario(spec.name, spec.strategy)
-    return replace(scenario, strategy=spec.strategy).described()
+    flags = (LEAK_CLIENT_FD,) if spec.leak_client_fd else ()
+    return replace(scenario, strategy=spec.strategy, server_flags=flags).described()
 
 
 def write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2), encoding="utf-8")
+
+
+Record = TypeVar("Record", contract.RunRecord, contract.ScenarioRecord)
+
+
+def rewrite(path: Path, kind: type[Record], **changes: Any) -> None:
+    """Change some fields of a run's run.json or scenario.json, through its record."""
+    record = kind.from_json(json.loads(path.read_text(encoding="utf-8")))
+    write_json(path, replace(record, **changes).to_json())
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -188,34 +198,24 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
     write_json(
         folder / contract.SCENARIO,
         contract.ScenarioRecord(
-            **{
-                "name": spec.name,
-                "strategy": spec.strategy,
-                "leak_client_fd": spec.leak_client_fd,
-                **described(spec),
-                "server_cmd": None,
-                "asked": {
-                    "users": spec.users,
-                    "rate": spec.rps,
-                    "duration": spec.duration,
-                    "work_ms": 0,
-                },
-                "started": started,
-                "load_started": started + lead,
-                "load_ended": started + load_end,
-                "ended": ended,
-                "status": "capped" if capped_at is not None else "ok",
-                "capped": capped_at is not None,
-                "cap": spec.cap,
-                "capped_at": capped_at,
-                "server_pid": 4242,
-                "final_sample": {
-                    name: float(cell) if name in contract.FLOAT_COLUMNS else int(cell)
-                    for name, cell in zip(SAMPLE_HEADER, last, strict=True)
-                },
-                "errors": [],
-                "warnings": [],
-            }
+            name=spec.name,
+            strategy=spec.strategy,
+            **described(spec),
+            server_cmd=None,
+            asked={"users": spec.users, "rate": spec.rps, "duration": spec.duration, "work_ms": 0},
+            started=started,
+            load_started=started + lead,
+            load_ended=started + load_end,
+            ended=ended,
+            status="capped" if capped_at is not None else "ok",
+            capped=capped_at is not None,
+            cap=spec.cap,
+            capped_at=capped_at,
+            server_pid=4242,
+            final_sample={
+                name: float(cell) if name in contract.FLOAT_COLUMNS else int(cell)
+                for name, cell in zip(SAMPLE_HEADER, last, strict=True)
+            },
         ).to_json(),
     )
     return ended
@@ -278,17 +278,7 @@ def write_watch_run(run_dir: Path, zombies: np.ndarray, interval: float = 0.5) -
     write_csv(folder / contract.SAMPLES, SAMPLE_HEADER, rows)
     write_json(
         folder / contract.SCENARIO,
-        contract.ScenarioRecord(
-            **{
-                "name": "watch",
-                "strategy": None,
-                "started": RUN_STARTED,
-                "status": "ok",
-                "final_sample": None,
-                "errors": [],
-                "warnings": [],
-            }
-        ).to_json(),
+        contract.ScenarioRecord(name="watch", started=RUN_STARTED, status="ok").to_json(),
     )
     write_json(
         run_dir / contract.RUN,

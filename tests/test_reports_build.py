@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from diagnostics.contract import ScenarioRecord
 from reports.build import ReportResult, build_report, dashboard_names
-from tests.reports_fixtures import Spec, png_size, write_run, write_watch_run
+from tests.reports_fixtures import Spec, png_size, rewrite, write_run, write_watch_run
 
 SPECS = [
     Spec("no-reaper", "none", duration=5, interval=0.1, leak_share=1.0, seed=1),
@@ -132,13 +133,11 @@ def test_dashboard_names_are_safe_and_unique() -> None:
 
 def test_final_zombies_prefer_the_harness_final_sample(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", [Spec("no-reaper", "none", duration=2, interval=0.1)])
-    meta_path = run_dir / "no-reaper" / "scenario.json"
-    meta = json.loads(meta_path.read_text())
-    meta["final_sample"]["zombies"] = 7
-    meta_path.write_text(json.dumps(meta))
+    path = run_dir / "no-reaper" / "scenario.json"
+    record = ScenarioRecord.from_json(json.loads(path.read_text()))
+    rewrite(path, ScenarioRecord, final_sample={**(record.final_sample or {}), "zombies": 7})
     [row] = build_report(run_dir).summary["scenarios"]
     assert row["final_zombies"] == 7
-    meta["final_sample"] = None
-    meta_path.write_text(json.dumps(meta))
+    rewrite(path, ScenarioRecord, final_sample=None)
     [row] = build_report(run_dir).summary["scenarios"]
     assert row["final_zombies"] == 0  # the last samples.csv row

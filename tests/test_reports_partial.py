@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from diagnostics.contract import RunRecord, ScenarioRecord
 from reports.build import ReportResult, build_report
-from tests.reports_fixtures import Spec, png_size, write_json, write_run
+from tests.reports_fixtures import Spec, png_size, rewrite, write_json, write_run
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(2)>"  # a legal folder name: no slash
@@ -27,14 +28,15 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> ReportResult:
             Spec(MATHTEXT, "single", duration=3, interval=0.1, leak_share=0.5),
         ],
     )
-    run = json.loads((run_dir / "run.json").read_text())
-    run.update(
+    run = RunRecord.from_json(json.loads((run_dir / "run.json").read_text()))
+    rewrite(
+        run_dir / "run.json",
+        RunRecord,
         exit_status="interrupted",
         ended=None,
-        scenarios=[*run["scenarios"], SCRIPT, "reaper-ignore"],
-        parameters={**run["parameters"], "server_cmd": ["sh", "-c", SCRIPT]},
+        scenarios=[*run.scenarios, SCRIPT, "reaper-ignore"],
+        parameters={**run.parameters, "server_cmd": ["sh", "-c", SCRIPT]},
     )
-    write_json(run_dir / "run.json", run)
     # no-reaper: Locust never wrote its files, scenario.json lost, last sample cut mid-line.
     leak = run_dir / "no-reaper"
     for name in ("locust_stats.csv", "locust_stats_history.csv", "locust.log", "scenario.json"):
@@ -43,10 +45,14 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> ReportResult:
     (leak / "samples.csv").write_text(samples[: samples.rindex(",") + 2])
     # The hostile-named scenario: empty samples and errors carrying markup.
     (run_dir / IMG / "samples.csv").write_text("")
-    meta = json.loads((run_dir / IMG / "scenario.json").read_text())
-    meta.update(status="server-died", final_sample=None, errors=[f"server said {SCRIPT}"])
-    meta["warnings"] = [IMG]
-    write_json(run_dir / IMG / "scenario.json", meta)
+    rewrite(
+        run_dir / IMG / "scenario.json",
+        ScenarioRecord,
+        status="server-died",
+        final_sample=None,
+        errors=[f"server said {SCRIPT}"],
+        warnings=[IMG],
+    )
     # reaper-ignore started but wrote only half of its scenario.json.
     (run_dir / "reaper-ignore").mkdir()
     (run_dir / "reaper-ignore" / "scenario.json").write_text('{"name": "reaper-ignore", "str')
@@ -82,6 +88,11 @@ def test_missing_files_are_marked_and_measured_figures_kept(report: ReportResult
     assert leak["forked"] == 300  # server.json survived
     assert "missing: scenario.json, locust_stats.csv" in " ".join(leak["warnings"])
     assert any("dropped 1 incomplete row" in w for w in leak["warnings"])
+
+
+def test_a_lost_scenario_json_leaves_status_and_cap_unknown(report: ReportResult) -> None:
+    leak = row(report, "no-reaper")
+    assert leak["status"] is None and leak["capped"] is None  # not "running", not false
 
 
 def test_empty_samples_and_harness_errors_become_warnings(report: ReportResult) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diagnostics.contract import REQUEST_COLUMNS, REQUESTS
+from diagnostics.contract import REQUEST_COLUMNS, REQUESTS, ScenarioRecord
 from reports.plots import _exact_peak, _reference, completed_requests
 from reports.rundir import (
     Completed,
@@ -34,21 +34,20 @@ def test_requests_line_is_drawn_only_beside_a_leak() -> None:
 
 
 def test_exact_peak_is_shown_only_when_every_child_was_reaped() -> None:
-    reaped = Scenario(
-        "s", None, (), server={"peak_unreaped": 9}, meta={"final_sample": {"zombies": 0}}
-    )
+    def ended_with(zombies: int) -> ScenarioRecord:
+        return ScenarioRecord(name="s", started=0.0, final_sample={"zombies": zombies})
+
+    reaped = Scenario("s", None, (), server={"peak_unreaped": 9}, record=ended_with(0))
     assert _exact_peak(reaped) == 9
-    leaked = Scenario(
-        "s", None, (), server={"peak_unreaped": 900}, meta={"final_sample": {"zombies": 900}}
-    )
+    leaked = Scenario("s", None, (), server={"peak_unreaped": 900}, record=ended_with(900))
     assert _exact_peak(leaked) is None
-    assert _exact_peak(Scenario("s", None, (), meta={"final_sample": {"zombies": 0}})) is None
+    assert _exact_peak(Scenario("s", None, (), record=ended_with(0))) is None
 
 
 def test_the_request_timeline_is_read_on_the_samples_clock(tmp_path: Path) -> None:
     folder = tmp_path / "no-reaper"
     folder.mkdir()
-    write_json(folder / "scenario.json", {"name": "no-reaper", "started": 1000.0})
+    write_json(folder / "scenario.json", ScenarioRecord(name="no-reaper", started=1000.0).to_json())
     write_csv(
         folder / REQUESTS, list(REQUEST_COLUMNS), [[1000.5, 0, 0], [1000.6, 7, 1], [1000.7, 15, 1]]
     )

@@ -11,9 +11,9 @@ import pytest
 from diagnostics.contract import SAMPLE_COLUMNS, SAMPLES
 from reports.files import FileState, read_json_object, read_table
 from reports.locust import history_from_table, totals_from_history, totals_from_stats
-from reports.rundir import load_scenario
+from reports.rundir import load_run, load_scenario
 from reports.series import envelope, windowed_rate
-from tests.reports_fixtures import HISTORY_HEADER, STATS_HEADER, write_csv
+from tests.reports_fixtures import HISTORY_HEADER, STATS_HEADER, write_csv, write_json
 
 # Rows as Locust 2 wrote them against a local http.server (Aggregated has an empty Type).
 STATS_ROWS = [
@@ -87,6 +87,27 @@ def test_half_written_json_and_non_objects_are_unreadable(tmp_path: Path) -> Non
     assert read.state is FileState.UNREADABLE and "not valid JSON" in read.detail
     path.write_text("[1, 2]", encoding="utf-8")
     assert read_json_object(path).state is FileState.UNREADABLE
+
+
+def test_wrongly_typed_records_are_read_field_by_field_with_notes(tmp_path: Path) -> None:
+    write_json(tmp_path / "run.json", {"id": "r", "kind": "loadtest", "scenarios": ["s"]})
+    (tmp_path / "s").mkdir()
+    scenario_json = {"name": "s", "strategy": "none", "started": "noon", "capped": "yes"}
+    write_json(tmp_path / "s" / "scenario.json", scenario_json)
+    run = load_run(tmp_path)
+    assert run.recorded and run.id == "r" and run.record.parameters == {}
+    assert run.notes == [
+        "run.json: started is missing (read as unknown)",
+        "run.json: parameters is missing (read as {})",
+        "run.json: machine is missing (read as {})",
+    ]
+    [scenario] = run.scenarios
+    assert scenario.recorded and scenario.record.strategy == "none"
+    assert scenario.record.capped is False and math.isnan(scenario.capped_t())
+    assert scenario.notes == [
+        "scenario.json: started should be a number, not a string (read as unknown)",
+        "scenario.json: capped should be a boolean, not a string (read as false)",
+    ]
 
 
 def test_a_directory_where_a_file_should_be_is_unreadable(tmp_path: Path) -> None:
