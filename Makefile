@@ -9,6 +9,13 @@
 # why), and `make serve` compiles the server to bytecode first (as the harness
 # does): a server that compiles its own source keeps the compiler's memory, and a
 # forking parent's memory is what every fork copies.
+#
+# The install compiles every installed package to bytecode once (`--compile-bytecode`):
+# uv writes none by default, and where PYTHONDONTWRITEBYTECODE is set (CI images,
+# containers) Python never caches any, so every process, each test run and each
+# `python -m` child, compiled matplotlib, numpy and Locust anew (3 s for matplotlib
+# alone, a sixth of `make test-fast`). The Makefile is a prerequisite of the stamp
+# so that a change of the install recipe reaches venvs installed before it.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -29,8 +36,8 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -qq uv==$(UV_VERSION)
 
-$(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --quiet --python $(PYTHON)
+$(STAMP): pyproject.toml uv.lock Makefile | $(UV)
+	$(UV) sync --locked --compile-bytecode --quiet --python $(PYTHON)
 	touch $(STAMP)
 
 install: $(STAMP)

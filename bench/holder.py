@@ -107,15 +107,7 @@ class ZombieHolder:
         proc = self._proc
         if proc is None or proc.returncode is not None:
             return
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                pipe.close()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            for pid in (*self.children.alive, proc.pid):
-                _kill(pid)
-            proc.wait()
+        end_by_stdin(proc, timeout, also_kill=self.children.alive)
 
     def __enter__(self) -> ZombieHolder:
         return self.start()
@@ -127,6 +119,27 @@ class ZombieHolder:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def end_by_stdin(
+    proc: subprocess.Popen[bytes], timeout: float = 30.0, also_kill: Sequence[int] = ()
+) -> None:
+    """End a helper process whose lifetime is its stdin, and reap it.
+
+    Closing its pipes is the release: it reaps its own children and exits. One
+    that does not within ``timeout`` is killed by PID, with ``also_kill`` (its live
+    children, whose zombies then go to the nearest subreaper or init).
+    The holder's release and the tests' own helper programs end this one way.
+    """
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            pipe.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        for pid in (*also_kill, proc.pid):
+            _kill(pid)
+        proc.wait()
 
 
 def _readline(proc: subprocess.Popen[bytes], timeout: float) -> bytes:

@@ -64,3 +64,14 @@ def runner_for(module: str, how: str, capsys: pytest.CaptureFixture[str]) -> Run
         return CliResult(result.returncode, result.stdout, result.stderr)
 
     return in_process if how == "in-process" else as_child
+
+
+def assert_one_line_error(
+    result: CliResult | subprocess.CompletedProcess[str], fragment: str
+) -> None:
+    """Bad input, as every command line of the project answers it: exit status 2 and
+    one line on stderr that names ``fragment``, never a traceback."""
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    assert "Traceback" not in result.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 
+from bench.holder import end_by_stdin as end_by_stdin
 from tests.waiting import DEADLINE_S as DEADLINE_S
 from tests.waiting import wait_until as wait_until
 
@@ -44,18 +45,6 @@ def spawn(code: str, *args: str) -> subprocess.Popen[bytes]:
         env={**os.environ, "PYTHONPATH": str(REPO)},
         cwd=REPO,
     )
-
-
-def end(proc: subprocess.Popen[bytes], timeout: float = DEADLINE_S) -> None:
-    """Release a helper (close its pipes), kill it by PID if it does not exit, reap it."""
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            pipe.close()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def run_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

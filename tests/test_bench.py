@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.cli_runner import RUNNERS, runner_for
+from tests.cli_runner import RUNNERS, assert_one_line_error, runner_for
 from tests.server_helpers import ROOT, wait_until
 
 BENCH = [sys.executable, "-m", "bench"]
@@ -125,8 +125,6 @@ def test_bad_flags_are_one_line_and_exit_2(
     tmp_path: Path, args: list[str], message: str, runner: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Parsing fails before the bench writes or starts anything, so in-process is safe."""
-    result = runner_for("bench", runner, capsys)(*args, "--out", str(tmp_path))
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    run = runner_for("bench", runner, capsys)
+    assert_one_line_error(run(*args, "--out", str(tmp_path)), message)
     assert not list(tmp_path.glob("*.json"))

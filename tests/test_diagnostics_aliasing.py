@@ -62,7 +62,7 @@ def test_poisson_sampling_sees_transient_children_of_a_rhythmic_load(tmp_path: P
         truth = json.loads(proc.stdout.readline())
     finally:
         recorder.stop()
-        h.end(proc)
+        h.end_by_stdin(proc)
     with path.open(newline="") as file:
         rows = [
             row

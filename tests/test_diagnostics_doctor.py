@@ -179,7 +179,7 @@ def main_thread_exited() -> Iterator[tuple[int, int]]:
         h.wait_until(lambda: _state(child) == "Z", what="the child's main thread to exit")
         yield parent.pid, child
     finally:
-        h.end(parent)
+        h.end_by_stdin(parent)
 
 
 def _state(pid: int) -> str:

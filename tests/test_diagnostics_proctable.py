@@ -33,7 +33,7 @@ def test_comm_with_spaces_and_parens_is_parsed_from_the_last_paren() -> None:
         assert st.state in "RS"
         assert abs(st.started - psutil.Process(proc.pid).create_time()) <= 1 / CLOCK_TICKS
     finally:
-        h.end(proc)
+        h.end_by_stdin(proc)
 
 
 def test_parse_stat_fields() -> None:

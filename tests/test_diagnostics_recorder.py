@@ -109,7 +109,7 @@ def test_rows_survive_a_killed_writer(tmp_path: Path) -> None:
             h.wait_until(lambda: len(lines(path)) >= 30, "rows from the writer")
             os.kill(writer.pid, signal.SIGKILL)
         finally:
-            h.end(writer)
+            h.end_by_stdin(writer)
     assert writer.returncode == -signal.SIGKILL
     text = path.read_text()
     complete = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]

@@ -105,7 +105,7 @@ def test_races_never_crash_and_counts_stay_consistent(backend: str, samples: int
             assert 0 <= s.descendant_zombies <= 20
             assert len(sampler.zombie_children()) == s.zombies
     finally:
-        h.end(proc)
+        h.end_by_stdin(proc)
 
 
 def test_vanished_target_raises_no_such_process() -> None:
@@ -201,7 +201,7 @@ def test_a_zombie_forked_by_a_second_thread_of_a_child_is_counted() -> None:
         sample = sampler.sample()
         assert (sample.alive, sample.zombies, sample.descendant_zombies) == (1, 0, 1)
     finally:
-        h.end(parent)
+        h.end_by_stdin(parent)
 
 
 # Spins one core until stdin closes; a second thread waits for the close.
@@ -228,4 +228,4 @@ def test_the_targets_own_figures_agree_with_psutil(backend: str) -> None:
         assert sample.rss_bytes is not None
         assert abs(sample.rss_bytes - oracle.memory_info().rss) <= 0.2 * sample.rss_bytes
     finally:
-        h.end(spinner)
+        h.end_by_stdin(spinner)

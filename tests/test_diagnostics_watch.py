@@ -159,9 +159,13 @@ def test_out_is_a_runs_folder_and_each_watch_gets_its_own_run(tmp_path: Path) ->
     assert all((run / "run.json").is_file() for run in (first.run_dir, second.run_dir))
 
 
-def test_cli_watch_out_that_is_a_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_cli_watch_out_that_is_a_file_is_one_line_and_exit_2(
+    tmp_path: Path, runner: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run directory is made before the first sample, so in-process is safe."""
     (tmp_path / "file").write_text("")
-    result = h.run_cli(
+    result = runner_for("diagnostics", runner, capsys)(
         "watch", str(os.getpid()), "--duration", "1", "--out", str(tmp_path / "file")
     )
     assert result.returncode == 2 and result.stderr.startswith("diagnostics: error:")
@@ -191,11 +195,15 @@ def test_cli_watch_bad_input_is_one_line_and_exit_2(
 
 
 @pytest.mark.parametrize("out", ["/proc/x", "a-file"])
-def test_cli_watch_an_unwritable_out_is_one_line_and_exit_2(tmp_path: Path, out: str) -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_cli_watch_an_unwritable_out_is_one_line_and_exit_2(
+    tmp_path: Path, out: str, runner: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     if out == "a-file":
         out = str(tmp_path / "a-file")
         Path(out).write_text("not a directory\n")
-    result = h.run_cli("watch", str(os.getpid()), "--duration", "1", "--out", out)
+    run = runner_for("diagnostics", runner, capsys)
+    result = run("watch", str(os.getpid()), "--duration", "1", "--out", out)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert "cannot write a run directory" in result.stderr

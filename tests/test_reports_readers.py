@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from diagnostics.contract import SAMPLE_COLUMNS, SAMPLES
-from reports.files import FileState, read_json_object, read_table
+from reports.files import FileState, Table, read_json_object, read_table
 from reports.locust import history_from_table, totals_from_history, totals_from_stats
 from reports.rundir import load_run, load_scenario
 from reports.series import envelope, windowed_rate
@@ -115,11 +116,16 @@ def test_a_directory_where_a_file_should_be_is_unreadable(tmp_path: Path) -> Non
     assert read_table(tmp_path / "samples.csv").state is FileState.UNREADABLE
 
 
-def test_locust_totals_come_from_the_aggregated_row(tmp_path: Path) -> None:
-    write_csv(tmp_path / "stats.csv", STATS_HEADER, STATS_ROWS)
-    table = read_table(tmp_path / "stats.csv").value
+def read_back(path: Path, header: list[str], rows: list[list[Any]]) -> Table:
+    """`rows` written as a CSV file, then read as reports reads Locust's."""
+    write_csv(path, header, rows)
+    table = read_table(path).value
     assert table is not None
-    totals = totals_from_stats(table)
+    return table
+
+
+def test_locust_totals_come_from_the_aggregated_row(tmp_path: Path) -> None:
+    totals = totals_from_stats(read_back(tmp_path / "stats.csv", STATS_HEADER, STATS_ROWS))
     assert totals is not None
     assert (totals.requests, totals.failures) == (145, 64)
     assert (totals.p50_ms, totals.p95_ms, totals.p99_ms) == (3, 12, 28)
@@ -127,10 +133,7 @@ def test_locust_totals_come_from_the_aggregated_row(tmp_path: Path) -> None:
 
 
 def test_locust_history_keeps_aggregated_rows_and_recovers_totals(tmp_path: Path) -> None:
-    write_csv(tmp_path / "history.csv", HISTORY_HEADER, HISTORY_ROWS)
-    table = read_table(tmp_path / "history.csv").value
-    assert table is not None
-    history = history_from_table(table)
+    history = history_from_table(read_back(tmp_path / "history.csv", HISTORY_HEADER, HISTORY_ROWS))
     assert history is not None
     assert history.total_requests.tolist() == [0, 50, 145]
     assert math.isnan(history.p50_ms[0])  # Locust writes N/A before the first response

@@ -17,11 +17,36 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.server_helpers import ROOT, read_response, read_to_eof, wait_until
+from tests.server_helpers import ROOT, ServerProcess, read_response, read_to_eof, wait_until
 
 
 def status_of(raw: bytes) -> str:
     return raw.split(b"\r\n", 1)[0].decode()
+
+
+def _one_per_module(*args: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(args)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    """One default server for the tests that send a request and read its answer.
+
+    Each connection is served by a child of its own, so these tests cannot disturb
+    one another; a server of their own would cost each a start and a kill.
+    """
+    yield from _one_per_module()
+
+
+@pytest.fixture(scope="module")
+def patient_server() -> Iterator[ServerProcess]:
+    """Shared like `server`, with a --timeout past the client's 10 s: a refusal that
+    waited for the timeout would fail."""
+    yield from _one_per_module("--timeout", "60")
 
 
 def test_banner_names_address_pid_and_strategy(start_server) -> None:
@@ -30,8 +55,7 @@ def test_banner_names_address_pid_and_strategy(start_server) -> None:
     assert server.banner.endswith(f"(pid {server.proc.pid}, reaper wakeup)")
 
 
-def test_answers_the_seed_requests(start_server) -> None:
-    server = start_server()
+def test_answers_the_seed_requests(server: ServerProcess) -> None:
     assert server.get("/").endswith(b"\r\n\r\nHello, World!\n")
     assert server.get("/Zhuibing%20Dan").endswith(b"\r\n\r\nHello, Zhuibing Dan!\n")
 
@@ -53,8 +77,7 @@ def test_answers_the_seed_requests(start_server) -> None:
         (b"GET / HTTP/1.1\r\nX: " + b"a" * 9000, "HTTP/1.1 431 Request Header Fields Too Large"),
     ],
 )
-def test_bad_input_gets_its_status(start_server, raw: bytes, status: str) -> None:
-    server = start_server()
+def test_bad_input_gets_its_status(server: ServerProcess, raw: bytes, status: str) -> None:
     assert status_of(server.request(raw)) == status
     assert server.get("/").startswith(b"HTTP/1.1 200 OK")  # the parent is unharmed
 
@@ -74,10 +97,8 @@ TLS_CLIENT_HELLO_START = bytes.fromhex("16030100f4010000f00303") + bytes(32)
         (b"GET /\r\n", "HTTP/1.1 400 Bad Request"),  # HTTP/0.9
     ],
 )
-def test_rfc_9112_refusals(start_server, raw: bytes, status: str) -> None:
-    # A --timeout past the client's 10 s: a refusal that waited for it would fail here.
-    server = start_server("--timeout", "60")
-    assert status_of(server.request(raw)) == status
+def test_rfc_9112_refusals(patient_server: ServerProcess, raw: bytes, status: str) -> None:
+    assert status_of(patient_server.request(raw)) == status
 
 
 @pytest.mark.parametrize(
@@ -88,8 +109,7 @@ def test_rfc_9112_refusals(start_server, raw: bytes, status: str) -> None:
         b"\r\n\r\nGET /Ada HTTP/1.1\r\nHost: a\r\n\r\n",
     ],
 )
-def test_rfc_9112_acceptances(start_server, raw: bytes) -> None:
-    server = start_server()
+def test_rfc_9112_acceptances(server: ServerProcess, raw: bytes) -> None:
     assert server.request(raw).endswith(b"\r\n\r\nHello, Ada!\n")
 
 
@@ -103,10 +123,9 @@ def test_an_empty_line_sent_apart_from_the_request_is_skipped(start_server) -> N
 
 
 @pytest.mark.parametrize("size", [20_000, 200_000])
-def test_an_oversized_request_is_answered_not_reset(start_server, size: int) -> None:
+def test_an_oversized_request_is_answered_not_reset(server: ServerProcess, size: int) -> None:
     """The child stops reading at 8 KiB; its lingering close keeps the rest from
     turning into a TCP reset that would destroy the 431 before the client reads it."""
-    server = start_server()
     raw = b"GET /" + b"a" * size + b" HTTP/1.1\r\nHost: a\r\n\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
         sender = threading.Thread(target=conn.sendall, args=(raw,))
@@ -126,16 +145,14 @@ def test_the_lingering_close_is_bounded(start_server) -> None:
         wait_until(lambda: not server.children(), timeout=10, what="the lingering child to end")
 
 
-def test_crlf_injection_stays_in_the_body(start_server) -> None:
-    server = start_server()
+def test_crlf_injection_stays_in_the_body(server: ServerProcess) -> None:
     raw = server.get("/x%0D%0ALocation:%20http://evil%0D%0A")
     head, _, body = raw.partition(b"\r\n\r\n")
     assert b"Location" not in head
     assert body == b"Hello, xLocation: http://evil!\n"
 
 
-def test_half_a_head_then_hang_up_gets_400(start_server) -> None:
-    server = start_server()
+def test_half_a_head_then_hang_up_gets_400(server: ServerProcess) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
         conn.sendall(b"GET / HTTP/1.1\r\nHost")
         conn.shutdown(socket.SHUT_WR)
@@ -199,7 +216,7 @@ def test_ctrl_c_to_the_process_group_lets_every_request_in_flight_finish(start_s
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_children_past_the_grace_period_are_ended_and_reaped(start_server, signum) -> None:
-    server = start_server("--work-ms", "60000", "--grace", "0.2")
+    server = start_server("--work-ms", "60000", "--grace", "0.05")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
         conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_until(lambda: len(server.live_children()) == 1, what="the child to start")
@@ -241,8 +258,7 @@ def run_server_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_port_in_use_is_one_line_and_exit_1(start_server) -> None:
-    server = start_server()
+def test_port_in_use_is_one_line_and_exit_1(server: ServerProcess) -> None:
     result = run_server_cli("--port", str(server.port))
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
