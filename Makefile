@@ -55,10 +55,11 @@ test: lint
 	$(PY) -m pytest
 
 # Everything but the tests that take seconds each (harness, Locust and bench runs, `python -m`
-# entry points, timeouts, stress loads: marked slow); `make test`
-# runs those too and is what CI runs.
+# entry points, timeouts, stress loads: marked slow), spread over up to 4 processes
+# (pytest-xdist): most of what is left is matplotlib drawing reports, which one core
+# cannot hurry. `make test` runs everything, one test at a time, and is what CI runs.
 test-fast: install
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q --numprocesses=auto --maxprocesses=4
 
 loadtest: install
 	$(PY) -m loadtest $(ARGS)
