@@ -179,19 +179,6 @@ class Scenario:
         """The harness's last sample before it stopped the server, or {}."""
         return self.record.final_sample or {}
 
-    def until_final(self) -> Samples | None:
-        """The samples up to the final one: the load and the settling, not the shutdown.
-
-        After the final sample the harness stops the server, whose children then exit
-        and may be zombies for a moment; that is the harness's doing, not the server's.
-        """
-        final = to_float(self.final_sample.get("time"))
-        if self.samples is None or math.isnan(final) or not self.start:
-            return self.samples
-        keep = self.samples.t <= final - self.start + 1e-6
-        columns = {name: values[keep] for name, values in self.samples.columns.items()}
-        return Samples(self.samples.t[keep], columns) if keep.any() else self.samples
-
     @property
     def missing(self) -> list[str]:
         """Expected files not on disk; empty or unreadable ones are explained in `notes`."""
@@ -299,6 +286,8 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
         totals = totals_from_history(history)
     start = _time_zero(record, samples_table, history)
     samples = _samples(samples_table, start) if samples_table is not None else None
+    if samples is not None:
+        samples = _until_final(samples, record.final_sample, start)
     requests_table: Table | None = reads[REQUESTS].value
     completed = _completed(requests_table, start) if requests_table is not None else None
 
@@ -330,6 +319,24 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
         start=start,
         notes=notes,
     )
+
+
+def _until_final(samples: Samples, final: dict[str, Any] | None, start: float) -> Samples:
+    """The samples up to the harness's final one: the load and the settling, not the shutdown.
+
+    After the final sample the harness stops the server, whose children then exit and
+    may be zombies for a moment; that is the harness's doing, not the server's, and a
+    plot that showed it would contradict the verdict. Plots, figures and verdicts all
+    read this one series.
+    """
+    at = to_float((final or {}).get("time"))
+    if math.isnan(at) or not start:
+        return samples
+    keep = samples.t <= at - start + 1e-6
+    if not keep.any():
+        return samples
+    columns = {name: values[keep] for name, values in samples.columns.items()}
+    return Samples(samples.t[keep], columns)
 
 
 def _state_on_disk(path: Path) -> FileState:

@@ -49,7 +49,7 @@ def run_info(run: Run) -> dict[str, Any]:
 def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str, Any]:
     """One scenario's row: figures, verdict, cross-checks and everything worth a warning."""
     record = scenario.record
-    samples = scenario.until_final()
+    samples = scenario.samples
     totals = scenario.totals
     final = scenario.final_sample
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from diagnostics.contract import SAMPLE_COLUMNS, SAMPLES
+from diagnostics.contract import SAMPLE_COLUMNS, SAMPLES, SCENARIO, ScenarioRecord
 from reports.files import FileState, Table, read_json_object, read_table
 from reports.locust import history_from_table, totals_from_history, totals_from_stats
 from reports.rundir import load_run, load_scenario
@@ -179,3 +179,16 @@ def test_every_numeric_column_of_samples_csv_is_read(tmp_path: Path) -> None:
     scenario = load_scenario(tmp_path, "s", watch=True)
     assert scenario.samples is not None
     assert list(scenario.samples["new_figure"]) == [0.0, 7.0, 14.0]
+
+
+def test_samples_end_at_the_harness_final_sample(tmp_path: Path) -> None:
+    """The server's shutdown (after the final sample) is the harness's doing: not plotted."""
+    rows = [[1000.0 + i, i, z, 0, z, 0, 5, 1, 0.0, 1, 0.1] for i, z in enumerate([0, 0, 0, 2, 2])]
+    (tmp_path / "s").mkdir()
+    write_csv(tmp_path / "s" / SAMPLES, SAMPLE_COLUMNS, rows)
+    record = ScenarioRecord(name="s", started=1000.0, final_sample={"time": 1002.0, "zombies": 0})
+    write_json(tmp_path / "s" / SCENARIO, record.to_json())
+    scenario = load_scenario(tmp_path, "s", watch=False)
+    assert scenario.samples is not None
+    assert list(scenario.samples["zombies"]) == [0.0, 0.0, 0.0]
+    assert list(scenario.samples.t) == [0.0, 1.0, 2.0]
