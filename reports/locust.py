@@ -39,7 +39,6 @@ class LocustHistory:
     timestamp: np.ndarray
     users: np.ndarray
     rps: np.ndarray
-    failures_per_s: np.ndarray
     p50_ms: np.ndarray
     p95_ms: np.ndarray
     total_requests: np.ndarray
@@ -74,7 +73,6 @@ def history_from_table(table: Table) -> LocustHistory | None:
         timestamp=rows.numbers("Timestamp"),
         users=rows.numbers("User Count"),
         rps=rows.numbers("Requests/s"),
-        failures_per_s=rows.numbers("Failures/s"),
         p50_ms=rows.numbers("50%"),
         p95_ms=rows.numbers("95%"),
         total_requests=rows.numbers("Total Request Count"),
