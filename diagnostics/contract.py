@@ -213,7 +213,7 @@ class ScenarioRecord(_Record):
     zombie_holders: list[dict[str, Any]] | None = None
     load_ended_by: str | None = None
     """What ended the load: "Locust exited" (a headless run ends so), "duration", "Ctrl-C"
-    (--web runs), "the zombie cap"."""
+    (--web runs), "the zombie cap", or the harness stopping a Locust that overran."""
     workers: dict[str, Any] | None = None
     """Per-worker requests and failures (--expect-workers), as the Locust master wrote them:
     ``{"workers": [{"id", "requests", "failures"}, ...], "count": n}``."""

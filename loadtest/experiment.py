@@ -52,8 +52,9 @@ from reports.checks import Counts, cross_checks
 
 TICK = 0.25
 DEADLINE = "duration"
-"""What ended a load that was still running at its deadline (--duration, plus start-up
-time for a headless Locust, which stops by itself unless it overruns)."""
+"""What ended a load that was still running at its deadline: --duration for the web UI's;
+a headless Locust stops by itself, so reaching it (with start-up time) is an overrun."""
+OVERRUN = "the harness: Locust overran its run time"
 HOLDERS_KEPT = 5
 """How many zombie-holding processes scenario.json names, most zombies first."""
 
@@ -279,6 +280,7 @@ class Experiment:
                 deadline += workers.timeout
             ended_by = self._watch_load(started, meter, deadline)
             if ended_by == DEADLINE:
+                ended_by = OVERRUN
                 self._locust.stop()
                 self.record["warnings"].append("Locust overran its run time and was stopped")
         self.record["load_ended_by"] = ended_by

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics.cpumeter import CpuMeter
-from diagnostics.diskio import describe
 from diagnostics.sampler import Sample
 from loadtest import web
 from loadtest.live import Progress, View
 from loadtest.load import FailureReader, LoadProgress, LoadShape
+from loadtest.scenario_files import ScenarioFiles
 from loadtest.timeline import TimelineReader
 
 
@@ -40,7 +40,7 @@ class LiveFeed:
         self._latest = latest
         self._load_progress = TimelineReader(folder)
         self._failures = FailureReader(folder)
-        self._publish_failed = False
+        self._live_file = ScenarioFiles(folder, None)
 
     def progress(self, phase: str, elapsed: float = 0.0, meter: CpuMeter | None = None) -> None:
         sample = self._latest()
@@ -70,13 +70,10 @@ class LiveFeed:
         """The Zombies tab's rows, rewritten for Locust's UI to serve (--web runs)."""
         load = self._load_progress.read()
         rows = web.live_rows(self._latest(), self.record, load.requests if load else None)
-        try:
-            web.write_live(self.folder, rows)
-        except OSError as error:
-            # Once: a disk that stays full would fail every tick in the same words.
-            if not self._publish_failed:
-                self._publish_failed = True
-                self.record["warnings"].append(describe(error, f"writing {web.LIVE_FILE}"))
+        # Whole, so Locust never reads half of it; a failure is a warning, said once.
+        failure = self._live_file.write(web.LIVE_FILE, {"rows": rows})
+        if failure is not None:
+            self.record["warnings"].append(failure)
 
 
 def _final_load(record: dict[str, Any]) -> LoadProgress | None:

@@ -1,5 +1,6 @@
-"""A scenario's JSON records on disk: scenario.json (rewritten as the scenario goes, so a
-run killed outright still says what it was doing) and server.json.
+"""A scenario's JSON files on disk: scenario.json (rewritten as the scenario goes, so a
+run killed outright still says what it was doing), server.json, and under --web the
+Zombies tab's live.json (rewritten every tick).
 
 Each file is replaced whole (diagnostics.diskio.write_json), drawing on the run's
 reserve when the disk is full, so a reader never finds half a record. A failure is told
@@ -15,6 +16,9 @@ from diagnostics.diskio import Reserve, describe, write_json
 
 
 class ScenarioFiles:
+    """One stream of writes whose failure is told once (the records are one, the live
+    feed another: a feed that cannot be written must not silence a record that cannot)."""
+
     def __init__(self, folder: Path, reserve: Reserve | None) -> None:
         self.folder = folder
         self.reserve = reserve

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from diagnostics.diskio import write_json
 from diagnostics.sampler import Sample
 
 LIVE_FILE = "live.json"
@@ -102,8 +101,3 @@ def live_rows(
         ("sampled at", f"{sample.elapsed:.1f} s", "sampler"),
     ]
     return [{"figure": f, "value": v, "source": s} for f, v, s in rows]
-
-
-def write_live(folder: Path, rows: list[dict[str, str]]) -> None:
-    """Rewrite the tab's file whole, so Locust never reads half of it."""
-    write_json(folder / LIVE_FILE, {"rows": rows})
