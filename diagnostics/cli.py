@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from diagnostics.commandline import OneLineParser, UsageError, sigterm_as_ctrl_c
+from diagnostics.contract import Status
 from diagnostics.doctor import examine, examine_all, render
 from diagnostics.errors import DiagnosticsError
 from diagnostics.runs import DEFAULT_RUNS
@@ -105,7 +106,7 @@ def _watch(args: argparse.Namespace) -> int:
             f"diagnostics watch: {report.problem}; the data is in {result.run_dir}", file=sys.stderr
         )
     print(f"run directory: {result.run_dir}")
-    return {"interrupted": EXIT_INTERRUPTED, "error": 1}.get(result.status, 0)
+    return {Status.INTERRUPTED: EXIT_INTERRUPTED, Status.ERROR: 1}.get(result.status, 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

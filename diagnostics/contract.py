@@ -13,6 +13,7 @@ import math
 import types
 from collections.abc import Callable
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from enum import Enum, StrEnum
 from functools import cache
 from typing import Any, Self, Union, get_args, get_origin, get_type_hints
 
@@ -55,9 +56,15 @@ class _Record:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
-        """The keys this record knows; others (added by a newer writer) are left out."""
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        return cls(**{key: value for key, value in data.items() if key in known})
+        """The keys this record knows (a status word as its :class:`Status`); others (added
+        by a newer writer) are left out."""
+        values = {}
+        for item, accepted in _declared(cls).items():
+            if item.name in data:
+                value = data[item.name]
+                kind = _enum_in(accepted)
+                values[item.name] = kind(value) if kind and value is not None else value
+        return cls(**values)
 
     @classmethod
     def checked(cls, data: dict[str, Any]) -> tuple[Self, list[str]]:
@@ -73,13 +80,13 @@ class _Record:
         values: dict[str, Any] = {}
         notes: list[str] = []
         for item, accepted in _declared(cls).items():
-            if item.name in data and _fits(data[item.name], accepted):
-                values[item.name] = data[item.name]
+            taken = _as_declared(data[item.name], accepted) if item.name in data else _UNFIT
+            if taken is not _UNFIT:
+                values[item.name] = taken
                 continue
             if item.name in data:
-                wanted = " or ".join(_JSON_NAMES.get(kind, kind.__name__) for kind in accepted)
-                got = _JSON_NAMES.get(type(data[item.name]), type(data[item.name]).__name__)
-                problem = f"should be {wanted}, not {got}"
+                wanted = " or ".join(_json_name(kind) for kind in accepted)
+                problem = f"should be {wanted}, not {_json_value(data[item.name], accepted)}"
             elif _has_default(item):
                 continue
             else:
@@ -101,6 +108,22 @@ def _accepted(hint: Any) -> tuple[type, ...]:
     if get_origin(hint) in (Union, types.UnionType):
         return tuple(kind for arg in get_args(hint) for kind in _accepted(arg))
     return (object,) if hint is Any else (get_origin(hint) or hint,)
+
+
+_UNFIT = object()
+"""What :func:`_as_declared` gives for a value its field cannot take."""
+
+
+def _as_declared(value: Any, accepted: tuple[type, ...]) -> Any:
+    """The value as its field holds it (a word of a named set as its member), or _UNFIT."""
+    kind = _enum_in(accepted)
+    if kind is not None and isinstance(value, str):
+        return kind(value) if value in kind._value2member_map_ else _UNFIT
+    return value if _fits(value, accepted) else _UNFIT
+
+
+def _enum_in(accepted: tuple[type, ...]) -> type[Enum] | None:
+    return next((kind for kind in accepted if issubclass(kind, Enum)), None)
 
 
 def _fits(value: Any, accepted: tuple[type, ...]) -> bool:
@@ -140,8 +163,68 @@ _JSON_NAMES = {
 }
 
 
+def _json_name(kind: type) -> str:
+    if issubclass(kind, Enum):
+        return "one of " + ", ".join(json.dumps(member.value) for member in kind)
+    return _JSON_NAMES.get(kind, kind.__name__)
+
+
+def _json_value(value: Any, accepted: tuple[type, ...]) -> str:
+    """What a value is, as a note names it: the word itself where a named set wanted one."""
+    if isinstance(value, str) and _enum_in(accepted) is not None:
+        return json.dumps(value)
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
 def _shown(value: Any) -> str:
     return "unknown" if isinstance(value, float) and math.isnan(value) else json.dumps(value)
+
+
+class Status(StrEnum):
+    """How a scenario stands: scenario.json's ``status``, one word of this set.
+
+    The harness (loadtest/experiment.py) writes RUNNING until the scenario ends, then
+    what ended it; a harness error names its own (loadtest/errors.py). ``diagnostics
+    watch`` uses the same set, and run.json's ``exit_status`` the same words for the
+    whole run (or ``error: SCENARIO: why``, :func:`run_error`). Readers judge a status by
+    :data:`NOT_OK`, never by a list of their own.
+    """
+
+    RUNNING = "running"
+    """Not ended yet, or the harness was killed before it could say how it ended."""
+    OK = "ok"
+    CAPPED = "capped"
+    """The load was stopped at the zombie cap: what a capped run is for, not a failure."""
+    FAILED = "failed"
+    SERVER_DIED = "server-died"
+    FAILED_REQUESTS = "failed-requests"
+    NO_WORKERS = "no-workers"
+    INTERRUPTED = "interrupted"
+    TARGET_EXITED = "target-exited"
+    """A watch whose target exited before its duration: the samples up to then stand."""
+    ERROR = "error"
+    """A watch that could not go on (its files could not be written)."""
+
+
+NOT_OK = frozenset(Status) - {Status.RUNNING, Status.OK, Status.CAPPED, Status.TARGET_EXITED}
+"""The statuses of a scenario that did not do what was asked: a report warns of each."""
+
+
+def run_error(scenario: str, message: str) -> str:
+    """run.json's ``exit_status`` when a scenario failed: which one, and why, in one line."""
+    return f"error: {scenario}: {message}"
+
+
+class Phase(StrEnum):
+    """What a running scenario is doing, as the live view shows it (loadtest/live.py).
+
+    A scenario goes through them in this order; once ended, its :class:`Status` shows.
+    """
+
+    STARTING_SERVER = "starting server"
+    LOAD = "load"
+    SETTLING = "settling"
+    STOPPING_SERVER = "stopping server"
 
 
 @dataclass(kw_only=True, slots=True)
@@ -159,7 +242,8 @@ class RunRecord(_Record):
     """``loadtest`` or ``watch``."""
     started: float
     ended: float | None = None
-    exit_status: str = "running"
+    exit_status: str = Status.RUNNING
+    """A :class:`Status` word, or :func:`run_error`'s line."""
     exit_code: int | None = None
     parameters: dict[str, Any]
     scenarios: list[str]
@@ -178,6 +262,12 @@ class ScenarioRecord(_Record):
     watch`` (the few a watch has; the rest stay null, which readers take as not
     measured). ``reaps_all``, ``meaning``, ``shortfall`` and ``color_key`` are what
     reports need of the strategy, copied from server/reapers.py's registry.
+
+    In the harness one record lives for the whole scenario, owned by the thread that
+    runs it (loadtest/experiment.py): its steps return typed results and the scenario
+    alone assigns them here; other threads hand their findings over, they never write
+    into it. It becomes JSON only when saved (:meth:`to_json`). A new figure is one
+    field here and the line of the harness that assigns it.
     """
 
     name: str
@@ -193,7 +283,7 @@ class ScenarioRecord(_Record):
     load_started: float | None = None
     load_ended: float | None = None
     ended: float | None = None
-    status: str = "running"
+    status: Status = Status.RUNNING
     capped: bool = False
     cap: int | None = None
     capped_at: float | None = None

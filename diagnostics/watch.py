@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diagnostics import contract
+from diagnostics.contract import Status
 from diagnostics.diskio import Reserve, describe, write_json
 from diagnostics.errors import DiagnosticsError
 from diagnostics.machine import machine_info
@@ -40,10 +41,10 @@ class OutputError(DiagnosticsError):
 
 @dataclass(slots=True)
 class WatchResult:
-    """How a watch ended: status is "ok", "interrupted", "target-exited" or "error"."""
+    """How a watch ended: status is OK, INTERRUPTED, TARGET_EXITED or ERROR."""
 
     run_dir: Path
-    status: str
+    status: Status
     samples: int
     message: str | None = None
 
@@ -88,19 +89,20 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         samples += 1
 
     recorder = Recorder(pid, scenario_dir / contract.SAMPLES, interval=interval, on_sample=count)
-    status, message = "ok", None
+    status, message = Status.OK, None
     try:
         recorder.start()
         if recorder.wait(duration):  # sampling ended by itself before the duration
             status, message = _early_end(recorder, pid, started)
     except OSError as error:
-        status, message = "error", describe(error, "opening samples.csv")
+        status, message = Status.ERROR, describe(error, "opening samples.csv")
     except KeyboardInterrupt:
-        status, message = "interrupted", f"interrupted after {time.time() - started:.1f} s"
+        status, message = Status.INTERRUPTED, f"interrupted after {time.time() - started:.1f} s"
     finally:
         recorder.stop()
         ended = time.time()
         run.update(ended=ended, exit_status=status)
+        failed = status == Status.ERROR
         scenario = contract.ScenarioRecord(
             name=SCENARIO,
             started=started,
@@ -108,9 +110,9 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
             status=status,
             server_pid=pid,
             samples=samples,
-            data_ends_at=recorder.latest.time if status == "error" and recorder.latest else None,
-            errors=[message] if status == "error" else [],
-            warnings=[message] if status == "target-exited" else [],
+            data_ends_at=recorder.latest.time if failed and recorder.latest else None,
+            errors=[message] if failed else [],
+            warnings=[message] if status == Status.TARGET_EXITED else [],
         ).to_json()
         try:
             for path, record in (
@@ -119,16 +121,16 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
             ):
                 write_json(path, record, reserve)
         except OSError as error:  # the data is there; the record of how it ended is not
-            status, message = "error", describe(error, f"writing {path.name}")
+            status, message = Status.ERROR, describe(error, f"writing {path.name}")
         finally:
             reserve.release()
     return WatchResult(out, status, samples, message)
 
 
-def _early_end(recorder: Recorder, pid: int, started: float) -> tuple[str, str]:
+def _early_end(recorder: Recorder, pid: int, started: float) -> tuple[Status, str]:
     if recorder.target_gone:
-        return "target-exited", f"PID {pid} exited after {time.time() - started:.1f} s"
-    return "error", f"sampling stopped: {recorder.error}"
+        return Status.TARGET_EXITED, f"PID {pid} exited after {time.time() - started:.1f} s"
+    return Status.ERROR, f"sampling stopped: {recorder.error}"
 
 
 @dataclass(slots=True)

@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             print(markdown)
         for name in contract.RUN_REPORT:
             print(f"  {harness.run_dir / name}")
-    status = harness.record["exit_status"]
+    status = harness.record.exit_status
     print(
         f"{harness.run_dir}" if code == 0 else f"loadtest: {status} ({harness.run_dir})",
         file=sys.stdout if code == 0 else sys.stderr,

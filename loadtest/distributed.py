@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from diagnostics.contract import Status
 from loadtest.errors import HarnessError
 
 DEFAULT_MASTER_PORT = 5557
@@ -29,7 +30,7 @@ WORKERS_FILE = "locust_workers.json"
 
 
 class NoWorkers(HarnessError):
-    status = "no-workers"
+    status = Status.NO_WORKERS
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from diagnostics import contract
+from diagnostics.contract import Status
 from diagnostics.diskio import Reserve, describe, write_json
 from diagnostics.machine import machine_info
 from diagnostics.runs import DEFAULT_RUNS, new_run_dir
@@ -58,7 +58,7 @@ class Harness:
             raise NoRoom(describe(error, f"in {plan.runs_root}")) from None
         settings = asdict(plan.settings)
         parameters = {**settings.pop("shape"), **settings}
-        self.record: dict[str, Any] = contract.RunRecord(
+        self.record = contract.RunRecord(
             id=self.run_dir.name,
             kind="loadtest",
             started=time.time(),
@@ -66,14 +66,14 @@ class Harness:
             scenarios=[scenario.name for scenario in plan.scenarios],
             machine=machine_info(),
             subreaper=False,
-        ).to_json()
+        )
 
     def run(self) -> int:
         INTERRUPTS.install()
-        code, status = EXIT_OK, "ok"
+        code, status = EXIT_OK, str(Status.OK)  # or a scenario's contract.run_error
         try:
-            self.record["subreaper"] = become_subreaper()
-            if not self.record["subreaper"]:
+            self.record.subreaper = become_subreaper()
+            if not self.record.subreaper:
                 self.view.message("warning: cannot become a child subreaper; orphans go to PID 1")
             self._save()
             for scenario in self.plan.scenarios:
@@ -82,20 +82,18 @@ class Harness:
                     scenario, self.plan.settings, folder, self.view, self.reserve
                 )
                 result = experiment.run()
-                if result["exit_code"]:
-                    code = max(code, result["exit_code"])
-                    status = f"error: {scenario.name}: {result['errors'][-1]}"
+                if result.exit_code:
+                    code = max(code, result.exit_code)
+                    status = contract.run_error(scenario.name, result.errors[-1])
         except KeyboardInterrupt:
-            code, status = EXIT_INTERRUPTED, "interrupted"
+            code, status = EXIT_INTERRUPTED, Status.INTERRUPTED
         finally:
             with INTERRUPTS.shielded():
                 reap_orphans()
-                self.record.update(
-                    ended=time.time(),
-                    exit_status=status,
-                    exit_code=code,
-                    interrupts=INTERRUPTS.count,
-                )
+                self.record.ended = time.time()
+                self.record.exit_status = status
+                self.record.exit_code = code
+                self.record.interrupts = INTERRUPTS.count
                 saved = self._save()
                 self.reserve.release()
             INTERRUPTS.restore()
@@ -120,7 +118,7 @@ class Harness:
     def _save(self) -> bool:
         """Write run.json; False (and the cause said in one line) if it could not be."""
         try:
-            write_json(self.run_dir / contract.RUN, self.record, self.reserve)
+            write_json(self.run_dir / contract.RUN, self.record.to_json(), self.reserve)
         except OSError as error:
             self.view.message(f"error: {describe(error, 'writing run.json')}")
             return False

@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from diagnostics.contract import Phase, Status
 from loadtest.drive import SATURATED_CPU
 from reports.table import HEADERS, TEXT_COLUMNS, cells
 
@@ -26,7 +27,8 @@ class Progress:
     """One scenario's state as of the latest sample."""
 
     scenario: str
-    phase: str
+    phase: Phase | Status
+    """What the scenario is doing; once ended, how it ended."""
     elapsed: float = 0.0
     duration: float = 0.0
     rps: float | None = None
@@ -60,13 +62,13 @@ def _figure(value: float | int | None, spec: str = "d") -> str:
 
 
 # The harness's phase names, cut to fit a column at 80 terminal columns.
-SHORT_PHASES = {"starting server": "starting", "stopping server": "stopping"}
+SHORT_PHASES = {Phase.STARTING_SERVER: "starting", Phase.STOPPING_SERVER: "stopping"}
 
 
 def describe(progress: Progress) -> list[str]:
     """The cells of one row; both views say the same thing."""
     cpu = progress.locust_cpu
-    if progress.phase == "load":
+    if progress.phase == Phase.LOAD:
         clock = f"{progress.elapsed:.0f}/{progress.duration:g}s"
     else:  # before the load nothing ran; after it, how long it ran
         clock = f"{progress.elapsed:.1f}s" if progress.elapsed else ""
@@ -101,7 +103,7 @@ def carry_over(previous: Progress | None, progress: Progress) -> Progress:
     for name in ("rps", "requests", "failures", "alive", "zombies", "fds", "locust_cpu"):
         if getattr(progress, name) is None:
             setattr(progress, name, getattr(previous, name))
-    if progress.phase != "load" and not progress.elapsed:
+    if progress.phase != Phase.LOAD and not progress.elapsed:
         progress.elapsed = previous.elapsed
     return progress
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from diagnostics.contract import NOT_OK, Status
 from reports.checks import Check, Counts, cross_checks
 from reports.files import to_float
 from reports.rundir import Run, Scenario
 from reports.series import first_finite, last_finite, optional, optional_int, peak
 from reports.verdicts import Evidence, verdict
 
-NOT_OK_STATUSES = ("interrupted", "server-died", "failed", "failed-requests")
 REASONS_SHOWN = 3
 """How many failure reasons a warning names, most frequent first."""
 
@@ -40,7 +40,7 @@ def run_info(run: Run) -> dict[str, Any]:
     info["kind"] = run.kind
     warnings = list(run.notes)
     status = run.record.exit_status
-    if run.recorded and status != "ok":
+    if run.recorded and status != Status.OK:
         warnings.append(f"run ended with status '{status}'")
     info["warnings"] = warnings
     return info
@@ -211,7 +211,7 @@ def _warnings(scenario: Scenario, checks: list[Check]) -> list[str]:
     """Everything a reader must not miss: failed checks, the harness's own words, gaps."""
     warnings = [check.text for check in checks if not check.ok]
     status = scenario.record.status
-    if status in NOT_OK_STATUSES:
+    if status in NOT_OK:
         warnings.append(f"scenario ended with status '{status}'")
     warnings.extend(f"error: {entry}" for entry in scenario.record.errors)
     warnings.extend(str(entry) for entry in scenario.record.warnings)
