@@ -59,7 +59,7 @@ class _Record:
         """The keys this record knows (a status word as its :class:`Status`); others (added
         by a newer writer) are left out."""
         values = {}
-        for item, accepted in _declared(cls).items():
+        for item, accepted in _declared(cls).items():  # type: ignore[arg-type]
             if item.name in data:
                 value = data[item.name]
                 kind = _enum_in(accepted)

@@ -9,11 +9,12 @@ than the server was the bottleneck.
 from __future__ import annotations
 
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from diagnostics.cpumeter import CpuMeter
-from loadtest.load import failure_reasons, read_totals
+from loadtest.load import LoadProgress, failure_reasons, read_totals
 from loadtest.processes import ManagedProcess
 
 SATURATED_CPU = 0.9
@@ -21,6 +22,35 @@ SATURATED_CPU = 0.9
 may be the bottleneck: a warning in scenario.json, a "!" in the live view."""
 REASONS_KEPT = 5
 """How many failure reasons scenario.json keeps, most frequent first."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocustReport:
+    """What a Locust run did, read once it exited: scenario.json's ``locust_exit``,
+    ``load``, ``locust_cpu`` and ``locust_cpu_scope``, and a warning."""
+
+    exit_code: int | None
+    """Negative for a signal; None if it could not be waited for."""
+    totals: LoadProgress
+    reasons: tuple[tuple[str, int], ...]
+    """Why requests failed, most frequent first (at most REASONS_KEPT)."""
+    cpu: float | None
+    """Cores Locust used on average over the load."""
+    cpu_scope: str | None
+    """Whose CPU ``cpu`` is, when not all of Locust's."""
+    warning: str | None
+    """That Locust, not the server, may have been the bottleneck."""
+
+    def load(self) -> dict[str, Any]:
+        """scenario.json's ``load``."""
+        return {
+            "requests": self.totals.requests,
+            "failures": self.totals.failures,
+            "rps": self.totals.rps,
+            "failure_reasons": [
+                {"reason": reason, "count": count} for reason, count in self.reasons
+            ],
+        }
 
 
 class LocustRun:
@@ -57,39 +87,33 @@ class LocustRun:
         self.process.signal_group(signal.SIGCONT)  # a stopped process cannot act on TERM
         self.process.stop(timeout=15)
 
-    def note(
+    def report(
         self,
-        record: dict[str, Any],
         folder: Path,
         meter: CpuMeter,
         seconds: float,
         processes: int,
         remote_workers: bool,
-    ) -> None:
-        """Write its exit, totals, failure reasons and CPU into the scenario's record."""
+    ) -> LocustReport:
+        """Once it has exited: its exit, totals, failure reasons and CPU."""
         code = self.process.wait(15)
-        record["locust_exit"] = code
-        load = read_totals(folder)
-        record["load"] = {
-            "requests": load.requests,
-            "failures": load.failures,
-            "rps": load.rps,
-            "failure_reasons": [
-                {"reason": reason, "count": count}
-                for reason, count in failure_reasons(folder)[:REASONS_KEPT]
-            ],
-        }
         cores = meter.cpu_seconds / seconds if seconds > 0 else None
-        record["locust_cpu"] = None if cores is None else round(cores, 3)
+        scope = warning = None
         if remote_workers:
-            record["locust_cpu_scope"] = "the master only: workers run elsewhere, unmeasured"
-            return
-        per_process = (cores or 0) / processes
-        if per_process >= SATURATED_CPU:
-            record["warnings"].append(
+            scope = "the master only: workers run elsewhere, unmeasured"
+        elif (per_process := (cores or 0) / processes) >= SATURATED_CPU:
+            warning = (
                 f"Locust used {per_process:.0%} of a core per process: the load generator, not"
                 " the server, may be the bottleneck (try --processes 2 or a lower --rate)"
             )
+        return LocustReport(
+            exit_code=code,
+            totals=read_totals(folder),
+            reasons=tuple(failure_reasons(folder)[:REASONS_KEPT]),
+            cpu=None if cores is None else round(cores, 3),
+            cpu_scope=scope,
+            warning=warning,
+        )
 
     def last_line(self) -> str:
         try:

@@ -7,6 +7,14 @@ the sampler stops, and whatever was orphaned on the way is reaped. scenario.json
 is written at the start and rewritten at the end, so even a run killed outright
 leaves a record of what it was doing.
 
+The record (diagnostics.contract.ScenarioRecord) is one typed object for the whole
+scenario, owned by the thread that runs it: :meth:`Experiment.run` and its steps alone
+assign it, from what the collaborators return (the cap's Enforcement, Held and
+Released; Locust's LocustReport; the settle's Settled). The sampler's thread writes
+nothing of it: it hands its figures over (loadtest/handoff.py, the cap's event), and
+the steps copy them in where they read them. A new figure in scenario.json is a field of
+ScenarioRecord and the line of a step that assigns it.
+
 The zombie cap (loadtest/cap.py) is held by the kernel where it can be, by the
 sampler's stop where it cannot. A sampler that fails (a full disk, say) stops the
 load at once: a run nobody watches is not allowed to go on.
@@ -22,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics import contract
+from diagnostics.contract import Phase, Status
 from diagnostics.cpumeter import CpuMeter
 from diagnostics.diskio import Reserve, describe
 from diagnostics.machine import pid_headroom
@@ -30,10 +39,11 @@ from diagnostics.sampler import Sample
 from diagnostics.tree import TreeSnapshot, is_shell_wrapper, snapshot
 from loadtest import distributed, web
 from loadtest.cap import ZombieCap
-from loadtest.drive import LocustRun
+from loadtest.drive import LocustReport, LocustRun
 from loadtest.errors import HarnessError, ServerDied
 from loadtest.expectations import Expectations
 from loadtest.feed import LiveFeed
+from loadtest.handoff import SamplerHandoff
 from loadtest.interrupts import INTERRUPTS
 from loadtest.live import View
 from loadtest.load import (
@@ -48,7 +58,7 @@ from loadtest.scenario_files import ScenarioFiles
 from loadtest.scenarios import Scenario
 from loadtest.settle import settle, steady
 from loadtest.target import LOOPBACK, Target, start_external, start_ours
-from reports.checks import Counts, cross_checks
+from reports.checks import scenario_checks
 
 TICK = 0.25
 DEADLINE = "duration"
@@ -96,7 +106,7 @@ class Experiment:
         self.settings = settings
         self.folder = folder
         self.view = view
-        self.record: dict[str, Any] = contract.ScenarioRecord(
+        self.record = contract.ScenarioRecord(
             name=scenario.name,
             strategy=scenario.strategy,
             **scenario.described(),
@@ -115,43 +125,41 @@ class Experiment:
             exit_code=0,
             peak_zombies=0,
             shell_wrapper=False,
-        ).to_json()
+        )
         self.files = ScenarioFiles(folder, reserve)
-        self.cap = ZombieCap(self.record)
+        self.cap = ZombieCap()
+        self.sampled = SamplerHandoff()
         self._sampler_failed = threading.Event()
         self._sampling_started = 0.0
-        self._last_before_interrupt: Sample | None = None
         self._locust: LocustRun | None = None
         self._target: Target | None = None
         self._recorder: Recorder | None = None
         self.feed = LiveFeed(
-            scenario.name, settings.shape, folder, view, self.record, self._latest_sample
+            settings.shape, folder, view, self.record, self.sampled, self._latest_sample
         )
-        self._final_taken = False
         self._baseline: TreeSnapshot | None = None
 
     # -- the run -------------------------------------------------------------
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> contract.ScenarioRecord:
         """Run the scenario; returns its record. Raises KeyboardInterrupt through, after cleanup."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self._save()
         try:
-            self.cap.choose(self.settings.zombie_cap, pid_headroom())
-            self.cap.make_cgroup(self.scenario.name)
+            self._choose_cap()
             self._start_server()
-            self.cap.hold()
+            self._hold_cap()
             self._start_sampler()
-            self._drive_load()
+            report = self._drive_load()
             self._finish_server()
-            self._judge_load()
+            self._judge_load(report)
         except HarnessError as error:
             self._fail(error.status, str(error))
-            self.record["exit_code"] = error.exit_code
+            self.record.exit_code = error.exit_code
         except KeyboardInterrupt:
             if self._locust is not None:
                 self._locust.freeze()  # the load stops first
-            self._fail("interrupted", "interrupted (Ctrl-C): stopping and reaping everything")
+            self._fail(Status.INTERRUPTED, "interrupted (Ctrl-C): stopping and reaping everything")
             self._keep_last_sample_before_interrupt()
             raise
         finally:
@@ -161,8 +169,25 @@ class Experiment:
                 self._save()
         return self.record
 
+    def _choose_cap(self) -> None:
+        """The cap, lowered to what the machine allows, and who holds it."""
+        self.record.cap = self.cap.choose(self.settings.zombie_cap, pid_headroom())
+        enforcement = self.cap.make_cgroup(self.scenario.name)
+        self.record.cap_enforcement = enforcement.how
+        self.record.cgroup = enforcement.cgroup
+        self._warn(enforcement.warning)
+
+    def _hold_cap(self) -> None:
+        held = self.cap.hold()
+        if held is not None:
+            self._add_cgroup_figures(baseline=held.baseline, pids_max=held.pids_max)
+
+    def _add_cgroup_figures(self, **figures: int | None) -> None:
+        assert self.record.cgroup is not None
+        self.record.cgroup = {**self.record.cgroup, **figures}
+
     def _start_server(self) -> None:
-        self.feed.progress("starting server")
+        self.feed.progress(Phase.STARTING_SERVER)
         procs = self.cap.procs_file
         if self.scenario.server_cmd is not None:
             ready_log = self.settings.ready_log
@@ -173,7 +198,7 @@ class Experiment:
                 None if ready_log is None else re.compile(ready_log),
                 procs,
             )
-            self.record["shell_wrapper"] = is_shell_wrapper(target.process.command)
+            self.record.shell_wrapper = is_shell_wrapper(target.process.command)
         else:
             target = start_ours(
                 self.scenario,
@@ -184,7 +209,7 @@ class Experiment:
                 self.settings.server_host,
             )
         self._target = target
-        self.record["server_pid"] = target.pid
+        self.record.server_pid = target.pid
         self._save()
 
     def _start_sampler(self) -> None:
@@ -203,14 +228,9 @@ class Experiment:
             raise HarnessError(describe(error, "opening samples.csv")) from None
 
     def _on_sample(self, sample: Sample) -> None:
-        """Runs in the sampler's thread: keep the peak, and freeze the load at the cap at once.
-
-        The peak is of the load and the settling after it, not of the server's shutdown.
-        """
-        if INTERRUPTS.first_at is None or sample.time < INTERRUPTS.first_at:
-            self._last_before_interrupt = sample
-        if sample.zombies > self.record["peak_zombies"] and not self._final_taken:
-            self.record["peak_zombies"] = sample.zombies
+        """Runs in the sampler's thread: hand the sample over, and freeze the load at the cap
+        at once. It writes nothing of the record (loadtest/handoff.py says why)."""
+        self.sampled.add(sample, INTERRUPTS.first_at)
         if self.cap.shown_by(sample):
             self._reach_cap(sample.elapsed)
 
@@ -231,10 +251,10 @@ class Experiment:
         if not self._sampler_failed.is_set():
             return
         latest = self._recorder.latest
-        self.record["data_ends_at"] = latest.time if latest is not None else self.record["started"]
+        self.record.data_ends_at = latest.time if latest is not None else self.record.started
         if self._locust is not None and self._locust.running():
             self._locust.stop(resume=True)
-            self.record["load_ended"] = time.time()
+            self.record.load_ended = time.time()
         raise HarnessError(self._recorder.error or "sampling stopped")
 
     def _latest_sample(self) -> Sample | None:
@@ -243,12 +263,12 @@ class Experiment:
     def _keep_last_sample_before_interrupt(self) -> None:
         """After Ctrl-C the final sample is the last one taken before it, not one taken while
         the clean-up was ending processes."""
-        self.record["interrupted_at"] = INTERRUPTS.first_at or time.time()
-        sample = self._last_before_interrupt
-        if sample is not None and self.record["final_sample"] is None:
-            self.record["final_sample"] = asdict(sample)
+        self.record.interrupted_at = INTERRUPTS.first_at or time.time()
+        sample = self.sampled.before_interrupt
+        if sample is not None and self.record.final_sample is None:
+            self.record.final_sample = asdict(sample)
 
-    def _drive_load(self) -> None:
+    def _drive_load(self) -> LocustReport:
         """From a steady server: Locust started, watched until the load ends, and read."""
         shape = self.settings.shape
         front = self.settings.web
@@ -257,7 +277,7 @@ class Experiment:
         self._start_locust()
         assert self._locust is not None
         started = time.monotonic()
-        self.record["load_started"] = time.time()
+        self.record.load_started = time.time()
         self._save()
         meter = CpuMeter(self._locust.pid)
         if front is not None:
@@ -282,32 +302,35 @@ class Experiment:
             if ended_by == DEADLINE:
                 ended_by = OVERRUN
                 self._locust.stop()
-                self.record["warnings"].append("Locust overran its run time and was stopped")
-        self.record["load_ended_by"] = ended_by
-        self.record["load_ended"] = time.time()
+                self._warn("Locust overran its run time and was stopped")
+        self.record.load_ended_by = ended_by
+        self.record.load_ended = time.time()
         self._check_sampler()
-        self._locust.note(
-            self.record,
+        report = self._locust.report(
             self.folder,
             meter,
             time.monotonic() - started,
             shape.processes,
             remote_workers=workers is not None,
         )
+        self.record.locust_exit = report.exit_code
+        self.record.load = report.load()
+        self.record.locust_cpu = report.cpu
+        self.record.locust_cpu_scope = report.cpu_scope
+        self._warn(report.warning)
         if workers is not None:
             distributed.check_workers(self._locust.log_path, workers)
-            self.record["workers"] = distributed.read_workers(self.folder)
+            self.record.workers = distributed.read_workers(self.folder)
+        return report
 
     def _note_baseline(self) -> None:
         """What the server holds before the load: the sample and tree the end is compared to."""
         assert self._target is not None and self._recorder is not None
         baseline, is_steady = steady(self._recorder.sample_now, self.settings.server_timeout)
         if not is_steady:
-            self.record["warnings"].append(
-                "the server's live children were still changing when the load started"
-            )
+            self._warn("the server's live children were still changing when the load started")
         if baseline is not None:
-            self.record["baseline_sample"] = asdict(baseline)
+            self.record.baseline_sample = asdict(baseline)
         self._baseline = snapshot(self._target.pid)
 
     def _start_locust(self) -> None:
@@ -328,7 +351,7 @@ class Experiment:
             )
         except OSError as error:
             raise HarnessError(f"Locust could not start: {error.strerror}") from None
-        self.record["locust_pid"] = self._locust.pid
+        self.record.locust_pid = self._locust.pid
 
     def _watch_load(self, started: float, meter: CpuMeter, deadline: float) -> str:
         """Each tick until the load ends: the sampler, the cap and the server checked, strays
@@ -349,21 +372,22 @@ class Experiment:
                 return DEADLINE
             reap_orphans(keep=[self._target.pid, self._locust.pid])
             if self.settings.web is not None:
-                self.feed.publish()
-            self.feed.progress("load", elapsed, meter)
+                self._warn(self.feed.publish())
+            self.feed.progress(Phase.LOAD, elapsed, meter)
             time.sleep(TICK)
         return "Locust exited"
 
     def _note_cap(self, elapsed: float) -> None:
+        assert self._locust is not None
         self._locust.stop(resume=True)
-        self.record["capped"] = True
+        self.record.capped = True
         self.view.message(
-            f"{self.scenario.name}: zombie cap of {self.record['cap']} reached"
+            f"{self.scenario.name}: zombie cap of {self.record.cap} reached"
             f" after {elapsed:.1f} s; load stopped"
         )
 
     def _check_server(self) -> None:
-        assert self._target is not None
+        assert self._target is not None and self._locust is not None
         if not self._target.process.running():
             self._locust.stop()
             raise ServerDied(
@@ -374,55 +398,58 @@ class Experiment:
     def _finish_server(self) -> None:
         """Let the server settle (see loadtest.settle), take the final sample, stop the server."""
         assert self._target is not None and self._recorder is not None
-        self.feed.progress("settling")
-        before = self.record["baseline_sample"] or {}
+        self.feed.progress(Phase.SETTLING)
+        before = self.record.baseline_sample or {}
         result = settle(self._recorder.sample_now, before.get("alive", 0), self.settings.settle)
-        self._final_taken = True
+        self.sampled.close()
         self._check_sampler()
-        self.record["settle"] = result.record()
+        self.record.settle = result.record()
         if not result.settled:
-            self.record["warnings"].append(
+            self._warn(
                 f"the server had not settled {self.settings.settle:g} s after the load stopped"
                 " (live children or zombies still changing): the final sample is as it was then"
             )
         if result.sample is not None:
-            self.record["final_sample"] = asdict(result.sample)
+            self.record.final_sample = asdict(result.sample)
         self._note_tree(snapshot(self._target.pid))
-        self.feed.progress("stopping server")
+        self.feed.progress(Phase.STOPPING_SERVER)
         self._target.process.stop(timeout=30)
         self._keep_counters(self._target.final_counters())
 
     def _note_tree(self, final: TreeSnapshot) -> None:
         """Who holds the zombies at the end, and whether the tree reaped children meanwhile."""
-        self.record["zombie_holders"] = [asdict(holder) for holder in final.holders][:HOLDERS_KEPT]
+        self.record.zombie_holders = [asdict(holder) for holder in final.holders][:HOLDERS_KEPT]
         before = self._baseline.reaped_faults if self._baseline is not None else None
         if before is not None and final.reaped_faults is not None:
-            self.record["reaped_child_faults"] = final.reaped_faults - before
+            self.record.reaped_child_faults = final.reaped_faults - before
         handled = {**(self._baseline.sigchld if self._baseline else {}), **final.sigchld}
-        self.record["sigchld_handled"] = {str(pid): how for pid, how in handled.items()}
+        self.record.sigchld_handled = {str(pid): how for pid, how in handled.items()}
 
-    def _judge_load(self) -> None:
+    def _judge_load(self, report: LocustReport) -> None:
         """A run that did not load the server is not ok (see loadtest.outcome)."""
         assert self._locust is not None
-        load = self.record["load"] or {}
-        reasons = load.get("failure_reasons") or []
         outcome = LoadOutcome(
-            requests=load.get("requests"),
-            failures=load.get("failures"),
-            top_reason=(reasons[0]["reason"], reasons[0]["count"]) if reasons else None,
-            locust_exit=self.record["locust_exit"],
+            requests=report.totals.requests,
+            failures=report.totals.failures,
+            top_reason=report.reasons[0] if report.reasons else None,
+            locust_exit=report.exit_code,
             stopped_by_harness=self._locust.stopped_by_harness,
-            refused_at_cap=self.record.get("refused_at_cap"),
+            refused_at_cap=self.record.refused_at_cap,
             locust_last_line=self._locust.last_line(),
         )
         judge(outcome, self.settings.max_failures)
 
     # -- endings -------------------------------------------------------------
 
-    def _fail(self, status: str, message: str) -> None:
-        self.record["status"] = status
-        self.record["errors"].append(message)
+    def _fail(self, status: Status, message: str) -> None:
+        self.record.status = status
+        self.record.errors.append(message)
         self.view.message(f"{self.scenario.name}: {message}")
+
+    def _warn(self, warning: str | None) -> None:
+        """A warning for scenario.json, when a step returned one."""
+        if warning is not None:
+            self.record.warnings.append(warning)
 
     def _clean_up(self) -> None:
         """Every process this scenario started is ended and reaped, on every path.
@@ -438,7 +465,10 @@ class Experiment:
             self._target.process.stop(timeout=30)
             self._keep_counters(self._target.final_counters())
         reap_orphans()
-        self.cap.release()
+        released = self.cap.release()
+        if released is not None:
+            self._add_cgroup_figures(forks_refused=released.forks_refused, peak=released.peak)
+            self._warn(released.problem)
 
     def _keep_counters(self, counters: dict[str, Any] | None) -> None:
         """The server's final counters, when it printed them; its refused forks are the
@@ -446,43 +476,31 @@ class Experiment:
         load must know before it counts failures."""
         if counters is None:
             return
-        self.record["server_counters"] = counters
-        self.record["refused_at_cap"] = counters.get("fork_failures")
+        self.record.server_counters = counters
+        self.record.refused_at_cap = counters.get("fork_failures")
 
     def _conclude(self) -> None:
+        """How the scenario ended, what the sampler's thread handed over, the cross-checks."""
         record = self.record
-        record["ended"] = time.time()
-        if record["status"] == "running":
-            record["status"] = "capped" if record["capped"] else "ok"
-        counters = record["server_counters"]
-        if counters is not None:
-            self._write(contract.SERVER, counters)
-        final = record["final_sample"] or {}
-        load = record["load"] or {}
-        checks = cross_checks(
-            Counts(
-                strategy=self.scenario.strategy,
-                final_zombies=final.get("zombies"),
-                final_alive=final.get("alive"),
-                forked=(counters or {}).get("forked"),
-                reaped=(counters or {}).get("reaped"),
-                accepted=(counters or {}).get("accepted"),
-                requests=load.get("requests"),
-                users=self.settings.shape.users,
-            )
-        )
-        record["cross_checks"] = [{"ok": check.ok, "text": check.text} for check in checks]
-        self.feed.progress(record["status"])
+        record.ended = time.time()
+        record.peak_zombies = self.sampled.peak
+        record.capped_at = self.cap.reached_at
+        if record.status is Status.RUNNING:
+            record.status = Status.CAPPED if record.capped else Status.OK
+        if record.server_counters is not None:
+            self._write(contract.SERVER, record.server_counters)
+        record.cross_checks = [check.to_json() for check in scenario_checks(record)]
+        self.feed.progress(record.status)
 
     # -- the record ----------------------------------------------------------
 
     def _save(self) -> None:
-        self._write(contract.SCENARIO, self.record)
+        self._write(contract.SCENARIO, self.record.to_json())
 
     def _write(self, name: str, data: dict[str, Any]) -> None:
         """Write a record of this scenario; a failure fails the scenario (once, in one line)."""
         failure = self.files.write(name, data)
         if failure is not None:
-            status = self.record["status"]
-            self._fail("failed" if status in ("running", "ok", "capped") else status, failure)
-            self.record["exit_code"] = 1
+            status = self.record.status
+            self._fail(status if status in contract.NOT_OK else Status.FAILED, failure)
+            self.record.exit_code = 1

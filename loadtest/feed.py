@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from diagnostics.contract import Phase, ScenarioRecord, Status
 from diagnostics.cpumeter import CpuMeter
 from diagnostics.sampler import Sample
 from loadtest import web
+from loadtest.handoff import SamplerHandoff
 from loadtest.live import Progress, View
 from loadtest.load import FailureReader, LoadProgress, LoadShape
 from loadtest.scenario_files import ScenarioFiles
@@ -21,37 +22,43 @@ from loadtest.timeline import TimelineReader
 
 
 class LiveFeed:
-    """The live figures of one scenario; a failure to write them is a warning in its record."""
+    """The live figures of one scenario, shown from the scenario's own thread.
+
+    It reads the scenario's record and writes nothing into it: a failure to write the
+    Zombies tab's file is returned, for the scenario to record as a warning.
+    """
 
     def __init__(
         self,
-        scenario: str,
         shape: LoadShape,
         folder: Path,
         view: View,
-        record: dict[str, Any],
+        record: ScenarioRecord,
+        sampled: SamplerHandoff,
         latest: Callable[[], Sample | None],
     ) -> None:
-        self.scenario = scenario
         self.shape = shape
         self.folder = folder
         self.view = view
         self.record = record
+        self._sampled = sampled
         self._latest = latest
         self._load_progress = TimelineReader(folder)
         self._failures = FailureReader(folder)
         self._live_file = ScenarioFiles(folder, None)
 
-    def progress(self, phase: str, elapsed: float = 0.0, meter: CpuMeter | None = None) -> None:
+    def progress(
+        self, phase: Phase | Status, elapsed: float = 0.0, meter: CpuMeter | None = None
+    ) -> None:
         sample = self._latest()
-        load = self._load_progress.read() if phase == "load" else _final_load(self.record)
+        load = self._load_progress.read() if phase == Phase.LOAD else _final_load(self.record)
         top_failure = self._failures.top_failure()
         cpu = None
         if meter is not None and elapsed > 0:
             cpu = meter.cpu_seconds / elapsed / self.shape.processes
         self.view.update(
             Progress(
-                scenario=self.scenario,
+                scenario=self.record.name,
                 phase=phase,
                 elapsed=elapsed,
                 duration=self.shape.duration,
@@ -66,16 +73,17 @@ class LiveFeed:
             )
         )
 
-    def publish(self) -> None:
-        """The Zombies tab's rows, rewritten for Locust's UI to serve (--web runs)."""
+    def publish(self) -> str | None:
+        """The Zombies tab's rows, rewritten for Locust's UI to serve (--web runs); the
+        warning to record if they could not be, the first time only."""
         load = self._load_progress.read()
-        rows = web.live_rows(self._latest(), self.record, load.requests if load else None)
-        # Whole, so Locust never reads half of it; a failure is a warning, said once.
-        failure = self._live_file.write(web.LIVE_FILE, {"rows": rows})
-        if failure is not None:
-            self.record["warnings"].append(failure)
+        rows = web.live_rows(
+            self._latest(), self.record, self._sampled.peak, load.requests if load else None
+        )
+        # Whole, so Locust never reads half of it.
+        return self._live_file.write(web.LIVE_FILE, {"rows": rows})
 
 
-def _final_load(record: dict[str, Any]) -> LoadProgress | None:
-    load = record["load"]
+def _final_load(record: ScenarioRecord) -> LoadProgress | None:
+    load = record.load
     return None if load is None else LoadProgress(load["requests"], load["failures"], load["rps"])

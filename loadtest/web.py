@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from diagnostics.contract import ScenarioRecord
 from diagnostics.sampler import Sample
 
 LIVE_FILE = "live.json"
@@ -70,21 +70,23 @@ def live_verdict(sample: Sample, peak: int, requests: int | None, cap: int) -> s
 
 def live_rows(
     sample: Sample | None,
-    record: dict[str, Any],
+    record: ScenarioRecord,
+    peak: int,
     requests: int | None,
 ) -> list[dict[str, str]]:
-    """The Zombies tab's rows: figure, value, and where the value comes from."""
+    """The Zombies tab's rows: figure, value, and where the value comes from; ``peak`` is
+    the most zombies seen so far (the record has it only once the scenario ends)."""
     if sample is None:
         return [{"figure": "sampler", "value": "starting", "source": "harness"}]
-    cap = record["cap"]
-    enforcement = record.get("cap_enforcement") or "?"
-    server = record.get("server_counters")
+    cap = record.cap or 0
+    enforcement = record.cap_enforcement or "?"
+    server = record.server_counters
     rows = [
-        ("server PID", str(record["server_pid"]), "harness"),
+        ("server PID", str(record.server_pid), "harness"),
         ("live children", f"{sample.alive:,}", "sampler (/proc)"),
         ("zombies", f"{sample.zombies:,}", "sampler (/proc)"),
         ("zombies deeper down", f"{sample.descendant_zombies:,}", "sampler (/proc)"),
-        ("peak zombies", f"{record['peak_zombies']:,}", "sampler (/proc)"),
+        ("peak zombies", f"{peak:,}", "sampler (/proc)"),
         ("open fds", "?" if sample.fds is None else f"{sample.fds:,}", "sampler (/proc)"),
         ("requests completed", "?" if requests is None else f"{requests:,}", "Locust"),
         ("zombie cap", f"{cap:,} ({enforcement})", "harness"),
@@ -95,7 +97,7 @@ def live_rows(
         ),
         (
             "verdict so far",
-            live_verdict(sample, record["peak_zombies"], requests, cap),
+            live_verdict(sample, peak, requests, cap),
             "harness",
         ),
         ("sampled at", f"{sample.elapsed:.1f} s", "sampler"),

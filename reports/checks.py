@@ -3,11 +3,18 @@
 Three witnesses of the same run must agree; when they do not, the report says so as a
 warning rather than picking one. A check whose figures were not measured is skipped, not
 failed: missing files are marked elsewhere.
+
+The checks of a scenario are built here once, from its record (:func:`scenario_checks`):
+the harness stores them in scenario.json as the scenario ends, and reports builds the
+same ones from the scenario.json it reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from diagnostics.contract import ScenarioRecord
 
 # Locust counts a request when its response arrives and the server when it accepts the
 # connection, so up to one request per user can be in flight when either stops counting.
@@ -21,6 +28,10 @@ class Check:
 
     ok: bool
     text: str
+
+    def to_json(self) -> dict[str, Any]:
+        """One entry of scenario.json's ``cross_checks`` and summary.json's ``checks``."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,38 @@ class Counts:
     accepted: int | None = None
     requests: int | None = None
     users: int | None = None
+
+    @classmethod
+    def of(cls, record: ScenarioRecord) -> Counts:
+        """The figures of a scenario's record: the final sample (taken once the server
+        settled, before it stopped), the server's final counters, Locust's totals and the
+        users asked for. A value of another type (a file from anywhere) counts as not
+        measured."""
+        final = record.final_sample or {}
+        counters = record.server_counters or {}
+        return cls(
+            strategy=record.strategy,
+            reaps_all=record.reaps_all,
+            final_zombies=_count(final, "zombies"),
+            final_alive=_count(final, "alive"),
+            forked=_count(counters, "forked"),
+            reaped=_count(counters, "reaped"),
+            accepted=_count(counters, "accepted"),
+            requests=_count(record.load or {}, "requests"),
+            users=_count(record.asked or {}, "users"),
+        )
+
+
+def _count(figures: dict[str, Any], key: str) -> int | None:
+    value = figures.get(key)
+    if isinstance(value, float) and value.is_integer():  # JSON may write 2 as 2.0
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def scenario_checks(record: ScenarioRecord) -> list[Check]:
+    """The cross-checks of one scenario, from its record alone."""
+    return cross_checks(Counts.of(record))
 
 
 def cross_checks(counts: Counts) -> list[Check]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from diagnostics.contract import NOT_OK, Status
-from reports.checks import Check, Counts, cross_checks
+from reports.checks import Check, scenario_checks
 from reports.files import to_float
 from reports.rundir import Run, Scenario
 from reports.series import first_finite, last_finite, optional, optional_int, peak
@@ -114,18 +114,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         data_ends_at=data_ends_at,
         interrupted_at=interrupted_at,
     )
-    counts = Counts(
-        strategy=record.strategy,
-        reaps_all=record.reaps_all,
-        final_zombies=final_zombies,
-        final_alive=_first_known(in_final("alive"), sampled("alive", last_finite)),
-        forked=forked,
-        reaped=scenario.counter("reaped"),
-        accepted=scenario.counter("accepted"),
-        requests=requests,
-        users=optional_int(to_float((record.asked or {}).get("users"))),
-    )
-    checks = cross_checks(counts)
+    checks = scenario_checks(record)
     return {
         "name": scenario.name,
         "strategy": record.strategy,
@@ -146,8 +135,8 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "fds_end": _first_known(in_final("fds"), sampled("fds", last_finite)),
         "peak_rss_bytes": sampled("rss_bytes", peak),
         "forked": forked,
-        "reaped": counts.reaped,
-        "accepted": counts.accepted,
+        "reaped": reaped,
+        "accepted": scenario.counter("accepted"),
         "rejected": scenario.counter("rejected"),
         "fork_failures": scenario.counter("fork_failures"),
         "failure_reasons": [
@@ -160,7 +149,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "duration_s": _rounded(_duration(scenario), 1),
         "workers": _workers(record.workers),
         "verdict": verdict(evidence),
-        "checks": [{"ok": check.ok, "text": check.text} for check in checks],
+        "checks": [check.to_json() for check in checks],
         "warnings": _warnings(scenario, checks),
         "missing": scenario.missing,
         "files": scenario.present,

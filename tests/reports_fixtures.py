@@ -183,16 +183,14 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
     write_csv(folder / "locust_exceptions.csv", EXCEPTIONS_HEADER, [])
     (folder / contract.LOCUST_LOG).write_text("locust: all users spawned\n", encoding="utf-8")
     (folder / contract.SERVER_LOG).write_text("serving on 127.0.0.1:40223\n", encoding="utf-8")
-    write_json(
-        folder / contract.SERVER,
-        {
-            "accepted": total,
-            "forked": total,
-            "reaped": total - final,
-            "fork_failures": 0,
-            "rejected": 0,
-        },
-    )
+    counters = {
+        "accepted": total,
+        "forked": total,
+        "reaped": total - final,
+        "fork_failures": 0,
+        "rejected": 0,
+    }
+    write_json(folder / contract.SERVER, counters)
     ended = started + float(t[-1])
     last = rows[-1]
     write_json(
@@ -207,11 +205,13 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
             load_started=started + lead,
             load_ended=started + load_end,
             ended=ended,
-            status="capped" if capped_at is not None else "ok",
+            status=contract.Status.CAPPED if capped_at is not None else contract.Status.OK,
             capped=capped_at is not None,
             cap=spec.cap,
             capped_at=capped_at,
             server_pid=4242,
+            server_counters=counters,
+            load={"requests": total, "failures": 0, "rps": rps, "failure_reasons": []},
             final_sample={
                 name: float(cell) if name in contract.FLOAT_COLUMNS else int(cell)
                 for name, cell in zip(SAMPLE_HEADER, last, strict=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 
-from diagnostics.contract import RunRecord, ScenarioRecord
+from diagnostics.contract import RunRecord, ScenarioRecord, Status
 
 
 def test_a_record_as_written_reads_back_whole_and_without_notes() -> None:
@@ -40,7 +41,9 @@ def test_wrong_types_give_way_to_the_default_with_a_note_each() -> None:
     assert record.final_sample is None and record.errors == []
     assert notes == [
         "strategy should be a string or null, not an integer (read as null)",
-        'status should be a string, not null (read as "running")',
+        "status should be one of "
+        + ", ".join(f'"{status}"' for status in Status)
+        + ', not null (read as "running")',
         "capped should be a boolean, not a string (read as false)",
         "final_sample should be an object or null, not an array (read as null)",
         "errors should be an array, not a string (read as [])",
@@ -90,3 +93,20 @@ def test_containers_are_checked_one_level_deep() -> None:
     record, notes = ScenarioRecord.checked(data)
     assert record.zombie_holders == [1, "x"] and record.sigchld_handled == {"1": 2}
     assert notes == []
+
+
+def test_a_status_reads_back_as_its_named_member_and_an_unknown_word_gives_way() -> None:
+    record, notes = ScenarioRecord.checked({"name": "s", "started": 1.0, "status": "capped"})
+    assert record.status is Status.CAPPED and notes == []
+    assert ScenarioRecord.from_json({"name": "s", "started": 1.0, "status": "ok"}).status is (
+        Status.OK
+    )
+    record, notes = ScenarioRecord.checked({"name": "s", "started": 1.0, "status": "odd"})
+    assert record.status is Status.RUNNING
+    assert len(notes) == 1 and notes[0].startswith('status should be one of "running", "ok"')
+    assert notes[0].endswith(', not "odd" (read as "running")')
+
+
+def test_a_status_is_written_as_its_word() -> None:
+    data = json.loads(json.dumps(ScenarioRecord(name="s", started=1.0, status=Status.OK).to_json()))
+    assert data["status"] == "ok"

@@ -59,8 +59,14 @@ def test_a_fork_refused_by_the_kernel_is_the_cap_whatever_the_count() -> None:
     assert over_cap(sample(0), 100, refused=1)
 
 
+def capped_at(value: int) -> ZombieCap:
+    cap = ZombieCap()
+    cap.choose(value, 32768)
+    return cap
+
+
 def test_refusals_are_read_from_pids_events(tmp_path: Path) -> None:
-    cap = ZombieCap({"cap": 100})
+    cap = capped_at(100)
     cap.cgroup = pids_cgroup(tmp_path, "max 0\n")
     assert not cap.kernel_refused()
     assert not cap.shown_by(sample(5))
@@ -70,15 +76,15 @@ def test_refusals_are_read_from_pids_events(tmp_path: Path) -> None:
 
 
 def test_without_a_cgroup_only_the_count_reaches_the_cap() -> None:
-    cap = ZombieCap({"cap": 100})
+    cap = capped_at(100)
     assert cap.procs_file is None and not cap.kernel_refused()
     assert not cap.shown_by(sample(99))
     assert cap.shown_by(sample(100))
 
 
 def test_the_cap_is_reached_once_from_whichever_thread_sees_it_first() -> None:
-    record = {"cap": 100, "capped_at": None}
-    cap = ZombieCap(record)
+    cap = capped_at(100)
+    assert cap.reached_at is None
     firsts: list[bool] = []
     threads = [
         threading.Thread(target=lambda at=at: firsts.append(cap.reach(at))) for at in (1.5, 2.5)
@@ -88,11 +94,10 @@ def test_the_cap_is_reached_once_from_whichever_thread_sees_it_first() -> None:
     for thread in threads:
         thread.join()
     assert sorted(firsts) == [False, True]
-    assert cap.reached and record["capped_at"] in (1.5, 2.5)
-    assert not cap.reach(9.0) and record["capped_at"] != 9.0
+    assert cap.reached and cap.reached_at in (1.5, 2.5)
+    assert not cap.reach(9.0) and cap.reached_at != 9.0
 
 
-def test_choosing_writes_the_effective_cap_into_the_record() -> None:
-    record: dict = {}
-    ZombieCap(record).choose(5000, HEADROOM_RESERVE + 3000)
-    assert record["cap"] == 1500
+def test_choosing_gives_the_effective_cap() -> None:
+    cap = ZombieCap()
+    assert cap.choose(5000, HEADROOM_RESERVE + 3000) == 1500 == cap.value

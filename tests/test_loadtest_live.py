@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from diagnostics.contract import Phase
 from loadtest.live import PlainView, Progress
 
 
 def progress(top_failure: str | None) -> Progress:
-    return Progress("external", "load", 1.0, 3.0, 40.0, 100, 100, 0, 0, 4, 0.2, top_failure)
+    return Progress("external", Phase.LOAD, 1.0, 3.0, 40.0, 100, 100, 0, 0, 4, 0.2, top_failure)
 
 
 def test_the_plain_view_names_the_top_failure(capsys: pytest.CaptureFixture[str]) -> None:
