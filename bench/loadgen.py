@@ -98,7 +98,10 @@ class Locust:
         self.connections = connections
 
     def describe(self) -> str:
-        return f"locust (loadtest/locustfile.py, {self.connections} users, as fast as they can)"
+        return (
+            f"locust (loadtest/in_locust/locustfile.py, {self.connections} users,"
+            " as fast as they can)"
+        )
 
     def run(self, url: str, seconds: int, scratch: Path) -> LoadResult:
         shape = LoadShape(users=self.connections, rate=0.0, duration=seconds)

@@ -41,8 +41,11 @@ EXCEPTIONS = f"{LOCUST_PREFIX}_exceptions.csv"
 LOCUST_LOG = f"{LOCUST_PREFIX}.log"
 REQUESTS = f"{LOCUST_PREFIX}_requests.csv"
 """Completed requests and failures, running totals read ten times a second on the
-samples' clock (unix time), written by loadtest/locust_timeline.py."""
+samples' clock (unix time), written by loadtest/in_locust/timeline.py."""
 REQUEST_COLUMNS = ("time", "requests", "failures")
+WORKERS = f"{LOCUST_PREFIX}_workers.json"
+"""Requests and failures of each Locust worker of a distributed run, written by the master
+at exit (loadtest/in_locust/workers.py)."""
 
 
 class _Record:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from diagnostics import contract
 from diagnostics.contract import Status
 from loadtest.errors import HarnessError
 
@@ -25,8 +26,6 @@ DEFAULT_MASTER_PORT = 5557
 """Locust's own default port for workers to reach the master."""
 GAVE_UP = "Gave up waiting for workers to connect"
 """What Locust's master logs when --expect-workers-max-wait runs out."""
-WORKERS_FILE = "locust_workers.json"
-"""Written by the master at exit (loadtest/locust_workers.py): requests per worker."""
 
 
 class NoWorkers(HarnessError):
@@ -75,6 +74,6 @@ def check_workers(log: Path, options: WorkerOptions) -> None:
 def read_workers(folder: Path) -> dict[str, Any] | None:
     """The master's per-worker figures, or None when it wrote none."""
     try:
-        return json.loads((folder / WORKERS_FILE).read_text())
+        return json.loads((folder / contract.WORKERS).read_text())
     except (OSError, ValueError):
         return None

@@ -21,9 +21,12 @@ from reports.files import read_table
 from reports.locust import failure_reasons as reasons_from_table
 from reports.locust import history_from_table, totals_from_history, totals_from_stats
 
-LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-RAW_LOCUSTFILE = Path(__file__).with_name("locust_raw.py")
-HOOKS = Path(__file__).with_name("locust_hooks.py")
+IN_LOCUST = Path(__file__).with_name("in_locust")
+"""The package that runs in Locust's process: the harness gives Locust its files by path
+and never imports them."""
+LOCUSTFILE = IN_LOCUST / "locustfile.py"
+RAW_LOCUSTFILE = IN_LOCUST / "locust_raw.py"
+HOOKS = IN_LOCUST / "locust_hooks.py"
 """Loaded beside every locustfile, the user's own included: options, pacing at random
 phases, the 10 Hz request timeline, final CSVs."""
 

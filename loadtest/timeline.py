@@ -2,7 +2,7 @@
 
 Locust's own history has one row a second and its "Requests/s" is a trailing average
 that reads 0 for the first seconds while requests already count in the hundreds; the
-timeline (loadtest/locust_timeline.py) gives the running totals as of a tenth of a
+timeline (loadtest/in_locust/timeline.py) gives the running totals as of a tenth of a
 second ago, so the rate is right from the first second and the request count keeps
 pace with the zombie count the sampler reads at the same moment.
 """

@@ -2,7 +2,7 @@
 
 Locust runs in its own process (gevent must never be imported here), so what the
 sampler sees reaches its UI through a file: each tick the harness rewrites
-:data:`LIVE_FILE` atomically in the scenario's folder, and loadtest/locust_zombies_tab.py,
+:data:`LIVE_FILE` atomically in the scenario's folder, and loadtest/in_locust/zombies_tab.py,
 loaded in Locust's process by the hooks, serves it as the "Zombies" tab's table with
 every stats poll of the UI. The file holds figures the harness measured; the tab only
 shows them.

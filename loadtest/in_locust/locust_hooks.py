@@ -3,7 +3,7 @@
 A user's own locustfile needs nothing from reaperlab: this file adds the options the
 harness passes (so Locust knows them), paces users that have no wait time of their own
 to the total ``--rate`` at random phases, writes the 10 Hz request timeline
-(loadtest/locust_timeline.py), and rewrites the CSVs with the final figures at exit. It
+(loadtest/in_locust/timeline.py), and rewrites the CSVs with the final figures at exit. It
 defines no User class, so it changes nothing else about the locustfile beside it.
 
 **Pacing at random phases.** With the same period every user would fire in step (20
@@ -29,9 +29,9 @@ from locust import User, events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-import loadtest.locust_timeline  # noqa: F401 - its listeners write the request timeline
-import loadtest.locust_workers  # noqa: F401 - per-worker figures of a distributed run
-import loadtest.locust_zombies_tab  # noqa: F401 - the Zombies tab of --web
+import loadtest.in_locust.timeline  # noqa: F401 - its listeners write the request timeline
+import loadtest.in_locust.workers  # noqa: F401 - per-worker figures of a distributed run
+import loadtest.in_locust.zombies_tab  # noqa: F401 - the Zombies tab of --web
 
 # Locust writes its CSVs every second but flushes them every 5 s; the harness's
 # live view reads the history and failures files, so flush on every write.

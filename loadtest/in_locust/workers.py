@@ -1,10 +1,11 @@
 """Per-worker figures of a distributed run, written by Locust's master at exit.
 
-Imported by loadtest/locust_hooks.py in Locust's own process; never by the harness or
-the tests (gevent). Every worker sends the master its requests since its last report;
-the master adds them up per worker here and writes :data:`WORKERS_FILE` beside its CSVs
-when it quits, so the run directory says which workers took part and how much load each
-made. A local run (no master) writes nothing.
+Imported by loadtest/in_locust/locust_hooks.py in Locust's own process; never by the
+harness or the tests (gevent). Every worker sends the master its requests since its last
+report; the master adds them up per worker here and writes
+:data:`~diagnostics.contract.WORKERS` beside its CSVs when it quits, so the run directory
+says which workers took part and how much load each made. A local run (no master) writes
+nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner
 
-WORKERS_FILE = "locust_workers.json"
+from diagnostics.contract import WORKERS
 
 _figures: dict[str, dict[str, Any]] = {}
 _environment: Environment | None = None
@@ -55,4 +56,4 @@ def _write(**_kwargs: Any) -> None:
         return
     workers = sorted(_figures.values(), key=lambda w: w["id"])
     text = json.dumps({"workers": workers, "count": len(workers)}, indent=2) + "\n"
-    (Path(prefix).parent / WORKERS_FILE).write_text(text)
+    (Path(prefix).parent / WORKERS).write_text(text)

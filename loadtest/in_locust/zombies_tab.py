@@ -1,6 +1,6 @@
 """The "Zombies" tab of Locust's web UI (``--web``), in Locust's own process.
 
-Imported by loadtest/locust_hooks.py; never by the harness or the tests (gevent patches
+Imported by loadtest/in_locust/locust_hooks.py; never by the harness or the tests (gevent patches
 fork, waitpid and SIGCHLD in whatever process imports it). It uses the extension points
 of Locust's current (React) UI: ``extended_tabs`` and ``extended_tables`` in the page's
 template arguments name the tab and its columns, and ``extended_stats`` added to every

@@ -1,6 +1,6 @@
 """Completed requests at 10 Hz, on the samples' clock: Locust's side of the reference line.
 
-Imported by loadtest/locust_hooks.py, which the harness loads beside every locustfile, in
+Imported by loadtest/in_locust/locust_hooks.py, which the harness loads beside every locustfile, in
 Locust's own process: never imported by the harness or the tests (gevent patches fork,
 waitpid and SIGCHLD in whatever process imports it).
 
@@ -8,7 +8,7 @@ waitpid and SIGCHLD in whatever process imports it).
 seconds: too coarse to lay beside samples taken every 50 ms (the zombie line ran up to
 a second ahead of the requests line). Here the runner's running totals are read ten
 times a second and written with the unix time of the reading, the clock the sampler
-uses, into the run directory's request-timeline file (reports.rundir.REQUESTS).
+uses, into the run directory's request-timeline file (diagnostics.contract.REQUESTS).
 
 - Local runner: the totals are Locust's own, updated as each request completes
   (``events.request``), so a row is exact at its time stamp.
