@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics import contract
+from loadtest.__main__ import main as loadtest_main
 
 _owners: dict[int, int] = {}
 """The thread that made each record (by the record's id: its class has slots)."""
@@ -95,9 +96,7 @@ def _traced_json(record: contract.ScenarioRecord) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     report, harness_args = Path(argv[0]), argv[1:]
     contract.ScenarioRecord.__setattr__ = _setattr  # type: ignore[method-assign,assignment]
-    contract.ScenarioRecord.to_json = _traced_json  # type: ignore[method-assign]
-    from loadtest.__main__ import main as loadtest_main
-
+    contract.ScenarioRecord.to_json = _traced_json  # type: ignore[method-assign,assignment]
     try:
         return loadtest_main(harness_args)
     finally:

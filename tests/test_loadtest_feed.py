@@ -1,14 +1,25 @@
-"""The Zombies tab's feed: a disk that refuses live.json is said once, not every tick."""
+"""The live feed and what the sampler hands it: the Zombies tab's figures, a disk that refuses
+live.json said once (not every tick), and the peak that stops at the final sample."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from diagnostics import contract
+from diagnostics.contract import Sample
 from loadtest.feed import LiveFeed
 from loadtest.handoff import SamplerHandoff
 from loadtest.live import PlainView
 from loadtest.load import LoadShape
+from loadtest.web import LIVE_FILE
+
+
+def sample(zombies: int, at: float = 1.0) -> Sample:
+    return Sample(
+        time=at, elapsed=at, children=zombies, alive=0, zombies=zombies, descendant_zombies=0,
+        fds=7, rss_bytes=None, cpu_percent=None, threads=None, sample_cost_ms=0.1,
+    )  # fmt: skip
 
 
 def test_a_feed_that_cannot_be_written_warns_once(tmp_path: Path) -> None:
@@ -27,3 +38,40 @@ def test_a_feed_that_cannot_be_written_warns_once(tmp_path: Path) -> None:
     assert warnings[0] is not None and "writing live.json" in warnings[0]
     assert warnings[1:] == [None, None]
     assert record.warnings == []  # the feed hands the warning over; it writes no record
+
+
+def test_the_tab_shows_the_peak_the_sampler_handed_over(tmp_path: Path) -> None:
+    """The record gets the peak only when the scenario ends; the tab shows it while it runs."""
+    record = contract.ScenarioRecord(
+        name="s", started=0.0, cap=500, cap_enforcement="kernel", server_pid=42
+    )
+    sampled = SamplerHandoff()
+    for zombies in (3, 9, 4):
+        sampled.add(sample(zombies), interrupted_at=None)
+    feed = LiveFeed(
+        LoadShape(users=1, rate=1.0, duration=1),
+        tmp_path,
+        PlainView(),
+        record,
+        sampled,
+        lambda: sample(4),
+    )
+    assert feed.publish() is None
+    rows = {
+        row["figure"]: row["value"]
+        for row in json.loads((tmp_path / LIVE_FILE).read_text())["rows"]
+    }
+    assert (rows["zombies"], rows["peak zombies"]) == ("4", "9")
+    assert (rows["server PID"], rows["zombie cap"]) == ("42", "500 (kernel)")
+    assert record.peak_zombies is None  # the feed wrote nothing into the record
+
+
+def test_the_peak_stops_at_the_final_sample_and_the_interrupt_keeps_its_last() -> None:
+    sampled = SamplerHandoff()
+    sampled.add(sample(5, at=1.0), interrupted_at=None)
+    sampled.add(sample(7, at=2.0), interrupted_at=2.5)
+    sampled.add(sample(8, at=3.0), interrupted_at=2.5)  # taken during the clean-up
+    assert sampled.before_interrupt is not None and sampled.before_interrupt.time == 2.0
+    sampled.close()
+    sampled.add(sample(50, at=4.0), interrupted_at=2.5)  # the server's shutdown
+    assert sampled.peak == 8
