@@ -222,8 +222,9 @@ def decide(
     """Who must reap the ``zombies`` that ``r`` holds, and the fix.
 
     ``orphans``: how many were adopted (inferred, :func:`adopted`); ``stuck``: how many
-    were there at both looks of a ``watch`` of that many seconds (None: no watch);
-    ``above``: the nearest init above ``r`` (:func:`init_above`).
+    were there at both looks of a ``watch`` of that many seconds (None: no watch, or no
+    zombie at the first look, so no reaping could be seen); ``above``: the nearest init
+    above ``r`` (:func:`init_above`).
     """
     who = r.named
     if r.state in _STOPPED:
@@ -295,8 +296,7 @@ def _init_answer(r: Reaper, stuck: int | None, watch: float) -> Answer:
         return Answer(
             "init-reaps",
             r.pid,
-            f"{r.named} is {role}an init ({r.init}), which reaps every child it is handed"
-            " (not watched: --watch 0)",
+            f"{r.named} is {role}an init ({r.init}), which reaps every child it is handed",
             CASES["init-reaps"][1],
         )
     return Answer(
@@ -342,7 +342,7 @@ def examine(
     }
     if zombies:
         above = init_above(pid)
-        stuck = None if first is None else len(first & {z.pid for z in zombies})
+        stuck = len(first & {z.pid for z in zombies}) if first else None
         fields["init_above"] = None if above is None else {"pid": above[0], "name": above[1]}
         fields["who_reaps"] = asdict(decide(r, len(zombies), orphans, stuck, watch, above))
     return fields
