@@ -147,8 +147,8 @@ class Answer:
     """Who must reap, why (the facts, inferences said), and the fix in one line."""
 
     case: Case
-    reaper: int | None
-    """The PID that must reap; None when no process this /proc shows can."""
+    reaper: int
+    """The PID that must reap (or be continued, or be put behind an init)."""
     why: str
     fix: str
 
