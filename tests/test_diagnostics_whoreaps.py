@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -199,6 +200,8 @@ def test_doctor_on_one_zombie_names_its_parent_and_the_fix(tmp_path: Path) -> No
 
 def test_doctor_inside_the_container_gives_the_same_answer(tmp_path: Path) -> None:
     """Run where the container's processes run: its own /proc, where PID 1 is 1."""
+    if shutil.which("nsenter") is None:
+        pytest.skip("nsenter (util-linux) is not installed")
     with ns.running(IN_NAMESPACE, str(COUNT), "setsid", "now", log=tmp_path / "log") as pid1:
         ns.said(tmp_path / "log", 1)
         wait_for_zombies(pid1.pid1, COUNT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -97,6 +98,8 @@ def test_a_command_that_cannot_start_is_one_line(tmp_path: Path) -> None:
 
 def test_without_cap_sys_admin_the_reason_is_one_line() -> None:
     """Root without its capabilities, as in an unprivileged container."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
     program = "from loadtest.pidns import unavailable; print(unavailable())"
     result = subprocess.run(
         ["setpriv", "--bounding-set", "-all", "--inh-caps", "-all", sys.executable, "-c", program],
