@@ -6,8 +6,9 @@ Modules (import the one you need; this package imports nothing eagerly):
 - ``proctable``  the few /proc facts needed (children lists, stat), with fallbacks
 - ``sampler``    ``Sampler(pid).sample() -> Sample``: one row of samples.csv
 - ``recorder``   ``Recorder``: a daemon thread writing samples.csv
-- ``procstatus`` SIGCHLD disposition, namespace PID, command line
+- ``procstatus`` SIGCHLD disposition, namespace PIDs, command line
 - ``doctor``     ``examine`` / ``examine_all``: counts, growth, verdict with the fix
+- ``whoreaps``   who must reap a zombie (its parent, PID 1, a subreaper, an init) and the fix
 - ``watch``      a run directory from sampling any process
 - ``diskio``     records written whole (atomic), a disk reserve, causes in words
 - ``machine``    ``machine_info()``, ``pid_headroom()``

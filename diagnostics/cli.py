@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from diagnostics import whoreaps
 from diagnostics.commandline import OneLineParser, UsageError, sigterm_as_ctrl_c
 from diagnostics.contract import Status
 from diagnostics.doctor import examine, examine_all, render
@@ -81,10 +82,12 @@ def _doctor(args: argparse.Namespace) -> int:
         raise UsageError("give either a PID or --all")
     if args.all:
         parents = examine_all(args.watch)
+        groups = whoreaps.groups(parents, whoreaps.outside_namespace())
         if args.json:
-            print(json.dumps({"parents": parents}, indent=2))
+            print(json.dumps({"parents": parents, "groups": groups}, indent=2))
         else:
-            print("\n\n".join(map(render, parents)) if parents else "no zombies on this machine")
+            shown = [whoreaps.render_groups(groups)] if groups else []
+            print("\n\n".join(shown + list(map(render, parents))) or "no zombies on this machine")
     else:
         parents = [examine(args.pid, args.watch)]
         print(json.dumps(parents[0], indent=2) if args.json else render(parents[0]))

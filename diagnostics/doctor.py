@@ -5,6 +5,11 @@ A parent is sampled twice, ``watch`` seconds apart, with the same
 :class:`~diagnostics.sampler.Sampler` the harness uses: the counts come from the
 second sample, the growth rate and the number reaped meanwhile from the pair.
 
+Who must reap them, and the fix, comes from :mod:`diagnostics.whoreaps`: whether the
+parent is PID 1 of its PID namespace, an init, a child subreaper, stopped, or a live
+process that does not wait. ``doctor ZOMBIE_PID`` answers for one zombie: the report
+is its parent's.
+
 ``oldest_zombie_s`` is the age since the oldest zombie child STARTED: /proc keeps a
 process's start time but not the time it died, so that is the best bound /proc
 gives (a zombie has been dead at most that long).
@@ -26,9 +31,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from diagnostics import whoreaps
 from diagnostics.errors import AccessDenied, DiagnosticsError, NoSuchProcess, ZombieProcess
 from diagnostics.procstatus import cmdline, namespace_pid, read_status, sigchld_disposition
-from diagnostics.proctable import ProcStat, decode_exit_status, list_dir, scan_all
+from diagnostics.proctable import ProcStat, decode_exit_status, list_dir, read_stat, scan_all
 from diagnostics.sampler import Sample, Sampler
 
 Report = dict[str, Any]
@@ -55,6 +61,9 @@ _FIX = {
 _FIX_UNKNOWN = (
     "SIGCHLD handling unknown. Reap with waitpid(-1, WNOHANG) in a loop until it returns 0."
 )
+_SIGCHLD_ADVICE_HOLDS = ("parent-not-waiting", "ignored-too-late")
+"""The who-reaps cases where the fix is the parent's own reaping, which _FIX details; in
+the others the verdict gives the who-reaps fix (an init, a subreaper's wait, ...)."""
 
 
 class MainThreadExited(DiagnosticsError):
@@ -67,6 +76,15 @@ class MainThreadExited(DiagnosticsError):
             f"PID {pid} is alive, not a zombie: {_main_thread_exited(threads)} (ps shows Zl;"
             " waitpid returns 0 for it until the last one ends, so there is nothing to reap yet)"
         )
+
+
+class ParentOutside(DiagnosticsError):
+    """The zombie asked about has its parent outside this PID namespace: no report to give."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        fix = whoreaps.CASES["parent-outside"][1]
+        super().__init__(f"PID {pid} is a zombie whose parent is outside this PID namespace: {fix}")
 
 
 @dataclass(slots=True)
@@ -82,9 +100,11 @@ class _Watch:
 
 
 def examine(pid: int, watch: float) -> Report:
-    """Report on one parent. Raises NoSuchProcess / AccessDenied when it cannot be read
-    (including when it exits during the watch), MainThreadExited when ``pid`` itself
-    is a process whose main thread exited while others run.
+    """Report on one parent; for a zombie, on its parent, the one that must reap it (the
+    report's ``zombie`` names it). Raises NoSuchProcess / AccessDenied when it cannot be
+    read (including when it exits during the watch), MainThreadExited when ``pid`` itself
+    is a process whose main thread exited while others run, ParentOutside for a zombie
+    whose parent is outside this PID namespace.
     """
     try:
         return _examine([pid], watch, skip_unreadable=False)[0]
@@ -92,7 +112,22 @@ def examine(pid: int, watch: float) -> Report:
         threads = threads_still_running(pid)
         if threads:
             raise MainThreadExited(pid, threads) from None
-        raise
+        return _examine_zombie(pid, watch)
+
+
+def _examine_zombie(pid: int, watch: float) -> Report:
+    zombie = read_stat(pid)
+    if zombie.ppid == 0:
+        raise ParentOutside(pid)
+    report = examine(zombie.ppid, watch)
+    parent = whoreaps.read_reaper(zombie.ppid)
+    status = zombie.exit_status if _status_visible(zombie) else None
+    report["zombie"] = {
+        "pid": pid,
+        "exit_code": None if status is None else decode_exit_status(status),
+        "adopted": whoreaps.adopted([zombie], parent) == 1,
+    }
+    return report
 
 
 def threads_still_running(pid: int) -> int:
@@ -174,6 +209,10 @@ def _report(w: _Watch, watch: float) -> Report:
         "reaped_during_watch": len(w.first_zombies - _pids(zombies)) if watch > 0 else None,
         "main_thread_exited": not_dead,
     }
+    first = w.first_zombies if watch > 0 else None
+    report.update(whoreaps.examine(w.pid, zombies, first, watch))
+    # The PID limits (diagnostics.limits: the tightest of the pids cgroups, pid_max,
+    # threads-max, RLIMIT_NPROC, and the time to reach it) join the report here.
     report["verdict"] = verdict(report)
     return report
 
@@ -246,15 +285,14 @@ def _zombie_verdict(r: Report) -> str:
         head = f"PID {pid} never reaps:"
     else:
         head = f"PID {pid} reaps too little ({r['reaped_during_watch']:,} during the watch):"
-    text = f"{head} {zombies:,} zombie children{growth}"
-    text += f", {_FIX.get(r['sigchld'], _FIX_UNKNOWN)}"
+    who = r.get("who_reaps")
+    if who is not None and who["case"] not in _SIGCHLD_ADVICE_HOLDS:
+        text = f"PID {pid} holds {zombies:,} zombie children{growth}: {who['fix']}."
+    else:
+        text = f"{head} {zombies:,} zombie children{growth}"
+        text += f", {_FIX.get(r['sigchld'], _FIX_UNKNOWN)}"
     if deeper:
         text += f" Its descendants hold {deeper:,} more."
-    if r["pid1"]:
-        text += (
-            " It is PID 1 of its namespace, so every orphan there lands on it: run it "
-            "under an init that reaps (tini, dumb-init, docker run --init)."
-        )
     return text
 
 
@@ -285,5 +323,14 @@ def render(r: Report) -> str:
             f" {r['reaped_during_watch']:,} reaped"
         )
     lines.append(f"  SIGCHLD: {r['sigchld'] or 'unknown'}{watched}")
+    lines.append(f"  as a reaper: {whoreaps.describe(r)}")
+    if r["who_reaps"] is not None:
+        lines.append(f"  who must reap: {r['who_reaps']['why']}")
+        lines.append(f"  fix: {r['who_reaps']['fix']}")
     lines.append(f"  verdict: {r['verdict']}")
+    asked = r.get("zombie")
+    if asked is not None:
+        ended = "" if asked["exit_code"] is None else f", exit status {asked['exit_code']}"
+        orphan = ", an orphan it adopted (inferred)" if asked["adopted"] else ""
+        lines.insert(0, f"PID {asked['pid']} is a zombie{ended}{orphan}; its parent must reap it:")
     return "\n".join(lines)

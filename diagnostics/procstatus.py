@@ -13,6 +13,8 @@ from diagnostics.errors import NoSuchProcess, psutil_call
 from diagnostics.proctable import HAS_PROC, list_dir, read_proc_file
 
 Disposition = Literal["default", "ignored", "caught", "blocked"]
+Action = Literal["default", "ignored", "caught"]
+"""What a SIGCHLD does when delivered, whether or not it is blocked."""
 
 SIGCHLD_MASK = 1 << (signal.SIGCHLD - 1)  # bit 17 on Linux, counted from 1
 
@@ -44,14 +46,28 @@ def sigchld_disposition(pid: int) -> Disposition | None:
     4. "default": nothing is done on SIGCHLD; only explicit waits reap.
     SA_NOCLDWAIT (which also makes the kernel reap) is not visible in /proc.
     """
+    handling = sigchld_handling(pid)
+    if handling is None:
+        return None
+    action, blocked = handling
+    if action != "ignored" and blocked:
+        return "blocked"
+    return action
+
+
+def sigchld_handling(pid: int) -> tuple[Action, bool] | None:
+    """(what a SIGCHLD does, whether it is blocked on every thread): the two facts that
+    sigchld_disposition folds into one word. None where /proc is missing."""
     if not HAS_PROC:
         return None
     status = read_status(pid)
     if _has_sigchld(status["SigIgn"]):
-        return "ignored"
-    if _blocked_on_every_thread(pid, status):
-        return "blocked"
-    return "caught" if _has_sigchld(status["SigCgt"]) else "default"
+        action: Action = "ignored"
+    elif _has_sigchld(status["SigCgt"]):
+        action = "caught"
+    else:
+        action = "default"
+    return action, _blocked_on_every_thread(pid, status)
 
 
 def _blocked_on_every_thread(pid: int, status: dict[str, str]) -> bool:
@@ -68,10 +84,16 @@ def namespace_pid(pid: int) -> int | None:
     """The PID the process has in its own (innermost) PID namespace; 1 means it is that
     namespace's init, which inherits every orphan. None when the kernel does not say.
     """
+    nspids = namespace_pids(pid)
+    return nspids[-1] if nspids else None
+
+
+def namespace_pids(pid: int) -> tuple[int, ...]:
+    """The process's PID in each PID namespace it is in, from the one this /proc belongs
+    to inward (``NSpid``); empty when the kernel does not say."""
     if not HAS_PROC:
-        return None
-    nspid = read_status(pid).get("NSpid")
-    return int(nspid.split()[-1]) if nspid else None
+        return ()
+    return tuple(int(n) for n in read_status(pid).get("NSpid", "").split())
 
 
 def cmdline(pid: int) -> str:

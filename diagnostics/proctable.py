@@ -68,6 +68,10 @@ class ProcStat:
     cpu_seconds: float | None = None
     """User plus system CPU time so far (None where the backend does not read it)."""
     rss_bytes: int | None = None
+    session: int | None = None
+    """The session ID (as this /proc numbers it; 0 when the leader is outside its PID
+    namespace). A child starts in its parent's session: diagnostics.whoreaps reads
+    from it whether a zombie was forked by the parent that holds it."""
 
     @property
     def zombie(self) -> bool:
@@ -124,8 +128,8 @@ def parse_stat(pid: int, data: bytes) -> ProcStat:
     parentheses, so the fields after it are found after the LAST ')'.
     """
     fields = data[data.rindex(b")") + 2 :].split()
-    # fields[0] is field 3 of proc(5): state, ppid (4), utime (14), stime (15),
-    # num_threads (20), starttime (22), rss (24, pages), exit_code (52).
+    # fields[0] is field 3 of proc(5): state, ppid (4), session (6), utime (14),
+    # stime (15), num_threads (20), starttime (22), rss (24, pages), exit_code (52).
     return ProcStat(
         pid=pid,
         state=fields[0].decode(),
@@ -135,6 +139,7 @@ def parse_stat(pid: int, data: bytes) -> ProcStat:
         threads=int(fields[17]),
         cpu_seconds=(int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
         rss_bytes=int(fields[21]) * PAGE_SIZE,
+        session=int(fields[3]),
     )
 
 

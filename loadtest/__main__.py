@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--reaper", choices=scenarios.STRATEGIES, help="only the scenario of this strategy"
     )
     which.add_argument("--scenarios", help="comma-separated scenario names")
-    which.add_argument("--all", action="store_true", help="every strategy plus the fd-leak fault")
+    which.add_argument(
+        "--all", action="store_true", help="every strategy plus the faults (fd-leak, orphans)"
+    )
     parser.add_argument("--users", type=int, default=20, help="concurrent Locust users (20)")
     parser.add_argument(
         "--rate",

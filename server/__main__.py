@@ -91,6 +91,8 @@ OPTIONS: list[tuple[str, str, Callable[[str, str], object], str]] = [
      "same as --reaper none: every request leaves a zombie"),
     ("--leak-client-fd", "leak_client_fd", _constant(True),
      "fault: the parent never closes its client sockets"),
+    ("--orphans", "orphans", _constant(True),
+     "each child leaves a grandchild that outlives it (cmd &): an orphan"),
     ("--work-ms MS", "work_ms", _number(int, 0),
      "milliseconds each child works before answering (default 0)"),
     ("--backlog N", "backlog", _number(int, 1),

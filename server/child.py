@@ -15,7 +15,7 @@ first fork.
 
 from __future__ import annotations
 
-from os import _exit, close, read, set_blocking, write
+from os import _exit, close, fork, read, set_blocking, write
 from select import POLLIN, poll
 from time import monotonic, sleep
 
@@ -41,6 +41,13 @@ EXIT_CLIENT_GONE = 1
 """The client sent nothing, went away, or timed out: nothing was answered."""
 EXIT_CRASHED = 70
 """The child raised: a bug, reported by its exit status (EX_SOFTWARE) instead of a traceback."""
+EXIT_NO_ORPHAN = 75
+"""--orphans: the request was served but the grandchild could not be forked (EX_TEMPFAIL)."""
+EXIT_ORPHAN = 0
+"""--orphans: the grandchild's exit status, the one its adopter finds in its zombie."""
+
+ORPHAN_SECONDS = 0.05
+"""--orphans: how long a grandchild outlives the child that forked it, then exits."""
 
 _RECV_SIZE = 4096
 
@@ -63,6 +70,34 @@ def run_child(fd: int, listen_fd: int, timeout: float, work_ms: int) -> NoReturn
         # socket, so the port closes when the parent closes its copy.
         close(listen_fd)
         code = serve_connection(fd, timeout, work_ms)
+    finally:
+        _exit(code)
+
+
+def run_child_leaving_orphan(fd: int, listen_fd: int, timeout: float, work_ms: int) -> NoReturn:
+    """``--orphans``: serve as :func:`run_child` does, then leave a grandchild and exit.
+
+    The double fork of a shell's ``cmd &`` or a CGI script's background job: the
+    grandchild outlives its parent, so the kernel hands it to the nearest child
+    subreaper or to PID 1 of the PID namespace, and its zombie is theirs to reap,
+    not the server's. It lives ORPHAN_SECONDS and exits. It is forked after the
+    answer is sent and the client socket closed, so the client sees the same
+    answer, latency and end of file as without the flag. The server chooses this
+    function once, at start, so without the flag the child's path is unchanged.
+    """
+    code = EXIT_CRASHED
+    try:
+        close(listen_fd)
+        code = serve_connection(fd, timeout, work_ms)
+        close(fd)
+        try:
+            orphan = fork()
+        except OSError:  # the pids limit: counted in the child's exit status, not hidden
+            code = EXIT_NO_ORPHAN
+        else:
+            if orphan == 0:
+                sleep(ORPHAN_SECONDS)
+                code = EXIT_ORPHAN
     finally:
         _exit(code)
 

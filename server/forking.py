@@ -28,7 +28,7 @@ import select
 import sys
 import time
 
-from server.child import run_child, serve_connection
+from server.child import run_child, run_child_leaving_orphan, serve_connection
 from server.protocol import SERVICE_UNAVAILABLE_ANSWER
 from server.reapers import STRATEGIES, Counters, Strategy, reap_all
 from server.speed import freeze_memory, signal, socket, warm_up
@@ -56,6 +56,7 @@ class ServerConfig:
         timeout: float = 5.0,
         grace: float = 5.0,
         stats_file: str | None = None,
+        orphans: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -66,6 +67,7 @@ class ServerConfig:
         self.timeout = timeout
         self.grace = grace
         self.stats_file = stats_file
+        self.orphans = orphans
 
 
 class ForkingHTTPServer:
@@ -80,6 +82,7 @@ class ForkingHTTPServer:
         self._pid = os.getpid()
         self._wakeup_r, self._wakeup_w = os.pipe()
         self._spare_fd = _open_spare()
+        self._child_main = run_child_leaving_orphan if config.orphans else run_child
         self._child_args = (self.listener.fileno(), config.timeout, config.work_ms)
         # Before the banner: once it is printed the server is quiet and ready, and a
         # SIGTERM sent the moment it appears finds its handler (not the default death).
@@ -150,7 +153,7 @@ class ForkingHTTPServer:
     def _fork_for(self, fd: int) -> None:
         # Looked up before the fork: this line runs (and was warmed up) in the parent,
         # while in the child every lookup is one more object, and page, to copy.
-        child_args = self._child_args
+        child_main, child_args = self._child_main, self._child_args
         try:
             pid = os.fork()
         except OSError:
@@ -158,7 +161,7 @@ class ForkingHTTPServer:
             self._reject(fd)
             return
         if pid == 0:
-            run_child(fd, *child_args)
+            child_main(fd, *child_args)
         counters = self.counters
         counters.forked += 1
         unreaped = counters.forked - counters.reaped
