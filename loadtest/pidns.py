@@ -31,7 +31,7 @@ from typing import Literal, get_args
 
 from diagnostics.errors import DiagnosticsError
 from diagnostics.procstatus import cmdline
-from diagnostics.proctable import task_children
+from diagnostics.proctable import read_stat, task_children
 from loadtest import pidns_holder
 from loadtest.processes import ManagedProcess
 
@@ -189,8 +189,8 @@ def _running_other_program(parent: int) -> int | None:
     try:
         theirs = cmdline(parent)
         for child in sorted(task_children(parent)):
-            if cmdline(child) != theirs:
-                return child
+            if not read_stat(child).zombie and cmdline(child) != theirs:
+                return child  # (a zombie is a command that failed to exec, not one running)
     except DiagnosticsError:
         return None  # one of them exited meanwhile: the caller looks again, or sees why
     return None
