@@ -55,6 +55,7 @@ OURS: tuple[Scenario, ...] = tuple(
         (
             *(Scenario(scenario_for(name), name) for name in STRATEGY_CLASSES),
             Scenario("fd-leak", "loop", server_flags=(LEAK_CLIENT_FD,)),
+            Scenario("listener-leak", "loop", ("--child-keeps-listener", "--work-ms", "200")),
         )
     )
 )

@@ -91,6 +91,8 @@ OPTIONS: list[tuple[str, str, Callable[[str, str], object], str]] = [
      "same as --reaper none: every request leaves a zombie"),
     ("--leak-client-fd", "leak_client_fd", _constant(True),
      "fault: the parent never closes its client sockets"),
+    ("--child-keeps-listener", "child_keeps_listener", _constant(True),
+     "fault: children never close the listening socket"),
     ("--work-ms MS", "work_ms", _number(int, 0),
      "milliseconds each child works before answering (default 0)"),
     ("--backlog N", "backlog", _number(int, 1),

@@ -48,8 +48,14 @@ LINGER_SECONDS = 1.0
 """After an error answer, how long the child reads and discards what the client still sends."""
 
 
-def run_child(fd: int, listen_fd: int, timeout: float, work_ms: int) -> NoReturn:
+def run_child(fd: int, listen_fd: int | None, timeout: float, work_ms: int) -> NoReturn:
     """The whole life of a forked child: serve the client socket ``fd``, then exit.
+
+    ``listen_fd`` is the parent's listening socket, which the child closes;
+    None under ``--child-keeps-listener``, the fault that keeps it open: while
+    any child holds it the port stays in LISTEN after the parent is gone (a
+    restart fails with EADDRINUSE) and connections queued on it are never
+    accepted.
 
     It leaves with ``os._exit``, so nothing of the parent's (buffers, atexit
     hooks) runs twice. The parent's signal handlers stay: SIGTERM's ends a
@@ -61,7 +67,8 @@ def run_child(fd: int, listen_fd: int, timeout: float, work_ms: int) -> NoReturn
     try:
         # The second rule of the tutorial: the child closes the listening
         # socket, so the port closes when the parent closes its copy.
-        close(listen_fd)
+        if listen_fd is not None:
+            close(listen_fd)
         code = serve_connection(fd, timeout, work_ms)
     finally:
         _exit(code)

@@ -51,6 +51,7 @@ class ServerConfig:
         port: int = 8888,
         reaper: str = "loop",
         leak_client_fd: bool = False,
+        child_keeps_listener: bool = False,
         work_ms: int = 0,
         backlog: int = 1024,
         timeout: float = 5.0,
@@ -61,6 +62,7 @@ class ServerConfig:
         self.port = port
         self.reaper = reaper
         self.leak_client_fd = leak_client_fd
+        self.child_keeps_listener = child_keeps_listener
         self.work_ms = work_ms
         self.backlog = backlog
         self.timeout = timeout
@@ -80,7 +82,10 @@ class ForkingHTTPServer:
         self._pid = os.getpid()
         self._wakeup_r, self._wakeup_w = os.pipe()
         self._spare_fd = _open_spare()
-        self._child_args = (self.listener.fileno(), config.timeout, config.work_ms)
+        # The second rule of the tutorial is the child's (server.child.run_child): it
+        # closes the listening socket. The fault mode gives it none to close.
+        listen_fd = None if config.child_keeps_listener else self.listener.fileno()
+        self._child_args = (listen_fd, config.timeout, config.work_ms)
         # Before the banner: once it is printed the server is quiet and ready, and a
         # SIGTERM sent the moment it appears finds its handler (not the default death).
         warm_up(serve_connection)
