@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 ACCEPT_BATCH = 32
+DESCRIPTOR_PAUSE_MS = 50
+"""Out of descriptors with no way to refuse a client: how long the parent waits before
+accepting again (signals still wake it), instead of spinning on a readable listener."""
 
 
 class ServerConfig:
@@ -142,10 +145,12 @@ class ForkingHTTPServer:
             try:
                 fd, _address = accept()
             except BlockingIOError:
+                if self._spare_fd is None:  # lost while descriptors were short: take it back
+                    self._spare_fd = _open_spare()
                 return
             except OSError as error:
                 if error.errno in _OUT_OF_DESCRIPTORS:
-                    self._reject_with_spare_descriptor()
+                    self._out_of_descriptors()
                     return
                 # ECONNABORTED and friends: that client is gone, the next may not be.
                 continue
@@ -189,22 +194,38 @@ class ForkingHTTPServer:
             pass
         os.close(fd)
 
-    def _reject_with_spare_descriptor(self) -> None:
-        """Out of descriptors: free the spare one to accept and refuse a client.
+    def _out_of_descriptors(self) -> None:
+        """accept() failed for want of a descriptor: refuse one client with the spare, or wait.
 
-        Without this the pending connection stays readable and the loop spins.
+        A connection left in the queue keeps the listening socket readable, so
+        going straight back to poll would spin at full CPU for as long as
+        descriptors are short. The spare (a descriptor opened at start for
+        this) is closed to make room, one client accepted and refused with
+        503, and the spare opened again. Where that does not work (the spare is
+        gone, or the limit was lowered below what the parent holds, or the whole
+        system is out) the parent waits DESCRIPTOR_PAUSE_MS and tries again;
+        the spare comes back once an accept finds the queue empty.
         """
-        if self._spare_fd is None:
-            return
-        os.close(self._spare_fd)
-        try:
-            fd, _address = self.listener._accept()
-        except OSError:
-            fd = None
-        if fd is not None:
-            self.counters.accepted += 1
-            self._reject(fd)
-        self._spare_fd = _open_spare()
+        if self._spare_fd is not None:
+            os.close(self._spare_fd)
+            try:
+                fd, _address = self.listener._accept()
+            except OSError:
+                fd = None
+            if fd is not None:
+                self.counters.accepted += 1
+                self._reject(fd)
+            self._spare_fd = _open_spare()
+            if fd is not None:
+                return
+        self._pause()
+
+    def _pause(self) -> None:
+        """Wait DESCRIPTOR_PAUSE_MS, or less if a signal comes (it is handled here)."""
+        waiting = select.poll()  # poll(2) needs no descriptor of its own, unlike epoll
+        waiting.register(self._wakeup_r, select.POLLIN)
+        if waiting.poll(DESCRIPTOR_PAUSE_MS):
+            self._drain_wakeups()
 
     # -- signals -------------------------------------------------------------
 
