@@ -277,28 +277,37 @@ class ForkingHTTPServer:
         """Give in-flight children a grace period, then reap (or end) every one.
 
         SIGCHLD is blocked and waited for with sigtimedwait, so no handler runs
-        during shutdown and no exit can be missed. Under ``none`` the zombies
-        are left as they are: that is the bug being shown. Whatever is reaped
-        from the moment the main loop stopped counts as ``reaped_at_shutdown``,
-        not ``reaped`` (while serving).
+        during shutdown and no exit can be missed. Under ``none`` the parent
+        waits all the same, but collects nothing: each child that ends stays a
+        zombie until the parent exits (init, or the nearest subreaper, reaps
+        them then): that is the bug being shown. Whatever is reaped from the
+        moment the main loop stopped counts as ``reaped_at_shutdown``, not
+        ``reaped`` (while serving).
         """
         counters = self.counters
         reaped_serving = counters.reaped
         signal.set_wakeup_fd(-1)
-        if self.strategy.reaps:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-            # From here an exiting child becomes a zombie even under "ignore".
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            deadline = time.monotonic() + self.config.grace
-            while reap_all(counters):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    _kill_children()
-                    deadline = time.monotonic() + self.config.grace
-                    continue
-                signal.sigtimedwait({signal.SIGCHLD}, remaining)
+        zombies: set[int] = set()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        # From here an exiting child becomes a zombie even under "ignore".
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        deadline = time.monotonic() + self.config.grace
+        while self._children_left(zombies):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _kill_children()
+                deadline = time.monotonic() + self.config.grace
+                continue
+            signal.sigtimedwait({signal.SIGCHLD}, remaining)
         counters.reaped_at_shutdown = counters.reaped - reaped_serving
         counters.reaped = reaped_serving
+
+    def _children_left(self, zombies: set[int]) -> bool:
+        """Whether a child still runs: reaping those that ended, or under ``none``
+        leaving them as they are (``zombies`` remembers those seen dead)."""
+        if self.strategy.reaps:
+            return reap_all(self.counters)
+        return _any_child_running(zombies)
 
     def write_counters(self) -> bool:
         """Print the counters line, then write --stats-file; False if that file failed.
@@ -364,6 +373,26 @@ def _kill_children() -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def _any_child_running(zombies: set[int]) -> bool:
+    """Whether a child has not exited yet, without reaping any (Linux: read from /proc).
+
+    ``zombies`` remembers the children already seen dead, so each is read once:
+    under ``none`` they are every child the server ever forked.
+    """
+    for pid in _children_pids():
+        if pid in zombies:
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                state = stat.read().rpartition(b")")[2].split()[0]
+        except OSError:
+            continue  # gone: not running
+        if state != b"Z":
+            return True
+        zombies.add(pid)
+    return False
 
 
 def _children_pids() -> list[int]:

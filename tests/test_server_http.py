@@ -19,7 +19,14 @@ import psutil
 import pytest
 
 from tests.http_check import parse_answer
-from tests.server_helpers import ROOT, ServerProcess, read_response, read_to_eof, wait_until
+from tests.server_helpers import (
+    ROOT,
+    ServerProcess,
+    read_response,
+    read_to_eof,
+    reap_adopted,
+    wait_until,
+)
 
 
 def status_of(raw: bytes, request: bytes = b"GET ") -> str:
@@ -282,6 +289,44 @@ def test_ctrl_c_to_the_process_group_lets_every_request_in_flight_finish(start_s
     assert server.proc.returncode == 0
     counters = json.loads(out.strip().splitlines()[-1])
     assert counters["forked"] == counters["reaped_at_shutdown"] == 5
+
+
+README_CTRL_C = (
+    "waits up to `--grace` seconds for children in\nflight (reaping them, unless the strategy"
+    " is `none`: then they end as zombies"
+)
+
+
+@pytest.mark.slow  # waits out a second of work in each child
+def test_ctrl_c_under_none_waits_for_the_children_in_flight_and_leaves_them_zombies(
+    start_server,
+) -> None:
+    """What README says Ctrl-C does, under the strategy that never reaps."""
+    assert README_CTRL_C in (ROOT / "README.md").read_text()
+    server = start_server("--reaper", "none", "--work-ms", "1000", "--grace", "30")
+    conns = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(3)]
+    children: list[int] = []
+    try:
+        for conn in conns:
+            conn.sendall(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: len(server.live_children()) == 3, what="three children in flight")
+        children = server.live_children()
+        os.killpg(server.pid, signal.SIGINT)
+        server.proc.wait(timeout=30)
+        # The parent has exited: its children came to pytest (the subreaper), and each
+        # had ended before, unreaped: none is still at work.
+        states = {psutil.Process(pid).status() for pid in children}
+        answers = [parse_answer(read_to_eof(conn)).body for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+        reap_adopted(children)
+    assert states == {psutil.STATUS_ZOMBIE}
+    assert answers == [b"Hello, late!\n"] * 3
+    assert server.proc.stdout is not None
+    counters = json.loads(server.proc.stdout.read().strip().splitlines()[-1])
+    assert counters["forked"] == 3
+    assert counters["reaped"] == counters["reaped_at_shutdown"] == 0
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
