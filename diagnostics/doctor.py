@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from diagnostics import inherited
 from diagnostics.errors import AccessDenied, DiagnosticsError, NoSuchProcess, ZombieProcess
 from diagnostics.procstatus import cmdline, namespace_pid, read_status, sigchld_disposition
 from diagnostics.proctable import ProcStat, decode_exit_status, list_dir, scan_all
@@ -175,7 +176,16 @@ def _report(w: _Watch, watch: float) -> Report:
         "main_thread_exited": not_dead,
     }
     report["verdict"] = verdict(report)
+    report["inherited"] = _inherited(w.pid)
     return report
+
+
+def _inherited(pid: int) -> inherited.Section | None:
+    """Descriptors its children should not hold (diagnostics.inherited); None if unreadable."""
+    try:
+        return inherited.examine(pid)
+    except AccessDenied:
+        return None
 
 
 def _pids(stats: Iterable[ProcStat]) -> set[int]:
@@ -285,5 +295,6 @@ def render(r: Report) -> str:
             f" {r['reaped_during_watch']:,} reaped"
         )
     lines.append(f"  SIGCHLD: {r['sigchld'] or 'unknown'}{watched}")
+    lines.extend(inherited.render_lines(r.get("inherited")))
     lines.append(f"  verdict: {r['verdict']}")
     return "\n".join(lines)

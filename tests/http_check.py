@@ -47,10 +47,11 @@ def parse_answer(raw: bytes, request: bytes = b"GET ") -> Answer:
         raise AssertionError(f"h11 rejects the answer ({error}): {raw[:200]!r}") from None
     response, *data, end = events
     assert isinstance(response, h11.Response) and isinstance(end, h11.EndOfMessage)
+    assert all(isinstance(chunk, h11.Data) for chunk in data)
     assert response.http_version == b"1.1"
     return Answer(
         status=response.status_code,
         reason=response.reason.decode(),
         headers={name.decode(): value.decode() for name, value in response.headers},
-        body=b"".join(bytes(chunk.data) for chunk in data),
+        body=b"".join(bytes(chunk.data) for chunk in data if isinstance(chunk, h11.Data)),
     )
