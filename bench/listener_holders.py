@@ -13,6 +13,7 @@ prices a count that the sampler, watch and the harness may take per sample.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
@@ -101,21 +102,25 @@ def render(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The flags, checked; UsageError with a one-line reason otherwise."""
     parser = OneLineParser(prog="python -m bench.listener_holders")
     parser.add_argument("--children", type=int, nargs="+", default=[50, 500])
     parser.add_argument("--rounds", type=int, default=20, help="counts per level and case")
     parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or any(not 1 <= n <= MAX_CHILDREN for n in args.children):
+        raise UsageError(f"--rounds >= 1 and 1 <= --children <= {MAX_CHILDREN}")
+    if pid_headroom() < max(args.children) + SPARE_PIDS:
+        raise UsageError(f"only {pid_headroom()} PIDs free")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = parser.parse_args(argv)
+        args = parse(argv)
     except UsageError as error:
         print(f"bench: {error}", file=sys.stderr)
-        return 2
-    if args.rounds < 1 or any(not 1 <= n <= MAX_CHILDREN for n in args.children):
-        print(f"bench: --rounds >= 1 and 1 <= --children <= {MAX_CHILDREN}", file=sys.stderr)
-        return 2
-    if pid_headroom() < max(args.children) + SPARE_PIDS:
-        print(f"bench: only {pid_headroom()} PIDs free", file=sys.stderr)
         return 2
     sigterm_as_ctrl_c()
     try:

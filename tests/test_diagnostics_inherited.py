@@ -20,6 +20,7 @@ from diagnostics.inherited import (
     FIX_EXEC,
     FIX_LISTENER,
     ListenerHolders,
+    Section,
     examine,
     waiting_on,
 )
@@ -114,15 +115,21 @@ def slow_requests(server: ServerProcess, count: int) -> tuple[list[socket.socket
     return conns, children
 
 
-def test_children_that_keep_our_listener_are_named_with_the_fix(start_server) -> None:
-    server = start_server("--child-keeps-listener", "--work-ms", "60000")
-    conns, children = slow_requests(server, 3)
+def examined(server: ServerProcess, count: int) -> tuple[Section, list[int], int]:
+    """(the section, the children, how many ListenerHolders counts) with ``count`` slow
+    requests in flight."""
+    conns, children = slow_requests(server, count)
     try:
-        section = examine(server.pid)
-        assert ListenerHolders(server.pid).count(children) == 3
+        return examine(server.pid), children, ListenerHolders(server.pid).count(children)
     finally:
         for conn in conns:
             conn.close()
+
+
+def test_children_that_keep_our_listener_are_named_with_the_fix(start_server) -> None:
+    server = start_server("--child-keeps-listener", "--work-ms", "60000")
+    section, children, holders = examined(server, 3)
+    assert holders == 3
     [listener] = section["listeners"]
     assert listener["address"] == f"127.0.0.1:{server.port}"
     assert (listener["holders"], listener["accepting"]) == (sorted(children), [])
@@ -137,13 +144,8 @@ def test_children_that_keep_our_listener_are_named_with_the_fix(start_server) ->
 
 def test_children_of_a_correct_server_hold_nothing_inherited(start_server) -> None:
     server = start_server("--work-ms", "60000")
-    conns, children = slow_requests(server, 3)
-    try:
-        section = examine(server.pid)
-        assert ListenerHolders(server.pid).count(children) == 0
-    finally:
-        for conn in conns:
-            conn.close()
+    section, _children, holders = examined(server, 3)
+    assert holders == 0
     assert section["findings"] == section["notes"] == []
     assert section["listeners"][0]["holders"] == []
 
@@ -152,12 +154,7 @@ def test_children_holding_their_siblings_clients_are_named_with_the_fix(start_se
     """--leak-client-fd seen from the children: the n-th child inherits the n-1 client
     sockets the parent kept, on top of its own."""
     server = start_server("--leak-client-fd", "--work-ms", "60000")
-    conns, children = slow_requests(server, 3)
-    try:
-        section = examine(server.pid)
-    finally:
-        for conn in conns:
-            conn.close()
+    section, children, _holders = examined(server, 3)
     assert section["client_sockets"] == {
         "parent_holds": 3,
         "children": [
