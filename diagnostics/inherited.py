@@ -224,7 +224,7 @@ def examine(pid: int) -> Section:
     return section
 
 
-_NONE = TcpSocket(0, "", 0, "")
+_NONE = TcpSocket(0, "", 0, "", 0)
 
 
 def _children_sockets(pid: int) -> tuple[dict[int, set[int]], list[int]]:
@@ -271,6 +271,7 @@ def _listener_part(
                 "address": sock.address,
                 "fd": fd,
                 "inode": sock.inode,
+                "queued": sock.rx_queue,
                 "holders": holders,
                 "accepting": accepting,
                 "parent_waits": parent_waits,

@@ -33,6 +33,9 @@ class TcpSocket:
     """The local port."""
     state: str
     """The kernel's state number in hex (LISTEN is 0A, ESTABLISHED 01, CLOSE_WAIT 08)."""
+    rx_queue: int
+    """For a listening socket, the connections queued on it and not yet accepted; for
+    others, the bytes received and not yet read."""
 
     @property
     def listening(self) -> bool:
@@ -73,7 +76,8 @@ def tcp_sockets(tables: tuple[str, ...] = TABLES) -> dict[int, TcpSocket]:
                 continue  # TIME_WAIT and the like: no process holds them
             host, _colon, port = fields[1].rpartition(":")
             inode = int(fields[9])
-            sockets[inode] = TcpSocket(inode, host, int(port, 16), fields[3])
+            rx_queue = int(fields[4].partition(":")[2], 16)
+            sockets[inode] = TcpSocket(inode, host, int(port, 16), fields[3], rx_queue)
     return sockets
 
 

@@ -10,8 +10,10 @@ import socket
 
 import pytest
 
-from diagnostics.sockets import is_listening
+from diagnostics.sockets import is_listening, tcp_sockets
 from tests.server_helpers import ServerProcess, reap_adopted, wait_until
+
+QUEUED = 3
 
 
 def bind_error(port: int) -> int | None:
@@ -51,6 +53,31 @@ def test_a_child_that_keeps_the_listener_keeps_the_port(start_server, keeps: boo
         reap_adopted([child])  # it came to pytest, the subreaper
     assert not is_listening(server.port)
     assert bind_error(server.port) is None
+
+
+def test_connections_to_a_port_only_a_child_holds_queue_and_are_never_answered(
+    start_server,
+) -> None:
+    """The kernel still completes their handshakes; nobody accepts them, and they are
+    reset when the last holder closes the socket."""
+    server = start_server("--work-ms", "60000", "--child-keeps-listener")
+    child = crash_with_a_child_in_flight(server)
+    clients = []
+    try:
+        for _ in range(QUEUED):
+            clients.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+            clients[-1].sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        [listener] = [s for s in tcp_sockets().values() if s.listening and s.port == server.port]
+        assert listener.rx_queue == QUEUED
+    finally:
+        os.kill(child, signal.SIGKILL)
+        reap_adopted([child])
+    for client in clients:
+        with client:
+            try:
+                assert client.recv(1024) == b""
+            except ConnectionResetError:
+                pass  # the usual end: the listener closed with them still queued
 
 
 def test_the_child_that_keeps_the_listener_still_answers(start_server) -> None:
