@@ -206,22 +206,31 @@ def test_when_nobody_is_seen_accepting_the_finding_says_it_cannot_tell(family) -
     assert finding["fix"].startswith(f"if each child serves one connection, {FIX_LISTENER}")
 
 
-def test_doctor_reports_the_section_in_text_and_json(start_server) -> None:
-    server = start_server("--child-keeps-listener", "--work-ms", "60000")
+def test_doctor_reports_the_section_in_text_json_and_all(start_server) -> None:
+    """Under ``none`` too, so that ``--all`` (parents with zombies) lists it."""
+    server = start_server("--reaper", "none", "--child-keeps-listener", "--work-ms", "60000")
+    assert server.request(b"GET /\r\n").startswith(b"HTTP/1.1 400 ")  # HTTP/0.9: refused at once
+    h.wait_until(lambda: len(server.zombie_pids()) == 1, what="its child to be a zombie")
     conns, _children = slow_requests(server, 2)
     try:
         text = h.run_cli("doctor", str(server.pid), "--watch", "0")
         as_json = h.run_cli("doctor", str(server.pid), "--watch", "0", "--json")
+        every = h.run_cli("doctor", "--all", "--watch", "0", "--json")
         report = doctor(server.pid, 0)
     finally:
         for conn in conns:
             conn.close()
-    assert text.returncode == as_json.returncode == 0, text.stderr + as_json.stderr
+    assert text.returncode == as_json.returncode == every.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
     assert lines[-1].startswith("  verdict: ")
-    assert "  inherited: 2 of its 2 children hold its listening socket 127.0.0.1:" in text.stdout
+    assert "  inherited: 2 of its 3 children hold its listening socket 127.0.0.1:" in text.stdout
     assert f"    fix: {FIX_LISTENER}" in lines
     assert json.loads(as_json.stdout)["inherited"]["findings"][0]["fix"] == FIX_LISTENER
+    [ours] = [p for p in json.loads(every.stdout)["parents"] if p["pid"] == server.pid]
+    assert (
+        ours["inherited"]["findings"][0]["children"]
+        == report["inherited"]["findings"][0]["children"]
+    )
     assert report["inherited"]["findings"][0]["kind"] == "listener"
 
 
