@@ -149,8 +149,8 @@ def waiting_on(pid: int) -> set[int] | None:
         call, args = _CALLS[int(fields[0])], [int(arg, 16) for arg in fields[1:7]]
         try:
             waited |= _descriptors_waited(pid, call, args)
-        except OSError:
-            continue  # the call returned meanwhile, or memory not ours to read
+        except (OSError, NoSuchProcess, AccessDenied):
+            continue  # the call returned meanwhile, or its memory is not ours to read
     return waited if readable else None
 
 
