@@ -24,7 +24,7 @@ from loadtest.scenarios import SCENARIOS
 from loadtest.target import Target, start_external, start_ours
 from server.protocol import answer
 
-ANSWER = answer(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+ANSWER, _ = answer(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 """What ours answers to ``GET /``; the other contenders send these very bytes."""
 
 START_TIMEOUT = 15.0

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from diagnostics import whoreaps
+from diagnostics import inherited, whoreaps
 from diagnostics.errors import AccessDenied, DiagnosticsError, NoSuchProcess, ZombieProcess
 from diagnostics.procstatus import cmdline, namespace_pid, read_status, sigchld_disposition
 from diagnostics.proctable import ProcStat, decode_exit_status, list_dir, read_stat, scan_all
@@ -214,7 +214,16 @@ def _report(w: _Watch, watch: float) -> Report:
     # The PID limits (diagnostics.limits: the tightest of the pids cgroups, pid_max,
     # threads-max, RLIMIT_NPROC, and the time to reach it) join the report here.
     report["verdict"] = verdict(report)
+    report["inherited"] = _inherited(w.pid)
     return report
+
+
+def _inherited(pid: int) -> inherited.Section | None:
+    """Descriptors its children should not hold (diagnostics.inherited); None if unreadable."""
+    try:
+        return inherited.examine(pid)
+    except AccessDenied:
+        return None
 
 
 def _pids(stats: Iterable[ProcStat]) -> set[int]:
@@ -327,6 +336,7 @@ def render(r: Report) -> str:
     if r["who_reaps"] is not None:
         lines.append(f"  who must reap: {r['who_reaps']['why']}")
         lines.append(f"  fix: {r['who_reaps']['fix']}")
+    lines.extend(inherited.render_lines(r.get("inherited")))
     lines.append(f"  verdict: {r['verdict']}")
     asked = r.get("zombie")
     if asked is not None:

@@ -56,6 +56,7 @@ OURS: tuple[Scenario, ...] = tuple(
             *(Scenario(scenario_for(name), name) for name in STRATEGY_CLASSES),
             Scenario("fd-leak", "loop", server_flags=(LEAK_CLIENT_FD,)),
             Scenario("orphans", "loop", server_flags=("--orphans",)),
+            Scenario("listener-leak", "loop", ("--child-keeps-listener", "--work-ms", "200")),
         )
     )
 )

@@ -93,6 +93,8 @@ OPTIONS: list[tuple[str, str, Callable[[str, str], object], str]] = [
      "fault: the parent never closes its client sockets"),
     ("--orphans", "orphans", _constant(True),
      "each child leaves a grandchild that outlives it (cmd &): an orphan"),
+    ("--child-keeps-listener", "child_keeps_listener", _constant(True),
+     "fault: children never close the listening socket"),
     ("--work-ms MS", "work_ms", _number(int, 0),
      "milliseconds each child works before answering (default 0)"),
     ("--backlog N", "backlog", _number(int, 1),

@@ -21,14 +21,13 @@ from time import monotonic, sleep
 
 from server.protocol import (
     BAD_REQUEST,
-    ERROR_RESPONSES,
     MAX_HEAD_BYTES,
-    REQUEST_HEADER_FIELDS_TOO_LARGE,
     REQUEST_TIMEOUT,
     answer,
+    error_answer,
     head_end,
     hopeless_start,
-    is_error,
+    too_large,
 )
 from server.speed import socket
 
@@ -52,11 +51,19 @@ ORPHAN_SECONDS = 0.05
 _RECV_SIZE = 4096
 
 LINGER_SECONDS = 1.0
-"""After an error answer, how long the child reads and discards what the client still sends."""
+LINGER_BYTES = 16 * 1024 * 1024
+"""After an answer sent before the request was read to its end, how long and how much the
+child reads and discards of what the client still sends (``linger``)."""
 
 
-def run_child(fd: int, listen_fd: int, timeout: float, work_ms: int) -> NoReturn:
+def run_child(fd: int, listen_fd: int | None, timeout: float, work_ms: int) -> NoReturn:
     """The whole life of a forked child: serve the client socket ``fd``, then exit.
+
+    ``listen_fd`` is the parent's listening socket, which the child closes;
+    None under ``--child-keeps-listener``, the fault that keeps it open: while
+    any child holds it the port stays in LISTEN after the parent is gone (a
+    restart fails with EADDRINUSE) and connections queued on it are never
+    accepted.
 
     It leaves with ``os._exit``, so nothing of the parent's (buffers, atexit
     hooks) runs twice. The parent's signal handlers stay: SIGTERM's ends a
@@ -68,13 +75,16 @@ def run_child(fd: int, listen_fd: int, timeout: float, work_ms: int) -> NoReturn
     try:
         # The second rule of the tutorial: the child closes the listening
         # socket, so the port closes when the parent closes its copy.
-        close(listen_fd)
+        if listen_fd is not None:
+            close(listen_fd)
         code = serve_connection(fd, timeout, work_ms)
     finally:
         _exit(code)
 
 
-def run_child_leaving_orphan(fd: int, listen_fd: int, timeout: float, work_ms: int) -> NoReturn:
+def run_child_leaving_orphan(
+    fd: int, listen_fd: int | None, timeout: float, work_ms: int
+) -> NoReturn:
     """``--orphans``: serve as :func:`run_child` does, then leave a grandchild and exit.
 
     The double fork of a shell's ``cmd &`` or a CGI script's background job: the
@@ -87,7 +97,8 @@ def run_child_leaving_orphan(fd: int, listen_fd: int, timeout: float, work_ms: i
     """
     code = EXIT_CRASHED
     try:
-        close(listen_fd)
+        if listen_fd is not None:
+            close(listen_fd)
         code = serve_connection(fd, timeout, work_ms)
         close(fd)
         try:
@@ -105,25 +116,26 @@ def run_child_leaving_orphan(fd: int, listen_fd: int, timeout: float, work_ms: i
 def serve_connection(fd: int, timeout: float, work_ms: int) -> int:
     """Handle exactly one request on the client socket ``fd``; return the child's exit code."""
     try:
-        head = read_head(fd, timeout)
+        head, more = read_head(fd, timeout)
     except BadHead as bad:
         if bad.reply is not None and _send_quietly(fd, bad.reply):
             linger(fd)
         return EXIT_CLIENT_GONE
     except OSError:
         return EXIT_CLIENT_GONE
-    reply = answer(head)
+    reply, unread = answer(head)
     if work_ms:
         sleep(work_ms / 1000)
     if not _send_quietly(fd, reply):
         return EXIT_CLIENT_GONE
-    if is_error(reply):
+    if unread or more:
         linger(fd)
     return EXIT_ANSWERED
 
 
-def read_head(fd: int, timeout: float) -> bytes:
-    """Return the request head, or raise BadHead with what to answer (if anything).
+def read_head(fd: int, timeout: float) -> tuple[bytes, bool]:
+    """(the request head, whether more than the head arrived), or BadHead with what to
+    answer (if anything).
 
     The head has almost always arrived by the time the child runs, so the first
     read is tried at once on a non-blocking socket; only a slow client makes the
@@ -154,11 +166,11 @@ def read_head(fd: int, timeout: float) -> bytes:
             buffer = _without_empty_lines(buffer)
         end = head_end(buffer)
         if end > MAX_HEAD_BYTES or (end < 0 and len(buffer) > MAX_HEAD_BYTES):
-            raise BadHead(ERROR_RESPONSES[REQUEST_HEADER_FIELDS_TOO_LARGE])
+            raise BadHead(error_answer(too_large(buffer), buffer))
         if end >= 0:
-            return buffer[:end]
+            return buffer[:end], len(buffer) > end
         if buffer and (status := hopeless_start(buffer)):
-            raise BadHead(ERROR_RESPONSES[status])
+            raise BadHead(error_answer(status, buffer))
 
 
 def _without_empty_lines(buffer: bytes) -> bytes:
@@ -173,15 +185,18 @@ def _without_empty_lines(buffer: bytes) -> bytes:
 
 
 def linger(fd: int) -> None:
-    """Close the way RFC 9112 §9.6 asks after an error: half-close, then drain a while.
+    """Close the way RFC 9112 §9.6 asks when input may be left unread: half-close, then drain.
 
-    A child that answers 431 to a 20 KB request line has not read all of it.
-    Closing a socket with unread input makes the kernel send a reset, and a
-    reset can reach the client before it reads the answer, which it then never
-    sees. So the child shuts down its sending side (the client reads the answer
-    and then end-of-file), and reads and discards what still comes until the
-    client closes or LINGER_SECONDS pass (nginx's lingering close). Only error
-    answers pay for this; they are the ones sent before the request was read.
+    A child answers before it has read the whole request whenever the request
+    carries a body (a GET with 4 MB: the greeting never needs it) or more than
+    one request arrived, and for every error (a 431 to a 20 KB head). Closing a
+    socket with unread input makes the kernel send a reset, and a reset can
+    reach the client before it reads the answer, which it then never sees
+    (Python's http.client failed with ConnectionResetError on every such GET).
+    So the child shuts down its sending side (the client reads the answer and
+    then end-of-file), and reads and discards what still comes until the
+    client closes, or LINGER_SECONDS or LINGER_BYTES are reached (nginx's
+    lingering close); past either bound it closes all the same.
     """
     try:
         sock = socket.socket(fileno=fd)
@@ -192,15 +207,18 @@ def linger(fd: int) -> None:
     except OSError:
         return
     deadline = monotonic() + LINGER_SECONDS
+    discarded = 0
     waiting = poll()
     waiting.register(fd, POLLIN)
     while (remaining := deadline - monotonic()) > 0 and waiting.poll(remaining * 1000):
         try:
-            if not read(fd, 65536):
-                return
+            chunk = read(fd, 65536)
         except BlockingIOError:
             continue
         except OSError:
+            return
+        discarded += len(chunk)
+        if not chunk or discarded > LINGER_BYTES:
             return
 
 
@@ -208,7 +226,7 @@ def _incomplete(buffer: bytes, timed_out: bool) -> bytes | None:
     """What to answer a head that stopped short: nothing if nothing came at all."""
     if not buffer:
         return None
-    return ERROR_RESPONSES[REQUEST_TIMEOUT if timed_out else BAD_REQUEST]
+    return error_answer(REQUEST_TIMEOUT if timed_out else BAD_REQUEST, buffer)
 
 
 class BadHead(Exception):

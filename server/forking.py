@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 ACCEPT_BATCH = 32
+DESCRIPTOR_PAUSE_MS = 50
+"""Out of descriptors with no way to refuse a client: how long the parent waits before
+accepting again (signals still wake it), instead of spinning on a readable listener."""
 
 
 class ServerConfig:
@@ -51,6 +54,7 @@ class ServerConfig:
         port: int = 8888,
         reaper: str = "loop",
         leak_client_fd: bool = False,
+        child_keeps_listener: bool = False,
         work_ms: int = 0,
         backlog: int = 1024,
         timeout: float = 5.0,
@@ -62,6 +66,7 @@ class ServerConfig:
         self.port = port
         self.reaper = reaper
         self.leak_client_fd = leak_client_fd
+        self.child_keeps_listener = child_keeps_listener
         self.work_ms = work_ms
         self.backlog = backlog
         self.timeout = timeout
@@ -82,8 +87,11 @@ class ForkingHTTPServer:
         self._pid = os.getpid()
         self._wakeup_r, self._wakeup_w = os.pipe()
         self._spare_fd = _open_spare()
+        # The second rule of the tutorial is the child's (server.child.run_child): it
+        # closes the listening socket. The fault mode gives it none to close.
+        listen_fd = None if config.child_keeps_listener else self.listener.fileno()
         self._child_main = run_child_leaving_orphan if config.orphans else run_child
-        self._child_args = (self.listener.fileno(), config.timeout, config.work_ms)
+        self._child_args = (listen_fd, config.timeout, config.work_ms)
         # Before the banner: once it is printed the server is quiet and ready, and a
         # SIGTERM sent the moment it appears finds its handler (not the default death).
         warm_up(serve_connection)
@@ -140,10 +148,12 @@ class ForkingHTTPServer:
             try:
                 fd, _address = accept()
             except BlockingIOError:
+                if self._spare_fd is None:  # lost while descriptors were short: take it back
+                    self._spare_fd = _open_spare()
                 return
             except OSError as error:
                 if error.errno in _OUT_OF_DESCRIPTORS:
-                    self._reject_with_spare_descriptor()
+                    self._out_of_descriptors()
                     return
                 # ECONNABORTED and friends: that client is gone, the next may not be.
                 continue
@@ -187,22 +197,38 @@ class ForkingHTTPServer:
             pass
         os.close(fd)
 
-    def _reject_with_spare_descriptor(self) -> None:
-        """Out of descriptors: free the spare one to accept and refuse a client.
+    def _out_of_descriptors(self) -> None:
+        """accept() failed for want of a descriptor: refuse one client with the spare, or wait.
 
-        Without this the pending connection stays readable and the loop spins.
+        A connection left in the queue keeps the listening socket readable, so
+        going straight back to poll would spin at full CPU for as long as
+        descriptors are short. The spare (a descriptor opened at start for
+        this) is closed to make room, one client accepted and refused with
+        503, and the spare opened again. Where that does not work (the spare is
+        gone, or the limit was lowered below what the parent holds, or the whole
+        system is out) the parent waits DESCRIPTOR_PAUSE_MS and tries again;
+        the spare comes back once an accept finds the queue empty.
         """
-        if self._spare_fd is None:
-            return
-        os.close(self._spare_fd)
-        try:
-            fd, _address = self.listener._accept()
-        except OSError:
-            fd = None
-        if fd is not None:
-            self.counters.accepted += 1
-            self._reject(fd)
-        self._spare_fd = _open_spare()
+        if self._spare_fd is not None:
+            os.close(self._spare_fd)
+            try:
+                fd, _address = self.listener._accept()
+            except OSError:
+                fd = None
+            if fd is not None:
+                self.counters.accepted += 1
+                self._reject(fd)
+            self._spare_fd = _open_spare()
+            if fd is not None:
+                return
+        self._pause()
+
+    def _pause(self) -> None:
+        """Wait DESCRIPTOR_PAUSE_MS, or less if a signal comes (it is handled here)."""
+        waiting = select.poll()  # poll(2) needs no descriptor of its own, unlike epoll
+        waiting.register(self._wakeup_r, select.POLLIN)
+        if waiting.poll(DESCRIPTOR_PAUSE_MS):
+            self._drain_wakeups()
 
     # -- signals -------------------------------------------------------------
 
@@ -254,28 +280,37 @@ class ForkingHTTPServer:
         """Give in-flight children a grace period, then reap (or end) every one.
 
         SIGCHLD is blocked and waited for with sigtimedwait, so no handler runs
-        during shutdown and no exit can be missed. Under ``none`` the zombies
-        are left as they are: that is the bug being shown. Whatever is reaped
-        from the moment the main loop stopped counts as ``reaped_at_shutdown``,
-        not ``reaped`` (while serving).
+        during shutdown and no exit can be missed. Under ``none`` the parent
+        waits all the same, but collects nothing: each child that ends stays a
+        zombie until the parent exits (init, or the nearest subreaper, reaps
+        them then): that is the bug being shown. Whatever is reaped from the
+        moment the main loop stopped counts as ``reaped_at_shutdown``, not
+        ``reaped`` (while serving).
         """
         counters = self.counters
         reaped_serving = counters.reaped
         signal.set_wakeup_fd(-1)
-        if self.strategy.reaps:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-            # From here an exiting child becomes a zombie even under "ignore".
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            deadline = time.monotonic() + self.config.grace
-            while reap_all(counters):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    _kill_children()
-                    deadline = time.monotonic() + self.config.grace
-                    continue
-                signal.sigtimedwait({signal.SIGCHLD}, remaining)
+        zombies: set[int] = set()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        # From here an exiting child becomes a zombie even under "ignore".
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        deadline = time.monotonic() + self.config.grace
+        while self._children_left(zombies):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _kill_children()
+                deadline = time.monotonic() + self.config.grace
+                continue
+            signal.sigtimedwait({signal.SIGCHLD}, remaining)
         counters.reaped_at_shutdown = counters.reaped - reaped_serving
         counters.reaped = reaped_serving
+
+    def _children_left(self, zombies: set[int]) -> bool:
+        """Whether a child still runs: reaping those that ended, or under ``none``
+        leaving them as they are (``zombies`` remembers those seen dead)."""
+        if self.strategy.reaps:
+            return reap_all(self.counters)
+        return _any_child_running(zombies)
 
     def write_counters(self) -> bool:
         """Print the counters line, then write --stats-file; False if that file failed.
@@ -341,6 +376,26 @@ def _kill_children() -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def _any_child_running(zombies: set[int]) -> bool:
+    """Whether a child has not exited yet, without reaping any (Linux: read from /proc).
+
+    ``zombies`` remembers the children already seen dead, so each is read once:
+    under ``none`` they are every child the server ever forked.
+    """
+    for pid in _children_pids():
+        if pid in zombies:
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                state = stat.read().rpartition(b")")[2].split()[0]
+        except OSError:
+            continue  # gone: not running
+        if state != b"Z":
+            return True
+        zombies.add(pid)
+    return False
 
 
 def _children_pids() -> list[int]:

@@ -13,7 +13,8 @@ not copy.
 from __future__ import annotations
 
 MAX_HEAD_BYTES = 8 * 1024
-"""A request head larger than this is refused with 431 (what most servers allow)."""
+"""A request head larger than this is refused (what most servers allow): 414 when its
+request line alone is that long, 431 otherwise (see ``too_large``)."""
 
 MAX_NAME_CHARS = 200
 """The greeting echoes the name; capping it keeps every answer small."""
@@ -21,12 +22,24 @@ MAX_NAME_CHARS = 200
 ALLOWED_METHODS = ("GET", "HEAD")
 _ALLOWED = tuple(method.encode("ascii") for method in ALLOWED_METHODS)
 
-_TOKEN_CHARACTERS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ALPHANUMERIC = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_TOKEN_CHARACTERS = b"!#$%&'*+-.^_`|~" + _ALPHANUMERIC
 
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 _PLAIN_TARGET_BYTES = bytes(range(0x21, 0x7F)).replace(b"%", b"")
 """Printable ASCII but ``%``: a target made only of these needs no decoding or cleaning."""
+
+_UNRESERVED_AND_SUB_DELIMS = b"-._~!$&'()*+,;=" + _ALPHANUMERIC
+_REG_NAME_BYTES = _UNRESERVED_AND_SUB_DELIMS + b"%"
+"""What a host name may hold (RFC 3986 §3.2.2 reg-name: unreserved, sub-delims, %XX)."""
+_IP_LITERAL_BYTES = _REG_NAME_BYTES + b":"
+"""What may stand between the brackets of an IP literal (IPv6, IPvFuture)."""
+
+_OWS = b" \t"
+"""Optional whitespace around a field value (RFC 9110 §5.6.3)."""
+_PLAIN_HOST_FIELD_BYTES = _UNRESERVED_AND_SUB_DELIMS + b": "
+"""What the value of an ordinary Host line holds: a name, a port, the space before them."""
 
 _CONTROL_BYTES = bytes(range(0x20)) + b"\x7f"
 """ASCII controls: never part of a request line (RFC 9112 §3)."""
@@ -39,7 +52,9 @@ OK = 200
 BAD_REQUEST = 400
 METHOD_NOT_ALLOWED = 405
 REQUEST_TIMEOUT = 408
+URI_TOO_LONG = 414
 REQUEST_HEADER_FIELDS_TOO_LARGE = 431
+NOT_IMPLEMENTED = 501
 SERVICE_UNAVAILABLE = 503
 HTTP_VERSION_NOT_SUPPORTED = 505
 
@@ -48,7 +63,9 @@ REASONS = {
     BAD_REQUEST: "Bad Request",
     METHOD_NOT_ALLOWED: "Method Not Allowed",
     REQUEST_TIMEOUT: "Request Timeout",
+    URI_TOO_LONG: "URI Too Long",
     REQUEST_HEADER_FIELDS_TOO_LARGE: "Request Header Fields Too Large",
+    NOT_IMPLEMENTED: "Not Implemented",
     SERVICE_UNAVAILABLE: "Service Unavailable",
     HTTP_VERSION_NOT_SUPPORTED: "HTTP Version Not Supported",
 }
@@ -78,21 +95,33 @@ def head_end(buffer: bytes) -> int:
     return index + 2 if index >= 0 else -1
 
 
-def parse_head(head: bytes) -> tuple[bytes, bytes]:
-    """(method, origin-form path) of a complete head; BadRequest with the status to answer.
+NO_BODY = 0
+BODY_FOLLOWS = 1
+"""What ``read_fields`` finds when the head is good: no body, or one that follows it
+(which this service never reads: the child then closes by lingering)."""
+
+
+def parse_head(head: bytes) -> tuple[bytes, bytes, int]:
+    """(method, origin-form path, NO_BODY or BODY_FOLLOWS) of a complete head; BadRequest
+    with the status to answer.
 
     Plain bytes methods rather than a regular expression: this runs in every
     forked child, and a match object and the regex engine's state are pages the
-    child would copy.
+    child would copy. ``OPTIONS *`` (the asterisk form, RFC 9112 §3.2.4) is a
+    valid request for a method this server does not serve: 405, like OPTIONS of
+    any path; the asterisk with any other method is malformed.
     """
     request_line, *fields = [line.rstrip(b"\r") for line in head.rstrip(b"\r\n").split(b"\n")]
     method, target, version = parse_request_line(request_line)
-    if not fields_ok(fields, version):
-        raise BadRequest(BAD_REQUEST, "malformed header field, or not exactly one Host")
+    body = read_fields(fields, version)
+    if body > BODY_FOLLOWS:
+        raise BadRequest(body, "malformed header field, Host, or body framing")
+    if target == b"*" and method == b"OPTIONS":
+        raise BadRequest(METHOD_NOT_ALLOWED, "OPTIONS is not served, to * or any path")
     path = origin_path(target)
     if method not in _ALLOWED:
         raise BadRequest(METHOD_NOT_ALLOWED, f"method {method!r} not allowed")
-    return method, path
+    return method, path, body
 
 
 def parse_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
@@ -117,23 +146,111 @@ def parse_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
     return method, target, version
 
 
-def fields_ok(lines: list[bytes], version: bytes) -> bool:
-    """Every field line is ``name: value`` with a token name, and Host comes exactly once.
+def read_fields(lines: list[bytes], version: bytes) -> int:
+    """NO_BODY or BODY_FOLLOWS for good field lines, else the error status to answer.
 
-    RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without Host, and
-    to any request with two; HTTP/1.0 may leave it out. §5.1: no whitespace
-    before the colon (a token cannot hold any), which also refuses obsolete line
-    folding (a line starting with a space). Both paths of ``answer`` use this
-    one loop: on ordinary heads it is a few C calls per line.
+    RFC 9112 §5.1: every line is ``name: value`` with a token name, so no
+    whitespace before the colon (which also refuses obsolete line folding).
+    RFC 9110 §7.2 and RFC 9112 §3.2: Host exactly once (HTTP/1.0 may leave it
+    out), and a valid one. RFC 9112 §6: the body's length must be certain:
+    Content-Length a number (the same one if repeated), Transfer-Encoding ending
+    in chunked, and not both. Both paths of ``answer`` use this one loop: on
+    ordinary heads it is a few C calls per line.
     """
     hosts = 0
+    lengths = codings = b""
     for line in lines:
         colon = line.find(b":")
         if colon <= 0 or line[:colon].translate(None, _TOKEN_CHARACTERS):
+            return BAD_REQUEST
+        if colon == 4:
+            if line[:4].lower() == b"host":
+                hosts += 1
+                # The common "Host: name[:port]" is checked here, without a call; the
+                # rest (IP literals, escapes, odd spacing, the invalid) by host_ok.
+                value = line[5:]
+                port = value.find(b":") + 1
+                if (
+                    value.translate(None, _PLAIN_HOST_FIELD_BYTES)
+                    or value.find(b" ", 1) >= 0
+                    or (port and not value[port:].isdigit())
+                ) and not host_ok(value.strip(_OWS)):
+                    return BAD_REQUEST
+        elif colon == 14:
+            if line[:14].lower() == b"content-length":
+                lengths += b"," + line[15:]
+        elif colon == 17 and line[:17].lower() == b"transfer-encoding":
+            codings += b"," + line[18:]
+    if hosts != 1 and (hosts or version != b"HTTP/1.0"):
+        return BAD_REQUEST
+    if codings:
+        return BAD_REQUEST if lengths else _chunked_or_not(codings)
+    return _by_length(lengths) if lengths else NO_BODY
+
+
+def _by_length(lengths: bytes) -> int:
+    """Content-Length's values (each after a comma): RFC 9110 §8.6 makes it 1*DIGIT; a
+    list repeating one value is that value, different values are an error (RFC 9112 §6.3)."""
+    values = {value.strip(_OWS) for value in lengths.split(b",")[1:]}
+    if len(values) != 1:
+        return BAD_REQUEST
+    [value] = values
+    if not value.isdigit():
+        return BAD_REQUEST
+    return BODY_FOLLOWS if value.lstrip(b"0") else NO_BODY
+
+
+def _chunked_or_not(codings: bytes) -> int:
+    """Transfer-Encoding's codings (each after a comma), RFC 9112 §6.1 and §6.3.
+
+    Chunked must be the last one and come once, or the body's end cannot be
+    found: 400. Chunked alone is a body this service can skip; any other coding
+    is one it does not implement: 501.
+    """
+    names = [c.split(b";", 1)[0].strip(_OWS).lower() for c in codings.split(b",")[1:]]
+    names = [name for name in names if name]  # empty list elements are allowed (§5.6.1)
+    if not names or names[-1] != b"chunked" or b"chunked" in names[:-1]:
+        return BAD_REQUEST
+    return BODY_FOLLOWS if len(names) == 1 else NOT_IMPLEMENTED
+
+
+def host_ok(value: bytes) -> bool:
+    """Whether a Host value is ``uri-host [":" port]`` (RFC 9110 §7.2, RFC 3986 §3.2.2).
+
+    Empty is valid (a target without an authority); ``a b``, ``a:b:c`` or ``a/b``
+    are not.
+    """
+    if value[:1] == b"[":
+        end = value.find(b"]")
+        if end < 2 or value[1:end].translate(None, _IP_LITERAL_BYTES):
             return False
-        if colon == 4 and line[:4].lower() == b"host":
-            hosts += 1
-    return hosts == 1 or (hosts == 0 and version == b"HTTP/1.0")
+        host, port = b"", value[end + 1 :]
+        if port and port[:1] != b":":
+            return False
+        port = port[1:]
+    else:
+        host, _colon, port = value.partition(b":")
+        if host.translate(None, _REG_NAME_BYTES):
+            return False
+    if port and not port.isdigit():
+        return False
+    return b"%" not in host or all(
+        not escape[:2].translate(None, _HEX_DIGITS) and len(escape) >= 2
+        for escape in host.split(b"%")[1:]
+    )
+
+
+def too_large(buffer: bytes) -> int:
+    """The status for a head longer than MAX_HEAD_BYTES: 414 when the request line alone is.
+
+    RFC 9112 §3 asks servers to take request lines of 8,000 octets at least,
+    and a longer one is made long by its target: 414 URI Too Long (RFC 9110
+    §15.5.15). When the line fits, the field lines are too large: 431 (RFC
+    6585 §5). A first line without even a space in it is no request line.
+    """
+    if buffer.find(b"\n", 0, MAX_HEAD_BYTES) >= 0:
+        return REQUEST_HEADER_FIELDS_TOO_LARGE
+    return URI_TOO_LONG if b" " in buffer[:MAX_HEAD_BYTES] else BAD_REQUEST
 
 
 def origin_path(target: bytes) -> bytes:
@@ -254,12 +371,25 @@ ERROR_RESPONSES: dict[int, bytes] = {
 }
 """Every error this server sends, ready-made."""
 
+_ERROR_HEADS = {
+    status: response[: head_end(response)] for status, response in ERROR_RESPONSES.items()
+}
+
+
+def error_answer(status: int, request: bytes) -> bytes:
+    """The error answer for a request that starts with ``request``: no body for HEAD
+    (RFC 9110 §9.3.2), whatever went wrong after the method."""
+    return (_ERROR_HEADS if request.startswith(b"HEAD ") else ERROR_RESPONSES)[status]
+
+
 SERVICE_UNAVAILABLE_ANSWER = ERROR_RESPONSES[SERVICE_UNAVAILABLE]
 """Sent by the parent itself when it cannot fork or has no descriptor left."""
 
 
-def answer(head: bytes) -> bytes:
-    """The bytes to send back for one complete request head.
+def answer(head: bytes) -> tuple[bytes, bool]:
+    """The bytes to send back for one complete request head, and whether input may
+    be left unread after it (an error, or a request body): then the child closes by
+    lingering (server.child.linger).
 
     Nearly every request is a plain ``GET /name HTTP/1.1`` with a few CRLF-ended
     fields, and the lines below answer it with few calls and few new objects:
@@ -279,25 +409,17 @@ def answer(head: bytes) -> bytes:
             and target[:1] == b"/"
             and not target.translate(None, _PLAIN_TARGET_BYTES)
             and head.count(b"\n") == len(lines) - 1
-            and fields_ok(lines[1:-2], version)
+            and (body := read_fields(lines[1:-2], version)) <= BODY_FOLLOWS
         ):
             path = target.split(b"?", 1)[0].split(b"#", 1)[0]
-            return _greet(path[1 : MAX_NAME_CHARS + 1] or b"World", method)
+            return _greet(path[1 : MAX_NAME_CHARS + 1] or b"World", method), body == BODY_FOLLOWS
     return answer_by_the_rules(head)
 
 
-_OK_STATUS_LINE = f"HTTP/1.1 {OK} ".encode("ascii")
-
-
-def is_error(reply: bytes) -> bool:
-    """True for any answer but a 200: the request may not have been read to its end."""
-    return not reply.startswith(_OK_STATUS_LINE)
-
-
-def answer_by_the_rules(head: bytes) -> bytes:
+def answer_by_the_rules(head: bytes) -> tuple[bytes, bool]:
     """What ``answer`` returns, always by the full rules (its slow path)."""
     try:
-        method, target = parse_head(head)
+        method, target, body = parse_head(head)
     except BadRequest as error:
-        return ERROR_RESPONSES[error.status]
-    return _greet(name_from_target(target).encode(), method)
+        return error_answer(error.status, head), True
+    return _greet(name_from_target(target).encode(), method), body == BODY_FOLLOWS

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from tests.http_check import parse_answer
 from tests.waiting import wait_until as wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,10 +71,13 @@ class ServerProcess:
         return line.rstrip("\n")
 
     def request(self, data: bytes, timeout: float = 10.0) -> bytes:
-        """Send raw bytes, read the answer until the server closes."""
+        """Send raw bytes, read the answer until the server closes; h11 checks any answer."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as conn:
             conn.sendall(data)
-            return read_to_eof(conn)
+            answer = read_to_eof(conn)
+        if answer:
+            parse_answer(answer, data)
+        return answer
 
     def get(self, path: str = "/") -> bytes:
         return self.request(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
@@ -150,7 +154,10 @@ def concurrent_requests(port: int, count: int, path: str = "/") -> list[bytes]:
     try:
         for conn in conns:
             conn.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
-        return [read_to_eof(conn) for conn in conns]
+        answers = [read_to_eof(conn) for conn in conns]
+        for answer in answers:
+            parse_answer(answer)  # h11 reads each
+        return answers
     finally:
         for conn in conns:
             conn.close()

@@ -27,10 +27,11 @@ def test_every_strategy_has_its_scenario_in_the_registry_order() -> None:
         "reaper-wakeup",
         "fd-leak",
         "orphans",
+        "listener-leak",
     )
     for name in STRATEGIES:
         assert SCENARIOS[scenario_for(name)].strategy == name
-    assert [SCENARIOS[name].color_key for name in EVERY_SCENARIO] == list(range(7))
+    assert [SCENARIOS[name].color_key for name in EVERY_SCENARIO] == list(range(8))
 
 
 def test_scenario_json_carries_what_reports_need_from_the_registry() -> None:
@@ -58,6 +59,11 @@ def test_server_args_name_the_strategy_and_the_faults() -> None:
     assert SCENARIOS["no-reaper"].server_args() == ["--reaper", "none"]
     assert SCENARIOS["fd-leak"].server_args() == ["--reaper", "loop", "--leak-client-fd"]
     assert SCENARIOS["orphans"].server_args() == ["--reaper", "loop", "--orphans"]
+    assert SCENARIOS["listener-leak"].server_args()[:3] == [
+        "--reaper",
+        "loop",
+        "--child-keeps-listener",
+    ]
     assert SCENARIOS["external"].server_args() == []
 
 

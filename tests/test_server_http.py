@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -17,11 +18,20 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.server_helpers import ROOT, ServerProcess, read_response, read_to_eof, wait_until
+from tests.http_check import parse_answer
+from tests.server_helpers import (
+    ROOT,
+    ServerProcess,
+    read_response,
+    read_to_eof,
+    reap_adopted,
+    wait_until,
+)
 
 
-def status_of(raw: bytes) -> str:
-    return raw.split(b"\r\n", 1)[0].decode()
+def status_of(raw: bytes, request: bytes = b"GET ") -> str:
+    """The status line of an answer that h11 reads as valid."""
+    return parse_answer(raw, request).status_line
 
 
 def _one_per_module(*args: str) -> Iterator[ServerProcess]:
@@ -78,7 +88,7 @@ def test_answers_the_seed_requests(server: ServerProcess) -> None:
     ],
 )
 def test_bad_input_gets_its_status(server: ServerProcess, raw: bytes, status: str) -> None:
-    assert status_of(server.request(raw)) == status
+    assert status_of(server.request(raw), raw) == status
     assert server.get("/").startswith(b"HTTP/1.1 200 OK")  # the parent is unharmed
 
 
@@ -98,7 +108,7 @@ TLS_CLIENT_HELLO_START = bytes.fromhex("16030100f4010000f00303") + bytes(32)
     ],
 )
 def test_rfc_9112_refusals(patient_server: ServerProcess, raw: bytes, status: str) -> None:
-    assert status_of(patient_server.request(raw)) == status
+    assert status_of(patient_server.request(raw), raw) == status
 
 
 @pytest.mark.parametrize(
@@ -122,17 +132,84 @@ def test_an_empty_line_sent_apart_from_the_request_is_skipped(start_server) -> N
         assert read_to_eof(conn).endswith(b"Hello, Ada!\n")
 
 
-@pytest.mark.parametrize("size", [20_000, 200_000])
-def test_an_oversized_request_is_answered_not_reset(server: ServerProcess, size: int) -> None:
-    """The child stops reading at 8 KiB; its lingering close keeps the rest from
-    turning into a TCP reset that would destroy the 431 before the client reads it."""
-    raw = b"GET /" + b"a" * size + b" HTTP/1.1\r\nHost: a\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+def send_while_reading(port: int, raw: bytes) -> bytes:
+    """Send ``raw`` from a thread while reading the answer: a large request outgrows the
+    socket buffers, and the server answers before it has read it all."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         sender = threading.Thread(target=conn.sendall, args=(raw,))
-        sender.start()  # 200 KB outgrows the socket buffers: send while reading
-        sender.join(timeout=10)
+        sender.start()
         answer = read_to_eof(conn)
-    assert status_of(answer) == "HTTP/1.1 431 Request Header Fields Too Large"
+        sender.join(timeout=10)
+    return answer
+
+
+@pytest.mark.parametrize("size", [20_000, 200_000])
+@pytest.mark.parametrize(
+    ("template", "status"),
+    [
+        (b"GET /%s HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 414 URI Too Long"),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: %s\r\n\r\n",
+            "HTTP/1.1 431 Request Header Fields Too Large",
+        ),
+    ],
+)
+def test_an_oversized_request_is_answered_not_reset(
+    server: ServerProcess, size: int, template: bytes, status: str
+) -> None:
+    """The child stops reading at 8 KiB; its lingering close keeps the rest from
+    turning into a TCP reset that would destroy the answer before the client reads it.
+    A long target is 414, long header fields 431 (RFC 9110 §15.5.15, RFC 6585 §5)."""
+    assert status_of(send_while_reading(server.port, template % (b"a" * size))) == status
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nzz",
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"),
+        (b"HEAD / HTTP/1.1\r\nHost: a b\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        (
+            b"GET /Ada HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n0\r\n\r\n",
+            "HTTP/1.1 200 OK",
+        ),
+    ],
+)
+def test_rfc_9110_and_9112_answers_over_the_wire(
+    server: ServerProcess, raw: bytes, status: str
+) -> None:
+    assert status_of(server.request(raw), raw) == status
+
+
+@pytest.mark.parametrize("body_size", [10, 4_000_000])
+def test_a_get_with_a_body_is_answered_not_reset(server: ServerProcess, body_size: int) -> None:
+    """The greeting never reads the body; the lingering close after it keeps the unread
+    body from turning into a reset (http.client failed 5 times in 5 on 4 MB)."""
+    for _ in range(5):
+        client = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            client.request("GET", "/Ada", body=b"x" * body_size)
+            response = client.getresponse()
+            assert (response.status, response.read()) == (200, b"Hello, Ada!\n")
+        finally:
+            client.close()
+    raw = b"GET /Ada HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % body_size
+    assert parse_answer(send_while_reading(server.port, raw + b"x" * body_size)).status == 200
+
+
+def test_two_requests_in_one_write_get_the_first_answer_whole(server: ServerProcess) -> None:
+    pipelined = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert parse_answer(send_while_reading(server.port, pipelined)).body == b"Hello, a!\n"
 
 
 @pytest.mark.slow  # waits out a server timeout or a shutdown: about a second
@@ -212,6 +289,44 @@ def test_ctrl_c_to_the_process_group_lets_every_request_in_flight_finish(start_s
     assert server.proc.returncode == 0
     counters = json.loads(out.strip().splitlines()[-1])
     assert counters["forked"] == counters["reaped_at_shutdown"] == 5
+
+
+README_CTRL_C = (
+    "waits up to `--grace` seconds for children in\nflight (reaping them, unless the strategy"
+    " is `none`: then they end as zombies"
+)
+
+
+@pytest.mark.slow  # waits out a second of work in each child
+def test_ctrl_c_under_none_waits_for_the_children_in_flight_and_leaves_them_zombies(
+    start_server,
+) -> None:
+    """What README says Ctrl-C does, under the strategy that never reaps."""
+    assert README_CTRL_C in (ROOT / "README.md").read_text()
+    server = start_server("--reaper", "none", "--work-ms", "1000", "--grace", "30")
+    conns = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(3)]
+    children: list[int] = []
+    try:
+        for conn in conns:
+            conn.sendall(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: len(server.live_children()) == 3, what="three children in flight")
+        children = server.live_children()
+        os.killpg(server.pid, signal.SIGINT)
+        server.proc.wait(timeout=30)
+        # The parent has exited: its children came to pytest (the subreaper), and each
+        # had ended before, unreaped: none is still at work.
+        states = {psutil.Process(pid).status() for pid in children}
+        answers = [parse_answer(read_to_eof(conn)).body for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+        reap_adopted(children)
+    assert states == {psutil.STATUS_ZOMBIE}
+    assert answers == [b"Hello, late!\n"] * 3
+    assert server.proc.stdout is not None
+    counters = json.loads(server.proc.stdout.read().strip().splitlines()[-1])
+    assert counters["forked"] == 3
+    assert counters["reaped"] == counters["reaped_at_shutdown"] == 0
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
