@@ -17,7 +17,7 @@ from diagnostics.commandline import OneLineParser, UsageError, sigterm_as_ctrl_c
 from diagnostics.doctor import examine, examine_all, render
 from diagnostics.errors import DiagnosticsError
 from diagnostics.runs import DEFAULT_RUNS
-from diagnostics.watch import draw_report, watch
+from diagnostics.watch import describe_events, draw_report, watch
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -98,6 +98,8 @@ def _watch(args: argparse.Namespace) -> int:
     report = draw_report(result.run_dir)
     if report.verdict is not None:
         print(f"PID {args.pid}: {report.verdict}")
+    if result.events is not None:
+        print(describe_events(result.events))
     if report.index is not None:
         print(f"report: {report.index}")
     else:

@@ -1,0 +1,124 @@
+"""The few /proc facts the event recorder needs, standard library only.
+
+The recorder must run where nothing but the standard library is (an unprivileged
+user's system Python, a container), so it does not go through proctable (psutil).
+Unlike proctable it keeps a process's start time in clock ticks, as the kernel
+counts it, because that is what tells a child from a newer process that took its
+PID. A process that is gone reads as None or an empty set, never as an error: a
+child may be reaped between any two reads.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+from dataclasses import dataclass
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+TICK_NS = 1_000_000_000 // CLOCK_TICKS
+_GONE = (errno.ENOENT, errno.ESRCH, errno.ENOTDIR)
+
+
+@functools.cache
+def boot_time() -> float:
+    """Unix time of boot as /proc/stat's btime gives it (what psutil and ps use), so
+    start times here equal the sampler's and ps's."""
+    with open("/proc/stat", "rb") as file:
+        for line in file:
+            if line.startswith(b"btime "):
+                return float(line.split()[1])
+    raise OSError(errno.ENOENT, "no btime in /proc/stat")
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """What /proc/PID/stat says of one process."""
+
+    state: str
+    ppid: int
+    start_ticks: int
+    """Clock ticks from boot to its start (CLOCK_BOOTTIME, taken as it forked)."""
+    exit_status: int
+    """The waitpid() status a zombie holds; 0 for a live process, and 0 to a reader
+    the kernel does not let see it."""
+
+    @property
+    def zombie(self) -> bool:
+        return self.state == "Z"
+
+    @property
+    def started(self) -> float:
+        """Start time in unix seconds, as the sampler's ProcStat.started gives it."""
+        return boot_time() + self.start_ticks / CLOCK_TICKS
+
+
+def _read(path: str) -> bytes | None:
+    """A whole /proc file, or None if its process is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as error:
+        if error.errno in _GONE:
+            return None
+        raise
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as error:
+        if error.errno in _GONE:
+            return None
+        raise
+    finally:
+        os.close(fd)
+
+
+def stat(pid: int) -> Stat | None:
+    """/proc/PID/stat, or None if the process is gone (reaped)."""
+    data = _read(f"/proc/{pid}/stat")
+    if not data:
+        return None
+    # The command (field 2) may hold spaces and parentheses: fields follow the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return Stat(
+        state=fields[0].decode(),
+        ppid=int(fields[1]),
+        start_ticks=int(fields[19]),
+        exit_status=int(fields[49]) if len(fields) > 49 else 0,
+    )
+
+
+def children(pid: int) -> set[int]:
+    """Direct children of every thread of ``pid`` (zombies included); empty if it is gone."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError as error:
+        if error.errno in _GONE:
+            return set()
+        raise
+    kids: set[int] = set()
+    for tid in threads:
+        data = _read(f"/proc/{pid}/task/{tid}/children")
+        if data:
+            kids.update(map(int, data.split()))
+    return kids
+
+
+def command(pid: int) -> str | None:
+    """The command line as ps shows it, [comm] when it has none; None if gone."""
+    data = _read(f"/proc/{pid}/cmdline")
+    if data is None:
+        return None
+    if text := " ".join(arg.decode(errors="replace") for arg in data.rstrip(b"\0").split(b"\0")):
+        return text
+    comm = _read(f"/proc/{pid}/comm")
+    return None if comm is None else f"[{comm.decode(errors='replace').strip()}]"
+
+
+def owner(pid: int) -> int | None:
+    """The user a process runs as (its /proc directory's owner); None if gone."""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
