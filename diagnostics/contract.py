@@ -365,7 +365,7 @@ class ChildRecord:
         for name, accepted in _EVENT_TYPES.items():
             cell = row.get(name)
             if cell is None:
-                raise ValueError(f"no {name} column")
+                raise ValueError(f"{name} is missing")
             try:
                 values[name] = _event_value(cell, accepted)
             except ValueError:

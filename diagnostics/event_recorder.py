@@ -64,6 +64,9 @@ PROBE_INTERVAL_S = 0.1
 SAME_START_TICKS = 5
 """A process started at most this many clock ticks before a fork event is the child of
 that event: the kernel stamps the start a little before it sends the event."""
+DESCRIPTORS_KEPT = 64
+"""Descriptors never taken for pidfds (the recorder reads /proc; its owner has files and
+pipes): at least this many, or an eighth of the limit."""
 DRAIN_BATCHES = 16
 """Connector batches read before the pidfds get their turn, under a flood."""
 SWITCHED_OFF = "switched off"
@@ -104,6 +107,7 @@ class EventRecorder:
         self._unwatched = 0
         self._scan_reaps = False
         """Set once a child must be watched by scans though pidfds work (none to spare)."""
+        self._pidfd_budget = 0
         self._warnings: list[str] = []
         self._fd: int | None = None
         self._unwritten: list[str] = []
@@ -137,7 +141,8 @@ class EventRecorder:
         if self._want_pidfds:  # before the connector: the probe's child is not ours to record
             self._pidfd_state = pidfds.probe()
             if self._pidfd_state == pidfds.OK:
-                pidfds.raise_descriptor_limit()
+                limit = pidfds.raise_descriptor_limit()
+                self._pidfd_budget = limit - max(DESCRIPTORS_KEPT, limit // 8)
         try:
             self._open()
         except BaseException as error:
@@ -239,7 +244,7 @@ class EventRecorder:
         overflows = self._conn.overflows
         for _ in range(DRAIN_BATCHES):
             batch = self._conn.read_batch()
-            self._apply(batch, now)
+            self._apply(batch, time.monotonic_ns())
             if len(batch) < BATCH:
                 break
         self._settle_gone()  # their exits, queued before they were found gone, are in
@@ -264,7 +269,7 @@ class EventRecorder:
                         now,
                         forked_ns=event.timestamp_ns,
                     )
-                    self._watch(child, event.timestamp_ns, now)
+                    self._watch(child, event.timestamp_ns)
             elif what == EXIT:
                 if tree.is_member(event.tgid):
                     self._exited(event)
@@ -284,23 +289,29 @@ class EventRecorder:
         self._unwatch(old)
         self._tree_or_fail().reaped(old, event.timestamp_ns, contract.REAP_PID_REUSED)
 
-    def _watch(self, child: Child, forked_ns: int | None, now: int) -> None:
+    def _watch(self, child: Child, forked_ns: int | None) -> None:
         """Open ``child``'s pidfd, and keep it only if it names that very process (one
         that started no later than its fork event); a child gone already is settled
         after the exits queued with it."""
         fd = None
-        if self._pidfd_state == pidfds.OK:
+        if self._pidfd_state == pidfds.OK and len(self._by_fd) >= self._pidfd_budget:
+            self._warn_once(
+                "some children were watched by scans of /proc: no descriptor to spare for"
+                f" their pidfds ({self._pidfd_budget} held at most)"
+            )
+            self._scan_reaps = True
+        elif self._pidfd_state == pidfds.OK:
             try:
                 fd = pidfds.open_pidfd(child.pid)
             except OSError as error:
-                self._warn_once(f"a child could not be watched: {error.strerror}")
+                self._warn_once(f"some children were watched by scans of /proc: {error.strerror}")
                 self._scan_reaps = True
         st = procfs.stat(child.pid)
         if st is None or (forked_ns is not None and not _started_by(st.start_ticks, forked_ns)):
             if fd is not None:
                 os.close(fd)
             self._unwatched += 1
-            self._gone.append((child, now))
+            self._gone.append((child, time.monotonic_ns()))  # reaped by the time it looked
             return
         child.start_ticks = st.start_ticks
         if fd is not None:
@@ -422,7 +433,8 @@ class EventRecorder:
                 if st is None or st.ppid != parent:
                     continue
                 child = tree.add(pid, parent, origin, now, command=procfs.command(pid))
-                self._watch(child, None, now)
+                child.start_ticks = st.start_ticks
+                self._watch(child, None)
                 if st.zombie:
                     tree.found_zombie(child, self._zombie_status(child, st))
                 else:

@@ -229,9 +229,9 @@ def read(path: Path) -> tuple[list[ChildRecord], list[str]]:
             raise ValueError(f"{path.name} lacks the columns {', '.join(missing)}")
         rows: list[ChildRecord] = []
         notes: list[str] = []
-        for number, row in enumerate(reader, start=2):
+        for number, row in enumerate(reader, start=1):
             try:
                 rows.append(ChildRecord.from_csv(row))
             except (ValueError, TypeError) as error:
-                notes.append(f"{path.name} line {number} left out: {error}")
+                notes.append(f"{path.name} row {number} left out: {error}")
     return rows, notes

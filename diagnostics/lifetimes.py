@@ -266,7 +266,7 @@ def summary_figures(rows: Sequence[ChildRecord], end: float) -> dict[str, Any]:
     final = at(series, end)
     return {
         "forked": sum(row.origin == contract.FORKED for row in rows),
-        "exited": sum(exit_time(row) is not None for row in rows),
+        "exited": sum(row.exited_at is not None for row in rows),
         "reaped": sum(row.reaped_at is not None for row in rows),
         "peak_zombies": top.zombies if top else 0,
         "peak_zombies_at": top.time if top and top.zombies else None,

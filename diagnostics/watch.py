@@ -151,7 +151,7 @@ def describe_events(summary: contract.EventSummary) -> str:
         else f" (the slowest {life['max_s'] * 1000:.3g} ms after its exit)"
     )
     parts = [
-        f"events: {figures['forked']} children forked, {life['exited']} exited,"
+        f"events: {figures['forked']} children forked, {figures['exited']} exited,"
         f" {figures['reaped']} reaped{slowest}, {figures['final_zombies']} zombies at the end"
     ]
     if summary.pre_existing:
