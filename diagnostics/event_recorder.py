@@ -38,7 +38,7 @@ import select
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from diagnostics import contract, pidfds, procfs
@@ -64,6 +64,10 @@ PROBE_INTERVAL_S = 0.1
 SAME_START_TICKS = 5
 """A process started at most this many clock ticks before a fork event is the child of
 that event: the kernel stamps the start a little before it sends the event."""
+EXIT_GRACE_NS = 250_000_000
+"""How long a reaped child's row waits for its exit event: the kernel sends it after the
+child is a zombie, so a parent quick to reap can have it gone before its exit is told
+(the more so on a loaded machine)."""
 DESCRIPTORS_KEPT = 64
 """Descriptors never taken for pidfds (the recorder reads /proc; its owner has files and
 pipes): at least this many, or an eighth of the limit."""
@@ -104,6 +108,8 @@ class EventRecorder:
         self._tree: ChildTree | None = None
         self._by_fd: dict[int, Child] = {}
         self._gone: list[tuple[Child, int]] = []
+        self._held: dict[int, tuple[Child, int]] = {}
+        """Reaped children whose exit event has not come yet, by PID, with a deadline."""
         self._unwatched = 0
         self._scan_reaps = False
         """Set once a child must be watched by scans though pidfds work (none to spare)."""
@@ -164,7 +170,7 @@ class EventRecorder:
                 self._connector_state = str(error)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        self._append([_csv_line(contract.EVENT_COLUMNS)])
+        self._append(_csv_lines([contract.EVENT_COLUMNS]))
         command = procfs.command(self.root) or f"[pid {self.root}]"
         self._tree = ChildTree(self.root, command)
         for fd in (self._stop_fd, self._probe_fd, *([self._conn.fileno()] if self._conn else [])):
@@ -271,7 +277,9 @@ class EventRecorder:
                     )
                     self._watch(child, event.timestamp_ns)
             elif what == EXIT:
-                if tree.is_member(event.tgid):
+                if tree.is_member(event.tgid) or (
+                    event.pid == event.tgid and event.pid in self._held
+                ):
                     self._exited(event)
             elif what == EXEC and tree.is_member(event.tgid):
                 self._exec(event)
@@ -322,6 +330,12 @@ class EventRecorder:
     def _exited(self, event: ProcEvent) -> None:
         tree = self._tree_or_fail()
         child = tree.active.get(event.tgid)
+        if child is None and event.pid == event.tgid and event.pid in self._held:  # late
+            child, _ = self._held.pop(event.pid)
+            child.exited_ns, child.exit_source = event.timestamp_ns, contract.EXIT_FROM_CONNECTOR
+            child.exit_status = event.exit_status
+            tree.done.append(child)
+            return
         if child is None:  # the root
             if event.pid == event.tgid and tree.root_exited_ns is None:
                 tree.root_exited_ns = event.timestamp_ns
@@ -367,9 +381,8 @@ class EventRecorder:
 
     def _hung_up(self, child: Child, now: int) -> None:
         tree = self._tree_or_fail()
-        if child.exited_ns is None and child.exit_source != contract.EXIT_BEFORE_SEEN:
-            # its exit event was lost: the pidfd's readable moment stands in for it
-            tree.exited(child, child.exit_seen_ns or now, contract.EXIT_FROM_PIDFD, None)
+        if child.exit_seen_ns is None:
+            child.exit_seen_ns = now  # readable and hung up in one look
         self._unwatch(child)
         tree.reaped(child, now, contract.REAP_FROM_PIDFD)
 
@@ -452,28 +465,49 @@ class EventRecorder:
 
     # Rows ------------------------------------------------------------------------
 
-    def _flush(self) -> None:
-        done = self._tree_or_fail().take_done()
+    def _flush(self, final: bool = False) -> None:
+        """Write the rows of the children done; one whose exit the connector has not
+        told yet waits for it (EXIT_GRACE_NS), unless this is the ``final`` flush."""
+        tree = self._tree_or_fail()
+        if not tree.done and not self._held:
+            return
+        now = time.monotonic_ns()
+        done = []
+        for child in tree.take_done():
+            if self._conn is not None and not final and child.exit_source == "":
+                self._held[child.pid] = (child, now + EXIT_GRACE_NS)
+            else:
+                done.append(child)
+        for pid, (child, deadline) in list(self._held.items()):
+            if final or deadline <= now:
+                del self._held[pid]
+                done.append(child)
         if done:
+            for child in done:
+                if child.exit_source == "" and child.exit_seen_ns is not None:
+                    # its exit event never came: the pidfd's readable moment stands in
+                    child.exited_ns, child.exit_source = (
+                        child.exit_seen_ns,
+                        contract.EXIT_FROM_PIDFD,
+                    )
             offset = _clock_offset()
             rows = [child.record(offset) for child in done]
             self.rows += rows
-            self._append([_csv_line(row.csv_row()) for row in rows])
+            self._append(_csv_lines(row.csv_row() for row in rows))
 
     def _finish(self) -> None:
         """The last events, then every child still in the tree as it is now."""
         self._handle(self._epoll.poll(0, 1024), time.monotonic_ns())
         self._settle_gone()
-        self._flush()
-        offset = _clock_offset()
-        rows = [child.record(offset) for child in self._tree_or_fail()]
-        self.rows += rows
-        self._append([_csv_line(row.csv_row()) for row in rows])
+        tree = self._tree_or_fail()
+        tree.done += list(tree)  # those still in the tree, as they are at the end
+        self._flush(final=True)
         self._close_all()
 
-    def _append(self, lines: list[str]) -> None:
+    def _append(self, text: str) -> None:
         """Whole rows to the file; on a write error they wait for the next try (stop)."""
-        self._unwritten += lines
+        if text:
+            self._unwritten.append(text)
         if self._fd is None or not self._unwritten:
             return
         data = "".join(self._unwritten).encode("utf-8")
@@ -493,7 +527,7 @@ class EventRecorder:
             self._conn.close()
         if self._fd is not None:
             if self._unwritten:
-                self._append([])
+                self._append("")
             os.close(self._fd)
             self._fd = None
 
@@ -610,7 +644,7 @@ def _clock_offset() -> int:
     return time.time_ns() - time.monotonic_ns()
 
 
-def _csv_line(cells: object) -> str:
-    line = io.StringIO()
-    csv.writer(line).writerow(cells)  # type: ignore[arg-type]
-    return line.getvalue()
+def _csv_lines(rows: Iterable[Iterable[str]]) -> str:
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    return text.getvalue()

@@ -124,6 +124,9 @@ class Lifetimes:
     max_s: float | None
     bounded: int
     """Reaped, but only a bound on when (or the exit time unknown)."""
+    bounded_max_s: float | None
+    """The longest those may have lived as zombies: their bounds' largest (None: none
+    had both an exit time and a bound)."""
     never_reaped: int
     """Still zombies when the record ended."""
     slowest_pid: int | None
@@ -144,6 +147,7 @@ def lifetime(row: ChildRecord) -> float | None:
 def lifetimes(rows: Iterable[ChildRecord]) -> Lifetimes:
     exited = bounded = never = 0
     timed: list[tuple[float, int]] = []
+    bounds: list[float] = []
     for row in rows:
         if row.exit_source == "" and row.reaped_at is None:
             continue  # alive at the end
@@ -154,6 +158,8 @@ def lifetimes(rows: Iterable[ChildRecord]) -> Lifetimes:
             timed.append((span, row.pid))
         else:
             bounded += 1  # its reap (or its exit) only bounded
+            if row.exited_at is not None:
+                bounds.append(max(0.0, row.reaped_at - row.exited_at))
     timed.sort()
     spans = [span for span, _ in timed]
     return Lifetimes(
@@ -163,6 +169,7 @@ def lifetimes(rows: Iterable[ChildRecord]) -> Lifetimes:
         p99_s=percentile(spans, 99),
         max_s=spans[-1] if spans else None,
         bounded=bounded,
+        bounded_max_s=max(bounds, default=None),
         never_reaped=never,
         slowest_pid=timed[-1][1] if timed else None,
     )

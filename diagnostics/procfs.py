@@ -105,13 +105,19 @@ def children(pid: int) -> set[int]:
     return kids
 
 
+COMMAND_CHARS = 200
+"""A command is cut to this length: enough to name it, and every child of a tree carries
+its parent's, so a long one (a ``python -c`` script) would fill the record."""
+
+
 def command(pid: int) -> str | None:
-    """The command line as ps shows it, [comm] when it has none; None if gone."""
+    """The command line as ps shows it (runs of white space as one space, at most
+    :data:`COMMAND_CHARS` characters), [comm] when it has none; None if gone."""
     data = _read(f"/proc/{pid}/cmdline")
     if data is None:
         return None
-    if text := " ".join(arg.decode(errors="replace") for arg in data.rstrip(b"\0").split(b"\0")):
-        return text
+    if text := " ".join(data.decode(errors="replace").replace("\0", " ").split()):
+        return text if len(text) <= COMMAND_CHARS else text[: COMMAND_CHARS - 1] + "\u2026"
     comm = _read(f"/proc/{pid}/comm")
     return None if comm is None else f"[{comm.decode(errors='replace').strip()}]"
 

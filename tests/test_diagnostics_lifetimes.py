@@ -94,6 +94,7 @@ def test_lifetimes_count_measured_bounded_and_never_reaped() -> None:
     )
     assert figures.p50_s == pytest.approx(0.050) and figures.p99_s == pytest.approx(0.099)
     assert figures.max_s == pytest.approx(0.100) and figures.slowest_pid == 100
+    assert figures.bounded_max_s == pytest.approx(1.0)  # 201: gone when looked, 1 s on
 
 
 def test_percentiles_are_observed_values() -> None:
