@@ -324,14 +324,15 @@ class ChildRecord:
 
     pid: int
     started: float | None
-    """Its start time as /proc gives it (10 ms ticks; ps shows the same); empty if it
-    was gone before the recorder could read it."""
+    """Its start time from /proc, to the kernel's clock tick (10 ms), on the same clock as
+    the other times; empty if it was gone before the recorder could read it."""
     parent: int
     """The process that forked it (for a child not seen forked: its parent when seen)."""
     depth: int
     """1 for a child of the root, 2 for a grandchild, and so on."""
     command: str
-    """Its command line: its parent's until it runs exec, then the new one."""
+    """Its command line: its parent's until it runs exec, then the new one; for a child
+    alive at the end, the one it has then (a prefork worker may rename itself)."""
     origin: str
     """FORKED, PRE_EXISTING or DISCOVERED (above)."""
     seen_at: float

@@ -50,6 +50,7 @@ from diagnostics.proc_connector import (
     EXEC,
     EXIT,
     FORK,
+    RECEIVE_BUFFER,
     Connector,
     ConnectorUnavailable,
     ProcEvent,
@@ -81,7 +82,8 @@ _HANGUP = select.EPOLLHUP | select.EPOLLERR
 class EventRecorder:
     """Records the children of ``root_pid``'s tree into ``folder``/events.csv.
 
-    ``connector`` and ``pidfds`` False switch a source off (for tests of the fallbacks).
+    ``connector`` and ``pidfds`` False switch a source off (for tests of the fallbacks);
+    ``receive_buffer`` is what the connector's socket asks for (the kernel may give less).
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class EventRecorder:
         connector: bool = True,
         pidfds: bool = True,
         scan_interval: float = SCAN_INTERVAL_S,
+        receive_buffer: int = RECEIVE_BUFFER,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         if not scan_interval > 0:
@@ -99,6 +102,7 @@ class EventRecorder:
         self.root = root_pid
         self.path = Path(folder) / contract.EVENTS
         self.scan_interval = scan_interval
+        self.receive_buffer = receive_buffer
         self.on_error = on_error
         self.error: str | None = None
         self.rows: list[ChildRecord] = []
@@ -164,7 +168,7 @@ class EventRecorder:
         """The connector, the file, and the tree as it is (after subscribing: none missed)."""
         if self._want_connector:
             try:
-                self._conn = Connector.open()
+                self._conn = Connector.open(self.receive_buffer)
                 self._connector_state = "ok"
             except ConnectorUnavailable as error:
                 self._connector_state = str(error)
@@ -500,7 +504,10 @@ class EventRecorder:
         self._handle(self._epoll.poll(0, 1024), time.monotonic_ns())
         self._settle_gone()
         tree = self._tree_or_fail()
-        tree.done += list(tree)  # those still in the tree, as they are at the end
+        for child in tree:  # those still in the tree, as they are at the end
+            if child.exit_source == "":  # alive: its command now (a worker renames itself)
+                child.command = procfs.command(child.pid) or child.command
+            tree.done.append(child)
         self._flush(final=True)
         self._close_all()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import time
 from dataclasses import dataclass
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -22,13 +23,10 @@ _GONE = (errno.ENOENT, errno.ESRCH, errno.ENOTDIR)
 
 @functools.cache
 def boot_time() -> float:
-    """Unix time of boot as /proc/stat's btime gives it (what psutil and ps use), so
-    start times here equal the sampler's and ps's."""
-    with open("/proc/stat", "rb") as file:
-        for line in file:
-            if line.startswith(b"btime "):
-                return float(line.split()[1])
-    raise OSError(errno.ENOENT, "no btime in /proc/stat")
+    """Unix time of boot, to the microsecond: the origin of the start times in
+    /proc/PID/stat. (/proc/stat's btime, which ps and psutil use, is cut to whole
+    seconds: start times from it can read up to a second early.)"""
+    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +47,7 @@ class Stat:
 
     @property
     def started(self) -> float:
-        """Start time in unix seconds, as the sampler's ProcStat.started gives it."""
+        """Start time in unix seconds, to the clock tick."""
         return boot_time() + self.start_ticks / CLOCK_TICKS
 
 

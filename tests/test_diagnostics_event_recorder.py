@@ -373,6 +373,32 @@ def test_a_reused_pid_is_two_children(tmp_path: Path) -> None:
     assert summary.unwatched >= 2 and any("only bounds" in w for w in summary.warnings)
 
 
+def test_events_lost_to_a_full_buffer_are_counted_and_scans_find_the_children(
+    tmp_path: Path,
+) -> None:
+    """A buffer of a few kilobytes and a recorder stopped while the tree forks: the kernel
+    drops events, the gaps in its sequence numbers count them, and a scan finds the
+    children whose forks were lost."""
+    require_connector()
+    with Tree() as tree:
+        outside = OutsideRecorder(tree.pid, tmp_path, {"receive_buffer": 4096})
+        try:
+            os.kill(outside.proc.pid, signal.SIGSTOP)
+            h.wait_until(lambda: _stopped(outside.proc.pid), "every thread of the recorder stopped")
+            try:
+                sleepers = [tree.ask("sleep")[0] for _ in range(40)]
+            finally:
+                os.kill(outside.proc.pid, signal.SIGCONT)
+        finally:
+            summary = EventSummary.from_json(outside.stop())
+    rows = by_pid(file_rows(tmp_path))
+    assert set(sleepers) <= set(rows)
+    assert {rows[pid].origin for pid in sleepers} <= {contract.FORKED, contract.DISCOVERED}
+    assert contract.DISCOVERED in {rows[pid].origin for pid in sleepers}
+    assert summary.overflows >= 1 and summary.events_lost is not None and summary.events_lost > 0
+    assert "events lost" in summary.sampled["forks"]
+
+
 @pytest.mark.slow  # a thousand zombies held, each with its pidfd: a few seconds
 def test_a_thousand_zombies_each_watched_then_every_pidfd_closed(tmp_path: Path) -> None:
     require_connector()
