@@ -398,7 +398,7 @@ class EventSummary(_Record):
 
     ``sources`` names where each of fork, exit and reap came from ("connector", "pidfd",
     "scan"); ``sampled`` says, for each figure that is only sampled, why. Events lost are
-    counted exactly from the kernel's per-CPU sequence numbers where the connector ran.
+    counted from the kernel's per-CPU sequence numbers where the connector ran.
     """
 
     file: str = EVENTS
@@ -416,8 +416,9 @@ class EventSummary(_Record):
     overflows: int = 0
     """Times the connector's receive buffer overflowed (ENOBUFS): events were dropped."""
     events_lost: int | None = None
-    """Connector events dropped, from the gaps in the kernel's sequence numbers (null
-    without the connector)."""
+    """Connector events dropped, at least (null without the connector): the gaps in the
+    kernel's per-CPU sequence numbers, and one per overflow at the least. 0 only when
+    neither shows a loss."""
     events_read: int = 0
     """Connector events read, for the whole machine (the connector cannot filter by tree)."""
     children: int = 0

@@ -41,7 +41,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from diagnostics import contract, pidfds, procfs
+from diagnostics import clocks, contract, pidfds, procfs
 from diagnostics.contract import ChildRecord, EventSummary
 from diagnostics.events import Child, ChildTree
 from diagnostics.lifetimes import percentile, summary_figures
@@ -494,7 +494,7 @@ class EventRecorder:
                         child.exit_seen_ns,
                         contract.EXIT_FROM_PIDFD,
                     )
-            offset = _clock_offset()
+            offset = clocks.unix_offset_ns()
             rows = [child.record(offset) for child in done]
             self.rows += rows
             self._append(_csv_lines(row.csv_row() for row in rows))
@@ -582,7 +582,7 @@ class EventRecorder:
             )
         elif conn.lost or conn.overflows:
             sampled["forks"] = (
-                f"{conn.lost} connector events lost ({conn.overflows} overflows of the"
+                f"at least {conn.lost} connector events lost ({conn.overflows} overflows of the"
                 " receive buffer): children missed were looked for by a scan of /proc"
             )
         if conn is None and not pidfd_ok:
@@ -641,14 +641,8 @@ def _started_by(start_ticks: int | None, forked_ns: int) -> bool:
     the event, and not long before it. A newer process that took the PID started later."""
     if start_ticks is None:
         return False
-    boot_ns = forked_ns + time.clock_gettime_ns(time.CLOCK_BOOTTIME) - time.monotonic_ns()
-    expected = boot_ns // procfs.TICK_NS
+    expected = (forked_ns + clocks.boot_offset_ns()) // procfs.TICK_NS
     return expected - SAME_START_TICKS <= start_ticks <= expected
-
-
-def _clock_offset() -> int:
-    """Unix minus monotonic nanoseconds now: puts kernel timestamps on the samples' clock."""
-    return time.time_ns() - time.monotonic_ns()
 
 
 def _csv_lines(rows: Iterable[Iterable[str]]) -> str:

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diagnostics import contract
+from diagnostics.clocks import boot_time
 from diagnostics.contract import ChildRecord
-from diagnostics.procfs import CLOCK_TICKS, boot_time
+from diagnostics.procfs import CLOCK_TICKS
 
 
 @dataclass(slots=True)

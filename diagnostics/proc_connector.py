@@ -13,7 +13,8 @@ event once it has sent PROC_CN_MCAST_LISTEN. What the kernel allows varies:
 
 Nothing is lost silently: a full receive buffer makes recv() fail with ENOBUFS (an
 "overflow", counted), and the kernel numbers the events it sends per CPU, so the
-gaps in those numbers count exactly how many events this socket missed. The events
+gaps in those numbers count the events this socket missed (:attr:`Connector.lost`: a
+lower bound, as a CPU's numbers can be compared only from its first event read on). The events
 are not filtered by type (the filter of 6.6+ would hide the gaps): exec events
 come along, and name a child's new command.
 """
@@ -87,7 +88,8 @@ class Connector:
         self.buffer_bytes = buffer_bytes
         """The receive buffer the kernel granted (it reports twice what it accounts)."""
         self.overflows = 0
-        self.lost = 0
+        self.gaps = 0
+        """Events missing between two numbers of one CPU."""
         self.read = 0
         self._next_seq: dict[int, int] = {}
         self._buffer = bytearray(256)
@@ -114,6 +116,12 @@ class Connector:
             raise
         return cls(sock, granted)
 
+    @property
+    def lost(self) -> int:
+        """Events dropped, at least: the gaps, and one per overflow at the least (an
+        overflow may have dropped events of a CPU not heard from before)."""
+        return max(self.gaps, self.overflows)
+
     def fileno(self) -> int:
         return self._sock.fileno()
 
@@ -121,7 +129,7 @@ class Connector:
         """The events waiting, in the order the kernel queued them (at most ``limit``).
 
         Overflows and sequence gaps are counted as they are met (:attr:`overflows`,
-        :attr:`lost`); acknowledgements are left out.
+        :attr:`gaps`); acknowledgements are left out.
         """
         events: list[ProcEvent] = []
         recv_into, buffer, unpack = self._sock.recv_into, self._buffer, _EVENT.unpack_from
@@ -141,7 +149,7 @@ class Connector:
             seq, what, cpu, ts, a, b, c, d, e, f = unpack(buffer)
             expected = next_seq.get(cpu)
             if expected is not None and seq != expected:
-                self.lost += (seq - expected) % 2**32
+                self.gaps += (seq - expected) % 2**32
             next_seq[cpu] = (seq + 1) % 2**32
             if what == FORK:
                 events.append(ProcEvent(what, cpu, seq, ts, c, d, a, b, 0))

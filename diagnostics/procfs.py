@@ -11,22 +11,14 @@ child may be reaped between any two reads.
 from __future__ import annotations
 
 import errno
-import functools
 import os
-import time
 from dataclasses import dataclass
+
+from diagnostics.clocks import boot_time
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TICK_NS = 1_000_000_000 // CLOCK_TICKS
 _GONE = (errno.ENOENT, errno.ESRCH, errno.ENOTDIR)
-
-
-@functools.cache
-def boot_time() -> float:
-    """Unix time of boot, to the microsecond: the origin of the start times in
-    /proc/PID/stat. (/proc/stat's btime, which ps and psutil use, is cut to whole
-    seconds: start times from it can read up to a second early.)"""
-    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 @dataclass(frozen=True, slots=True)
