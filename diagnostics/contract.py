@@ -324,8 +324,9 @@ class ChildRecord:
 
     pid: int
     started: float | None
-    """Its start time from /proc, to the kernel's clock tick (10 ms), on the same clock as
-    the other times; empty if it was gone before the recorder could read it."""
+    """Its start time: the fork's timestamp where the fork was seen (the kernel stamps the
+    start just before), else /proc's start time to the clock tick (10 ms); empty if it
+    was gone before the recorder could read it."""
     parent: int
     """The process that forked it (for a child not seen forked: its parent when seen)."""
     depth: int
@@ -355,8 +356,8 @@ class ChildRecord:
     def csv_row(self) -> list[str]:
         """The row for events.csv, in :data:`EVENT_COLUMNS` order."""
         return [
-            _event_cell(getattr(self, name), _EVENT_FLOAT_FORMATS.get(name, ""))
-            for name in EVENT_COLUMNS
+            "" if (value := getattr(self, name)) is None else format(value, spec)
+            for name, spec in _EVENT_CELLS
         ]
 
     @classmethod
@@ -375,13 +376,10 @@ class ChildRecord:
 
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ChildRecord))
+_EVENT_CELLS = tuple((name, _EVENT_FLOAT_FORMATS.get(name, "")) for name in EVENT_COLUMNS)
 _EVENT_TYPES = {
     item.name: _accepted(get_type_hints(ChildRecord)[item.name]) for item in fields(ChildRecord)
 }
-
-
-def _event_cell(value: object, spec: str) -> str:
-    return "" if value is None else format(value, spec)
 
 
 def _event_value(cell: str, accepted: tuple[type, ...]) -> Any:

@@ -62,6 +62,10 @@ SCAN_INTERVAL_S = 0.02
 """How often /proc is scanned for what a missing source does not tell."""
 PROBE_INTERVAL_S = 0.1
 """Mean gap between the latency probes (random, so they land at every phase of the loop)."""
+MAX_FORKS_PER_S = 1_000_000
+"""No machine forks faster: so no PID can come round again within (free PIDs / this)
+seconds of a fork, and a pidfd opened that soon names the child without a look in /proc."""
+SAFE_LAG_REFRESH_NS = 100_000_000
 SAME_START_TICKS = 5
 """A process started at most this many clock ticks before a fork event is the child of
 that event: the kernel stamps the start a little before it sends the event."""
@@ -118,6 +122,8 @@ class EventRecorder:
         self._scan_reaps = False
         """Set once a child must be watched by scans though pidfds work (none to spare)."""
         self._pidfd_budget = 0
+        self._safe_lag = (0, 0)
+        """(until when, how long after a fork a pidfd surely names the child), in ns."""
         self._warnings: list[str] = []
         self._fd: int | None = None
         self._unwritten: list[str] = []
@@ -318,6 +324,13 @@ class EventRecorder:
             except OSError as error:
                 self._warn_once(f"some children were watched by scans of /proc: {error.strerror}")
                 self._scan_reaps = True
+        if (
+            fd is not None
+            and forked_ns is not None
+            and time.monotonic_ns() - forked_ns < self._lag()
+        ):
+            self._register(child, fd)  # no PID can have come round since its fork
+            return
         st = procfs.stat(child.pid)
         if st is None or (forked_ns is not None and not _started_by(st.start_ticks, forked_ns)):
             if fd is not None:
@@ -327,9 +340,22 @@ class EventRecorder:
             return
         child.start_ticks = st.start_ticks
         if fd is not None:
-            child.pidfd = fd
-            self._by_fd[fd] = child
-            self._epoll.register(fd, select.EPOLLIN)
+            self._register(child, fd)
+
+    def _register(self, child: Child, fd: int) -> None:
+        child.pidfd = fd
+        self._by_fd[fd] = child
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def _lag(self) -> int:
+        """How long after a fork its PID surely still names the child (ns): the time the
+        PIDs free now would take to run out at MAX_FORKS_PER_S (a PID comes round again
+        only after the allocator has passed every free one)."""
+        now = time.monotonic_ns()
+        if now >= self._safe_lag[0]:
+            free = procfs.free_pids() or 0
+            self._safe_lag = (now + SAFE_LAG_REFRESH_NS, free * 1_000_000_000 // MAX_FORKS_PER_S)
+        return self._safe_lag[1]
 
     def _exited(self, event: ProcEvent) -> None:
         tree = self._tree_or_fail()
@@ -359,7 +385,13 @@ class EventRecorder:
         tree = self._tree_or_fail()
         for orphan in tree.orphans_of(pid):
             st = procfs.stat(orphan.pid)
-            if st is not None and st.start_ticks == orphan.start_ticks and st.ppid != pid:
+            if st is None or st.ppid == pid:
+                continue
+            if orphan.pidfd is not None:
+                same = not pidfds.reaped(orphan.pidfd)  # still there: the PID is still its
+            else:
+                same = st.start_ticks == orphan.start_ticks
+            if same:
                 tree.adopted(orphan, st.ppid)
 
     def _exec(self, event: ProcEvent) -> None:

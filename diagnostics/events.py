@@ -40,6 +40,8 @@ class Child:
     seen_ns: int
     forked_ns: int | None = None
     start_ticks: int | None = None
+    """Its start in clock ticks, as /proc gives it; None if not read (a child whose pidfd
+    was opened right after its fork needs no other proof of who it is)."""
     exited_ns: int | None = None
     exit_source: str = ""
     exit_status: int | None = None
@@ -67,11 +69,12 @@ class Child:
             return None if ns is None else (ns + offset_ns) / 1e9
 
         code, killer = _decode(self.exit_status)
+        started = unix(self.forked_ns)  # the kernel stamps the start just before the fork event
+        if self.start_ticks is not None:
+            started = boot_time() + self.start_ticks / CLOCK_TICKS
         return ChildRecord(
             pid=self.pid,
-            started=None
-            if self.start_ticks is None
-            else boot_time() + self.start_ticks / CLOCK_TICKS,
+            started=started,
             parent=self.parent,
             depth=self.depth,
             command=self.command,

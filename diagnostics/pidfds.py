@@ -82,6 +82,13 @@ def open_pidfd(pid: int) -> int | None:
         raise
 
 
+def reaped(fd: int) -> bool:
+    """Whether the process of pidfd ``fd`` has been reaped (its pidfd hangs up)."""
+    poller = select.poll()
+    poller.register(fd, 0)  # only the hang-up (and errors) are reported
+    return any(mask & (select.POLLHUP | select.POLLERR) for _, mask in poller.poll(0))
+
+
 def raise_descriptor_limit() -> int:
     """Lift this process's soft limit on descriptors to its hard limit; the new soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -118,3 +118,14 @@ def owner(pid: int) -> int | None:
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return None
+
+
+def free_pids() -> int | None:
+    """PIDs the kernel can still hand out: pid_max less the tasks that exist (threads and
+    zombies hold one each); None where the kernel does not say."""
+    try:
+        pid_max = int(_read("/proc/sys/kernel/pid_max") or b"")
+        tasks = int((_read("/proc/loadavg") or b"").split()[3].split(b"/")[1])
+    except (ValueError, IndexError):
+        return None
+    return max(0, pid_max - 1 - tasks)
