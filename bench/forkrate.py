@@ -11,10 +11,15 @@ fork) with the same Python the servers run:
   server under that load can approach, since its children run on the other CPUs
   while the parent forks the next one. A server can beat the first figure, never
   the second.
+
+And a third, for the event recorder: :class:`ForkStorm`, one fork-exit-wait loop per
+core under one root, the most forks this machine makes at once.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -62,3 +67,77 @@ def fork_rate(seconds: float, in_flight: int) -> ForkRate:
     )
     rate, rss = done.stdout.split()
     return ForkRate(float(rate), int(rss), in_flight)
+
+
+_STORM_SCRIPT = """\
+import os, sys, time
+seconds, workers = float(sys.argv[1]), int(sys.argv[2])
+print("ready", flush=True)
+sys.stdin.readline()
+pipes = []
+for _ in range(workers):
+    read_end, write_end = os.pipe()
+    if os.fork() == 0:
+        os.close(read_end)
+        start = time.monotonic()
+        deadline, forks = start + seconds, 0
+        while time.monotonic() < deadline:
+            if os.fork() == 0:
+                os._exit(0)
+            os.wait()
+            forks += 1
+        os.write(write_end, f"{forks} {time.monotonic() - start}".encode())
+        os._exit(0)
+    os.close(write_end)
+    pipes.append(read_end)
+results = [os.read(read_end, 64).split() for read_end in pipes]
+for _ in pipes:
+    os.wait()
+print(sum(int(n) for n, _ in results), sum(int(n) / float(s) for n, s in results), flush=True)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StormResult:
+    forks: int
+    """Children forked, exited and reaped by all the loops together."""
+    rate_per_s: float
+    """The loops' rates added up."""
+
+
+class ForkStorm:
+    """Fork-exit-wait loops, one process per core, under one root: the highest fork rate
+    this machine reaches, as one process tree an event recorder can follow.
+
+    The root is started at once and waits; :meth:`run` lets the loops go and waits for
+    them, so a recorder can be started on :attr:`pid` in between.
+    """
+
+    def __init__(self, seconds: float, workers: int) -> None:
+        self.seconds = seconds
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _STORM_SCRIPT, str(seconds), str(workers)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            self.close()
+            raise RuntimeError("the fork loops did not start")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def run(self) -> StormResult:
+        stdout, _ = self.proc.communicate("go\n", timeout=self.seconds + GRACE)
+        forks, rate = stdout.split()
+        return StormResult(int(forks), float(rate))
+
+    def close(self) -> None:
+        """End the loops if :meth:`run` did not (an interrupted bench)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()

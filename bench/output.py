@@ -33,6 +33,7 @@ def render(record: Record) -> str:
         ("sampler", _sampler),
         ("observer", _observer),
         ("headroom", _headroom),
+        ("events", _events),
     ):
         if record.get(key):
             lines += ["", *draw(record[key], record)]
@@ -124,6 +125,31 @@ def _headroom(section: Record, _record: Record) -> list[str]:
         lines.append(f"   Locust reaches {share:.0%} of wrk's rate on the same server")
     if section["harness"]["client_bound"]:
         lines.append("   Locust is near a full core: the client, not the server, sets the rate")
+    return lines
+
+
+def _events(section: Record, _record: Record) -> list[str]:
+    lines = ["5. Event recorder (fork, exit, reap of every child)"]
+    storm = section.get("fork_storm")
+    if storm:
+        lost = storm["events_lost"]
+        lines += [
+            f"   fork-exit-wait, {storm['workers']} loops:"
+            f" {_num(storm['rate_per_s_without'], ',.0f')} forks/s without the recorder,"
+            f" {_num(storm['rate_per_s_with'], ',.0f')} with;"
+            f" {storm['children_recorded']:,} of {storm['forks']:,} children recorded,"
+            f" {'n/a' if lost is None else lost} events lost ({storm['overflows']} overflows)"
+        ]
+    server = section.get("server")
+    if server:
+        matches = {True: "= its counter", False: "DIFFERS from its counter", None: "(no counter)"}
+        lines += [
+            f"   ours under load: {server['forks_recorded']:,} forks recorded"
+            f" {matches[server['matches_counter']]}, {server['events_lost']} events lost;"
+            f" {_num(server['cpu_us_per_event'], '.1f')} us CPU per event,"
+            f" reaps seen {_num(server['reap_latency_ms_p99'], '.2f')} ms late (p99)",
+            f"   with / without the recorder: {_target(server['target'])}",
+        ]
     return lines
 
 

@@ -19,6 +19,13 @@ Modules (import the one you need; this package imports nothing eagerly):
 - ``pytest_plugin`` ``pytest --child-leaks=warn|fail`` (the ``pytest11`` entry point)
 - ``subreaper``  ``become_subreaper()``: orphaned descendants come back to this process
 - ``errors``     ``NoSuchProcess``, ``ZombieProcess``, ``AccessDenied``
+- ``event_recorder`` ``EventRecorder``: every fork, exit and reap of a tree into events.csv
+- ``proc_connector`` the kernel's process-events connector (fork, exec, exit; timestamps)
+- ``pidfds``     reap times from pidfds, and the check that this kernel gives them
+- ``procfs``     the /proc facts the event recorder needs, standard library only
+- ``clocks``     the kernel's clocks put on the samples' (unix) clock
+- ``events``     ``ChildTree``: the record of a tree's children; ``read`` for events.csv
+- ``lifetimes``  figures from events.csv: exact counts, zombie lifetimes, workers, cross-check
 
 diagnostics imports neither loadtest nor reports (nor locust).
 """

@@ -19,7 +19,7 @@ from diagnostics.contract import Status
 from diagnostics.doctor import examine, examine_all, render
 from diagnostics.errors import DiagnosticsError
 from diagnostics.runs import DEFAULT_RUNS
-from diagnostics.watch import draw_report, watch
+from diagnostics.watch import describe_events, draw_report, watch
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -102,6 +102,8 @@ def _watch(args: argparse.Namespace) -> int:
     report = draw_report(result.run_dir)
     if report.verdict is not None:
         print(f"PID {args.pid}: {report.verdict}")
+    if result.events is not None:
+        print(describe_events(result.events))
     if report.index is not None:
         print(f"report: {report.index}")
     else:

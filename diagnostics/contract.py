@@ -319,6 +319,8 @@ class ScenarioRecord(_Record):
     locust_cpu: float | None = None
     locust_cpu_scope: str | None = None
     """Whose CPU locust_cpu is, when not all of Locust's (remote workers go unmeasured)."""
+    events: dict[str, Any] | None = None
+    """The event record's :class:`EventSummary` (``to_json()``); null: no event record."""
     cross_checks: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -362,3 +364,168 @@ def _format(name: str, value: float | None) -> str:
     if value is None:
         return ""
     return format(value, _FLOAT_FORMATS.get(name, ""))
+
+
+EVENTS = "events.csv"
+"""One row per child of the observed tree (:class:`ChildRecord`), written by
+diagnostics/event_recorder.py; what the rows rest on is in :class:`EventSummary`."""
+
+# How the recorder came to know a child (ChildRecord.origin).
+FORKED = "forked"
+"""Its fork was seen: forked_at is the kernel's timestamp."""
+PRE_EXISTING = "pre-existing"
+"""It was there when the record began (no fork event: a prefork pool's workers)."""
+DISCOVERED = "discovered"
+"""Found later by a scan of /proc (no connector, or events lost): its fork was not seen."""
+# Where a child's exit time came from (ChildRecord.exit_source).
+EXIT_FROM_CONNECTOR = "connector"
+"""The kernel's own timestamp of the exit, from the process-events connector."""
+EXIT_FROM_PIDFD = "pidfd"
+"""When the recorder saw the child's pidfd turn readable: late by the poller's latency."""
+EXIT_FROM_SCAN = "scan"
+"""When a scan of /proc first found it a zombie: late by up to the scan interval."""
+EXIT_BEFORE_SEEN = "before-seen"
+"""Already a zombie when the recorder first saw it: exited_at is empty."""
+# Where a child's reap time came from (ChildRecord.reap_source).
+REAP_FROM_PIDFD = "pidfd"
+"""When the recorder saw the child's pidfd hang up: late by the poller's latency."""
+REAP_FROM_SCAN = "scan"
+"""When a scan of /proc first found it gone: late by up to the scan interval."""
+REAP_GONE_WHEN_LOOKED = "gone-when-looked"
+"""Reaped before the recorder could watch it (reaped_at: when it found it gone)."""
+REAP_PID_REUSED = "pid-reused"
+"""Found reaped when its PID came back for a newer process (reaped_at: that fork)."""
+MEASURED_REAPS = frozenset({REAP_FROM_PIDFD})
+"""Reap sources whose time is the reap itself (up to the poller's latency); the others
+give only a time by which it had been reaped."""
+MEASURED_EXITS = frozenset({EXIT_FROM_CONNECTOR, EXIT_FROM_PIDFD})
+
+_EVENT_FLOAT_FORMATS = dict.fromkeys(
+    ("started", "seen_at", "forked_at", "exited_at", "reaped_at"), ".6f"
+)
+
+
+@dataclass(slots=True)
+class ChildRecord:
+    """One child of the observed tree (any depth), one row of events.csv.
+
+    Times are unix seconds on the samples' clock; an empty cell (None) is not known or
+    did not happen: ``exited_at`` empty with ``exit_source`` empty is a child still alive
+    when the record ended, ``reaped_at`` empty after an exit is a zombie never reaped.
+    The identity of a child is ``pid`` with ``started`` (PIDs are reused).
+    """
+
+    pid: int
+    started: float | None
+    """Its start time: the fork's timestamp where the fork was seen (the kernel stamps the
+    start just before), else /proc's start time to the clock tick (10 ms); empty if it
+    was gone before the recorder could read it."""
+    parent: int
+    """The process that forked it (for a child not seen forked: its parent when seen)."""
+    depth: int
+    """1 for a child of the root, 2 for a grandchild, and so on."""
+    command: str
+    """Its command line: its parent's until it runs exec, then the new one; for a child
+    alive at the end, the one it has then (a prefork worker may rename itself)."""
+    origin: str
+    """FORKED, PRE_EXISTING or DISCOVERED (above)."""
+    seen_at: float
+    forked_at: float | None
+    exited_at: float | None
+    exit_source: str
+    """One of the EXIT_* names above; "" while it has not exited."""
+    exit_code: int | None
+    exit_signal: str | None
+    """The signal that ended it ("SIGKILL"), if one did."""
+    reaped_at: float | None
+    reap_source: str
+    """One of the REAP_* names above; "" while it has not been reaped."""
+    reaped_by: int | None
+    """Who waited for it: its parent, or whoever adopted it; empty if not known."""
+    adopted_by: int | None
+    """The subreaper or init it was handed to when its parent died; empty if none (or
+    not known)."""
+
+    def csv_row(self) -> list[str]:
+        """The row for events.csv, in :data:`EVENT_COLUMNS` order."""
+        return [
+            "" if (value := getattr(self, name)) is None else format(value, spec)
+            for name, spec in _EVENT_CELLS
+        ]
+
+    @classmethod
+    def from_csv(cls, row: dict[str, str]) -> ChildRecord:
+        """A row as read by csv.DictReader; ValueError (naming the cell) if one is bad."""
+        values: dict[str, Any] = {}
+        for name, accepted in _EVENT_TYPES.items():
+            cell = row.get(name)
+            if cell is None:
+                raise ValueError(f"{name} is missing")
+            try:
+                values[name] = _event_value(cell, accepted)
+            except ValueError:
+                raise ValueError(f"{name} is not {accepted[0].__name__}: {cell!r}") from None
+        return cls(**values)
+
+
+EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ChildRecord))
+_EVENT_CELLS = tuple((name, _EVENT_FLOAT_FORMATS.get(name, "")) for name in EVENT_COLUMNS)
+_EVENT_TYPES = {
+    item.name: _accepted(get_type_hints(ChildRecord)[item.name]) for item in fields(ChildRecord)
+}
+
+
+def _event_value(cell: str, accepted: tuple[type, ...]) -> Any:
+    if cell == "" and type(None) in accepted:
+        return None
+    kind = accepted[0]
+    return cell if kind is str else kind(cell)
+
+
+@dataclass(kw_only=True, slots=True)
+class EventSummary(_Record):
+    """What an event record rests on and what it showed: one object for scenario.json
+    (``ScenarioRecord.events``) or run.json, written by diagnostics/event_recorder.py.
+
+    ``sources`` names where each of fork, exit and reap came from ("connector", "pidfd",
+    "scan"); ``sampled`` says, for each figure that is only sampled, why. Events lost are
+    counted from the kernel's per-CPU sequence numbers where the connector ran.
+    """
+
+    file: str = EVENTS
+    root_pid: int
+    started: float
+    ended: float | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    sampled: dict[str, str] = field(default_factory=dict)
+    """Figure ("forks", "exits", "reaps") -> why it is sampled rather than measured."""
+    connector: str = ""
+    """"ok", or why the process-events connector could not be used."""
+    pidfd: str = ""
+    """"ok", or why pidfds could not give reap times."""
+    receive_buffer_bytes: int | None = None
+    overflows: int = 0
+    """Times the connector's receive buffer overflowed (ENOBUFS): events were dropped."""
+    events_lost: int | None = None
+    """Connector events dropped, at least (null without the connector): the gaps in the
+    kernel's per-CPU sequence numbers, and one per overflow at the least. 0 only when
+    neither shows a loss."""
+    events_read: int = 0
+    """Connector events read, for the whole machine (the connector cannot filter by tree)."""
+    children: int = 0
+    forked: int = 0
+    pre_existing: int = 0
+    discovered: int = 0
+    unwatched: int = 0
+    """Children whose reap the recorder could not watch (gone, or no pidfd to spare):
+    their reap time is only bounded."""
+    scan_interval_s: float | None = None
+    reap_latency_ms: dict[str, Any] | None = None
+    """How late the poller sees a pidfd event: {"probes", "p50", "p99", "max"}, measured
+    with wake-ups at random times during the record."""
+    cpu_seconds: float | None = None
+    """CPU time of the recorder's thread."""
+    figures: dict[str, Any] = field(default_factory=dict)
+    """What the record shows (diagnostics/lifetimes.py's figures of the file)."""
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

@@ -7,9 +7,12 @@ process (diagnostics imports nothing from reports), and its verdict is the one p
 
 run.json is written before sampling starts (status "running") and rewritten at the
 end, so even a killed watch leaves a readable run directory; rows are written whole,
-one by one, by the :class:`~diagnostics.recorder.Recorder`. A little space is held
-back (a :class:`~diagnostics.diskio.Reserve`) so that the final records can say
-"disk full" on a disk the samples filled.
+one by one, by the :class:`~diagnostics.recorder.Recorder`. Beside the samples, an
+:class:`~diagnostics.event_recorder.EventRecorder` writes events.csv: every fork, exit
+and reap in the target's tree while the watch lasts (children forked before it began
+are "pre-existing": their fork time is not known), and scenario.json keeps its summary.
+A little space is held back (a :class:`~diagnostics.diskio.Reserve`) so that the final
+records can say "disk full" on a disk the samples filled.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from diagnostics import contract
 from diagnostics.contract import Status
 from diagnostics.diskio import Reserve, describe, write_json
 from diagnostics.errors import DiagnosticsError
+from diagnostics.event_recorder import EventRecorder
 from diagnostics.machine import machine_info
 from diagnostics.procstatus import cmdline
 from diagnostics.recorder import Recorder
@@ -47,6 +51,7 @@ class WatchResult:
     status: Status
     samples: int
     message: str | None = None
+    events: contract.EventSummary | None = None
 
 
 def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> WatchResult:
@@ -89,17 +94,25 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
         samples += 1
 
     recorder = Recorder(pid, scenario_dir / contract.SAMPLES, interval=interval, on_sample=count)
+    events = EventRecorder(pid, scenario_dir)
+    summary: contract.EventSummary | None = None
     status, message = Status.OK, None
     try:
+        events.start()
         recorder.start()
         if recorder.wait(duration):  # sampling ended by itself before the duration
             status, message = _early_end(recorder, pid, started)
+    except ProcessLookupError:  # gone before the first look
+        status, message = Status.TARGET_EXITED, _exited(pid, started)
     except OSError as error:
-        status, message = Status.ERROR, describe(error, "opening samples.csv")
+        status, message = Status.ERROR, describe(error, "opening the record's files")
     except KeyboardInterrupt:
         status, message = Status.INTERRUPTED, f"interrupted after {time.time() - started:.1f} s"
     finally:
         recorder.stop()
+        summary = events.stop()
+        if events.error and status != Status.ERROR:
+            status, message = Status.ERROR, events.error
         ended = time.time()
         run.update(ended=ended, exit_status=status)
         failed = status == Status.ERROR
@@ -113,6 +126,7 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
             data_ends_at=recorder.latest.time if failed and recorder.latest else None,
             errors=[message] if failed else [],
             warnings=[message] if status == Status.TARGET_EXITED else [],
+            events=summary.to_json(),
         ).to_json()
         try:
             for path, record in (
@@ -124,13 +138,41 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
             status, message = Status.ERROR, describe(error, f"writing {path.name}")
         finally:
             reserve.release()
-    return WatchResult(out, status, samples, message)
+    return WatchResult(out, status, samples, message, summary)
+
+
+def describe_events(summary: contract.EventSummary) -> str:
+    """One line on what the event record saw, and what it rests on."""
+    figures = summary.figures
+    if not figures:
+        return f"events: none recorded ({'; '.join(summary.errors) or 'no record'})"
+    life = figures["lifetimes"]
+    slowest = (
+        ""
+        if life["max_s"] is None
+        else f" (the slowest {life['max_s'] * 1000:.3g} ms after its exit)"
+    )
+    parts = [
+        f"events: {figures['forked']} children forked, {figures['exited']} exited,"
+        f" {figures['reaped']} reaped{slowest}, {figures['final_zombies']} zombies at the end"
+    ]
+    if summary.pre_existing:
+        parts.append(f"{summary.pre_existing} there before the watch began (fork time unknown)")
+    parts.append(", ".join(f"{what} from {source}" for what, source in summary.sources.items()))
+    if summary.events_lost is not None:
+        parts.append(f"{summary.events_lost} events lost")
+    parts += [f"{what} sampled: {why}" for what, why in summary.sampled.items()]
+    return "; ".join(parts)
 
 
 def _early_end(recorder: Recorder, pid: int, started: float) -> tuple[Status, str]:
     if recorder.target_gone:
-        return Status.TARGET_EXITED, f"PID {pid} exited after {time.time() - started:.1f} s"
+        return Status.TARGET_EXITED, _exited(pid, started)
     return Status.ERROR, f"sampling stopped: {recorder.error}"
+
+
+def _exited(pid: int, started: float) -> str:
+    return f"PID {pid} exited after {time.time() - started:.1f} s"
 
 
 @dataclass(slots=True)

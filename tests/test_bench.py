@@ -41,7 +41,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr
     record = only_json(tmp_path)
@@ -81,7 +81,16 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     if record["load_generator"].startswith("wrk"):
         assert positive(headroom["wrk"]["rps"]) and positive(headroom["harness_vs_wrk"])
 
+    events = record["events"]
+    storm, served = events["fork_storm"], events["server"]
+    assert positive(storm["rate_per_s_without"]) and positive(storm["rate_per_s_with"])
+    if storm["sources"]["forks"] == "connector":  # with no event lost, every fork is there
+        assert storm["events_lost"] != 0 or storm["all_recorded"] is True
+        assert served["events_lost"] != 0 or served["matches_counter"] is True
+    assert positive(served["forks_recorded"]) and positive(served["target"]["ratio"])
+
     assert "1. Server throughput" in result.stdout and str(tmp_path) in result.stdout
+    assert "5. Event recorder" in result.stdout
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from bench.holder import HolderSpec, ZombieHolder
-from diagnostics.contract import SAMPLE_COLUMNS, RunRecord, ScenarioRecord
+from diagnostics.contract import EVENTS, SAMPLE_COLUMNS, RunRecord, ScenarioRecord
+from diagnostics.events import read
 from diagnostics.watch import watch
 from tests import diag_helpers as h
 from tests.cli_runner import RUNNERS, runner_for
@@ -96,6 +97,24 @@ def test_watch_writes_a_run_directory(tmp_path: Path) -> None:
     assert len(rows) == result.samples
 
 
+def test_watch_records_events_beside_the_samples(tmp_path: Path) -> None:
+    with ZombieHolder(HolderSpec(exits=[0, 3], alive=1)) as holder:
+        result = watch(holder.pid, 0.2, tmp_path, interval=0.02)
+    _, scenario, _ = load(result.run_dir)
+    rows, notes = read(result.run_dir / "watch" / EVENTS)
+    assert notes == [] and result.events is not None
+    assert scenario["events"] == json.loads(json.dumps(result.events.to_json()))
+    assert sorted((row.origin, row.exit_source, row.exit_code) for row in rows) == [
+        ("pre-existing", "", None),
+        ("pre-existing", "before-seen", 0),
+        ("pre-existing", "before-seen", 3),
+    ]
+    assert all(row.forked_at is None and row.reaped_at is None for row in rows)
+    figures = scenario["events"]["figures"]
+    assert (figures["final_live"], figures["final_zombies"]) == (1, 2)
+    assert scenario["events"]["pre_existing"] == 3
+
+
 @pytest.mark.slow  # a real watch subprocess on a real holder: about 2 s
 def test_cli_watch_ends_when_the_target_exits(tmp_path: Path) -> None:
     out = tmp_path / "run"
@@ -117,7 +136,9 @@ def test_cli_watch_ends_when_the_target_exits(tmp_path: Path) -> None:
         f"PID {holder.pid}: 1 zombie, flat",
         f"PID {holder.pid}: no zombies left; at most 1 zombie at once",
     )
-    assert stdout.splitlines()[1:] == [
+    assert stdout.splitlines()[1].startswith("events: 0 children forked, 0 exited, 1 reaped")
+    assert "1 there before the watch began (fork time unknown)" in stdout.splitlines()[1]
+    assert stdout.splitlines()[2:] == [
         f"report: {run_dir / 'index.html'}",
         f"run directory: {run_dir}",
     ]

@@ -1,0 +1,683 @@
+"""Every fork, exit and reap of a process tree, into events.csv, from the kernel's sources.
+
+``EventRecorder(root_pid, folder).start()`` before the load, ``.stop()`` after it: the
+stop returns the :class:`~diagnostics.contract.EventSummary` (sources, events lost,
+figures) that scenario.json keeps, and events.csv holds one row per child.
+
+One thread waits (epoll) on everything at once: the process-events connector (fork,
+exec and exit, kernel timestamps: :mod:`diagnostics.proc_connector`) and one pidfd
+per child (exit, and the reap: :mod:`diagnostics.pidfds`). The connector's queue is
+drained before any pidfd is looked at, so a child's fork and exit are known before
+its reap, and a parent's exit before the reaps that follow it.
+
+Where a source is missing the recorder scans /proc instead, every ``scan_interval``
+seconds, and the summary says which figures are sampled and why:
+- no connector (another namespace, an old kernel without root): children are found
+  in their parents' children lists; a child that lives less than a scan is missed;
+- no pidfd hang-up at reap (a kernel before 6.9, or switched off): a zombie is
+  reaped when a scan finds it gone;
+- events lost (the receive buffer overflowed): one scan finds the children missed.
+
+A child is known by PID and start time. Its pidfd is opened when its fork event is
+read, which may be after it exited, was reaped, and its PID went to a newer process:
+the pidfd is kept only if the process it names started no later than the fork
+event; a child found gone has a reap time that is only a bound (reap_source says so).
+Rows are appended as children are reaped (a killed recorder keeps those), the rest at
+the stop. The thread never raises into its owner: a failure ends the recording,
+is kept in ``error`` and told once to ``on_error``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import random
+import select
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from diagnostics import clocks, contract, pidfds, procfs
+from diagnostics.contract import ChildRecord, EventSummary
+from diagnostics.events import Child, ChildTree
+from diagnostics.lifetimes import percentile, summary_figures
+from diagnostics.proc_connector import (
+    BATCH,
+    EXEC,
+    EXIT,
+    FORK,
+    RECEIVE_BUFFER,
+    Connector,
+    ConnectorUnavailable,
+    ProcEvent,
+)
+
+log = logging.getLogger(__name__)
+
+SCAN_INTERVAL_S = 0.02
+"""How often /proc is scanned for what a missing source does not tell."""
+PROBE_INTERVAL_S = 0.1
+"""Mean gap between the latency probes (random, so they land at every phase of the loop)."""
+MAX_FORKS_PER_S = 1_000_000
+"""No machine forks faster: so no PID can come round again within (free PIDs / this)
+seconds of a fork, and a pidfd opened that soon names the child without a look in /proc."""
+SAFE_LAG_REFRESH_NS = 100_000_000
+SAME_START_TICKS = 5
+"""A process started at most this many clock ticks before a fork event is the child of
+that event: the kernel stamps the start a little before it sends the event."""
+EXIT_GRACE_NS = 250_000_000
+"""How long a reaped child's row waits for its exit event: the kernel sends it after the
+child is a zombie, so a parent quick to reap can have it gone before its exit is told
+(the more so on a loaded machine)."""
+DESCRIPTORS_KEPT = 64
+"""Descriptors never taken for pidfds (the recorder reads /proc; its owner has files and
+pipes): at least this many, or an eighth of the limit."""
+DRAIN_BATCHES = 16
+"""Connector batches read before the pidfds get their turn, under a flood."""
+SWITCHED_OFF = "switched off"
+NOT_STARTED = "not started"
+_HANGUP = select.EPOLLHUP | select.EPOLLERR
+
+
+class EventRecorder:
+    """Records the children of ``root_pid``'s tree into ``folder``/events.csv.
+
+    ``connector`` and ``pidfds`` False switch a source off (for tests of the fallbacks);
+    ``receive_buffer`` is what the connector's socket asks for (the kernel may give less).
+    """
+
+    def __init__(
+        self,
+        root_pid: int,
+        folder: Path,
+        *,
+        connector: bool = True,
+        pidfds: bool = True,
+        scan_interval: float = SCAN_INTERVAL_S,
+        receive_buffer: int = RECEIVE_BUFFER,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        if not scan_interval > 0:
+            raise ValueError(f"scan_interval must be > 0, got {scan_interval!r}")
+        self.root = root_pid
+        self.path = Path(folder) / contract.EVENTS
+        self.scan_interval = scan_interval
+        self.receive_buffer = receive_buffer
+        self.on_error = on_error
+        self.error: str | None = None
+        self.rows: list[ChildRecord] = []
+        self._want_connector, self._want_pidfds = connector, pidfds
+        self._conn: Connector | None = None
+        self._connector_state = self._pidfd_state = NOT_STARTED
+        self._tree: ChildTree | None = None
+        self._by_fd: dict[int, Child] = {}
+        self._gone: list[tuple[Child, int]] = []
+        self._held: dict[int, tuple[Child, int]] = {}
+        """Reaped children whose exit event has not come yet, by PID, with a deadline."""
+        self._unwatched = 0
+        self._scan_reaps = False
+        """Set once a child must be watched by scans though pidfds work (none to spare)."""
+        self._pidfd_budget = 0
+        self._safe_lag = (0, 0)
+        """(until when, how long after a fork a pidfd surely names the child), in ns."""
+        self._warnings: list[str] = []
+        self._fd: int | None = None
+        self._unwritten: list[str] = []
+        self._epoll = select.epoll()
+        self._stop_fd = os.eventfd(0)
+        self._probe_fd = os.eventfd(0)
+        self._probes: deque[int] = deque()
+        self._latencies: list[int] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._prober: threading.Thread | None = None
+        self._next_scan = 0
+        self._started = 0.0
+        self._cpu_seconds: float | None = None
+        self._summary: EventSummary | None = None
+
+    # The owner's side ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check the sources, note the tree as it is, open events.csv, start the thread.
+
+        Raises ProcessLookupError when ``root_pid`` does not exist, OSError when
+        events.csv cannot be written.
+        """
+        if self._thread is not None:
+            raise RuntimeError("EventRecorder already started")
+        if procfs.stat(self.root) is None:
+            raise ProcessLookupError(f"no process with PID {self.root}")
+        self._started = time.time()
+        self._pidfd_state = self._connector_state = SWITCHED_OFF
+        if self._want_pidfds:  # before the connector: the probe's child is not ours to record
+            self._pidfd_state = pidfds.probe()
+            if self._pidfd_state == pidfds.OK:
+                limit = pidfds.raise_descriptor_limit()
+                self._pidfd_budget = limit - max(DESCRIPTORS_KEPT, limit // 8)
+        try:
+            self._open()
+        except BaseException as error:
+            self._fail(f"the event record could not start: {error}")
+            self._close_all()
+            raise
+        self._thread = threading.Thread(target=self._run, name=f"events-{self.root}", daemon=True)
+        self._prober = threading.Thread(target=self._probe, name="events-probe", daemon=True)
+        self._thread.start()
+        self._prober.start()
+
+    def _open(self) -> None:
+        """The connector, the file, and the tree as it is (after subscribing: none missed)."""
+        if self._want_connector:
+            try:
+                self._conn = Connector.open(self.receive_buffer)
+                self._connector_state = "ok"
+            except ConnectorUnavailable as error:
+                self._connector_state = str(error)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._append(_csv_lines([contract.EVENT_COLUMNS]))
+        command = procfs.command(self.root) or f"[pid {self.root}]"
+        self._tree = ChildTree(self.root, command)
+        for fd in (self._stop_fd, self._probe_fd, *([self._conn.fileno()] if self._conn else [])):
+            self._epoll.register(fd, select.EPOLLIN)
+        self._walk(contract.PRE_EXISTING, time.monotonic_ns())
+
+    def stop(self) -> EventSummary:
+        """End the record: the last events are read, every child's row written. Idempotent."""
+        if self._summary is not None:
+            return self._summary
+        self._stopping.set()
+        if self._thread is not None:
+            os.eventfd_write(self._stop_fd, 1)
+            self._thread.join()
+        if self._prober is not None:
+            self._prober.join()
+        for fd in (self._stop_fd, self._probe_fd):
+            os.close(fd)
+        self._epoll.close()
+        self._summary = self._summarise()
+        return self._summary
+
+    @property
+    def live(self) -> int:
+        """Children of the tree alive now (exact where the sources are)."""
+        return self._tree.live if self._tree else 0
+
+    @property
+    def zombies(self) -> int:
+        """Children of the tree exited and not yet reaped, now."""
+        return self._tree.zombies if self._tree else 0
+
+    # The thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                ready = self._epoll.poll(self._timeout(), 1024)
+                self._handle(ready, time.monotonic_ns())
+            self._finish()
+        except Exception as exc:  # the owner must never see this thread's failures
+            log.debug("event recorder failed", exc_info=True)
+            self._fail(f"the event recorder failed: {type(exc).__name__}: {exc}")
+            self._close_all()
+        finally:
+            self._cpu_seconds = time.thread_time()
+
+    def _timeout(self) -> float:
+        if not self._scanning():
+            return -1
+        return max(0.0, (self._next_scan - time.monotonic_ns()) / 1e9)
+
+    def _scanning(self) -> bool:
+        return self._conn is None or self._pidfd_state != pidfds.OK or self._scan_reaps
+
+    def _handle(self, ready: list[tuple[int, int]], now: int) -> None:
+        """One turn: the connector first (forks and exits before reaps), then pidfds."""
+        assert self._tree is not None
+        if self._conn is not None:
+            self._drain(now)
+        for fd, mask in ready:
+            if fd == self._probe_fd:
+                for _ in range(os.eventfd_read(fd)):
+                    self._latencies.append(now - self._probes.popleft())
+            elif (child := self._by_fd.get(fd)) is not None:
+                if mask & select.EPOLLIN and child.exit_seen_ns is None:
+                    self._exit_seen(child, now)
+                if mask & _HANGUP:
+                    self._hung_up(child, now)
+        if self._scanning() and now >= self._next_scan:
+            self._scan(now)
+            self._next_scan = now + int(self.scan_interval * 1e9)
+        self._flush()
+
+    def _drain(self, now: int) -> None:
+        assert self._conn is not None
+        overflows = self._conn.overflows
+        for _ in range(DRAIN_BATCHES):
+            batch = self._conn.read_batch()
+            self._apply(batch, time.monotonic_ns())
+            if len(batch) < BATCH:
+                break
+        self._settle_gone()  # their exits, queued before they were found gone, are in
+        if self._conn.overflows > overflows:  # events were dropped: look for what they said
+            self._walk(contract.DISCOVERED, now)
+
+    def _apply(self, batch: list[ProcEvent], now: int) -> None:
+        tree = self._tree_or_fail()
+        active = tree.active
+        for event in batch:
+            what = event.what
+            if what == FORK:
+                if event.pid != event.tgid:
+                    continue  # a new thread, not a child
+                if event.pid in active:
+                    self._pid_came_back(active[event.pid], event)
+                if tree.is_member(event.parent_tgid) and event.pid not in active:
+                    child = tree.add(
+                        event.pid,
+                        event.parent_tgid,
+                        contract.FORKED,
+                        now,
+                        forked_ns=event.timestamp_ns,
+                    )
+                    self._watch(child, event.timestamp_ns)
+            elif what == EXIT:
+                if tree.is_member(event.tgid) or (
+                    event.pid == event.tgid and event.pid in self._held
+                ):
+                    self._exited(event)
+            elif what == EXEC and tree.is_member(event.tgid):
+                self._exec(event)
+
+    def _pid_came_back(self, old: Child, event: ProcEvent) -> None:
+        """A fork event names a PID the tree still holds: the same child seen twice
+        (found at the start, forked just before), or the old one is gone."""
+        if (
+            old.origin == contract.PRE_EXISTING
+            and old.forked_ns is None
+            and _started_by(old.start_ticks, event.timestamp_ns)
+        ):
+            old.origin, old.forked_ns = contract.FORKED, event.timestamp_ns
+            return
+        self._unwatch(old)
+        self._tree_or_fail().reaped(old, event.timestamp_ns, contract.REAP_PID_REUSED)
+
+    def _watch(self, child: Child, forked_ns: int | None) -> None:
+        """Open ``child``'s pidfd, and keep it only if it names that very process (one
+        that started no later than its fork event); a child gone already is settled
+        after the exits queued with it."""
+        fd = None
+        if self._pidfd_state == pidfds.OK and len(self._by_fd) >= self._pidfd_budget:
+            self._warn_once(
+                "some children were watched by scans of /proc: no descriptor to spare for"
+                f" their pidfds ({self._pidfd_budget} held at most)"
+            )
+            self._scan_reaps = True
+        elif self._pidfd_state == pidfds.OK:
+            try:
+                fd = pidfds.open_pidfd(child.pid)
+            except OSError as error:
+                self._warn_once(f"some children were watched by scans of /proc: {error.strerror}")
+                self._scan_reaps = True
+        if (
+            fd is not None
+            and forked_ns is not None
+            and time.monotonic_ns() - forked_ns < self._lag()
+        ):
+            self._register(child, fd)  # no PID can have come round since its fork
+            return
+        st = procfs.stat(child.pid)
+        if st is None or (forked_ns is not None and not _started_by(st.start_ticks, forked_ns)):
+            if fd is not None:
+                os.close(fd)
+            self._unwatched += 1
+            self._gone.append((child, time.monotonic_ns()))  # reaped by the time it looked
+            return
+        child.start_ticks = st.start_ticks
+        if fd is not None:
+            self._register(child, fd)
+
+    def _register(self, child: Child, fd: int) -> None:
+        child.pidfd = fd
+        self._by_fd[fd] = child
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def _lag(self) -> int:
+        """How long after a fork its PID surely still names the child (ns): the time the
+        PIDs free now would take to run out at MAX_FORKS_PER_S (a PID comes round again
+        only after the allocator has passed every free one)."""
+        now = time.monotonic_ns()
+        if now >= self._safe_lag[0]:
+            free = procfs.free_pids() or 0
+            self._safe_lag = (now + SAFE_LAG_REFRESH_NS, free * 1_000_000_000 // MAX_FORKS_PER_S)
+        return self._safe_lag[1]
+
+    def _exited(self, event: ProcEvent) -> None:
+        tree = self._tree_or_fail()
+        child = tree.active.get(event.tgid)
+        if child is None and event.pid == event.tgid and event.pid in self._held:  # late
+            child, _ = self._held.pop(event.pid)
+            child.exited_ns, child.exit_source = event.timestamp_ns, contract.EXIT_FROM_CONNECTOR
+            child.exit_status = event.exit_status
+            tree.done.append(child)
+            return
+        if child is None:  # the root
+            if event.pid == event.tgid and tree.root_exited_ns is None:
+                tree.root_exited_ns = event.timestamp_ns
+                self._rehome(self.root)
+            return
+        if event.pid == event.tgid:
+            tree.exited(child, event.timestamp_ns, contract.EXIT_FROM_CONNECTOR, event.exit_status)
+            if event.parent_tgid and event.parent_tgid != child.holder:
+                tree.adopted(child, event.parent_tgid)
+            self._rehome(child.pid)
+        elif child.exit_source == contract.EXIT_FROM_CONNECTOR and child.exited_ns is not None:
+            # a thread outliving its leader: the process is a zombie when its last thread exits
+            child.exited_ns = max(child.exited_ns, event.timestamp_ns)
+
+    def _rehome(self, pid: int) -> None:
+        """``pid`` exited: its children now belong to a subreaper or init; find which."""
+        tree = self._tree_or_fail()
+        for orphan in tree.orphans_of(pid):
+            st = procfs.stat(orphan.pid)
+            if st is None or st.ppid == pid:
+                continue
+            if orphan.pidfd is not None:
+                same = not pidfds.reaped(orphan.pidfd)  # still there: the PID is still its
+            else:
+                same = st.start_ticks == orphan.start_ticks
+            if same:
+                tree.adopted(orphan, st.ppid)
+
+    def _exec(self, event: ProcEvent) -> None:
+        tree = self._tree_or_fail()
+        command = procfs.command(event.tgid)
+        if event.tgid == self.root:
+            tree.root_command = command or tree.root_command
+            return
+        child = tree.active[event.tgid]
+        child.command = command or child.command
+        if child.exit_source == contract.EXIT_FROM_CONNECTOR:
+            tree.revived(child)  # a thread's exec replaced the leader, whose "exit" we saw
+
+    def _exit_seen(self, child: Child, now: int) -> None:
+        """Its pidfd turned readable: it exited. The connector's timestamp, where there
+        is one, is better; without the connector this is the exit time."""
+        child.exit_seen_ns = now
+        assert child.pidfd is not None
+        self._epoll.modify(child.pidfd, 0)  # from now on, only the hang-up
+        if self._conn is None and child.exit_source == "":
+            status = self._zombie_status(child)
+            self._tree_or_fail().exited(child, now, contract.EXIT_FROM_PIDFD, status)
+
+    def _hung_up(self, child: Child, now: int) -> None:
+        tree = self._tree_or_fail()
+        if child.exit_seen_ns is None:
+            child.exit_seen_ns = now  # readable and hung up in one look
+        self._unwatch(child)
+        tree.reaped(child, now, contract.REAP_FROM_PIDFD)
+
+    def _zombie_status(self, child: Child, st: procfs.Stat | None = None) -> int | None:
+        """A zombie's exit status from /proc, where the kernel shows it to this user."""
+        st = st or procfs.stat(child.pid)
+        if st is None or not st.zombie or st.start_ticks != child.start_ticks:
+            return None
+        euid = os.geteuid()
+        return st.exit_status if euid == 0 or procfs.owner(child.pid) == euid else None
+
+    def _unwatch(self, child: Child) -> None:
+        if child.pidfd is not None:
+            del self._by_fd[child.pidfd]
+            os.close(child.pidfd)  # closing takes it out of the epoll set
+            child.pidfd = None
+
+    # Scans: what a missing source does not say -----------------------------------
+
+    def _scan(self, now: int) -> None:
+        tree = self._tree_or_fail()
+        if tree.root_exited_ns is None and self._conn is None:
+            root = procfs.stat(self.root)
+            if root is None or root.zombie:
+                tree.root_exited_ns = now
+        if self._conn is None:
+            self._walk(contract.DISCOVERED, now)
+        holders: dict[int, list[Child]] = {}
+        for child in tree.active.values():
+            if child.pidfd is None:
+                holders.setdefault(child.holder, []).append(child)
+        for holder, children in holders.items():
+            present = procfs.children(holder)
+            for child in children:
+                self._check(child, child.pid in present, now)
+
+    def _check(self, child: Child, with_holder: bool, now: int) -> None:
+        """A child without a pidfd: has it exited, been reaped, or moved?"""
+        tree = self._tree_or_fail()
+        living = child.exited_ns is None and child.exit_source != contract.EXIT_BEFORE_SEEN
+        if with_holder and not (living and self._conn is None):
+            return  # a zombie still there stays a zombie; a live child's exit comes as an event
+        st = procfs.stat(child.pid)
+        if st is None or st.start_ticks != child.start_ticks:
+            tree.reaped(child, now, contract.REAP_FROM_SCAN)
+            return
+        if st.ppid != child.holder:
+            tree.adopted(child, st.ppid)
+        if living and st.zombie and self._conn is None:
+            tree.exited(child, now, contract.EXIT_FROM_SCAN, self._zombie_status(child))
+
+    def _walk(self, origin: str, now: int) -> None:
+        """Add every descendant of the root not known yet (``origin`` says how it was found)."""
+        tree = self._tree_or_fail()
+        parents = [self.root] if tree.root_exited_ns is None else []
+        parents += [c.pid for c in tree.active.values() if c.exit_source == ""]
+        while parents:
+            parent = parents.pop()
+            for pid in procfs.children(parent) - tree.active.keys():
+                st = procfs.stat(pid)
+                if st is None or st.ppid != parent:
+                    continue
+                child = tree.add(pid, parent, origin, now, command=procfs.command(pid))
+                child.start_ticks = st.start_ticks
+                self._watch(child, None)
+                if st.zombie:
+                    tree.found_zombie(child, self._zombie_status(child, st))
+                else:
+                    parents.append(pid)
+        if self._conn is None:  # else the next drain settles them, after their exits
+            self._settle_gone()
+
+    def _settle_gone(self) -> None:
+        """Children found gone are done, unless the PID's return settled them already."""
+        tree = self._tree_or_fail()
+        for child, at in self._gone:
+            if tree.active.get(child.pid) is child:
+                tree.reaped(child, at, contract.REAP_GONE_WHEN_LOOKED)
+        self._gone.clear()
+
+    # Rows ------------------------------------------------------------------------
+
+    def _flush(self, final: bool = False) -> None:
+        """Write the rows of the children done; one whose exit the connector has not
+        told yet waits for it (EXIT_GRACE_NS), unless this is the ``final`` flush."""
+        tree = self._tree_or_fail()
+        if not tree.done and not self._held:
+            return
+        now = time.monotonic_ns()
+        done = []
+        for child in tree.take_done():
+            if self._conn is not None and not final and child.exit_source == "":
+                self._held[child.pid] = (child, now + EXIT_GRACE_NS)
+            else:
+                done.append(child)
+        for pid, (child, deadline) in list(self._held.items()):
+            if final or deadline <= now:
+                del self._held[pid]
+                done.append(child)
+        if done:
+            for child in done:
+                if child.exit_source == "" and child.exit_seen_ns is not None:
+                    # its exit event never came: the pidfd's readable moment stands in
+                    child.exited_ns, child.exit_source = (
+                        child.exit_seen_ns,
+                        contract.EXIT_FROM_PIDFD,
+                    )
+            offset = clocks.unix_offset_ns()
+            rows = [child.record(offset) for child in done]
+            self.rows += rows
+            self._append(_csv_lines(row.csv_row() for row in rows))
+
+    def _finish(self) -> None:
+        """The last events, then every child still in the tree as it is now."""
+        self._handle(self._epoll.poll(0, 1024), time.monotonic_ns())
+        self._settle_gone()
+        tree = self._tree_or_fail()
+        for child in tree:  # those still in the tree, as they are at the end
+            if child.exit_source == "":  # alive: its command now (a worker renames itself)
+                child.command = procfs.command(child.pid) or child.command
+            tree.done.append(child)
+        self._flush(final=True)
+        self._close_all()
+
+    def _append(self, text: str) -> None:
+        """Whole rows to the file; on a write error they wait for the next try (stop)."""
+        if text:
+            self._unwritten.append(text)
+        if self._fd is None or not self._unwritten:
+            return
+        data = "".join(self._unwritten).encode("utf-8")
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError as error:
+            self._fail(f"{error.strerror} writing {self.path.name}")
+            return
+        self._unwritten.clear()
+
+    def _close_all(self) -> None:
+        for child in list(self._by_fd.values()):
+            self._unwatch(child)
+        if self._conn is not None:
+            self._conn.close()
+        if self._fd is not None:
+            if self._unwritten:
+                self._append("")
+            os.close(self._fd)
+            self._fd = None
+
+    def _fail(self, message: str) -> None:
+        if self.error is None:
+            self.error = message
+            if self.on_error is not None:
+                try:
+                    self.on_error(message)
+                except Exception:
+                    log.exception("event recorder on_error failed")
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warnings:
+            self._warnings.append(message)
+
+    def _probe(self) -> None:
+        """Wake the loop at random times: how late it answers is how late it sees a reap."""
+        rng = random.Random()
+        while not self._stopping.wait(rng.expovariate(1 / PROBE_INTERVAL_S)):
+            self._probes.append(time.monotonic_ns())
+            os.eventfd_write(self._probe_fd, 1)
+
+    def _tree_or_fail(self) -> ChildTree:
+        assert self._tree is not None, "start() makes the tree"
+        return self._tree
+
+    # The summary -----------------------------------------------------------------
+
+    def _summarise(self) -> EventSummary:
+        conn = self._conn
+        pidfd_ok = self._pidfd_state == pidfds.OK
+        sources = {
+            "forks": "connector" if conn else "scan",
+            "exits": "connector" if conn else "pidfd" if pidfd_ok else "scan",
+            "reaps": "pidfd" if pidfd_ok else "scan",
+        }
+        every = f"every {self.scan_interval * 1000:g} ms"
+        sampled: dict[str, str] = {}
+        if conn is None:
+            sampled["forks"] = (
+                f"no process-events connector ({self._connector_state}): children were found"
+                f" by scans of /proc {every}; a child that lived less than that was missed,"
+                " and no fork time is known"
+            )
+        elif conn.lost or conn.overflows:
+            sampled["forks"] = (
+                f"at least {conn.lost} connector events lost ({conn.overflows} overflows of the"
+                " receive buffer): children missed were looked for by a scan of /proc"
+            )
+        if conn is None and not pidfd_ok:
+            sampled["exits"] = f"exits were seen by scans of /proc {every}"
+        if not pidfd_ok:
+            sampled["reaps"] = (
+                f"no reap notification from pidfds ({self._pidfd_state}): reaps were seen by"
+                f" scans of /proc {every}"
+            )
+        warnings = list(self._warnings)
+        if self._unwatched:
+            warnings.append(
+                f"{self._unwatched} children were gone before the recorder could watch them:"
+                " their reap times are only bounds"
+            )
+        latencies = sorted(ns / 1e6 for ns in self._latencies)
+        tree = self._tree
+        rows = self.rows
+        return EventSummary(
+            root_pid=self.root,
+            started=self._started,
+            ended=time.time(),
+            sources=sources,
+            sampled=sampled,
+            connector=self._connector_state,
+            pidfd=self._pidfd_state,
+            receive_buffer_bytes=conn.buffer_bytes if conn else None,
+            overflows=conn.overflows if conn else 0,
+            events_lost=conn.lost if conn else None,
+            events_read=conn.read if conn else 0,
+            children=len(rows),
+            forked=sum(row.origin == contract.FORKED for row in rows),
+            pre_existing=sum(row.origin == contract.PRE_EXISTING for row in rows),
+            discovered=sum(row.origin == contract.DISCOVERED for row in rows),
+            unwatched=self._unwatched,
+            scan_interval_s=self.scan_interval if self._scanning_used() else None,
+            reap_latency_ms={
+                "probes": len(latencies),
+                "p50": percentile(latencies, 50),
+                "p99": percentile(latencies, 99),
+                "max": latencies[-1] if latencies else None,
+            },
+            cpu_seconds=self._cpu_seconds,
+            figures=summary_figures(rows, time.time()) if tree else {},
+            errors=[self.error] if self.error else [],
+            warnings=warnings,
+        )
+
+    def _scanning_used(self) -> bool:
+        return self._conn is None or self._pidfd_state != pidfds.OK
+
+
+def _started_by(start_ticks: int | None, forked_ns: int) -> bool:
+    """Whether a process that started at ``start_ticks`` (boot-time clock ticks) is the
+    child of a fork event stamped ``forked_ns`` (monotonic): it started no later than
+    the event, and not long before it. A newer process that took the PID started later."""
+    if start_ticks is None:
+        return False
+    expected = (forked_ns + clocks.boot_offset_ns()) // procfs.TICK_NS
+    return expected - SAME_START_TICKS <= start_ticks <= expected
+
+
+def _csv_lines(rows: Iterable[Iterable[str]]) -> str:
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    return text.getvalue()

@@ -1,0 +1,241 @@
+"""The record of a process tree's children, built from the kernel's events, and read back.
+
+:class:`ChildTree` follows the WHOLE tree under a root: a fork by any member adds a
+child (a grandchild orphaned and handed to a subreaper or init stays in the tree, as
+its own children do), an exit marks it, a reap ends it. Threads are not children:
+a fork event whose child is a thread (pid != tgid) is left out, and a process has
+exited when its last thread has. The tree decides; it does no I/O: the recorder
+feeds it events and the facts it read in /proc, and writes the rows it hands back.
+
+Times are CLOCK_MONOTONIC nanoseconds, the connector's clock, until a row is made
+(:meth:`Child.record` puts them on the samples' clock, unix seconds).
+
+:func:`read` is how every reader takes events.csv in.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from diagnostics import contract
+from diagnostics.clocks import boot_time
+from diagnostics.contract import ChildRecord
+from diagnostics.procfs import CLOCK_TICKS
+
+
+@dataclass(slots=True)
+class Child:
+    """One child as the recorder knows it so far (times: monotonic ns)."""
+
+    pid: int
+    parent: int
+    depth: int
+    command: str
+    origin: str
+    seen_ns: int
+    forked_ns: int | None = None
+    start_ticks: int | None = None
+    """Its start in clock ticks, as /proc gives it; None if not read (a child whose pidfd
+    was opened right after its fork needs no other proof of who it is)."""
+    exited_ns: int | None = None
+    exit_source: str = ""
+    exit_status: int | None = None
+    """The raw waitpid() status; None where it could not be read."""
+    reaped_ns: int | None = None
+    reap_source: str = ""
+    reaped_by: int | None = None
+    adopted_by: int | None = None
+    up: Child | None = None
+    """Its holder's own record while the holder is a child of the tree (None: the root,
+    or an adopter outside the tree)."""
+    pidfd: int | None = None
+    exit_seen_ns: int | None = None
+    """When its pidfd turned readable (the exit, as the poller saw it)."""
+
+    @property
+    def holder(self) -> int:
+        """Its parent now: whoever adopted it, else whoever forked it."""
+        return self.parent if self.adopted_by is None else self.adopted_by
+
+    def record(self, offset_ns: int) -> ChildRecord:
+        """The row, its times moved to unix seconds by ``offset_ns`` (unix - monotonic)."""
+
+        def unix(ns: int | None) -> float | None:
+            return None if ns is None else (ns + offset_ns) / 1e9
+
+        code, killer = _decode(self.exit_status)
+        started = unix(self.forked_ns)  # the kernel stamps the start just before the fork event
+        if self.start_ticks is not None:
+            started = boot_time() + self.start_ticks / CLOCK_TICKS
+        return ChildRecord(
+            pid=self.pid,
+            started=started,
+            parent=self.parent,
+            depth=self.depth,
+            command=self.command,
+            origin=self.origin,
+            seen_at=(self.seen_ns + offset_ns) / 1e9,
+            forked_at=unix(self.forked_ns),
+            exited_at=unix(self.exited_ns),
+            exit_source=self.exit_source,
+            exit_code=code,
+            exit_signal=killer,
+            reaped_at=unix(self.reaped_ns),
+            reap_source=self.reap_source,
+            reaped_by=self.reaped_by,
+            adopted_by=self.adopted_by,
+        )
+
+
+def _decode(status: int | None) -> tuple[int | None, str | None]:
+    """(exit code, signal name) of a waitpid() status."""
+    if status is None:
+        return None, None
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            return None, signal.Signals(number).name
+        except ValueError:
+            return None, f"signal {number}"
+    return (os.WEXITSTATUS(status), None) if os.WIFEXITED(status) else (None, None)
+
+
+@dataclass(slots=True)
+class ChildTree:
+    """The children of ``root``'s tree: those not yet reaped, and the rows of those done."""
+
+    root: int
+    root_command: str
+    active: dict[int, Child] = field(default_factory=dict)
+    """Children not yet reaped, by PID: with the root, the tree's members now."""
+    done: list[Child] = field(default_factory=list)
+    """Children reaped since :meth:`take_done` last emptied it."""
+    root_exited_ns: int | None = None
+    live: int = 0
+    zombies: int = 0
+    _kids: dict[int, set[int]] = field(default_factory=dict)
+    """Holder -> its children in the tree, so an exit finds the orphans it makes."""
+
+    def is_member(self, pid: int) -> bool:
+        """Whether ``pid`` is in the tree now (the root's PID stops counting once it exits)."""
+        return pid in self.active or (pid == self.root and self.root_exited_ns is None)
+
+    def add(
+        self,
+        pid: int,
+        parent: int,
+        origin: str,
+        seen_ns: int,
+        *,
+        forked_ns: int | None = None,
+        command: str | None = None,
+    ) -> Child:
+        """A new child of member ``parent``: forked (its event seen) or found in /proc."""
+        above = self.active.get(parent)
+        child = Child(
+            pid=pid,
+            parent=parent,
+            depth=1 if above is None else above.depth + 1,
+            command=command or (self.root_command if above is None else above.command),
+            origin=origin,
+            seen_ns=seen_ns,
+            forked_ns=forked_ns,
+            up=above,
+        )
+        self.active[pid] = child
+        self._kids.setdefault(parent, set()).add(pid)
+        self.live += 1
+        return child
+
+    def exited(self, child: Child, at_ns: int, source: str, status: int | None) -> None:
+        """``child`` exited at ``at_ns`` (from ``source``); a better source may correct it."""
+        if child.exited_ns is None and child.exit_source != contract.EXIT_BEFORE_SEEN:
+            self.live -= 1
+            self.zombies += 1
+        child.exited_ns, child.exit_source = at_ns, source
+        if status is not None:
+            child.exit_status = status
+
+    def found_zombie(self, child: Child, status: int | None) -> None:
+        """``child`` was already a zombie when first seen: its exit time is not known."""
+        self.live -= 1
+        self.zombies += 1
+        child.exit_source, child.exit_status = contract.EXIT_BEFORE_SEEN, status
+
+    def revived(self, child: Child) -> None:
+        """An exec by a non-leader thread: the leader's "exit" was the exec taking its place."""
+        if child.exited_ns is not None:
+            self.live += 1
+            self.zombies -= 1
+        child.exited_ns, child.exit_source, child.exit_status = None, "", None
+
+    def reaped(self, child: Child, at_ns: int, source: str) -> None:
+        """``child`` is gone: by ``at_ns`` (see ``source``); its row is ready."""
+        if child.exited_ns is None and child.exit_source != contract.EXIT_BEFORE_SEEN:
+            self.live -= 1
+        else:
+            self.zombies -= 1
+        child.reaped_ns, child.reap_source = at_ns, source
+        child.reaped_by = self._reaper(child, at_ns)
+        del self.active[child.pid]
+        self._kids.get(child.holder, set()).discard(child.pid)
+        self.done.append(child)
+
+    def _reaper(self, child: Child, at_ns: int) -> int | None:
+        """Its holder, unless the holder had exited by ``at_ns``: then an adopter the
+        recorder could not name reaped it (None), not the holder."""
+        if child.holder == self.root:
+            exited = self.root_exited_ns
+        elif child.up is None:
+            return child.holder  # an adopter outside the tree, read in /proc
+        elif child.up.exit_source == contract.EXIT_BEFORE_SEEN:
+            return None
+        else:
+            exited = child.up.exited_ns
+        return child.holder if exited is None or exited > at_ns else None
+
+    def adopted(self, child: Child, adopter: int) -> None:
+        """``child`` now has ``adopter`` for its parent (its own parent died)."""
+        if adopter == child.holder:
+            return
+        self._kids.get(child.holder, set()).discard(child.pid)
+        child.adopted_by = adopter
+        child.up = self.active.get(adopter)
+        self._kids.setdefault(adopter, set()).add(child.pid)
+
+    def orphans_of(self, pid: int) -> list[Child]:
+        """The children ``pid`` held when it exited: the kernel has handed them on."""
+        return [self.active[kid] for kid in self._kids.get(pid, ()) if kid in self.active]
+
+    def take_done(self) -> list[Child]:
+        done, self.done = self.done, []
+        return done
+
+    def __iter__(self) -> Iterator[Child]:
+        return iter(list(self.active.values()))
+
+
+def read(path: Path) -> tuple[list[ChildRecord], list[str]]:
+    """events.csv as records, and a note for each row that could not be read (left out).
+
+    Raises OSError when the file cannot be read, ValueError when it is not an events
+    file (its header lacks columns); a row cut short by a crash is one note.
+    """
+    with open(path, newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        missing = [name for name in contract.EVENT_COLUMNS if name not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{path.name} lacks the columns {', '.join(missing)}")
+        rows: list[ChildRecord] = []
+        notes: list[str] = []
+        for number, row in enumerate(reader, start=1):
+            try:
+                rows.append(ChildRecord.from_csv(row))
+            except (ValueError, TypeError) as error:
+                notes.append(f"{path.name} row {number} left out: {error}")
+    return rows, notes

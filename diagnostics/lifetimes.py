@@ -1,0 +1,287 @@
+"""Figures from an event record (events.csv), not from samples: what reports say of children.
+
+Every function takes the rows :func:`diagnostics.events.read` gives, so a report drawn
+later from the file says what the recorder said at the stop. Standard library only.
+
+- :func:`steps`: live children and zombies as step functions, exact at every moment
+  (where the sources were: a reap time that is only a bound keeps a zombie counted
+  until that bound, so the count errs high, never low);
+- :func:`lifetimes`: how long children stayed zombies, exit to reap;
+- :func:`workers`: a pool's workers there before the record, retired, kept, replaced;
+- :func:`holders`: who holds the zombies at a moment, at every depth;
+- :func:`cross_check`: no sample may show more zombies than the events at its moment.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from diagnostics import contract
+from diagnostics.contract import ChildRecord
+
+SAMPLE_WINDOW_S = 0.05
+"""How long after its timestamp a sample may still be reading /proc: a zombie made in
+that time can be in the sample though not in the events at its first instant."""
+
+
+def percentile(ordered: Sequence[float], q: float) -> float | None:
+    """The nearest-rank ``q``-th percentile of ascending ``ordered``: always an observed value."""
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def exit_time(row: ChildRecord) -> float | None:
+    """When it became a zombie, as far as the record knows: a zombie already when seen
+    counts from then; a child reaped with no exit seen counts as exited at its reap."""
+    if row.exited_at is not None:
+        return row.exited_at
+    if row.exit_source == contract.EXIT_BEFORE_SEEN:
+        return row.seen_at
+    return row.reaped_at
+
+
+def birth_time(row: ChildRecord) -> float | None:
+    """When it joined the tree as a live child, as far as the record knows (None: it
+    was a zombie already when seen)."""
+    if row.exit_source == contract.EXIT_BEFORE_SEEN:
+        return None
+    return row.forked_at if row.forked_at is not None else row.seen_at
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The counts from ``time`` until the next step."""
+
+    time: float
+    live: int
+    zombies: int
+
+
+def steps(
+    rows: Iterable[ChildRecord], which: Callable[[ChildRecord], bool] | None = None
+) -> list[Step]:
+    """Live children and zombies of the tree (or of the rows ``which`` keeps) after each
+    change, in time order; before the first step both are 0."""
+    changes: list[tuple[float, int, int]] = []
+    for row in rows:
+        if which is not None and not which(row):
+            continue
+        born, died = birth_time(row), exit_time(row)
+        if born is not None:
+            changes.append((born, 1, 0))
+        if died is not None:
+            changes.append((died, -1 if born is not None else 0, 1))
+            if row.reaped_at is not None:
+                changes.append((row.reaped_at, 0, -1))
+    changes.sort(key=lambda change: change[0])
+    result: list[Step] = []
+    live = zombies = 0
+    for at, d_live, d_zombies in changes:
+        live, zombies = live + d_live, zombies + d_zombies
+        if result and result[-1].time == at:
+            result[-1] = Step(at, live, zombies)
+        else:
+            result.append(Step(at, live, zombies))
+    return result
+
+
+def at(series: Sequence[Step], moment: float) -> Step:
+    """The counts at ``moment`` (after any step at that very moment)."""
+    index = bisect.bisect_right([step.time for step in series], moment) - 1
+    return series[index] if index >= 0 else Step(moment, 0, 0)
+
+
+def peak_zombies(series: Sequence[Step]) -> Step | None:
+    """The first moment the zombie count was highest; None without any step."""
+    return max(series, key=lambda step: step.zombies, default=None)
+
+
+def deeper(row: ChildRecord) -> bool:
+    """A grandchild or deeper (the samples count these as descendant_zombies)."""
+    return row.depth > 1
+
+
+def direct(row: ChildRecord) -> bool:
+    return row.depth == 1
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetimes:
+    """Exit to reap, over the children that exited during the record."""
+
+    exited: int
+    """Children that exited (or were zombies when first seen)."""
+    measured: int
+    """Lifetimes measured: exit and reap both timed (the reap up to the poller's latency)."""
+    p50_s: float | None
+    p99_s: float | None
+    max_s: float | None
+    bounded: int
+    """Reaped, but only a bound on when (or the exit time unknown)."""
+    bounded_max_s: float | None
+    """The longest those may have lived as zombies: their bounds' largest (None: none
+    had both an exit time and a bound)."""
+    never_reaped: int
+    """Still zombies when the record ended."""
+    slowest_pid: int | None
+
+
+def lifetime(row: ChildRecord) -> float | None:
+    """Seconds from exit to reap, where both were timed."""
+    if (
+        row.exit_source in contract.MEASURED_EXITS
+        and row.reap_source in contract.MEASURED_REAPS
+        and row.exited_at is not None
+        and row.reaped_at is not None
+    ):
+        return max(0.0, row.reaped_at - row.exited_at)
+    return None
+
+
+def lifetimes(rows: Iterable[ChildRecord]) -> Lifetimes:
+    exited = bounded = never = 0
+    timed: list[tuple[float, int]] = []
+    bounds: list[float] = []
+    for row in rows:
+        if row.exit_source == "" and row.reaped_at is None:
+            continue  # alive at the end
+        exited += 1
+        if row.reaped_at is None:
+            never += 1
+        elif (span := lifetime(row)) is not None:
+            timed.append((span, row.pid))
+        else:
+            bounded += 1  # its reap (or its exit) only bounded
+            if row.exited_at is not None:
+                bounds.append(max(0.0, row.reaped_at - row.exited_at))
+    timed.sort()
+    spans = [span for span, _ in timed]
+    return Lifetimes(
+        exited=exited,
+        measured=len(timed),
+        p50_s=percentile(spans, 50),
+        p99_s=percentile(spans, 99),
+        max_s=spans[-1] if spans else None,
+        bounded=bounded,
+        bounded_max_s=max(bounds, default=None),
+        never_reaped=never,
+        slowest_pid=timed[-1][1] if timed else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Workers:
+    """The root's own children seen as a pool: who was there, who left, who came."""
+
+    pre_existing: int
+    """Children of the root there when the record began."""
+    retired: int
+    """Of those, exited during the record."""
+    retired_reaped: int
+    slowest_retired_reap_s: float | None
+    kept: int
+    """Of those, alive when the record ended."""
+    forked: int
+    """Children the root forked during the record."""
+    forked_alive_at_end: int
+    """Of those, alive when the record ended (replacements, or a pool that grew)."""
+
+
+def workers(rows: Iterable[ChildRecord]) -> Workers:
+    own = [row for row in rows if row.depth == 1]
+    before = [row for row in own if row.origin == contract.PRE_EXISTING]
+    retired = [row for row in before if row.exit_source not in ("", contract.EXIT_BEFORE_SEEN)]
+    reaps = [span for row in retired if (span := lifetime(row)) is not None]
+    forked = [row for row in own if row.origin != contract.PRE_EXISTING]
+    return Workers(
+        pre_existing=len(before),
+        retired=len(retired),
+        retired_reaped=sum(row.reaped_at is not None for row in retired),
+        slowest_retired_reap_s=max(reaps, default=None),
+        kept=sum(_alive_at_end(row) for row in before),
+        forked=len(forked),
+        forked_alive_at_end=sum(_alive_at_end(row) for row in forked),
+    )
+
+
+def _alive_at_end(row: ChildRecord) -> bool:
+    return row.exit_source == "" and row.reaped_at is None
+
+
+def holder(row: ChildRecord) -> int | None:
+    """Who held it as a zombie: whoever reaped it, else its adopter, else its parent."""
+    if row.reaped_by is not None:
+        return row.reaped_by
+    if row.reaped_at is not None:
+        return None  # reaped by someone the recorder could not name
+    return row.adopted_by if row.adopted_by is not None else row.parent
+
+
+def holders(rows: Iterable[ChildRecord], moment: float) -> list[tuple[int | None, int, int]]:
+    """(holder PID, depth of its zombies, zombies) at ``moment``, most zombies first.
+
+    A holder PID of None is one the recorder could not name (an adopter that reaped).
+    """
+    counts: Counter[tuple[int | None, int]] = Counter()
+    for row in rows:
+        died = exit_time(row)
+        if died is None or died > moment or (row.reaped_at is not None and row.reaped_at <= moment):
+            continue
+        counts[(holder(row), row.depth)] += 1
+    return sorted(
+        ((pid, depth, n) for (pid, depth), n in counts.items()),
+        key=lambda item: (-item[2], item[1]),
+    )
+
+
+def cross_check(
+    rows: Sequence[ChildRecord],
+    samples: Iterable[tuple[float, int]],
+    window: float = SAMPLE_WINDOW_S,
+) -> list[str]:
+    """Every sample (time, zombies in the whole tree) that shows more zombies than the
+    events do anywhere in [time, time + window]: each is a line saying so; none, none.
+
+    The events count a zombie from its kernel-stamped exit until the poller saw its reap
+    (late, never early), so a sampler reading the same tree can see fewer, never more.
+    """
+    series = steps(rows)
+    times = [step.time for step in series]
+    problems = []
+    for moment, zombies in samples:
+        now = bisect.bisect_right(times, moment) - 1  # the step in force at the moment
+        until = bisect.bisect_right(times, moment + window)
+        counts = [step.zombies for step in series[max(now, 0) : until]]
+        most = max([*counts, 0] if now < 0 else counts)
+        if zombies > most:
+            problems.append(
+                f"the sample at {moment:.3f} shows {zombies} zombies; the events, at most {most}"
+            )
+    return problems
+
+
+def summary_figures(rows: Sequence[ChildRecord], end: float) -> dict[str, Any]:
+    """The figures an EventSummary keeps: counts at the end, the peak, lifetimes, workers."""
+    series = steps(rows)
+    top = peak_zombies(series)
+    final = at(series, end)
+    return {
+        "forked": sum(row.origin == contract.FORKED for row in rows),
+        "exited": sum(row.exited_at is not None for row in rows),
+        "reaped": sum(row.reaped_at is not None for row in rows),
+        "peak_zombies": top.zombies if top else 0,
+        "peak_zombies_at": top.time if top and top.zombies else None,
+        "final_live": final.live,
+        "final_zombies": final.zombies,
+        "final_zombie_holders": [
+            {"pid": pid, "depth": depth, "zombies": n} for pid, depth, n in holders(rows, end)
+        ],
+        "lifetimes": asdict(lifetimes(rows)),
+        "workers": asdict(workers(rows)),
+    }
