@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from enum import Enum, StrEnum
 from functools import cache
-from typing import Any, Self, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Self, Union, get_args, get_origin, get_type_hints
 
 RUN = "run.json"
 SUMMARY_JSON = "summary.json"
@@ -53,15 +53,18 @@ class _Record:
     (:meth:`checked` for a reader, which cannot trust the file)."""
 
     __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+    """Set by @dataclass on each record; declared so the checker knows a record is one."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
         """The keys this record knows (a status word as its :class:`Status`); others (added
         by a newer writer) are left out."""
         values = {}
+        # A class is hashable; mypy checks its __hash__ unbound (python/mypy#11470).
         for item, accepted in _declared(cls).items():  # type: ignore[arg-type]
             if item.name in data:
                 value = data[item.name]
@@ -82,7 +85,7 @@ class _Record:
         """
         values: dict[str, Any] = {}
         notes: list[str] = []
-        for item, accepted in _declared(cls).items():
+        for item, accepted in _declared(cls).items():  # type: ignore[arg-type]  # as above
             taken = _as_declared(data[item.name], accepted) if item.name in data else _UNFIT
             if taken is not _UNFIT:
                 values[item.name] = taken
@@ -103,7 +106,7 @@ class _Record:
 def _declared(cls: type[_Record]) -> dict[Field[Any], tuple[type, ...]]:
     """Each field of a record with the JSON types its annotation accepts."""
     hints = get_type_hints(cls)
-    return {item: _accepted(hints[item.name]) for item in fields(cls)}  # type: ignore[arg-type]
+    return {item: _accepted(hints[item.name]) for item in fields(cls)}
 
 
 def _accepted(hint: Any) -> tuple[type, ...]:

@@ -29,11 +29,14 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from diagnostics.contract import SAMPLE_COLUMNS
 from diagnostics.diskio import describe
 from diagnostics.errors import DiagnosticsError, NoSuchProcess
 from diagnostics.sampler import Sample, Sampler
+
+_Told = TypeVar("_Told")
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +172,7 @@ class Recorder:
             self._notify_safely(self.on_sample, sample)
         return sample
 
-    def _notify_safely(self, callback: Callable[[object], None], value: object) -> None:
+    def _notify_safely(self, callback: Callable[[_Told], None], value: _Told) -> None:
         with self._notify:
             try:
                 callback(value)

@@ -111,8 +111,8 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
             server_pid=pid,
             samples=samples,
             data_ends_at=recorder.latest.time if failed and recorder.latest else None,
-            errors=[message] if failed else [],
-            warnings=[message] if status == Status.TARGET_EXITED else [],
+            errors=[message] if failed and message else [],
+            warnings=[message] if status == Status.TARGET_EXITED and message else [],
         ).to_json()
         try:
             for path, record in (
