@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds", type=int, help=f"seconds of load per measurement ({FULL.seconds})"
     )
     parser.add_argument(
-        "--connections", type=int, default=20, help="concurrent connections / users (20)"
+        "--connections", type=int, default=20, help="concurrent connections / users (%(default)s)"
     )
     parser.add_argument(
         "--zombies",
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
-        help=f"comma-separated subset of {','.join(SECTIONS)} (all)",
+        help="comma-separated subset of %(default)s (all)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON file")
     parser.add_argument(

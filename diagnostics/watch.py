@@ -23,6 +23,7 @@ from pathlib import Path
 
 from diagnostics import contract
 from diagnostics.contract import Status
+from diagnostics.defaults import INTERVAL
 from diagnostics.diskio import Reserve, describe, write_json
 from diagnostics.errors import DiagnosticsError
 from diagnostics.machine import machine_info
@@ -49,7 +50,7 @@ class WatchResult:
     message: str | None = None
 
 
-def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> WatchResult:
+def watch(pid: int, duration: float, runs: Path, interval: float = INTERVAL.default) -> WatchResult:
     """Sample ``pid`` for ``duration`` seconds into a new run directory in ``runs``.
 
     Raises NoSuchProcess / AccessDenied before anything is written when the target

@@ -32,12 +32,13 @@ from typing import Any
 from diagnostics import contract
 from diagnostics.contract import Phase, Status
 from diagnostics.cpumeter import CpuMeter
+from diagnostics.defaults import INTERVAL
 from diagnostics.diskio import Reserve, describe
 from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
 from diagnostics.tree import TreeSnapshot, is_shell_wrapper, snapshot
-from loadtest import distributed, web
+from loadtest import defaults, distributed, web
 from loadtest.cap import ZombieCap
 from loadtest.drive import LocustReport, LocustRun
 from loadtest.errors import HarnessError, ServerDied
@@ -72,16 +73,16 @@ HOLDERS_KEPT = 5
 @dataclass(frozen=True, slots=True)
 class Settings:
     shape: LoadShape
-    work_ms: int = 0
-    interval: float = 0.05
-    zombie_cap: int = 5000
-    server_timeout: float = 10.0
+    work_ms: int = defaults.WORK_MS.default
+    interval: float = INTERVAL.default
+    zombie_cap: int = defaults.ZOMBIE_CAP.default
+    server_timeout: float = defaults.SERVER_TIMEOUT.default
     locustfile: Path = LOCUSTFILE
     expectations: Expectations = Expectations()
     ready_log: str | None = None
-    settle: float = 5.0
+    settle: float = defaults.SETTLE.default
     """Seconds the final sample may wait for the server to settle after the load."""
-    max_failures: float = 1.0
+    max_failures: float = defaults.MAX_FAILURES.default
     """Percent of failed requests above which the scenario failed."""
     web: web.WebOptions | None = None
     """Locust's web UI drives the load (loadtest/web.py) instead of a headless run."""

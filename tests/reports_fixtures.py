@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from diagnostics import contract
+from diagnostics.defaults import INTERVAL
+from loadtest import defaults
 from loadtest.scenarios import LEAK_CLIENT_FD, SCENARIOS, Described, Scenario
 
 
@@ -57,17 +59,18 @@ MACHINE = {
 
 @dataclass(frozen=True)
 class Spec:
-    """One synthetic scenario: what the server did with the load it was given."""
+    """One synthetic scenario: what the server did with the load it was given (by default
+    the harness's default load)."""
 
     name: str
     strategy: str | None
-    rps: float = 100.0
-    duration: float = 20.0
-    interval: float = 0.05
+    rps: float = defaults.RATE.default
+    duration: float = defaults.DURATION.default
+    interval: float = INTERVAL.default
     leak_share: float = 0.0  # share of children left as zombies (1.0 for no reaper)
     leak_client_fd: bool = False
-    cap: int = 5000
-    users: int = 20
+    cap: int = defaults.ZOMBIE_CAP.default
+    users: int = defaults.USERS.default
     seed: int = 1
 
 
