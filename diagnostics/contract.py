@@ -233,6 +233,20 @@ class Phase(StrEnum):
     STOPPING_SERVER = "stopping server"
 
 
+class LoadEnd(StrEnum):
+    """What ended the load: scenario.json's ``load_ended_by`` (loadtest/experiment.py)."""
+
+    LOCUST_EXITED = "Locust exited"
+    """How a headless run ends: Locust stops by itself at its run time."""
+    DURATION = "duration"
+    """A --web run still going at --duration."""
+    CTRL_C = "Ctrl-C"
+    """How a --web run is ended."""
+    ZOMBIE_CAP = "the zombie cap"
+    OVERRUN = "the harness: Locust overran its run time"
+    """A headless Locust still running past its run time and start-up: the harness stopped it."""
+
+
 @dataclass(kw_only=True, slots=True)
 class RunRecord(_Record):
     """run.json: what was asked, on which machine, and how the run ended.
@@ -307,9 +321,7 @@ class ScenarioRecord(_Record):
     final_sample: dict[str, Any] | None = None
     settle: dict[str, Any] | None = None
     zombie_holders: list[dict[str, Any]] | None = None
-    load_ended_by: str | None = None
-    """What ended the load: "Locust exited" (a headless run ends so), "duration", "Ctrl-C"
-    (--web runs), "the zombie cap", or the harness stopping a Locust that overran."""
+    load_ended_by: LoadEnd | None = None
     workers: dict[str, Any] | None = None
     """Per-worker requests and failures (--expect-workers), as the Locust master wrote them:
     ``{"workers": [{"id", "requests", "failures"}, ...], "count": n}``."""

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics import contract
-from diagnostics.contract import Phase, Status
+from diagnostics.contract import LoadEnd, Phase, Status
 from diagnostics.cpumeter import CpuMeter
 from diagnostics.defaults import INTERVAL
 from diagnostics.diskio import Reserve, describe
@@ -62,10 +62,6 @@ from loadtest.target import LOOPBACK, Target, start_external, start_ours
 from reports.checks import scenario_checks
 
 TICK = 0.25
-DEADLINE = "duration"
-"""What ended a load that was still running at its deadline: --duration for the web UI's;
-a headless Locust stops by itself, so reaching it (with start-up time) is an overrun."""
-OVERRUN = "the harness: Locust overran its run time"
 HOLDERS_KEPT = 5
 """How many zombie-holding processes scenario.json names, most zombies first."""
 
@@ -289,7 +285,7 @@ class Experiment:
             try:
                 ended_by = self._watch_load(started, meter, started + shape.duration)
             except KeyboardInterrupt:
-                ended_by = "Ctrl-C"
+                ended_by = LoadEnd.CTRL_C
             self._locust.stop()
         else:
             deadline = started + shape.duration + start_timeout(shape)
@@ -300,8 +296,8 @@ class Experiment:
                 )
                 deadline += workers.timeout
             ended_by = self._watch_load(started, meter, deadline)
-            if ended_by == DEADLINE:
-                ended_by = OVERRUN
+            if ended_by == LoadEnd.DURATION:  # a headless Locust stops by itself
+                ended_by = LoadEnd.OVERRUN
                 self._locust.stop()
                 self._warn("Locust overran its run time and was stopped")
         self.record.load_ended_by = ended_by
@@ -354,7 +350,7 @@ class Experiment:
             raise HarnessError(f"Locust could not start: {error.strerror}") from None
         self.record.locust_pid = self._locust.pid
 
-    def _watch_load(self, started: float, meter: CpuMeter, deadline: float) -> str:
+    def _watch_load(self, started: float, meter: CpuMeter, deadline: float) -> LoadEnd:
         """Each tick until the load ends: the sampler, the cap and the server checked, strays
         reaped, the live view (and the Zombies tab's feed) brought up to date. Returns what
         ended the load (a value for scenario.json's load_ended_by)."""
@@ -367,16 +363,16 @@ class Experiment:
                 self._reach_cap(time.time() - self._sampling_started)
             if self.cap.reached:
                 self._note_cap(elapsed)
-                return "the zombie cap"
+                return LoadEnd.ZOMBIE_CAP
             self._check_server()
             if time.monotonic() > deadline:
-                return DEADLINE
+                return LoadEnd.DURATION
             reap_orphans(keep=[self._target.pid, self._locust.pid])
             if self.settings.web is not None:
                 self._warn(self.feed.publish())
             self.feed.progress(Phase.LOAD, elapsed, meter)
             time.sleep(TICK)
-        return "Locust exited"
+        return LoadEnd.LOCUST_EXITED
 
     def _note_cap(self, elapsed: float) -> None:
         assert self._locust is not None

@@ -239,7 +239,7 @@ def write_run(run_dir: Path, specs: list[Spec], run_id: str = "20261126-221500")
             kind="loadtest",
             started=RUN_STARTED,
             ended=started,
-            exit_status="ok",
+            exit_status=contract.Status.OK,
             exit_code=0,
             parameters={
                 "users": first.users,
@@ -293,7 +293,7 @@ def write_watch_run(run_dir: Path, zombies: np.ndarray, interval: float = 0.5) -
             kind="watch",
             started=RUN_STARTED,
             ended=RUN_STARTED + float(t[-1]),
-            exit_status="ok",
+            exit_status=contract.Status.OK,
             exit_code=0,
             parameters={
                 "pid": 777,
