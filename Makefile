@@ -47,9 +47,11 @@ install: $(STAMP)
 lock: | $(UV)
 	$(UV) lock --python $(PYTHON) $(ARGS)
 
+# mypy reads its settings (the packages and tests, the strictness) from pyproject.toml.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 test: lint
 	$(PY) -m pytest
@@ -83,4 +85,4 @@ clean-reports:
 	rm -rf reports/runs reports/latest reports/bench
 
 clean: clean-reports
-	rm -rf $(VENV) $(TOOLS) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) *.egg-info .pytest_cache .ruff_cache .mypy_cache

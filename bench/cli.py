@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.sampler_cost import check_levels
@@ -15,8 +16,20 @@ from diagnostics.commandline import OneLineParser, UsageError
 DEFAULT_OUT = Path("reports/bench")
 MAX_SECONDS = 300
 """Every load is bounded in time: five minutes is the most one measurement may ask for."""
-FULL = {"rounds": 5, "seconds": 3, "zombies": (0, 500, 2000), "sampler_rounds": 20}
-QUICK = {"rounds": 1, "seconds": 2, "zombies": (0, 50), "sampler_rounds": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """What --rounds, --seconds and --zombies default to, and the sampler section's rounds."""
+
+    rounds: int
+    seconds: int
+    zombies: tuple[int, ...]
+    sampler_rounds: int
+
+
+FULL = Preset(rounds=5, seconds=3, zombies=(0, 500, 2000), sampler_rounds=20)
+QUICK = Preset(rounds=1, seconds=2, zombies=(0, 50), sampler_rounds=3)
 """A tiny setting that runs every section end to end (the smoke test uses it). Two seconds,
 not one: Locust's run time starts as it spawns its users, and on a busy machine one second
 could end before any request completed."""
@@ -31,14 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
             " load generator's headroom. Writes OUT/<YYYYmmdd-HHMMSS>.json."
         ),
     )
-    parser.add_argument("--quick", action="store_true", help="tiny setting: 1 round of 2 s")
-    parser.add_argument("--rounds", type=int, help="alternating rounds per section (5)")
-    parser.add_argument("--seconds", type=int, help="seconds of load per measurement (3)")
     parser.add_argument(
-        "--connections", type=int, default=20, help="concurrent connections / users (20)"
+        "--quick",
+        action="store_true",
+        help=f"tiny setting: {QUICK.rounds} round of {QUICK.seconds} s",
     )
     parser.add_argument(
-        "--zombies", type=int, nargs="+", help="zombie levels for the sampler (0 500 2000)"
+        "--rounds", type=int, help=f"alternating rounds per section ({FULL.rounds})"
+    )
+    parser.add_argument(
+        "--seconds", type=int, help=f"seconds of load per measurement ({FULL.seconds})"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=20, help="concurrent connections / users (%(default)s)"
+    )
+    parser.add_argument(
+        "--zombies",
+        type=int,
+        nargs="+",
+        help=f"zombie levels for the sampler ({' '.join(map(str, FULL.zombies))})",
     )
     parser.add_argument(
         "--load-generator",
@@ -49,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
-        help=f"comma-separated subset of {','.join(SECTIONS)} (all)",
+        help="comma-separated subset of %(default)s (all)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON file")
     parser.add_argument(
@@ -62,9 +86,9 @@ def parse(argv: Sequence[str] | None) -> BenchSettings:
     """The settings from the command line; UsageError with a one-line reason otherwise."""
     args = build_parser().parse_args(argv)
     base = QUICK if args.quick else FULL
-    rounds = base["rounds"] if args.rounds is None else args.rounds
-    seconds = base["seconds"] if args.seconds is None else args.seconds
-    zombies = tuple(base["zombies"] if args.zombies is None else args.zombies)
+    rounds: int = base.rounds if args.rounds is None else args.rounds
+    seconds: int = base.seconds if args.seconds is None else args.seconds
+    zombies = base.zombies if args.zombies is None else tuple(args.zombies)
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
     checks = [
         (1 <= rounds <= 100, "--rounds must be 1 to 100"),
@@ -89,7 +113,7 @@ def parse(argv: Sequence[str] | None) -> BenchSettings:
         seconds=seconds,
         connections=args.connections,
         zombies=zombies,
-        sampler_rounds=base["sampler_rounds"],
+        sampler_rounds=base.sampler_rounds,
         generator=args.load_generator,
         sections=tuple(s for s in SECTIONS if s in sections),
         out=args.out,

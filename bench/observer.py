@@ -15,10 +15,9 @@ from bench.contenders import OURS
 from bench.loadgen import LoadResult, Locust, Wrk
 from bench.rounds import paired_ratio, rotated, summarise, target
 from bench.settings import BenchSettings
+from diagnostics.defaults import INTERVAL
 from diagnostics.recorder import Recorder
 
-INTERVAL = 0.05
-"""The harness's default sampling interval: 20 samples a second."""
 MIN_RATIO = 0.97
 PAIRS_PER_ROUND = 2
 """Runs (without, with) twice per round. The effect looked for, a few percent, is
@@ -45,7 +44,7 @@ def measure(
                     with Recorder(
                         server.pid,
                         csv_path,
-                        INTERVAL,
+                        INTERVAL.default,  # the harness's
                         on_sample=lambda s: costs.append(s.sample_cost_ms),
                     ):
                         watched.append(generator.run(server.url, settings.seconds, scratch))
@@ -59,7 +58,7 @@ def _summary(
 ) -> dict[str, Any]:
     without, with_sampler = summarise(plain), summarise(watched)
     return {
-        "interval_s": INTERVAL,
+        "interval_s": INTERVAL.default,
         "without_sampler": without,
         "with_sampler": with_sampler,
         "samples": len(costs),

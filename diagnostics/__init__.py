@@ -15,6 +15,7 @@ Modules (import the one you need; this package imports nothing eagerly):
 - ``contract``   the run directory's file names, samples.csv's columns, ``Sample``
 - ``cpumeter``   ``CpuMeter``: CPU seconds of a process tree
 - ``commandline`` one-line usage errors and SIGTERM as Ctrl-C, for every command line
+- ``defaults``   ``Bounded`` settings (a default and its range) and the sampling ``INTERVAL``
 - ``leaks``      ``LeakFinder``: children new since a snapshot, zombies among them reaped
 - ``pytest_plugin`` ``pytest --child-leaks=warn|fail`` (the ``pytest11`` entry point)
 - ``subreaper``  ``become_subreaper()``: orphaned descendants come back to this process

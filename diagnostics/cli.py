@@ -16,6 +16,7 @@ from pathlib import Path
 from diagnostics import whoreaps
 from diagnostics.commandline import OneLineParser, UsageError, sigterm_as_ctrl_c
 from diagnostics.contract import Status
+from diagnostics.defaults import INTERVAL
 from diagnostics.doctor import examine, examine_all, render
 from diagnostics.errors import DiagnosticsError
 from diagnostics.runs import DEFAULT_RUNS
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(float, 0),
         default=2.0,
         metavar="SECONDS",
-        help="how long to watch the growth (default 2; 0 for an instant answer)",
+        help="how long to watch the growth (default %(default)g; 0 for an instant answer)",
     )
 
     watch_cmd = sub.add_parser("watch", help="sample a process into a run directory")
@@ -71,9 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=DEFAULT_RUNS,
-        help="runs folder (reports/runs); the watch goes to OUT/<id>/, as a load test's does",
+        help="runs folder (%(default)s); the watch goes to OUT/<id>/, as a load test's does",
     )
-    watch_cmd.add_argument("--interval", type=_number(float, 0.001), default=0.05)
+    watch_cmd.add_argument(
+        "--interval",
+        type=float,
+        default=INTERVAL.default,
+        help="mean seconds between samples (%(default)g)",
+    )
     return parser
 
 
@@ -96,6 +102,9 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    problem = INTERVAL.problem("--interval", args.interval)
+    if problem is not None:
+        raise UsageError(problem)
     result = watch(args.pid, args.duration, args.out, args.interval)
     if result.message:
         print(f"diagnostics watch: {result.message}", file=sys.stderr)

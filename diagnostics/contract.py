@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from enum import Enum, StrEnum
 from functools import cache
-from typing import Any, Self, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Self, Union, get_args, get_origin, get_type_hints
 
 RUN = "run.json"
 SUMMARY_JSON = "summary.json"
@@ -53,15 +53,18 @@ class _Record:
     (:meth:`checked` for a reader, which cannot trust the file)."""
 
     __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+    """Set by @dataclass on each record; declared so the checker knows a record is one."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
         """The keys this record knows (a status word as its :class:`Status`); others (added
         by a newer writer) are left out."""
         values = {}
+        # A class is hashable; mypy checks its __hash__ unbound (python/mypy#11470).
         for item, accepted in _declared(cls).items():  # type: ignore[arg-type]
             if item.name in data:
                 value = data[item.name]
@@ -82,7 +85,7 @@ class _Record:
         """
         values: dict[str, Any] = {}
         notes: list[str] = []
-        for item, accepted in _declared(cls).items():
+        for item, accepted in _declared(cls).items():  # type: ignore[arg-type]  # as above
             taken = _as_declared(data[item.name], accepted) if item.name in data else _UNFIT
             if taken is not _UNFIT:
                 values[item.name] = taken
@@ -103,7 +106,7 @@ class _Record:
 def _declared(cls: type[_Record]) -> dict[Field[Any], tuple[type, ...]]:
     """Each field of a record with the JSON types its annotation accepts."""
     hints = get_type_hints(cls)
-    return {item: _accepted(hints[item.name]) for item in fields(cls)}  # type: ignore[arg-type]
+    return {item: _accepted(hints[item.name]) for item in fields(cls)}
 
 
 def _accepted(hint: Any) -> tuple[type, ...]:
@@ -230,6 +233,20 @@ class Phase(StrEnum):
     STOPPING_SERVER = "stopping server"
 
 
+class LoadEnd(StrEnum):
+    """What ended the load: scenario.json's ``load_ended_by`` (loadtest/experiment.py)."""
+
+    LOCUST_EXITED = "Locust exited"
+    """How a headless run ends: Locust stops by itself at its run time."""
+    DURATION = "duration"
+    """A --web run still going at --duration."""
+    CTRL_C = "Ctrl-C"
+    """How a --web run is ended."""
+    ZOMBIE_CAP = "the zombie cap"
+    OVERRUN = "the harness: Locust overran its run time"
+    """A headless Locust still running past its run time and start-up: the harness stopped it."""
+
+
 @dataclass(kw_only=True, slots=True)
 class RunRecord(_Record):
     """run.json: what was asked, on which machine, and how the run ended.
@@ -304,9 +321,7 @@ class ScenarioRecord(_Record):
     final_sample: dict[str, Any] | None = None
     settle: dict[str, Any] | None = None
     zombie_holders: list[dict[str, Any]] | None = None
-    load_ended_by: str | None = None
-    """What ended the load: "Locust exited" (a headless run ends so), "duration", "Ctrl-C"
-    (--web runs), "the zombie cap", or the harness stopping a Locust that overran."""
+    load_ended_by: LoadEnd | None = None
     workers: dict[str, Any] | None = None
     """Per-worker requests and failures (--expect-workers), as the Locust master wrote them:
     ``{"workers": [{"id", "requests", "failures"}, ...], "count": n}``."""

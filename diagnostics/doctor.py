@@ -241,14 +241,15 @@ def _exit_codes(zombies: list[ProcStat]) -> dict[str, int]:
     kernel hides them (it shows 0 to readers that may not ptrace the zombie).
     """
     counts = Counter(
-        decode_exit_status(st.exit_status) if _status_visible(st) else "unknown" for st in zombies
+        "unknown"
+        if st.exit_status is None or not _status_visible(st)
+        else decode_exit_status(st.exit_status)
+        for st in zombies
     )
     return dict(counts.most_common())
 
 
 def _status_visible(st: ProcStat) -> bool:
-    if st.exit_status is None:
-        return False
     if os.geteuid() == 0:
         return True
     try:

@@ -29,11 +29,15 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from diagnostics.contract import SAMPLE_COLUMNS
+from diagnostics.defaults import INTERVAL
 from diagnostics.diskio import describe
 from diagnostics.errors import DiagnosticsError, NoSuchProcess
 from diagnostics.sampler import Sample, Sampler
+
+_Told = TypeVar("_Told")
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +52,14 @@ class Recorder:
         self,
         pid: int,
         csv_path: Path,
-        interval: float = 0.05,
+        interval: float = INTERVAL.default,
         on_sample: Callable[[Sample], None] | None = None,
         rng: random.Random | None = None,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
-        if not interval > 0:
-            raise ValueError(f"interval must be > 0, got {interval!r}")
+        problem = INTERVAL.problem("interval", interval)
+        if problem is not None:
+            raise ValueError(f"{problem}, not {interval!r}")
         self.pid = pid
         self.csv_path = Path(csv_path)
         self.interval = interval
@@ -169,7 +174,7 @@ class Recorder:
             self._notify_safely(self.on_sample, sample)
         return sample
 
-    def _notify_safely(self, callback: Callable[[object], None], value: object) -> None:
+    def _notify_safely(self, callback: Callable[[_Told], None], value: _Told) -> None:
         with self._notify:
             try:
                 callback(value)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from diagnostics import contract
 from diagnostics.contract import Status
+from diagnostics.defaults import INTERVAL
 from diagnostics.diskio import Reserve, describe, write_json
 from diagnostics.errors import DiagnosticsError
 from diagnostics.event_recorder import EventRecorder
@@ -54,7 +55,7 @@ class WatchResult:
     events: contract.EventSummary | None = None
 
 
-def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> WatchResult:
+def watch(pid: int, duration: float, runs: Path, interval: float = INTERVAL.default) -> WatchResult:
     """Sample ``pid`` for ``duration`` seconds into a new run directory in ``runs``.
 
     Raises NoSuchProcess / AccessDenied before anything is written when the target
@@ -124,8 +125,8 @@ def watch(pid: int, duration: float, runs: Path, interval: float = 0.05) -> Watc
             server_pid=pid,
             samples=samples,
             data_ends_at=recorder.latest.time if failed and recorder.latest else None,
-            errors=[message] if failed else [],
-            warnings=[message] if status == Status.TARGET_EXITED else [],
+            errors=[message] if failed and message else [],
+            warnings=[message] if status == Status.TARGET_EXITED and message else [],
             events=summary.to_json(),
         ).to_json()
         try:

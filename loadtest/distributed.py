@@ -20,6 +20,7 @@ from typing import Any
 
 from diagnostics import contract
 from diagnostics.contract import Status
+from loadtest import defaults
 from loadtest.errors import HarnessError
 
 DEFAULT_MASTER_PORT = 5557
@@ -38,7 +39,7 @@ class WorkerOptions:
     bind: str
     """The address the master listens on for workers."""
     port: int = DEFAULT_MASTER_PORT
-    timeout: float = 60.0
+    timeout: float = defaults.WORKER_TIMEOUT.default
     """Seconds the master waits for all workers before the run fails."""
 
 

@@ -15,6 +15,8 @@ import json
 import random
 from dataclasses import asdict, dataclass
 
+from loadtest import defaults
+
 NAMES = ["World", "Zhuibing Dan", "Ada", "Grace Hopper", "Linus", "Dennis", "Ken"]
 """The default mix: ``/`` (World) and ``/<name>``, which our server greets by name."""
 DEFAULT_MIX_NAME = "/<name>"
@@ -26,7 +28,7 @@ BODY_SHOWN = 40
 class Expectations:
     paths: tuple[str, ...] = ()
     """Paths to request, chosen at random; empty: the default ``/`` and ``/<name>`` mix."""
-    status: int = 200
+    status: int = defaults.EXPECT_STATUS.default
     body: str | None = None
     """A substring every answer must contain."""
     body_check: bool = True

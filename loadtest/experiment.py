@@ -30,14 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics import contract
-from diagnostics.contract import Phase, Status
+from diagnostics.contract import LoadEnd, Phase, Status
 from diagnostics.cpumeter import CpuMeter
+from diagnostics.defaults import INTERVAL
 from diagnostics.diskio import Reserve, describe
 from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
 from diagnostics.tree import TreeSnapshot, is_shell_wrapper, snapshot
-from loadtest import distributed, web
+from loadtest import defaults, distributed, web
 from loadtest.cap import ZombieCap
 from loadtest.drive import LocustReport, LocustRun
 from loadtest.errors import HarnessError, ServerDied
@@ -61,10 +62,6 @@ from loadtest.target import LOOPBACK, Target, start_external, start_ours
 from reports.checks import scenario_checks
 
 TICK = 0.25
-DEADLINE = "duration"
-"""What ended a load that was still running at its deadline: --duration for the web UI's;
-a headless Locust stops by itself, so reaching it (with start-up time) is an overrun."""
-OVERRUN = "the harness: Locust overran its run time"
 HOLDERS_KEPT = 5
 """How many zombie-holding processes scenario.json names, most zombies first."""
 
@@ -72,16 +69,16 @@ HOLDERS_KEPT = 5
 @dataclass(frozen=True, slots=True)
 class Settings:
     shape: LoadShape
-    work_ms: int = 0
-    interval: float = 0.05
-    zombie_cap: int = 5000
-    server_timeout: float = 10.0
+    work_ms: int = defaults.WORK_MS.default
+    interval: float = INTERVAL.default
+    zombie_cap: int = defaults.ZOMBIE_CAP.default
+    server_timeout: float = defaults.SERVER_TIMEOUT.default
     locustfile: Path = LOCUSTFILE
     expectations: Expectations = Expectations()
     ready_log: str | None = None
-    settle: float = 5.0
+    settle: float = defaults.SETTLE.default
     """Seconds the final sample may wait for the server to settle after the load."""
-    max_failures: float = 1.0
+    max_failures: float = defaults.MAX_FAILURES.default
     """Percent of failed requests above which the scenario failed."""
     web: web.WebOptions | None = None
     """Locust's web UI drives the load (loadtest/web.py) instead of a headless run."""
@@ -288,7 +285,7 @@ class Experiment:
             try:
                 ended_by = self._watch_load(started, meter, started + shape.duration)
             except KeyboardInterrupt:
-                ended_by = "Ctrl-C"
+                ended_by = LoadEnd.CTRL_C
             self._locust.stop()
         else:
             deadline = started + shape.duration + start_timeout(shape)
@@ -299,8 +296,8 @@ class Experiment:
                 )
                 deadline += workers.timeout
             ended_by = self._watch_load(started, meter, deadline)
-            if ended_by == DEADLINE:
-                ended_by = OVERRUN
+            if ended_by == LoadEnd.DURATION:  # a headless Locust stops by itself
+                ended_by = LoadEnd.OVERRUN
                 self._locust.stop()
                 self._warn("Locust overran its run time and was stopped")
         self.record.load_ended_by = ended_by
@@ -353,7 +350,7 @@ class Experiment:
             raise HarnessError(f"Locust could not start: {error.strerror}") from None
         self.record.locust_pid = self._locust.pid
 
-    def _watch_load(self, started: float, meter: CpuMeter, deadline: float) -> str:
+    def _watch_load(self, started: float, meter: CpuMeter, deadline: float) -> LoadEnd:
         """Each tick until the load ends: the sampler, the cap and the server checked, strays
         reaped, the live view (and the Zombies tab's feed) brought up to date. Returns what
         ended the load (a value for scenario.json's load_ended_by)."""
@@ -366,16 +363,16 @@ class Experiment:
                 self._reach_cap(time.time() - self._sampling_started)
             if self.cap.reached:
                 self._note_cap(elapsed)
-                return "the zombie cap"
+                return LoadEnd.ZOMBIE_CAP
             self._check_server()
             if time.monotonic() > deadline:
-                return DEADLINE
+                return LoadEnd.DURATION
             reap_orphans(keep=[self._target.pid, self._locust.pid])
             if self.settings.web is not None:
                 self._warn(self.feed.publish())
             self.feed.progress(Phase.LOAD, elapsed, meter)
             time.sleep(TICK)
-        return "Locust exited"
+        return LoadEnd.LOCUST_EXITED
 
     def _note_cap(self, elapsed: float) -> None:
         assert self._locust is not None

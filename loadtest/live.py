@@ -62,7 +62,10 @@ def _figure(value: float | int | None, spec: str = "d") -> str:
 
 
 # The harness's phase names, cut to fit a column at 80 terminal columns.
-SHORT_PHASES = {Phase.STARTING_SERVER: "starting", Phase.STOPPING_SERVER: "stopping"}
+SHORT_PHASES: dict[Phase | Status, str] = {
+    Phase.STARTING_SERVER: "starting",
+    Phase.STOPPING_SERVER: "stopping",
+}
 
 
 def describe(progress: Progress) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diagnostics import contract
+from loadtest import defaults
 from loadtest.expectations import Expectations
 from loadtest.processes import ManagedProcess
 from reports.files import read_table
@@ -37,7 +38,7 @@ class LoadShape:
     rate: float
     """Total requests/s over all users; 0 means as fast as they can."""
     duration: int
-    processes: int = 1
+    processes: int = defaults.PROCESSES.default
 
 
 def start_locust(

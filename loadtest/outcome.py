@@ -33,7 +33,7 @@ def judge(outcome: LoadOutcome, max_failures: float) -> None:
     """Return if the load was a load; raise HarnessError (FailedRequests) saying why not."""
     code, requests = outcome.locust_exit, outcome.requests
     ended_early = code not in (0, None) and not outcome.stopped_by_harness
-    if ended_early and code < 0:
+    if ended_early and code is not None and code < 0:
         done = "no request recorded" if requests is None else f"after {requests} requests"
         raise HarnessError(
             f"Locust was killed by {signal.Signals(-code).name} before its run time was"

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 from server.reapers import STRATEGIES as STRATEGY_CLASSES
 
 LEAK_CLIENT_FD = "--leak-client-fd"
 """Our server's fault flag: the parent never closes its copy of a client socket."""
+
+
+class Described(TypedDict):
+    """The fields of scenario.json that :meth:`Scenario.described` fills (ScenarioRecord's)."""
+
+    leak_client_fd: bool
+    reaps_all: bool | None
+    meaning: str | None
+    shortfall: str | None
+    color_key: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +42,7 @@ class Scenario:
         """Whether our server is told to leak client sockets: reports then expect fds to grow."""
         return LEAK_CLIENT_FD in self.server_flags
 
-    def described(self) -> dict[str, bool | str | int | None]:
+    def described(self) -> Described:
         """What reports need to know about the scenario, for scenario.json: reports read it
         from there and keep no list of strategies or faults of their own."""
         reaper = STRATEGY_CLASSES.get(self.strategy or "")

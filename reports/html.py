@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader
 
+from diagnostics.contract import Status
 from reports.table import HEADERS, TEXT_COLUMNS, cells, figure, mib, parameter, when
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -53,6 +54,7 @@ def render_index(summary: dict[str, Any], run_plots: list[str], has_run_json: bo
             parameters=_items(run.get("parameters")),
             machine=_items(run.get("machine")),
             has_run_json=has_run_json,
+            ok=Status.OK,
             generated=time.time(),
         )
     )

@@ -279,6 +279,7 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
     samples_table: Table | None = reads[SAMPLES].value
     stats_table: Table | None = reads[STATS].value
     history_table: Table | None = reads[HISTORY].value
+    failures_table: Table | None = reads[FAILURES].value
 
     history = history_from_table(history_table) if history_table is not None else None
     totals = totals_from_stats(stats_table) if stats_table is not None else None
@@ -315,7 +316,7 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
         history_t=history.timestamp + LOCUST_CLOCK_OFFSET - start if history is not None else None,
         completed=completed,
         totals=totals,
-        failure_reasons=failure_reasons(reads[FAILURES].value) if reads[FAILURES].value else [],
+        failure_reasons=failure_reasons(failures_table) if failures_table else [],
         start=start,
         notes=notes,
     )

@@ -19,6 +19,7 @@ from server.speed import bind_symbols_now
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import Any
 
 PROG = "python -m server"
 
@@ -116,7 +117,7 @@ TAKES_VALUE = {spec.split()[0] for spec, _key, _convert, _help in OPTIONS if " "
 def parse_args(argv: list[str]) -> tuple[ServerConfig, bool] | None:
     """(the configuration the flags ask for, whether to restart with LD_BIND_NOW);
     None when help was asked; UsageError if bad."""
-    settings = {}
+    settings: dict[str, Any] = {}  # each value as its converter made it
     for flag, text in _flag_values(argv):
         if flag in ("-h", "--help"):
             return None
@@ -133,9 +134,10 @@ def _flag_values(argv: list[str]) -> Iterator[tuple[str, str]]:
         flag, equals, text = arg.partition("=")
         if flag in TAKES_VALUE:
             if not equals:
-                text = next(args, None)
-                if text is None:
+                following = next(args, None)
+                if following is None:
                     raise UsageError(f"{flag} needs a value")
+                text = following
             yield flag, text
         elif flag in FLAGS or flag in ("-h", "--help"):
             if equals:
@@ -155,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     config, rebind = parsed
-    error = bind_symbols_now() if rebind else None
-    if error is not None:
+    rebind_error = bind_symbols_now() if rebind else None
+    if rebind_error is not None:
         print(
-            f"{PROG}: warning: cannot restart with LD_BIND_NOW=1 ({error.strerror}):"
+            f"{PROG}: warning: cannot restart with LD_BIND_NOW=1 ({rebind_error.strerror}):"
             " serving without it (--no-rebind skips the attempt)",
             file=sys.stderr,
             flush=True,

@@ -141,7 +141,7 @@ class ForkingHTTPServer:
         and every object the parent does not touch after a fork is a page it
         does not copy.
         """
-        accept = self.listener._accept
+        accept = self.listener._accept  # type: ignore[attr-defined]  # C method; typeshed omits it
         for _ in range(ACCEPT_BATCH):
             if self._stopping:
                 return
@@ -212,7 +212,7 @@ class ForkingHTTPServer:
         if self._spare_fd is not None:
             os.close(self._spare_fd)
             try:
-                fd, _address = self.listener._accept()
+                fd, _address = self.listener._accept()  # type: ignore[attr-defined]  # as above
             except OSError:
                 fd = None
             if fd is not None:

@@ -39,16 +39,15 @@ class Counters:
     copies.)
     """
 
-    __slots__ = (
-        "accepted",
-        "forked",
-        "reaped",
-        "fork_failures",
-        "rejected",
-        "peak_unreaped",
-        "reaped_at_shutdown",
-        "sigchld_handled",
-    )
+    accepted: int
+    forked: int
+    reaped: int
+    fork_failures: int
+    rejected: int
+    peak_unreaped: int
+    reaped_at_shutdown: int
+    sigchld_handled: int
+    __slots__ = tuple(__annotations__)
 
     def __init__(self) -> None:
         for name in self.__slots__:

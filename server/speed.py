@@ -39,15 +39,20 @@ compiles its own source keeps the compiler's memory for good.
 
 from __future__ import annotations
 
-import _signal as signal
-import _socket as socket
 import gc
 import os
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    # The checker reads the public modules' annotations (typeshed has no _signal); they
+    # name the same functions and constants.
+    import signal
+    import socket
     from collections.abc import Callable
+else:
+    import _signal as signal
+    import _socket as socket
 
 __all__ = ["bind_symbols_now", "freeze_memory", "signal", "socket", "warm_up"]
 

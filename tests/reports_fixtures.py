@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +21,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from diagnostics import contract
-from loadtest.scenarios import LEAK_CLIENT_FD, SCENARIOS, Scenario
+from diagnostics.defaults import INTERVAL
+from loadtest import defaults
+from loadtest.scenarios import LEAK_CLIENT_FD, SCENARIOS, Described, Scenario
 
 
 def header(line: str) -> list[str]:
@@ -56,21 +59,22 @@ MACHINE = {
 
 @dataclass(frozen=True)
 class Spec:
-    """One synthetic scenario: what the server did with the load it was given."""
+    """One synthetic scenario: what the server did with the load it was given (by default
+    the harness's default load)."""
 
     name: str
     strategy: str | None
-    rps: float = 100.0
-    duration: float = 20.0
-    interval: float = 0.05
+    rps: float = defaults.RATE.default
+    duration: float = defaults.DURATION.default
+    interval: float = INTERVAL.default
     leak_share: float = 0.0  # share of children left as zombies (1.0 for no reaper)
     leak_client_fd: bool = False
-    cap: int = 5000
-    users: int = 20
+    cap: int = defaults.ZOMBIE_CAP.default
+    users: int = defaults.USERS.default
     seed: int = 1
 
 
-def described(spec: Spec) -> dict[str, Any]:
+def described(spec: Spec) -> Described:
     """What the harness records about the strategy, from the same registry it uses."""
     scenario = SCENARIOS.get(spec.name) or Scenario(spec.name, spec.strategy)
     flags = (LEAK_CLIENT_FD,) if spec.leak_client_fd else ()
@@ -90,7 +94,7 @@ def rewrite(path: Path, kind: type[Record], **changes: Any) -> None:
     write_json(path, replace(record, **changes).to_json())
 
 
-def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+def write_csv(path: Path, header: Sequence[str], rows: list[list[Any]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -119,7 +123,7 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
     zombies[-4:] = np.floor(forked[-1] * spec.leak_share)
     fds = 5 + (forked if spec.leak_client_fd else rng.integers(0, 2, t.size))
     rss = 14 * 2**20 + forked * 40
-    rows = [
+    rows: list[list[Any]] = [
         [
             f"{started + x:.3f}",
             f"{x:.3f}",
@@ -235,7 +239,7 @@ def write_run(run_dir: Path, specs: list[Spec], run_id: str = "20261126-221500")
             kind="loadtest",
             started=RUN_STARTED,
             ended=started,
-            exit_status="ok",
+            exit_status=contract.Status.OK,
             exit_code=0,
             parameters={
                 "users": first.users,
@@ -278,7 +282,9 @@ def write_watch_run(run_dir: Path, zombies: np.ndarray, interval: float = 0.5) -
     write_csv(folder / contract.SAMPLES, SAMPLE_HEADER, rows)
     write_json(
         folder / contract.SCENARIO,
-        contract.ScenarioRecord(name="watch", started=RUN_STARTED, status="ok").to_json(),
+        contract.ScenarioRecord(
+            name="watch", started=RUN_STARTED, status=contract.Status.OK
+        ).to_json(),
     )
     write_json(
         run_dir / contract.RUN,
@@ -287,7 +293,7 @@ def write_watch_run(run_dir: Path, zombies: np.ndarray, interval: float = 0.5) -
             kind="watch",
             started=RUN_STARTED,
             ended=RUN_STARTED + float(t[-1]),
-            exit_status="ok",
+            exit_status=contract.Status.OK,
             exit_code=0,
             parameters={
                 "pid": 777,

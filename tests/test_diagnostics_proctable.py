@@ -12,6 +12,7 @@ from bench.holder import HolderSpec, ZombieHolder
 from diagnostics.errors import NoSuchProcess
 from diagnostics.proctable import (
     CLOCK_TICKS,
+    Backend,
     allocated_between,
     decode_exit_status,
     parse_stat,
@@ -80,9 +81,9 @@ def test_children_are_listed_across_threads() -> None:
 
 
 @pytest.mark.parametrize("backend", ["children", "scan", "psutil"])
-def test_every_backend_counts_the_same(backend: str) -> None:
+def test_every_backend_counts_the_same(backend: Backend) -> None:
     with ZombieHolder(HolderSpec(exits=[0, 1, 2], alive=2, middles=[2])) as holder:
-        sample = Sampler(holder.pid, backend=backend).sample()  # type: ignore[arg-type]
+        sample = Sampler(holder.pid, backend=backend).sample()
         assert (sample.zombies, sample.alive, sample.descendant_zombies) == (3, 3, 2)
 
 

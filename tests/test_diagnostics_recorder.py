@@ -144,7 +144,7 @@ import os, resource, signal, sys
 from diagnostics.recorder import Recorder
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
-rec = Recorder(os.getpid(), sys.argv[1], interval=0.001)
+rec = Recorder(os.getpid(), sys.argv[1], interval=0.005)
 rec.start()
 rec.wait(30)
 rec.stop()

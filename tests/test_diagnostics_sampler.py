@@ -13,7 +13,7 @@ from bench.holder import HolderSpec, ZombieHolder
 from diagnostics import sampler as sampler_module
 from diagnostics.contract import SAMPLE_COLUMNS
 from diagnostics.errors import NoSuchProcess, ZombieProcess
-from diagnostics.proctable import ProcStat, read_stat
+from diagnostics.proctable import Backend, ProcStat, read_stat
 from diagnostics.sampler import Sample, Sampler
 from tests import diag_helpers as h
 
@@ -89,14 +89,14 @@ def test_counts_follow_reaping() -> None:
 
 @pytest.mark.parametrize(("backend", "samples"), [("children", 400), ("scan", 60)])
 @pytest.mark.slow  # hundreds of samples of a churning tree: 1.5 s each
-def test_races_never_crash_and_counts_stay_consistent(backend: str, samples: int) -> None:
+def test_races_never_crash_and_counts_stay_consistent(backend: Backend, samples: int) -> None:
     """Children exit and are reaped all the time while we sample; around a stable
     core of 5 zombies and 4 live children (3 idle, 1 churning grandchildren).
     """
     proc = h.spawn(h.CHURN)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-        sampler = Sampler(proc.pid, backend=backend)  # type: ignore[arg-type]
+        sampler = Sampler(proc.pid, backend=backend)
         for _ in range(samples):
             s = sampler.sample()
             assert s.children == s.alive + s.zombies
@@ -216,11 +216,11 @@ while not done.is_set():
 
 
 @pytest.mark.parametrize("backend", ["auto", "psutil"])
-def test_the_targets_own_figures_agree_with_psutil(backend: str) -> None:
+def test_the_targets_own_figures_agree_with_psutil(backend: Backend) -> None:
     spinner = h.spawn(SPINNER)
     try:
         assert spinner.stdout is not None and spinner.stdout.readline() == b"spinning\n"
-        sampler = Sampler(spinner.pid, backend=backend)  # type: ignore[arg-type]
+        sampler = Sampler(spinner.pid, backend=backend)
         h.wait_until(lambda: (sampler.sample().cpu_percent or 0) >= 50, "a busy CPU percent")
         sample, oracle = sampler.sample(), psutil.Process(spinner.pid)
         assert sample.threads == oracle.num_threads() == 2

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from diagnostics.contract import LoadEnd
 from tests.cli_runner import assert_one_line_error
 from tests.server_helpers import ROOT, wait_until
 from tests.test_loadtest_harness import assert_nothing_left, harness, read_json, run_dir
@@ -83,7 +84,7 @@ def test_the_web_ui_drives_the_load_and_shows_zombies(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/" in out
     run = run_dir(tmp_path)
     record = read_json(run / "no-reaper" / "scenario.json")
-    assert record["status"] == "ok" and record["load_ended_by"] == "Ctrl-C"
+    assert record["status"] == "ok" and record["load_ended_by"] == LoadEnd.CTRL_C
     requests = record["load"]["requests"]
     assert requests >= 20 and record["load"]["failures"] == 0
     assert record["final_sample"]["zombies"] == requests  # one per request, exactly

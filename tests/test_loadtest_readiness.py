@@ -42,7 +42,9 @@ def test_a_listening_socket_is_ready_and_gets_no_connection(tmp_path: Path) -> N
     process = start(tmp_path, LISTENER)
     try:
         wait_until_ready(process, 0, 10, re.compile(r"port (\d+)"))  # learn the port first
-        port = int(re.search(r"port (\d+)", process.log_path.read_text()).group(1))
+        found = re.search(r"port (\d+)", process.log_path.read_text())
+        assert found is not None
+        port = int(found.group(1))
         wait_until_ready(process, port, 10)
     finally:
         process.stop()

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diagnostics.contract import ScenarioRecord
+from diagnostics.contract import ScenarioRecord, Status, run_error
 from reports.build import ReportResult, build_report, dashboard_names
+from reports.html import render_index
 from reports.rundir import load_run
 from reports.summary import summarize
 from tests.reports_fixtures import Spec, png_size, rewrite, write_run, write_watch_run
@@ -149,3 +150,17 @@ def summary_of(run_dir: Path) -> dict:
     """What summary.json would say, without drawing the plots."""
     run = load_run(run_dir)
     return summarize(run, dashboard_names([scenario.name for scenario in run.scenarios]))
+
+
+@pytest.mark.parametrize(
+    ("status", "shown"),
+    [
+        (Status.OK, '<span class="ok">ok</span>'),
+        (Status.INTERRUPTED, '<span class="bad">interrupted</span>'),
+        (Status.RUNNING, '<span class="bad">running</span>'),  # the harness was killed
+        (run_error("a", "why"), '<span class="bad">error: a: why</span>'),
+    ],
+)
+def test_the_page_calls_a_run_good_only_when_its_exit_status_is_ok(status: str, shown: str) -> None:
+    run = {"id": "x", "kind": "loadtest", "exit_status": str(status)}
+    assert shown in render_index({"run": run, "scenarios": []}, [], has_run_json=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 from reports.trend import describe, trend
 
@@ -16,7 +17,7 @@ def poisson_times(seconds: float, mean_gap: float = 0.05, seed: int = 7) -> list
     return times
 
 
-def words(times: list[float], counts: list[float]) -> str:
+def words(times: Sequence[float], counts: Sequence[float]) -> str:
     found = trend(times, counts)
     assert found is not None
     return describe(found)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -203,7 +205,7 @@ def test_a_server_that_never_forks_is_said_to_never_fork() -> None:
     assert f"{T.size} samples" in verdict(evidence)
 
 
-QUIET_SERVER = {
+QUIET_SERVER: dict[str, Any] = {
     "t": T, "zombies": QUIET_TREE, "alive": QUIET_TREE, "baseline_alive": 0,
     "reaped_child_faults": 0, "requests": 2000, "sigchld_handled": {},
 }  # fmt: skip

@@ -443,7 +443,11 @@ def test_leaked_descriptors_grow_one_per_request(start_server) -> None:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
             conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert read_response(conn).endswith(b"Hello, World!\n")
-        wait_until(lambda n=done: server.open_fds() == before + n, what=f"{done} leaked fds")
+
+        def leaked(n: int = done) -> bool:
+            return server.open_fds() == before + n
+
+        wait_until(leaked, what=f"{done} leaked fds")
     assert server.open_fds() == before + 5
 
 

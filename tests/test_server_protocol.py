@@ -277,9 +277,12 @@ def test_the_quick_path_answers_as_the_full_rules_do(monkeypatch: pytest.MonkeyP
     heads = _request_heads()
     by_the_rules = []
     full_rules = protocol.answer_by_the_rules
-    monkeypatch.setattr(
-        protocol, "answer_by_the_rules", lambda head: by_the_rules.append(head) or full_rules(head)
-    )
+
+    def by_the_rules_counted(head: bytes) -> tuple[bytes, bool]:
+        by_the_rules.append(head)
+        return full_rules(head)
+
+    monkeypatch.setattr(protocol, "answer_by_the_rules", by_the_rules_counted)
     answers = {head: answer(head) for head in heads}
     monkeypatch.undo()
     quick = [head for head in heads if head not in by_the_rules]

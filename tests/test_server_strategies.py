@@ -222,7 +222,8 @@ def test_final_zombies_are_forked_minus_reaped_minus_running(
         assert counters["reaped"] is None and counters["peak_unreaped"] is None
         assert counters["reaped_at_shutdown"] == HELD  # SIGCHLD is back at default then
         return
-    assert check is not None and check.ok, check.text
+    assert check is not None
+    assert check.ok, check.text
     assert sample.alive == HELD
     assert counters["forked"] - counters["reaped"] <= counters["peak_unreaped"]
     assert counters["peak_unreaped"] <= counters["forked"]

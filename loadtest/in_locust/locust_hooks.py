@@ -75,7 +75,8 @@ def _prepare(environment: Environment, **_kwargs) -> None:
     for user_class in environment.user_classes:
         if user_class.wait_time is User.wait_time:
             user_class.wait_time = paced
-            user_class.on_start = out_of_step(user_class.on_start)
+            # Replacing the method on the user's own class is the point: each user starts so.
+            user_class.on_start = out_of_step(user_class.on_start)  # type: ignore[method-assign]
         else:
             log.info("%s keeps its own wait_time; --rate does not pace it", user_class.__name__)
 
