@@ -1,0 +1,116 @@
+"""diagnostics.census: zombies per parent, on the whole host and below one process.
+
+Each count is checked against psutil (which finds children by scanning every process:
+an independent way) on processes whose zombies the test made.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from bench.holder import HolderSpec, ZombieHolder
+from diagnostics import census
+from diagnostics.census import HostCensus, TreeCensus
+from diagnostics.errors import NoSuchProcess
+from tests import diag_helpers as h
+from tests.server_helpers import reap_adopted
+from tests.test_diagnostics_doctor import MAIN_THREAD_EXITS
+
+
+@pytest.fixture
+def holder() -> Iterator[ZombieHolder]:
+    """6 zombies, 2 live children, and two live children holding 3 and 2 zombies."""
+    with ZombieHolder(HolderSpec(exits=[0] * 5 + [1], alive=2, middles=[3, 2])) as made:
+        yield made
+
+
+def oracle(parents: list[int]) -> dict[int, int]:
+    """Zombie children per parent, the psutil way."""
+    return {pid: h.oracle_counts(pid)[1] for pid in parents}
+
+
+def test_host_census_counts_each_parent_s_zombies(holder: ZombieHolder) -> None:
+    middles = holder.children.alive[-2:]
+    host = HostCensus()
+    for _ in range(3):  # the first reads every zombie, the others remember them
+        holders = host.take().holders
+        assert {pid: holders.get(pid, 0) for pid in [holder.pid, *middles]} == oracle(
+            [holder.pid, *middles]
+        ) == {holder.pid: 6, middles[0]: 3, middles[1]: 2}  # fmt: skip
+        assert all(pid not in holders for pid in holder.children.alive[:2])
+
+
+def test_tree_census_sees_the_tree_only(holder: ZombieHolder) -> None:
+    middles = holder.children.alive[-2:]
+    assert TreeCensus(holder.pid).take().holders == {holder.pid: 6, middles[0]: 3, middles[1]: 2}
+    assert TreeCensus(middles[0]).take().holders == {middles[0]: 3}
+    assert TreeCensus(holder.children.alive[0]).take().zombies == 0
+
+
+def test_released_zombies_leave_the_census() -> None:
+    host = HostCensus()
+    with ZombieHolder(HolderSpec.zombies(4)) as made:
+        assert host.take().holders.get(made.pid) == 4
+    assert made.pid not in host.take().holders  # reaped, and the holder gone
+
+
+def test_zombies_of_a_parent_that_exited_are_found_with_their_new_parent(
+    holder: ZombieHolder,
+) -> None:
+    """The census remembers zombies between calls; when their parent dies they are handed
+    to a subreaper (pytest here) or init, and the census must say so."""
+    middle = holder.children.alive[-2]
+    host = HostCensus()
+    assert host.take().holders[middle] == 3
+    orphans = [child.pid for child in psutil.Process(middle).children()]
+    os.kill(middle, signal.SIGKILL)
+    h.wait_until(
+        lambda: all(psutil.Process(pid).ppid() != middle for pid in orphans),
+        what="the middle's zombies to be handed on",
+    )
+    adopter = psutil.Process(orphans[0]).ppid()
+    try:
+        holders = host.take().holders
+        assert middle not in holders
+        assert holders[adopter] >= 3
+        assert holders[holder.pid] == 6 + 1  # the killed middle is its zombie now
+    finally:
+        if adopter == os.getpid():
+            reap_adopted(orphans)
+
+
+def test_a_process_whose_main_thread_exited_is_not_counted() -> None:
+    """It shows as Z while a thread of it runs: alive, and nothing to reap yet."""
+    parent = h.spawn(MAIN_THREAD_EXITS)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        h.wait_until(lambda: psutil.Process(child).status() == "zombie", what="state Z")
+        assert parent.pid not in HostCensus().take().holders
+    finally:
+        h.end_by_stdin(parent)
+
+
+def test_without_access_to_exe_links_every_process_s_stat_is_read(
+    holder: ZombieHolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another user's exe link cannot be read (EACCES) unless one is root; the census
+    then learns from the stat file, which everyone may read."""
+
+    def denied(path: str) -> str:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(census.os, "readlink", denied)
+    holders = HostCensus().take().holders
+    assert holders[holder.pid] == 6
+    assert [holders[pid] for pid in holder.children.alive[-2:]] == [3, 2]
+
+
+def test_tree_census_of_a_missing_process_raises() -> None:
+    with pytest.raises(NoSuchProcess):
+        TreeCensus(h.MISSING_PID)
