@@ -158,6 +158,8 @@ def _exporter(args: argparse.Namespace) -> int:
     except exporter.TargetExited as gone:
         print(f"diagnostics exporter: {gone}", file=sys.stderr)
         return 1
+    finally:
+        collector.close()
     return 0
 
 

@@ -252,6 +252,10 @@ class ZombieCollector:
         self._uses = Window(window)
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Give back what the census holds (a descriptor per process, on the host)."""
+        self.census.close()
+
     def describe(self) -> Iterator[Metric]:
         """The families, empty: how the registry learns the names without a scrape."""
         for spec in SPECS.values():

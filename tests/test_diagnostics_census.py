@@ -18,6 +18,7 @@ from diagnostics import census
 from diagnostics.census import HostCensus, TreeCensus
 from diagnostics.errors import NoSuchProcess
 from tests import diag_helpers as h
+from tests.leak_helpers import Leaker
 from tests.server_helpers import reap_adopted
 from tests.test_diagnostics_doctor import MAIN_THREAD_EXITS
 
@@ -34,9 +35,26 @@ def oracle(parents: list[int]) -> dict[int, int]:
     return {pid: h.oracle_counts(pid)[1] for pid in parents}
 
 
-def test_host_census_counts_each_parent_s_zombies(holder: ZombieHolder) -> None:
+@pytest.fixture(params=["pidfds", "exe links", "stat lines"])
+def host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[HostCensus]:
+    """A host census the way it runs here (a pidfd per process), and its fallbacks: no
+    pidfds (a kernel before 5.3, no descriptors left), and no exe link readable either
+    (another user's processes, unless root), where only the stat lines say."""
+    if request.param != "pidfds":
+        monkeypatch.setattr(census, "_new_epoll", lambda: None)
+    if request.param == "stat lines":
+
+        def denied(path: str) -> str:
+            raise PermissionError(13, "Permission denied", path)
+
+        monkeypatch.setattr(census.os, "readlink", denied)
+    made = HostCensus()
+    yield made
+    made.close()
+
+
+def test_host_census_counts_each_parent_s_zombies(holder: ZombieHolder, host: HostCensus) -> None:
     middles = holder.children.alive[-2:]
-    host = HostCensus()
     for _ in range(3):  # the first reads every zombie, the others remember them
         holders = host.take().holders
         assert {pid: holders.get(pid, 0) for pid in [holder.pid, *middles]} == oracle(
@@ -52,20 +70,33 @@ def test_tree_census_sees_the_tree_only(holder: ZombieHolder) -> None:
     assert TreeCensus(holder.children.alive[0]).take().zombies == 0
 
 
-def test_released_zombies_leave_the_census() -> None:
-    host = HostCensus()
+def test_zombies_made_and_reaped_between_calls_come_and_go(host: HostCensus) -> None:
+    before = host.take().holders
     with ZombieHolder(HolderSpec.zombies(4)) as made:
+        assert made.pid not in before
         assert host.take().holders.get(made.pid) == 4
     assert made.pid not in host.take().holders  # reaped, and the holder gone
 
 
+def test_zombies_reaped_by_a_parent_that_stays_leave_the_census(host: HostCensus) -> None:
+    leaker = Leaker()
+    try:
+        leaker.leak(3)
+        assert host.take().holders.get(leaker.pid) == 3
+        leaker.reap()
+        assert leaker.pid not in host.take().holders
+        leaker.leak(2)
+        assert host.take().holders.get(leaker.pid) == 2
+    finally:
+        leaker.end()
+
+
 def test_zombies_of_a_parent_that_exited_are_found_with_their_new_parent(
-    holder: ZombieHolder,
+    holder: ZombieHolder, host: HostCensus
 ) -> None:
     """The census remembers zombies between calls; when their parent dies they are handed
     to a subreaper (pytest here) or init, and the census must say so."""
     middle = holder.children.alive[-2]
-    host = HostCensus()
     assert host.take().holders[middle] == 3
     orphans = [child.pid for child in psutil.Process(middle).children()]
     os.kill(middle, signal.SIGKILL)
@@ -84,31 +115,26 @@ def test_zombies_of_a_parent_that_exited_are_found_with_their_new_parent(
             reap_adopted(orphans)
 
 
-def test_a_process_whose_main_thread_exited_is_not_counted() -> None:
+def test_a_process_whose_main_thread_exited_is_not_counted(host: HostCensus) -> None:
     """It shows as Z while a thread of it runs: alive, and nothing to reap yet."""
     parent = h.spawn(MAIN_THREAD_EXITS)
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
         h.wait_until(lambda: psutil.Process(child).status() == "zombie", what="state Z")
-        assert parent.pid not in HostCensus().take().holders
+        assert parent.pid not in host.take().holders
     finally:
         h.end_by_stdin(parent)
 
 
-def test_without_access_to_exe_links_every_process_s_stat_is_read(
-    holder: ZombieHolder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another user's exe link cannot be read (EACCES) unless one is root; the census
-    then learns from the stat file, which everyone may read."""
-
-    def denied(path: str) -> str:
-        raise PermissionError(13, "Permission denied", path)
-
-    monkeypatch.setattr(census.os, "readlink", denied)
-    holders = HostCensus().take().holders
-    assert holders[holder.pid] == 6
-    assert [holders[pid] for pid in holder.children.alive[-2:]] == [3, 2]
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfds in this Python")
+def test_close_gives_back_every_descriptor() -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    host = HostCensus()
+    host.take()
+    assert len(os.listdir("/proc/self/fd")) > before  # one per process, where pidfds exist
+    host.close()
+    assert len(os.listdir("/proc/self/fd")) == before
 
 
 def test_tree_census_of_a_missing_process_raises() -> None:

@@ -9,7 +9,6 @@ test_exporter_time_to_limit.py and test_exporter_prometheus.py.
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.cgroup_helpers import MakeCgroup, make_cgroup, needs_cgroup, start_in
 from tests.cli_runner import RUNNERS, assert_one_line_error, runner_for
 from tests.diag_helpers import end_by_stdin
 from tests.exporter_helpers import ExporterProcess
+from tests.leak_helpers import Leaker
 
 __all__ = ["make_cgroup"]  # the fixture, used by name
 
@@ -106,56 +106,12 @@ def test_the_first_scrape_has_no_rates_and_says_nothing_of_them(holder: ZombieHo
 
 
 def test_host_scope_finds_the_holder_among_every_process(holder: ZombieHolder) -> None:
-    series = Scraper(ZombieCollector(None, top=1000)).scrape()
+    collector = ZombieCollector(None, top=1000)
+    series = Scraper(collector).scrape()
+    collector.close()
     assert only(series, "reaperlab_parent_zombies", pid=str(holder.pid)) == 6
     total = sum(v for (n, _), v in series.items() if n == "reaperlab_parent_zombies")
     assert total == only(series, "reaperlab_zombies") >= 11
-
-
-# Makes N zombie children for each line "N" on stdin, answering "ok" once they have all
-# exited; stdin's end reaps them all.
-ON_DEMAND = r"""
-import os, sys
-kids = []
-for line in sys.stdin:
-    made = []
-    for _ in range(int(line)):
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        made.append(pid)
-    for pid in made:
-        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-    kids += made
-    print("ok", flush=True)
-for pid in kids:
-    os.waitpid(pid, 0)
-"""
-
-
-class Leaker:
-    """A process that leaks zombies when told to, optionally inside a cgroup."""
-
-    def __init__(self, procs: Path | None = None) -> None:
-        prefix = [] if procs is None else ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"]
-        self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-c", ON_DEMAND],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.pid = self.proc.pid
-
-    def leak(self, count: int) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"{count}\n")
-        self.proc.stdin.flush()
-        assert self.proc.stdout.readline() == "ok\n"
-
-    def end(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
 
 
 @pytest.fixture
