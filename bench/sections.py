@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import headroom, observer, sampler_cost, throughput
+from bench import exporter_cost, headroom, observer, sampler_cost, throughput
 from bench.loadgen import Locust, Wrk
 from bench.settings import BenchSettings
 
@@ -22,4 +22,5 @@ SECTIONS: dict[str, Section] = {
     "sampler": sampler_cost.measure,
     "observer": observer.measure,
     "headroom": headroom.measure,
+    "exporter": exporter_cost.measure,
 }

@@ -247,6 +247,7 @@ class ZombieCollector:
         self.top = top
         self._clock = clock
         self.census = HostCensus() if pid is None else TreeCensus(pid)
+        self.census.take()  # the host census opens its pidfds now, not at the first scrape
         self.scope = "host" if pid is None else f"tree of PID {pid}"
         self._zombies = Window(window)
         self._uses = Window(window)

@@ -81,7 +81,15 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     if record["load_generator"].startswith("wrk"):
         assert positive(headroom["wrk"]["rps"]) and positive(headroom["harness_vs_wrk"])
 
+    exporter = record["exporter"]
+    assert exporter["processes"] >= exporter["target_processes"] == 300
+    assert (
+        positive(exporter["ms"]) and positive(exporter["start_ms"]) and positive(exporter["cpu_ms"])
+    )
+    assert isinstance(exporter["within_budget"], bool)
+
     assert "1. Server throughput" in result.stdout and str(tmp_path) in result.stdout
+    assert "5. Exporter: one scrape of the whole host" in result.stdout
 
 
 @pytest.mark.slow
