@@ -12,6 +12,8 @@ import math
 import os
 import resource
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from diagnostics import limits
 from diagnostics.limits import Hierarchy, Limit, Limits
 from tests.cgroup_helpers import MakeCgroup, make_cgroup, needs_cgroup, start_in_cgroup
 from tests.diag_helpers import end_by_stdin
+from tests.server_helpers import ROOT
 
 __all__ = ["make_cgroup"]  # the fixture, used by name
 
@@ -222,3 +225,17 @@ def test_rlimit_nproc_that_cannot_bind_before_pid_max_is_left_out_with_the_reaso
 def test_a_process_that_is_gone_raises_file_not_found() -> None:
     with pytest.raises(FileNotFoundError):
         limits.process_limits(4_194_305)  # above any pid_max
+
+
+@needs_cgroup
+def test_pid_headroom_is_the_tightest_limit_s_headroom(make_cgroup: MakeCgroup) -> None:
+    """What the harness caps zombies by (diagnostics.machine), asked from inside a cgroup
+    limited to 50 tasks, where the asking interpreter is the only one."""
+    group = make_cgroup("limits-headroom", 50)
+    code = "from diagnostics.machine import pid_headroom; print(pid_headroom())"
+    join = f'echo $$ > {group.procs_file} && exec "$@"'
+    result = subprocess.run(
+        ["sh", "-c", join, "sh", sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=True,
+    )  # fmt: skip
+    assert int(result.stdout) == 50 - 1
