@@ -162,7 +162,8 @@ class HostCensus:
         if self._epoll is None:
             return set()
         exited = set()
-        for fd, _ in self._epoll.poll(0):
+        # Room for every descriptor: poll() returns at most 1,023 events unless told more.
+        for fd, _ in self._epoll.poll(0, max(1, len(self._pids))):
             pid = self._pids.pop(fd)
             del self._watched[pid]
             self._epoll.unregister(fd)
