@@ -32,12 +32,13 @@ The rules in ``diagnostics/prometheus/rules.yml`` alert on these series.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import select
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ from diagnostics.limits import (
     pids_cgroup,
     pids_hierarchy,
     process_limits,
+    tasks_by_user,
 )
 from diagnostics.proctable import read_proc_file, read_stat
 
@@ -277,10 +279,11 @@ class ZombieCollector:
         host = host_limits()
         hierarchy = pids_hierarchy()
         ranked = sorted(census.holders.items(), key=lambda item: (-item[1], item[0]))
+        tasks = functools.cache(tasks_by_user)  # one count of every user's tasks, if any
         parents = [
             parent
             for pid, zombies in ranked[: self.top]
-            if (parent := _parent(pid, zombies, host, hierarchy)) is not None
+            if (parent := _parent(pid, zombies, host, hierarchy, tasks)) is not None
         ]
         self._remember(now, census.zombies, host, parents)
 
@@ -359,12 +362,18 @@ class ZombieCollector:
             family.add_metric([cgroup.path, source], cgroup.fork_failures)
 
 
-def _parent(pid: int, zombies: int, host: Limits, hierarchy: Hierarchy | None) -> Parent | None:
+def _parent(
+    pid: int,
+    zombies: int,
+    host: Limits,
+    hierarchy: Hierarchy | None,
+    tasks: Callable[[], Counter[int]],
+) -> Parent | None:
     """What a parent's series need; None when it exited (or hid) meanwhile."""
     try:
         started = read_stat(pid).started
         command = read_proc_file(f"/proc/{pid}/comm", pid).decode(errors="replace").strip()
-        limits = process_limits(pid, host, hierarchy)
+        limits = process_limits(pid, host, hierarchy, tasks)
     except (DiagnosticsError, OSError):
         return None
     cgroup = limits.cgroup.path if limits.cgroup else ""

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -133,12 +134,16 @@ def host_limits() -> Limits:
 
 
 def process_limits(
-    pid: int, host: Limits | None = None, hierarchy: Hierarchy | None = None
+    pid: int,
+    host: Limits | None = None,
+    hierarchy: Hierarchy | None = None,
+    tasks: Callable[[], Counter[int]] | None = None,
 ) -> Limits:
     """Every limit that stops a fork of ``pid``: its pids cgroups, the host's, RLIMIT_NPROC.
 
-    ``host`` (from :func:`host_limits`) and ``hierarchy`` (from :func:`pids_hierarchy`)
-    save reading them again when several processes are looked at together. Raises
+    ``host`` (from :func:`host_limits`), ``hierarchy`` (from :func:`pids_hierarchy`) and
+    ``tasks`` (see :func:`nproc_limit`) save reading them again when several processes
+    are looked at together. Raises
     FileNotFoundError when the process is gone, PermissionError when its files may not
     be read.
     """
@@ -149,7 +154,7 @@ def process_limits(
         not_applied["pids.max"] = "no pids cgroup"
     elif not cgroup.limits:
         not_applied["pids.max"] = f"no pids.max set on {cgroup.path} or above"
-    nproc = nproc_limit(pid, host)
+    nproc = nproc_limit(pid, host, tasks)
     if isinstance(nproc, str):
         not_applied["RLIMIT_NPROC"] = nproc
     limits = (
@@ -299,10 +304,14 @@ def _events_max(path: Path) -> int | None:
 # ------------------------------------------------------------------ RLIMIT_NPROC
 
 
-def nproc_limit(pid: int, host: Limits) -> Limit | str:
+def nproc_limit(
+    pid: int, host: Limits, tasks: Callable[[], Counter[int]] | None = None
+) -> Limit | str:
     """RLIMIT_NPROC of ``pid`` with its user's task count, or why it does not apply.
 
-    Raises FileNotFoundError when the process is gone.
+    ``tasks`` counts every user's tasks (:func:`tasks_by_user` by default); a caller
+    looking at several processes at once passes one that counts once. Raises FileNotFoundError
+    when the process is gone.
     """
     status = _status_fields(pid)
     uid = int(status["Uid"].split()[0])
@@ -319,7 +328,7 @@ def nproc_limit(pid: int, host: Limits) -> Limit | str:
     return Limit(
         "RLIMIT_NPROC",
         soft,
-        user_tasks(uid),
+        (tasks or tasks_by_user)()[uid],
         f"uid {uid}",
         f"/proc/{pid}/limits, /proc/*/status",
     )
@@ -334,22 +343,20 @@ def _nproc_soft(pid: int) -> int | None:
     return None
 
 
-def user_tasks(uid: int, pids: Iterable[str] | None = None) -> int:
-    """Tasks (threads included) whose real uid is ``uid``: what RLIMIT_NPROC counts.
-
-    Reads the status file of every process; those that vanish meanwhile are skipped.
+def tasks_by_user() -> Counter[int]:
+    """Tasks (threads included) per real uid: what RLIMIT_NPROC counts, for every user at
+    once. Reads the status file of every process; those that vanish meanwhile are skipped.
     """
-    count = 0
-    for name in pids if pids is not None else os.listdir(PROC):
+    counts: Counter[int] = Counter()
+    for name in os.listdir(PROC):
         if not name.isdigit():
             continue
         try:
             status = _status_fields(int(name))
-            if int(status["Uid"].split()[0]) == uid:
-                count += int(status["Threads"])
+            counts[int(status["Uid"].split()[0])] += int(status["Threads"])
         except (OSError, KeyError, ValueError):
             continue
-    return count
+    return counts
 
 
 def _status_fields(pid: int) -> dict[str, str]:

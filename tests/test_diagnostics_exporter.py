@@ -26,6 +26,12 @@ from tests.cli_runner import RUNNERS, assert_one_line_error, runner_for
 from tests.diag_helpers import end_by_stdin
 from tests.exporter_helpers import ExporterProcess
 from tests.leak_helpers import Leaker
+from tests.test_diagnostics_limits import (
+    SYSTEM_PYTHON,
+    UNUSED_UID,
+    as_user,
+    needs_root_and_prlimit,
+)
 
 __all__ = ["make_cgroup"]  # the fixture, used by name
 
@@ -242,3 +248,18 @@ def test_an_address_in_use_is_one_line_and_exit_2() -> None:
         port = taken.getsockname()[1]
         result = h.run_cli("exporter", "--listen", f"127.0.0.1:{port}")
     assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}: Address already in use")
+
+
+@needs_root_and_prlimit
+def test_a_parent_whose_user_limit_binds_shows_rlimit_nproc() -> None:
+    helper, _ = start_in_cgroup(None, zombies=4, prefix=as_user("50"), python=SYSTEM_PYTHON)
+    try:
+        series = Scraper(ZombieCollector(helper.pid)).scrape()
+        pid = str(helper.pid)
+        labels = labels_of(series, "reaperlab_parent_pid_limit")[0]
+        assert (labels["limit"], labels["scope"]) == ("RLIMIT_NPROC", f"uid {UNUSED_UID}")
+        assert labels["source"] == f"/proc/{pid}/limits, /proc/*/status"
+        assert only(series, "reaperlab_parent_pid_limit", pid=pid) == 50
+        assert only(series, "reaperlab_parent_pid_limit_used", pid=pid) == 1 + 4
+    finally:
+        end_by_stdin(helper)
