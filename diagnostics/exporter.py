@@ -233,9 +233,9 @@ class ZombieCollector:
     """The exporter's prometheus_client collector: every figure is read in :meth:`collect`.
 
     ``pid`` None watches the whole host; ``clock`` times the scrapes for the rates.
-    Scrapes may come concurrently (prometheus_client
-    serves each in a thread); they are taken one at a time, since the census and the
-    windows carry state from one scrape to the next.
+    Scrapes may come concurrently (prometheus_client serves each in a thread); they are
+    taken one at a time, since the census and the windows carry state from one scrape
+    to the next.
     """
 
     def __init__(

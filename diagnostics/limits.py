@@ -104,20 +104,17 @@ class Limits:
         """The limit reached first, and in how many seconds, given each limit's growth.
 
         ``rate_of`` gives a limit's growth in tasks per second, or None where it is not
-        known yet. Limits whose rate is unknown are skipped; when no rate is known the
-        answer is the tightest limit and None seconds.
+        known yet. While any rate is unknown, which limit comes first is unknown too:
+        the answer is then the tightest limit and None seconds.
         """
-        best: tuple[float, int, Limit] | None = None
+        timed = []
         for limit in self.limits:
             rate = rate_of(limit)
             if rate is None:
-                continue
-            timed = (limit.seconds_left(rate), limit.headroom, limit)
-            if best is None or timed[:2] < best[:2]:
-                best = timed
-        if best is None:
-            return self.tightest(), None
-        return best[2], best[0]
+                return self.tightest(), None
+            timed.append((limit.seconds_left(rate), limit.headroom, limit))
+        seconds, _, limit = min(timed, key=lambda entry: entry[:2])
+        return limit, seconds
 
 
 def host_limits() -> Limits:

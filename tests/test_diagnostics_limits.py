@@ -56,6 +56,7 @@ def test_the_first_reached_is_timed_by_each_limit_s_own_rate() -> None:
     rates[tight.key] = 4.0
     assert both.first_reached(lambda lim: rates[lim.key]) == (tight, 2.5)
     assert both.first_reached(lambda lim: None) == (tight, None)  # no rate yet: the tightest
+    assert both.first_reached(lambda lim: 6_000.0 if lim is loose else None) == (tight, None)
     assert both.first_reached(lambda lim: 0.0) == (tight, math.inf)
 
 
