@@ -140,9 +140,8 @@ def process_limits(
 
     ``host`` (from :func:`host_limits`), ``hierarchy`` (from :func:`pids_hierarchy`) and
     ``tasks`` (see :func:`nproc_limit`) save reading them again when several processes
-    are looked at together. Raises
-    FileNotFoundError when the process is gone, PermissionError when its files may not
-    be read.
+    are looked at together. Raises FileNotFoundError (or ProcessLookupError) when the
+    process is gone, PermissionError when its files may not be read.
     """
     host = host or host_limits()
     cgroup = pids_cgroup(pid, hierarchy)
@@ -216,7 +215,7 @@ def pids_hierarchy(mountinfo: str = "/proc/self/mountinfo") -> Hierarchy | None:
 def cgroup_of(pid: int, hierarchy: Hierarchy) -> str | None:
     """The cgroup of ``pid`` in ``hierarchy`` (from /proc/PID/cgroup); None if it has none.
 
-    Raises FileNotFoundError when the process is gone.
+    Raises FileNotFoundError (or ProcessLookupError) when the process is gone.
     """
     for line in (PROC / str(pid) / "cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
@@ -250,7 +249,7 @@ def pids_cgroup(pid: int, hierarchy: Hierarchy | None = None) -> PidsCgroup | No
 
     Walks up from the process's cgroup to the top of the mount, reading ``pids.max``
     (unlimited levels are skipped) and ``pids.current`` at each level; the root cgroup
-    has neither. Raises FileNotFoundError when the process is gone.
+    has neither. Raises FileNotFoundError (or ProcessLookupError) when the process is gone.
     """
     hierarchy = hierarchy or pids_hierarchy()
     cgroup = None if hierarchy is None else cgroup_of(pid, hierarchy)
@@ -307,8 +306,8 @@ def nproc_limit(
     """RLIMIT_NPROC of ``pid`` with its user's task count, or why it does not apply.
 
     ``tasks`` counts every user's tasks (:func:`tasks_by_user` by default); a caller
-    looking at several processes at once passes one that counts once. Raises FileNotFoundError
-    when the process is gone.
+    looking at several processes at once passes one that counts once. Raises
+    FileNotFoundError (or ProcessLookupError) when the process is gone.
     """
     status = _status_fields(pid)
     uid = int(status["Uid"].split()[0])
