@@ -20,16 +20,19 @@ MAX_SECONDS = 300
 
 @dataclass(frozen=True, slots=True)
 class Preset:
-    """What --rounds, --seconds and --zombies default to, and the sampler section's rounds."""
+    """What --rounds, --seconds and --zombies default to, and the other sections' sizes."""
 
     rounds: int
     seconds: int
     zombies: tuple[int, ...]
     sampler_rounds: int
+    exporter_processes: int
 
 
-FULL = Preset(rounds=5, seconds=3, zombies=(0, 500, 2000), sampler_rounds=20)
-QUICK = Preset(rounds=1, seconds=2, zombies=(0, 50), sampler_rounds=3)
+FULL = Preset(
+    rounds=5, seconds=3, zombies=(0, 500, 2000), sampler_rounds=20, exporter_processes=8000
+)
+QUICK = Preset(rounds=1, seconds=2, zombies=(0, 50), sampler_rounds=3, exporter_processes=300)
 """A tiny setting that runs every section end to end (the smoke test uses it). Two seconds,
 not one: Locust's run time starts as it spawns its users, and on a busy machine one second
 could end before any request completed."""
@@ -40,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description=(
             "Side-by-side speed table: our server vs socketserver.ForkingTCPServer and a"
-            " minimal forking server, the sampler's cost, its observer effect and the"
-            " load generator's headroom. Writes OUT/<YYYYmmdd-HHMMSS>.json."
+            " minimal forking server, the sampler's cost, its observer effect, the"
+            " load generator's headroom and the exporter's scrape of the whole host."
+            " Writes OUT/<YYYYmmdd-HHMMSS>.json."
         ),
     )
     parser.add_argument(
@@ -114,6 +118,7 @@ def parse(argv: Sequence[str] | None) -> BenchSettings:
         connections=args.connections,
         zombies=zombies,
         sampler_rounds=base.sampler_rounds,
+        exporter_processes=base.exporter_processes,
         generator=args.load_generator,
         sections=tuple(s for s in SECTIONS if s in sections),
         out=args.out,

@@ -34,6 +34,7 @@ def render(record: Record) -> str:
         ("observer", _observer),
         ("headroom", _headroom),
         ("events", _events),
+        ("exporter", _exporter),
     ):
         if record.get(key):
             lines += ["", *draw(record[key], record)]
@@ -151,6 +152,21 @@ def _events(section: Record, _record: Record) -> list[str]:
             f"   with / without the recorder: {_target(server['target'])}",
         ]
     return lines
+
+
+def _exporter(section: Record, _record: Record) -> list[str]:
+    lines = ["6. Exporter: one scrape of the whole host (prometheus_client's whole exposition)"]
+    if "skipped" in section:
+        return [*lines, f"   skipped: {section['skipped']}"]
+    verdict = "met" if section["within_budget"] else "MISSED"
+    return [
+        *lines,
+        f"   {section['processes']:,} processes ({section['zombies_held']:,} zombies held):"
+        f" {section['ms']:.1f} ms wall, {section['cpu_ms']:.1f} ms CPU"
+        f" (median of {section['scrapes']}; slowest {section['max_ms']:.1f} ms;"
+        f" start, a pidfd per process: {section['start_ms']:.1f} ms)",
+        f"   budget {section['budget_ms']:g} ms a scrape: {verdict}",
+    ]
 
 
 def _target(target: Record) -> str:

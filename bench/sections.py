@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import event_cost, headroom, observer, sampler_cost, throughput
+from bench import event_cost, exporter_cost, headroom, observer, sampler_cost, throughput
 from bench.loadgen import Locust, Wrk
 from bench.settings import BenchSettings
 
@@ -23,4 +23,5 @@ SECTIONS: dict[str, Section] = {
     "observer": observer.measure,
     "headroom": headroom.measure,
     "events": event_cost.measure,
+    "exporter": exporter_cost.measure,
 }

@@ -15,6 +15,9 @@ class BenchSettings:
     zombies: tuple[int, ...]
     """Zombie levels of the sampler section."""
     sampler_rounds: int
+    """Samples per zombie level of the sampler section, and scrapes of the exporter's."""
+    exporter_processes: int
+    """Processes on the machine while the exporter's scrape is measured."""
     generator: str
     """``auto`` (wrk when installed), ``wrk`` or ``locust``."""
     sections: tuple[str, ...]

@@ -12,6 +12,10 @@ Modules (import the one you need; this package imports nothing eagerly):
 - ``watch``      a run directory from sampling any process
 - ``diskio``     records written whole (atomic), a disk reserve, causes in words
 - ``machine``    ``machine_info()``, ``pid_headroom()``
+- ``limits``     the PID limits a fork meets (pids cgroups, pid_max, threads-max,
+  RLIMIT_NPROC), each with its use; the tightest; the time to reach it (stdlib only)
+- ``census``     zombies per parent, host-wide (a pidfd per process) or in one tree
+- ``exporter``   ``ZombieCollector``: the Prometheus exporter, read at each scrape
 - ``contract``   the run directory's file names, samples.csv's columns, ``Sample``
 - ``cpumeter``   ``CpuMeter``: CPU seconds of a process tree
 - ``commandline`` one-line usage errors and SIGTERM as Ctrl-C, for every command line

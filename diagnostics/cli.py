@@ -1,8 +1,8 @@
 """Command line of the diagnostics package (``python -m diagnostics``).
 
 Every failure a user can cause (bad arguments, a PID that does not exist or cannot
-be read, an output directory in use) ends in one line on stderr and exit status 2;
-no traceback.
+be read, an output directory in use, an address already taken) ends in one line on
+stderr and exit status 2; no traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from diagnostics import whoreaps
+from diagnostics import exporter, whoreaps
 from diagnostics.commandline import OneLineParser, UsageError, sigterm_as_ctrl_c
 from diagnostics.contract import Status
 from diagnostics.defaults import INTERVAL
@@ -80,7 +80,44 @@ def build_parser() -> argparse.ArgumentParser:
         default=INTERVAL.default,
         help="mean seconds between samples (%(default)g)",
     )
+
+    exporter_cmd = sub.add_parser(
+        "exporter",
+        help="serve Prometheus metrics: zombies per parent, leak rate, time to the PID limit",
+    )
+    exporter_cmd.add_argument(
+        "--listen",
+        type=_listen,
+        default=exporter.DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help="where to serve /metrics (%(default)s; another address only when given here)",
+    )
+    exporter_cmd.add_argument(
+        "--pid", type=_number(int, 1), help="one process tree (default: the whole host)"
+    )
+    exporter_cmd.add_argument(
+        "--top",
+        type=_number(int, 1),
+        default=exporter.DEFAULT_TOP,
+        metavar="N",
+        help="parents given series of their own, most zombies first (%(default)s)",
+    )
+    exporter_cmd.add_argument(
+        "--window",
+        type=_number(float, 0.001),
+        default=exporter.DEFAULT_WINDOW_S,
+        metavar="SECONDS",
+        help="span of scrapes the growth rates are taken over; longer than the scrape"
+        " interval (%(default)g)",
+    )
     return parser
+
+
+def _listen(text: str) -> exporter.Address:
+    try:
+        return exporter.parse_listen(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -123,6 +160,23 @@ def _watch(args: argparse.Namespace) -> int:
     return {Status.INTERRUPTED: EXIT_INTERRUPTED, Status.ERROR: 1}.get(result.status, 0)
 
 
+def _exporter(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM (exit 0: that is how an exporter is stopped) or,
+    with --pid, until the target exits (exit 1: there is nothing left to watch)."""
+    collector = exporter.ZombieCollector(args.pid, args.top, args.window)
+    sigterm_as_ctrl_c()
+    try:
+        exporter.serve(collector, args.listen)
+    except KeyboardInterrupt:
+        return 0
+    except exporter.TargetExited as gone:
+        print(f"diagnostics exporter: {gone}", file=sys.stderr)
+        return 1
+    finally:
+        collector.close()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     try:
@@ -130,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "watch":
             sigterm_as_ctrl_c()
             return _watch(args)
+        if args.command == "exporter":
+            return _exporter(args)
         return _doctor(args)
     except (UsageError, DiagnosticsError, OSError) as exc:
         print(f"diagnostics: error: {exc}", file=sys.stderr)

@@ -53,6 +53,7 @@ class Sampler:
         self._t0 = time.monotonic()
         self._zombies: dict[int, ProcStat] = {}  # every zombie in the tree, read once
         self._direct_zombies: set[int] = set()
+        self._holders: dict[int, int] = {}
 
     def sample(self) -> Sample:
         """Take one sample of the target and its descendants."""
@@ -62,9 +63,11 @@ class Sampler:
         table = open_table(self._backend)
         me = self._check_target(table)
         direct_zombies, live = self._classify(table, self.pid, table.children(self.pid), window)
-        deeper_zombies = self._walk(table, live, window)
+        holders = {self.pid: len(direct_zombies)} if direct_zombies else {}
+        deeper_zombies = self._walk(table, live, window, holders)
         self._forget_reaped(direct_zombies, deeper_zombies)
         self._direct_zombies = direct_zombies
+        self._holders = holders
         fds, rss, cpu, threads = self._figures(me)
         return Sample(
             time=wall,
@@ -83,6 +86,11 @@ class Sampler:
     def zombie_children(self) -> list[ProcStat]:
         """The target's zombie children as of the last sample (for ages and exit codes)."""
         return [self._zombies[pid] for pid in self._direct_zombies]
+
+    def holders(self) -> dict[int, int]:
+        """Zombies held by each process of the tree that holds any (the target included),
+        as of the last sample: who must reap them."""
+        return dict(self._holders)
 
     def _check_target(self, table: ProcTable) -> ProcStat:
         me = table.stat(self.pid)
@@ -126,9 +134,14 @@ class Sampler:
         return zombies, live
 
     def _walk(
-        self, table: ProcTable, live: Iterable[int], window: tuple[int, int] | None
+        self,
+        table: ProcTable,
+        live: Iterable[int],
+        window: tuple[int, int] | None,
+        holders: dict[int, int],
     ) -> set[int]:
-        """Zombies among the descendants of the ``live`` children, depth first."""
+        """Zombies among the descendants of the ``live`` children, depth first; each parent
+        holding some is counted into ``holders``."""
         found: set[int] = set()
         stack = list(live)
         visited = {self.pid, *stack}
@@ -140,6 +153,8 @@ class Sampler:
                 continue  # exited since it was seen alive; counted next sample
             visited |= kids
             zombies, grand_live = self._classify(table, parent, kids, window)
+            if zombies:
+                holders[parent] = len(zombies)
             found |= zombies
             stack.extend(grand_live)
         return found

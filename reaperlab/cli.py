@@ -41,6 +41,10 @@ COMMANDS: dict[str, Command] = {
         ("diagnostics", "doctor"), "diagnose one parent's zombies, or every parent's (--all)"
     ),
     "watch": Command(("diagnostics", "watch"), "sample a running process into a run directory"),
+    "exporter": Command(
+        ("diagnostics", "exporter"),
+        "Prometheus metrics: zombies per parent, leak rate, time to the PID limit",
+    ),
     "report": Command(("reports",), "redraw the plots and report of a run directory"),
     "bench": Command(("bench",), "the project's own speed beside the alternatives"),
 }

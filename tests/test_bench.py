@@ -89,8 +89,16 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
         assert served["events_lost"] != 0 or served["matches_counter"] is True
     assert positive(served["forks_recorded"]) and positive(served["target"]["ratio"])
 
+    exporter = record["exporter"]
+    assert exporter["processes"] >= exporter["target_processes"] == 300
+    assert (
+        positive(exporter["ms"]) and positive(exporter["start_ms"]) and positive(exporter["cpu_ms"])
+    )
+    assert isinstance(exporter["within_budget"], bool)
+
     assert "1. Server throughput" in result.stdout and str(tmp_path) in result.stdout
     assert "5. Event recorder" in result.stdout
+    assert "6. Exporter: one scrape of the whole host" in result.stdout
 
 
 @pytest.mark.slow

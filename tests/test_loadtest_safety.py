@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from diagnostics.contract import SAMPLE_COLUMNS
-from loadtest import cgroup
+from tests.cgroup_helpers import needs_cgroup
 from tests.server_helpers import ROOT
 from tests.test_loadtest_harness import (
     assert_nothing_left,
@@ -29,20 +29,6 @@ from tests.test_loadtest_harness import (
     wait_for_load,
 )
 from tests.waiting import wait_until
-
-
-def _cgroups_usable() -> str | None:
-    """None if this process may make pids cgroups, else why not."""
-    try:
-        probe = cgroup.create("probe", 10)
-    except cgroup.CgroupUnavailable as why:
-        return str(why)
-    probe.remove(reap=lambda: None)
-    return None
-
-
-NO_CGROUP = _cgroups_usable()
-needs_cgroup = pytest.mark.skipif(NO_CGROUP is not None, reason=f"no pids cgroup: {NO_CGROUP}")
 
 
 def assert_no_cgroup_left(record: dict) -> None:

@@ -18,6 +18,7 @@ HELP_SAYS = {
     "serve": "usage: python -m server",
     "doctor": "usage: python -m diagnostics doctor",
     "watch": "usage: python -m diagnostics watch",
+    "exporter": "usage: python -m diagnostics exporter",
     "report": "usage: python -m reports",
     "bench": "usage: python -m bench",
 }
