@@ -1,4 +1,4 @@
-"""Section 5: what one scrape of the whole host costs the exporter with 8,000 processes on
+"""Section 6: what one scrape of the whole host costs the exporter with 8,000 processes on
 the machine (sleepers and zombies), against a budget of 50 ms.
 
 A scrape is what Prometheus pays at every interval: prometheus_client's whole exposition
