@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from diagnostics import inherited, whoreaps
+from diagnostics import inherited, outlook, whoreaps
 from diagnostics.errors import AccessDenied, DiagnosticsError, NoSuchProcess, ZombieProcess
 from diagnostics.procstatus import cmdline, namespace_pid, read_status, sigchld_disposition
 from diagnostics.proctable import ProcStat, decode_exit_status, list_dir, read_stat, scan_all
@@ -173,16 +173,25 @@ def _examine(pids: Iterable[int], watch: float, *, skip_unreadable: bool) -> lis
         watches.append(_Watch(pid, sampler, first, _pids(zombies), not_dead))
     if watch > 0:
         time.sleep(watch)
+    shared = _shared_limits()
     reports = []
     for w in watches:
         try:
-            reports.append(_report(w, watch))
+            reports.append(_report(w, watch, shared))
         except skipped:
             continue
     return reports
 
 
-def _report(w: _Watch, watch: float) -> Report:
+def _shared_limits() -> outlook.Shared | None:
+    """The machine's PID limits, read once for every parent; None where /proc has none."""
+    try:
+        return outlook.Shared()
+    except OSError:
+        return None
+
+
+def _report(w: _Watch, watch: float, shared: outlook.Shared | None) -> Report:
     last = w.sampler.sample() if watch > 0 else w.first
     zombies, not_dead = [], []
     for st in w.sampler.zombie_children():
@@ -211,8 +220,11 @@ def _report(w: _Watch, watch: float) -> Report:
     }
     first = w.first_zombies if watch > 0 else None
     report.update(whoreaps.examine(w.pid, zombies, first, watch))
-    # The PID limits (diagnostics.limits: the tightest of the pids cgroups, pid_max,
-    # threads-max, RLIMIT_NPROC, and the time to reach it) join the report here.
+    ahead = (
+        None if shared is None else outlook.outlook(w.pid, report["growth_per_s"], watch, shared)
+    )
+    report["pid_limit"] = None if ahead is None else ahead.to_json()
+    report["pid_limit_text"] = None if ahead is None else ahead.sentence()
     report["verdict"] = verdict(report)
     report["inherited"] = _inherited(w.pid)
     return report
@@ -338,6 +350,8 @@ def render(r: Report) -> str:
         lines.append(f"  who must reap: {r['who_reaps']['why']}")
         lines.append(f"  fix: {r['who_reaps']['fix']}")
     lines.extend(inherited.render_lines(r.get("inherited")))
+    if r.get("pid_limit_text"):
+        lines.append(f"  PID limit: {r['pid_limit_text']}")
     lines.append(f"  verdict: {r['verdict']}")
     asked = r.get("zombie")
     if asked is not None:
