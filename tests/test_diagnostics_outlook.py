@@ -54,6 +54,7 @@ def test_doctor_names_the_cgroup_limit_its_zombies_count_against(make_cgroup: Ma
         assert refused == 0
         report = doctor.examine(holder.pid, 0)
         used = group.current()
+        assert used is not None
     finally:
         end_by_stdin(holder)
     assert report["zombies"] == 40
