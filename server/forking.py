@@ -30,7 +30,7 @@ import time
 
 from server.child import run_child, run_child_leaving_orphan, serve_connection
 from server.protocol import SERVICE_UNAVAILABLE_ANSWER
-from server.reapers import STRATEGIES, Counters, Strategy, reap_all
+from server.reapers import STRATEGIES, Counters, Strategy
 from server.speed import freeze_memory, signal, socket, warm_up
 
 TYPE_CHECKING = False
@@ -84,6 +84,7 @@ class ForkingHTTPServer:
         self._spare_fd = _open_spare()
         self._child_main = run_child_leaving_orphan if config.orphans else run_child
         self._child_args = (self.listener.fileno(), config.timeout, config.work_ms)
+        self._note_child = self.strategy.note_child
         # Before the banner: once it is printed the server is quiet and ready, and a
         # SIGTERM sent the moment it appears finds its handler (not the default death).
         warm_up(serve_connection)
@@ -153,7 +154,7 @@ class ForkingHTTPServer:
     def _fork_for(self, fd: int) -> None:
         # Looked up before the fork: this line runs (and was warmed up) in the parent,
         # while in the child every lookup is one more object, and page, to copy.
-        child_main, child_args = self._child_main, self._child_args
+        child_main, child_args, note_child = self._child_main, self._child_args, self._note_child
         try:
             pid = os.fork()
         except OSError:
@@ -162,6 +163,8 @@ class ForkingHTTPServer:
             return
         if pid == 0:
             child_main(fd, *child_args)
+        if note_child is not None:
+            note_child(pid)
         counters = self.counters
         counters.forked += 1
         unreaped = counters.forked - counters.reaped
@@ -267,7 +270,7 @@ class ForkingHTTPServer:
             # From here an exiting child becomes a zombie even under "ignore".
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             deadline = time.monotonic() + self.config.grace
-            while reap_all(counters):
+            while self.strategy.collect(counters):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     _kill_children()

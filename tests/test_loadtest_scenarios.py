@@ -25,12 +25,13 @@ def test_every_strategy_has_its_scenario_in_the_registry_order() -> None:
         "reaper-single",
         "reaper-ignore",
         "reaper-wakeup",
+        "reaper-own",
         "fd-leak",
         "orphans",
     )
     for name in STRATEGIES:
         assert SCENARIOS[scenario_for(name)].strategy == name
-    assert [SCENARIOS[name].color_key for name in EVERY_SCENARIO] == list(range(7))
+    assert [SCENARIOS[name].color_key for name in EVERY_SCENARIO] == list(range(8))
 
 
 def test_scenario_json_carries_what_reports_need_from_the_registry() -> None:
