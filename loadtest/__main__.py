@@ -10,7 +10,7 @@ from pathlib import Path
 
 from diagnostics import contract
 from diagnostics.commandline import OneLineParser, UsageError
-from loadtest import distributed, scenarios, web
+from loadtest import distributed, pidns, scenarios, web
 from loadtest.expectations import Expectations
 from loadtest.experiment import Settings
 from loadtest.harness import DEFAULT_RUNS, EXIT_INTERRUPTED, Harness, RunPlan
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Run the fork-per-connection server under Locust load while a sampler counts its"
             " children and zombies; write a run directory with plots and a report."
         ),
-        epilog="scenarios: " + ", ".join(scenarios.EVERY_SCENARIO) + ", external (--server-cmd)",
+        epilog="scenarios: " + ", ".join(scenarios.KNOWN) + ", external (--server-cmd)",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
@@ -42,6 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--scenarios", help="comma-separated scenario names")
     which.add_argument(
         "--all", action="store_true", help="every strategy plus the faults (fd-leak, orphans)"
+    )
+    which.add_argument(
+        "--containers",
+        action="store_true",
+        help="the server as PID 1 of a PID namespace, as in a container (root): "
+        + ", ".join(scenarios.CONTAINERS),
+    )
+    parser.add_argument(
+        "--pid1",
+        action="store_true",
+        help="run each server (ours or --server-cmd) as PID 1 of a new PID namespace (root)",
+    )
+    parser.add_argument(
+        "--init",
+        choices=pidns.INITS,
+        help="with --pid1: the init in front of the server, as docker run --init (none)",
     )
     parser.add_argument("--users", type=int, default=20, help="concurrent Locust users (20)")
     parser.add_argument(
@@ -231,7 +247,12 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         )
         if args.web and not (names or strategy or args.all or args.server_cmd):
             strategy = "none"
-        chosen = scenarios.select(names, strategy, args.all, args.server_cmd)
+        chosen = scenarios.select(names, strategy, args.all, args.server_cmd, args.containers)
+        if args.init is not None and not args.pid1:
+            raise ValueError("--init goes with --pid1")
+        if args.pid1:
+            chosen = scenarios.as_pid1(chosen, args.init or "none")
+        _check_pid1(chosen, "--pid1" if args.pid1 else None)
         if args.web and len(chosen) != 1:
             raise ValueError("--web runs one scenario: choose it (--no-reaper, --reaper S, ...)")
         for scenario in chosen:
@@ -264,6 +285,15 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         server_host=args.server_host,
     )
     return RunPlan(chosen, settings, args.out)
+
+
+def _check_pid1(chosen: list[scenarios.Scenario], flag: str | None) -> None:
+    """ValueError, in one line, where a chosen scenario's server cannot run as PID 1 here."""
+    for init in dict.fromkeys(scenario.init for scenario in chosen if scenario.pid1):
+        reason = pidns.unavailable(init)
+        if reason is not None:
+            who = flag or next(s.name for s in chosen if s.pid1 and s.init == init)
+            raise ValueError(f"{who}: {reason}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,9 +36,11 @@ WIDTH_IN = 10.0
 # a watched process's zombies.
 PALETTE = ("#2ca02c", "#d62728", "#ff7f0e", "#1f77b4", "#9467bd", "#8c564b")
 WATCH_COLOR = "#d62728"
-# A scenario with no key (a server given by --server-cmd): grey, then the spares.
+# A scenario with no key (a server given by --server-cmd): grey, then the spares. Past the
+# palette, keyed scenarios take the spares in order: the containers' four (pid1-no-init,
+# pid1-dumb-init, pid1-tini, pid1-tini-no-reaper), drawn together, get the last four.
 KEYLESS_COLOR = "#7f7f7f"
-SPARE_COLORS = ("#17becf", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39")
+SPARE_COLORS = ("#637939", "#e377c2", "#843c39", "#393b79", "#17becf", "#bcbd22")
 # Live children are not a scenario: a neutral colour, so no scenario's colour means two things.
 LIVE_COLOR = "#555555"
 # A reaper's zombies are drawn again in an inset when their peak is under this share of
