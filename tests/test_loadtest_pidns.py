@@ -203,3 +203,41 @@ def _zombies(pid: int) -> int:
 
 def _alive(pid: int) -> int:
     return len(task_children(pid)) - _zombies(pid)
+
+
+# Starts DEAF as PID 1, says the holder's and PID 1's PIDs, and waits to be killed.
+CALLER = """
+import sys, time
+from pathlib import Path
+from loadtest import pidns
+log, program = Path(sys.argv[1]), sys.argv[2]
+namespace = pidns.start_pid1("pid1", [sys.executable, "-c", program], log, Path.cwd())
+print(namespace.process.pid, namespace.pid1, flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.slow
+def test_a_pid1_deaf_to_sigterm_is_killed_after_a_grace_when_its_caller_is_killed(
+    tmp_path: Path,
+) -> None:
+    """The harness killed outright (SIGKILL) cleans up nothing: its holder gets SIGTERM
+    (PR_SET_PDEATHSIG), which PID 1 ignores; the holder kills it after its grace."""
+    ns.need()
+    log = tmp_path / "log"
+    caller = subprocess.Popen(
+        [sys.executable, "-c", CALLER, str(log), DEAF],
+        cwd=ns.ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert caller.stdout is not None
+    holder, pid1 = map(int, caller.stdout.readline().split())
+    ns.said(log, 1)
+    (child,) = task_children(pid1)
+    caller.kill()
+    caller.wait()
+    # The holder comes to pytest, a child subreaper (the plugin of --child-leaks), to reap.
+    _pid, status = os.waitpid(holder, 0)
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGKILL  # PID 1 was killed
+    assert gone(pid1) and gone(child)
