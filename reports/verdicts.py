@@ -104,7 +104,10 @@ def final_zombies(evidence: Evidence) -> int | None:
 
 
 def peak_zombies(evidence: Evidence) -> int | None:
-    candidates = [peak(evidence.zombies)]
+    """The most zombies at once: the target's own, or the whole tree's where the target is
+    an init in front of the server (the server's zombies are then the init's grandchildren)."""
+    series = tree_series(evidence) if init_in_front(evidence.pid1) else evidence.zombies
+    candidates = [peak(series)]
     if evidence.final_zombies is not None:
         candidates.append(float(evidence.final_zombies))
     measured = [value for value in candidates if not math.isnan(value)]
@@ -131,22 +134,22 @@ def verdict(evidence: Evidence) -> str:
     return pid1_prefix(evidence) + "; ".join(part for part in parts if part)
 
 
-def pid1_init(evidence: Evidence) -> str | None:
-    """The init in front of a server run as PID 1 ("none": the server is PID 1); None when
-    the server did not run in a PID namespace of its own."""
-    init = (evidence.pid1 or {}).get("init")
+def pid1_init(pid1: dict | None) -> str | None:
+    """The init in front of a server run as PID 1 ("none": the server is PID 1), from
+    scenario.json's ``pid1``; None when the server did not run in a namespace of its own."""
+    init = (pid1 or {}).get("init")
     return init if isinstance(init, str) else None
 
 
-def init_in_front(evidence: Evidence) -> str | None:
+def init_in_front(pid1: dict | None) -> str | None:
     """The init that ran as PID 1 in front of the server (the sampler's target), if any."""
-    init = pid1_init(evidence)
+    init = pid1_init(pid1)
     return None if init == "none" else init
 
 
 def pid1_prefix(evidence: Evidence) -> str:
     """How the server ran, where it ran as in a container: it decides who holds orphans."""
-    init = pid1_init(evidence)
+    init = pid1_init(evidence.pid1)
     if init is None:
         return ""
     if init == "none":
@@ -158,7 +161,7 @@ def held_by_pid1(evidence: Evidence, final: int) -> str:
     """Who the zombies of a server that is PID 1 itself are: its own children (as many as it
     forked and did not reap, at most) or orphans it was handed; "" for any other server."""
     pid1 = evidence.pid1 or {}
-    if pid1_init(evidence) != "none":
+    if pid1_init(evidence.pid1) != "none":
         return ""
     held = f", held by PID 1, the server itself (host PID {pid1.get('pid1')})"
     if evidence.forked is None or evidence.reaped is None:
@@ -324,7 +327,7 @@ def tree_leak_verdict(evidence: Evidence, total: int) -> str:
     inside = "" if top.get("nspid") is None else f", PID {top.get('nspid')} in its namespace"
     held = f"{top.get('zombies')} held by PID {top.get('pid')} ({top.get('cmdline')}{inside})"
     depth = top.get("depth")
-    init = pid1_init(evidence)
+    init = pid1_init(evidence.pid1)
     pid1 = evidence.pid1 or {}
     if init not in (None, "none") and top.get("pid") == pid1.get("server"):
         where = (
@@ -349,7 +352,7 @@ def tree_leak_verdict(evidence: Evidence, total: int) -> str:
 def prefork_verdict(evidence: Evidence) -> str | None:
     """Workers that were alive before the load and still are: a prefork server, said once."""
     # A shell's child is the server, and so is an init's.
-    if not evidence.baseline_alive or evidence.shell_wrapper or init_in_front(evidence):
+    if not evidence.baseline_alive or evidence.shell_wrapper or init_in_front(evidence.pid1):
         return None
     count = evidence.baseline_alive
     return f"{count} live {'child' if count == 1 else 'children'} before the load kept (prefork)"
@@ -373,7 +376,7 @@ def watch_verdict(evidence: Evidence) -> str:
 
 def fd_verdict(evidence: Evidence) -> str | None:
     """Descriptors held by the server growing with requests: the forgotten close()."""
-    init = init_in_front(evidence)
+    init = init_in_front(evidence.pid1)
     if init is not None:  # the sampler's target is the init
         leak = evidence.leak_client_fd
         return f"descriptors sampled are {init}'s, not the server's: not judged" if leak else None
