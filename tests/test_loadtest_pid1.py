@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
+from diagnostics.proctable import read_stat, task_children
 from loadtest import pidns
 from loadtest.scenarios import CONTAINERS, SCENARIOS
 from tests.cli_runner import RUNNERS, assert_one_line_error, runner_for
@@ -117,13 +118,9 @@ def test_an_external_server_as_pid1_deaf_to_sigterm_is_killed_and_the_record_say
 def test_ctrl_c_during_a_pid1_run_ends_the_whole_namespace(tmp_path: Path) -> None:
     need()
     with harness_in_background(tmp_path, "--scenarios", "pid1-no-init") as proc:
-        record = wait_for_load(tmp_path, "pid1-no-init")
-        samples = run_dir(tmp_path) / "pid1-no-init" / "samples.csv"
-        wait_until(
-            lambda: int(samples.read_text().splitlines()[-1].split(",")[4] or 0) >= 20,
-            what="20 zombies of PID 1",
-            timeout=60,
-        )
+        pid1 = wait_for_load(tmp_path, "pid1-no-init")["pid1"]["pid1"]
+        held = lambda: sum(read_stat(kid).zombie for kid in task_children(pid1))  # noqa: E731
+        wait_until(lambda: held() >= 20, what="20 orphans held by PID 1", timeout=60)
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
