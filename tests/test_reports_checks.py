@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from diagnostics.contract import ScenarioRecord
@@ -9,7 +11,7 @@ from reports.checks import Counts, cross_checks, scenario_checks
 from server.reapers import STRATEGIES
 
 
-def ours(strategy: str, **figures: int | None) -> Counts:
+def ours(strategy: str, **figures: Any) -> Counts:
     """Counts of our server under ``strategy``, with its promise as the harness records it."""
     return Counts(strategy=strategy, reaps_all=STRATEGIES[strategy].reaps_all, **figures)
 
@@ -68,7 +70,7 @@ def test_unmeasured_figures_skip_their_checks() -> None:
     assert texts(Counts(requests=10)) == []
 
 
-def as_pid1(strategy: str, **figures: int | None) -> Counts:
+def as_pid1(strategy: str, **figures: Any) -> Counts:
     """Counts of our server run as PID 1 of its PID namespace, without an init."""
     return Counts(
         strategy=strategy, reaps_all=STRATEGIES[strategy].reaps_all, server_pid1=True, **figures

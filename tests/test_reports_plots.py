@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.text import Annotation
 
 from diagnostics.contract import REQUEST_COLUMNS, REQUESTS, ScenarioRecord
 from reports.plots import (
@@ -71,7 +72,8 @@ def test_end_labels_of_lines_that_end_together_are_moved_apart() -> None:
     ax.set_ylim(0, 800)
     ends = {"721": 721.0, "719": 719.0, "100": 100.0}
     _end_labels(ax, [(T, np.full_like(T, value), "black") for value in ends.values()])
-    lifts = {label.get_text(): label.xyann[1] for label in ax.texts}
+    labels = [label for label in ax.texts if isinstance(label, Annotation)]
+    lifts = {label.get_text(): label.xyann[1] for label in labels}
     points_per_unit = ax.bbox.height * 72 / ax.figure.dpi / 800
     at = {text: ends[text] * points_per_unit + lift for text, lift in lifts.items()}
     assert at["721"] - at["719"] >= END_LABEL_POINTS
