@@ -298,6 +298,12 @@ class ScenarioRecord(_Record):
     shortfall: str | None = None
     color_key: int | None = None
     server_cmd: str | None = None
+    pid1: dict[str, Any] | None = None
+    """With the server as PID 1 of a new PID namespace, as in a container (``--pid1``,
+    ``--containers``): ``{"init"}`` ("none", "dumb-init" or "tini"), and once it runs the
+    host PIDs ``"pid1"`` (the namespace's PID 1: the init, or the server itself; the
+    sampler's target) and ``"server"``, with ``"server_nspid"``, the server's PID inside.
+    None when the server runs as any other process."""
     asked: dict[str, Any] | None = None
     started: float
     load_started: float | None = None
@@ -319,6 +325,9 @@ class ScenarioRecord(_Record):
     samples: int | None = None
     baseline_sample: dict[str, Any] | None = None
     final_sample: dict[str, Any] | None = None
+    final_server_sample: dict[str, Any] | None = None
+    """The server's own figures (its children, its zombies) at the final sample, where the
+    sampler's target is not the server: an init as PID 1 in front of it."""
     settle: dict[str, Any] | None = None
     zombie_holders: list[dict[str, Any]] | None = None
     load_ended_by: LoadEnd | None = None

@@ -291,10 +291,11 @@ def verdict(r: Report) -> str:
 def _deeper_verdict(pid: int, deeper: int) -> str:
     if deeper == 0:
         return "no zombies"
+    # Seen at the last look only: a descendant that reaps holds a few new ones at times.
     return (
-        f"PID {pid} has no zombie children, but its descendants hold {deeper:,}: one "
-        "of its children forks and does not reap. Run `python -m diagnostics doctor "
-        "--all` to find that parent."
+        f"PID {pid} has no zombie children, but its descendants hold {deeper:,}. Run"
+        " `python -m diagnostics doctor --all` to find which parent holds them, and whether"
+        " it reaps."
     )
 
 

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 
 from diagnostics.errors import DiagnosticsError
-from diagnostics.procstatus import cmdline, sigchld_disposition
+from diagnostics.procstatus import cmdline, namespace_pids, sigchld_disposition
 from diagnostics.proctable import open_table, read_proc_file
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash", "ksh", "busybox"})
@@ -34,6 +34,9 @@ class Holder:
     cmdline: str
     depth: int
     """0 for the root of the tree, 1 for its children, and so on."""
+    nspid: int | None = None
+    """Its PID in its own PID namespace, where that is not the namespace of the /proc read
+    (a container's, or --pid1's): the PID its neighbours, and ps inside, know it by."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ def snapshot(root: int) -> TreeSnapshot:
             except DiagnosticsError:
                 continue
         if zombies:
-            holders.append(Holder(pid, zombies, _command(pid), depth))
+            holders.append(Holder(pid, zombies, _command(pid), depth, _inner_pid(pid)))
     holders.sort(key=lambda holder: (-holder.zombies, holder.depth))
     return TreeSnapshot(holders, faults, sigchld)
 
@@ -89,6 +92,14 @@ def _sigchld(pid: int) -> str | None:
         return sigchld_disposition(pid)
     except DiagnosticsError:
         return None
+
+
+def _inner_pid(pid: int) -> int | None:
+    try:
+        nspids = namespace_pids(pid)
+    except DiagnosticsError:
+        return None
+    return nspids[-1] if len(nspids) > 1 else None
 
 
 def _reaped_faults(pid: int) -> int:

@@ -12,7 +12,7 @@ from diagnostics import contract
 from diagnostics.commandline import OneLineParser, UsageError
 from diagnostics.defaults import INTERVAL, Bounded
 from diagnostics.runs import DEFAULT_RUNS
-from loadtest import defaults, distributed, scenarios, web
+from loadtest import defaults, distributed, pidns, scenarios, web
 from loadtest.expectations import Expectations
 from loadtest.experiment import Settings
 from loadtest.harness import EXIT_INTERRUPTED, Harness, RunPlan
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Run the fork-per-connection server under Locust load while a sampler counts its"
             " children and zombies; write a run directory with plots and a report."
         ),
-        epilog="scenarios: " + ", ".join(scenarios.EVERY_SCENARIO) + ", external (--server-cmd)",
+        epilog="scenarios: " + ", ".join(scenarios.KNOWN) + ", external (--server-cmd)",
     )
     chosen = parser.add_argument_group("scenarios")
     which = chosen.add_mutually_exclusive_group()
@@ -47,6 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--all",
         action="store_true",
         help="every strategy plus the faults (fd-leak, orphans, listener-leak)",
+    )
+    which.add_argument(
+        "--containers",
+        action="store_true",
+        help="the server as PID 1 of a PID namespace, as in a container (root): "
+        + ", ".join(scenarios.CONTAINERS),
+    )
+    container = parser.add_argument_group("containers (PID 1 of a PID namespace; root)")
+    container.add_argument(
+        "--pid1",
+        action="store_true",
+        help="run each server (ours or --server-cmd) as PID 1 of a new PID namespace",
+    )
+    container.add_argument(
+        "--init",
+        choices=pidns.INITS,
+        help="with --pid1: the init in front of the server, as docker run --init (none)",
     )
 
     load = parser.add_argument_group("load")
@@ -280,7 +297,12 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         )
         if args.web and not (names or strategy or args.all or args.server_cmd):
             strategy = "none"
-        chosen = scenarios.select(names, strategy, args.all, args.server_cmd)
+        chosen = scenarios.select(names, strategy, args.all, args.server_cmd, args.containers)
+        if args.init is not None and not args.pid1:
+            raise ValueError("--init goes with --pid1")
+        if args.pid1:
+            chosen = scenarios.as_pid1(chosen, args.init or "none")
+        _check_pid1(chosen, "--pid1" if args.pid1 else None)
         if args.web and len(chosen) != 1:
             raise ValueError("--web runs one scenario: choose it (--no-reaper, --reaper S, ...)")
         for scenario in chosen:
@@ -313,6 +335,15 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         server_host=args.server_host,
     )
     return RunPlan(chosen, settings, args.out)
+
+
+def _check_pid1(chosen: list[scenarios.Scenario], flag: str | None) -> None:
+    """ValueError, in one line, where a chosen scenario's server cannot run as PID 1 here."""
+    for init in dict.fromkeys(scenario.init for scenario in chosen if scenario.pid1):
+        reason = pidns.unavailable(init)
+        if reason is not None:
+            who = flag or next(s.name for s in chosen if s.pid1 and s.init == init)
+            raise ValueError(f"{who}: {reason}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -194,8 +194,9 @@ class Experiment:
                 self.settings.server_timeout,
                 None if ready_log is None else re.compile(ready_log),
                 procs,
+                self.scenario.init if self.scenario.pid1 else None,
             )
-            self.record.shell_wrapper = is_shell_wrapper(target.process.command)
+            self.record.shell_wrapper = is_shell_wrapper(target.command)
         else:
             target = start_ours(
                 self.scenario,
@@ -207,6 +208,7 @@ class Experiment:
             )
         self._target = target
         self.record.server_pid = target.pid
+        self.record.pid1 = target.pid1_record()
         self._save()
 
     def _start_sampler(self) -> None:
@@ -367,7 +369,7 @@ class Experiment:
             self._check_server()
             if time.monotonic() > deadline:
                 return LoadEnd.DURATION
-            reap_orphans(keep=[self._target.pid, self._locust.pid])
+            reap_orphans(keep=[self._target.process.pid, self._locust.pid])
             if self.settings.web is not None:
                 self._warn(self.feed.publish())
             self.feed.progress(Phase.LOAD, elapsed, meter)
@@ -408,9 +410,12 @@ class Experiment:
             )
         if result.sample is not None:
             self.record.final_sample = asdict(result.sample)
+        server_sample = self._target.server_sample()
+        if server_sample is not None:
+            self.record.final_server_sample = asdict(server_sample)
         self._note_tree(snapshot(self._target.pid))
         self.feed.progress(Phase.STOPPING_SERVER)
-        self._target.process.stop(timeout=30)
+        self._warn(self._target.stop(timeout=30))
         self._keep_counters(self._target.final_counters())
 
     def _note_tree(self, final: TreeSnapshot) -> None:
@@ -459,7 +464,7 @@ class Experiment:
         if self._locust is not None:
             self._locust.end()
         if self._target is not None:
-            self._target.process.stop(timeout=30)
+            self._warn(self._target.stop(timeout=30))
             self._keep_counters(self._target.final_counters())
         reap_orphans()
         released = self.cap.release()

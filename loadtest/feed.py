@@ -66,7 +66,8 @@ class LiveFeed:
                 requests=load.requests if load else None,
                 failures=load.failures if load else None,
                 alive=sample.alive if sample else None,
-                zombies=sample.zombies if sample else None,
+                # The tree's: under an init (--pid1) or sh -c, the server's are deeper down.
+                zombies=sample.zombies + sample.descendant_zombies if sample else None,
                 fds=sample.fds if sample else None,
                 locust_cpu=cpu,
                 top_failure=top_failure,

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from diagnostics.errors import DiagnosticsError
-from diagnostics.procstatus import cmdline
+from diagnostics.procstatus import cmdline, read_status
 from diagnostics.proctable import read_stat, task_children
 from loadtest import pidns_holder
 from loadtest.processes import ManagedProcess
@@ -39,6 +39,8 @@ Init = Literal["none", "dumb-init", "tini"]
 INITS: tuple[Init, ...] = get_args(Init)
 HOLDER = Path(pidns_holder.__file__)
 POLL = 0.01
+KILLED_WAIT = 10.0
+"""Seconds the holder is given to report PID 1 killed (128 + 9) before it is killed too."""
 
 _WHERE = {
     "dumb-init": "dumb-init is not in this environment (make install puts it in .venv/bin)",
@@ -78,9 +80,20 @@ class Pid1Process:
                 self.process.popen.send_signal(signum)
                 if self.process.wait(timeout) is None:
                     signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                    self.process.wait(KILLED_WAIT)  # the holder reaps it, and says so
             os.close(self._pidfd)
             self._pidfd = None
         return self.process.stop(timeout=timeout)
+
+    def deaf_to(self, signum: int = signal.SIGTERM) -> bool:
+        """Whether PID 1 has no handler for ``signum``: the kernel then discards it (PID 1
+        is given no default action), and only SIGKILL ends PID 1. False where /proc does
+        not say, or PID 1 is gone."""
+        try:
+            caught = int(read_status(self.pid1)["SigCgt"], 16)
+        except (DiagnosticsError, KeyError, ValueError):
+            return False
+        return not caught & (1 << (signum - 1))
 
     def __enter__(self) -> Pid1Process:
         return self

@@ -18,7 +18,11 @@ shell says). It dies, PID 1 dies (PR_SET_PDEATHSIG SIGKILL), and when PID 1 of a
 namespace dies the kernel kills every process left in it: nothing outlives the holder.
 A PID 1 ignores every signal it has no handler for, even SIGTERM from outside its
 namespace; only SIGKILL always works, and that is what ends a command that does not
-stop on SIGTERM (the caller kills the holder, the kernel does the rest).
+stop on SIGTERM (the caller kills the holder, the kernel does the rest). When the
+caller itself is gone (the harness killed outright: its SIGTERM reaches the holder
+through PR_SET_PDEATHSIG), nobody is left to do that: the holder then gives PID 1
+ORPHANED_GRACE seconds after the signal it forwarded, and kills it, as ``docker stop``
+does after its grace period.
 
 Standard library only, and no import of the project: it runs with ``python -I``
 before anything else of the harness is there, as the start-up guard of
@@ -41,6 +45,8 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 EXIT_CANNOT = 125
 """The holder could not make the namespace (as env(1) and unshare(1) say it)."""
 EXIT_NOT_FOUND = 127
+ORPHANED_GRACE = 10
+"""Seconds PID 1 has to stop after a forwarded signal once the holder's caller is gone."""
 CHECK = "--check"
 SAYS = "pidns_holder: "
 """How each line the holder writes begins (its caller strips it)."""
@@ -102,8 +108,16 @@ def main(argv: list[str]) -> int:
         os.close(holder_alive)
         become_pid1(libc, holder_gone, argv)
     os.close(holder_gone)
+    caller = os.getppid()
+
+    def forward(signum: int, _frame: object) -> None:
+        os.kill(pid1, signum)
+        if os.getppid() != caller:  # orphaned: nobody will kill a PID 1 deaf to it
+            signal.alarm(ORPHANED_GRACE)
+
+    signal.signal(signal.SIGALRM, lambda _signum, _frame: os.kill(pid1, signal.SIGKILL))
     for signum in FORWARDED:
-        signal.signal(signum, lambda signum, _frame: os.kill(pid1, signum))
+        signal.signal(signum, forward)
     _pid, status = os.waitpid(pid1, 0)  # a forwarded signal does not end it (PEP 475)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code

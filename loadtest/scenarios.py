@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import TypedDict
 
+from loadtest.pidns import INITS, Init
 from server.reapers import STRATEGIES as STRATEGY_CLASSES
 
 LEAK_CLIENT_FD = "--leak-client-fd"
@@ -20,6 +21,7 @@ class Described(TypedDict):
     meaning: str | None
     shortfall: str | None
     color_key: int | None
+    pid1: dict[str, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,11 @@ class Scenario:
     """The command of a server that is not ours, with {port} where the port goes."""
     color_key: int | None = None
     """The scenario's place among ours: reports colour it by this, so it keeps its colour."""
+    pid1: bool = False
+    """The server runs as PID 1 of a new PID namespace, as in a container (loadtest/pidns.py),
+    or under ``init`` as that PID 1."""
+    init: Init = "none"
+    """With ``pid1``, the init in front of the server (as ``docker run --init``), or none."""
 
     def server_args(self) -> list[str]:
         return ["--reaper", self.strategy, *self.server_flags] if self.strategy else []
@@ -52,12 +59,34 @@ class Scenario:
             "meaning": None if reaper is None else reaper.meaning,
             "shortfall": None if reaper is None else reaper.shortfall,
             "color_key": self.color_key,
+            "pid1": {"init": self.init} if self.pid1 else None,
         }
+
+    def as_pid1(self, init: Init) -> Scenario:
+        """The same scenario with its server as PID 1 of a new PID namespace, behind ``init``."""
+        return replace(self, pid1=True, init=init)
 
 
 def scenario_for(strategy: str) -> str:
     """The name of the scenario that runs our server with ``strategy``: the leak is no-reaper."""
     return f"reaper-{strategy}" if STRATEGY_CLASSES[strategy].reaps else "no-reaper"
+
+
+ORPHANS = "--orphans"
+"""Our server's flag: each child leaves a grandchild that outlives it, an orphan."""
+CONTAINER_APP = "own"
+"""The strategy of an application in a container: it waits for the children it started,
+by PID, and never for the orphans it is handed as PID 1 (server/reapers.py's OwnReaper)."""
+
+
+def in_container(init: Init, strategy: str = CONTAINER_APP) -> Scenario:
+    """The orphan-making server as PID 1 of a PID namespace, behind ``init``: pid1-no-init,
+    pid1-tini, ...; with another strategy than an application's, its scenario's name follows
+    (pid1-tini-no-reaper: a parent that never waits, which no init can help)."""
+    name = "pid1-" + ("no-init" if init == "none" else init)
+    if strategy != CONTAINER_APP:
+        name += "-" + scenario_for(strategy)
+    return Scenario(name, strategy, server_flags=(ORPHANS,), pid1=True, init=init)
 
 
 OURS: tuple[Scenario, ...] = tuple(
@@ -66,17 +95,25 @@ OURS: tuple[Scenario, ...] = tuple(
         (
             *(Scenario(scenario_for(name), name) for name in STRATEGY_CLASSES),
             Scenario("fd-leak", "loop", server_flags=(LEAK_CLIENT_FD,)),
-            Scenario("orphans", "loop", server_flags=("--orphans",)),
+            Scenario("orphans", "loop", server_flags=(ORPHANS,)),
             Scenario("listener-leak", "loop", ("--child-keeps-listener", "--work-ms", "200")),
+            *(in_container(init) for init in INITS),
+            in_container("tini", "none"),
         )
     )
 )
-"""Our server's scenarios: one per strategy of server/reapers.py, then the faults. A new
-scenario is one line here (and its flag in server/__main__.py if the server lacks it)."""
+"""Our server's scenarios: one per strategy of server/reapers.py, then the faults, then the
+containers'. A new scenario is one line here (and its flag in server/__main__.py if the
+server lacks it)."""
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (*OURS, Scenario("external", None))}
 STRATEGIES = sorted(STRATEGY_CLASSES)
 DEFAULT = ("reaper-loop", "no-reaper")
-EVERY_SCENARIO = tuple(s.name for s in OURS)
+EVERY_SCENARIO = tuple(s.name for s in OURS if not s.pid1)
+"""--all: every scenario that needs no PID namespace (no root)."""
+CONTAINERS = tuple(s.name for s in OURS if s.pid1)
+"""--containers: the orphan-making server as PID 1 with no init, under dumb-init and under
+tini, and a parent that never waits under tini, side by side."""
+KNOWN = (*EVERY_SCENARIO, *CONTAINERS)
 
 
 EXTERNAL_NAME = re.compile(r"([a-z0-9-]+)=(.*)", re.DOTALL)
@@ -105,21 +142,38 @@ def external(specs: list[str]) -> list[Scenario]:
 
 
 def select(
-    names: list[str] | None, strategy: str | None, every: bool, server_cmds: list[str]
+    names: list[str] | None,
+    strategy: str | None,
+    every: bool,
+    server_cmds: list[str],
+    containers: bool = False,
 ) -> list[Scenario]:
     """Resolve the scenario flags to a list; ValueError with a one-line reason if they clash."""
     if server_cmds:
-        if names or strategy or every:
+        if names or strategy or every or containers:
             raise ValueError("--server-cmd runs only the servers it names")
         return external(server_cmds)
     if every:
         chosen: tuple[str, ...] | list[str] = EVERY_SCENARIO
+    elif containers:
+        chosen = CONTAINERS
     elif strategy:
         chosen = [scenario_for(strategy)]
     else:
         chosen = names or DEFAULT
     unknown = [name for name in chosen if name not in SCENARIOS or name == "external"]
     if unknown:
-        known = ", ".join(EVERY_SCENARIO)
+        known = ", ".join(KNOWN)
         raise ValueError(f"unknown scenario {unknown[0]!r} (known: {known})")
     return [SCENARIOS[name] for name in dict.fromkeys(chosen)]
+
+
+def as_pid1(chosen: list[Scenario], init: Init) -> list[Scenario]:
+    """--pid1 [--init I]: every chosen scenario with its server as PID 1, behind ``init``.
+
+    ValueError for a scenario that already says how it runs as PID 1 (--containers').
+    """
+    fixed = [scenario.name for scenario in chosen if scenario.pid1]
+    if fixed:
+        raise ValueError(f"--pid1: {fixed[0]} already runs its server as PID 1, with its own init")
+    return [scenario.as_pid1(init) for scenario in chosen]

@@ -5,6 +5,11 @@ on its first line. Any other server is given as ``--server-cmd "CMD ... {port}"`
 the harness picks a free loopback port, fills it in and waits until a socket
 listens on it (see loadtest.readiness: never by connecting). Either way the
 harness only ever loads a server it started.
+
+With ``--pid1`` (or a container's scenario) either one runs as PID 1 of a new PID
+namespace, or behind an init that is (loadtest/pidns.py): the process the harness
+owns is then the namespace's holder, and the tree the sampler watches is the whole
+namespace, from its PID 1 down.
 """
 
 from __future__ import annotations
@@ -14,14 +19,20 @@ import functools
 import json
 import re
 import shlex
+import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from diagnostics import contract
+from diagnostics.errors import DiagnosticsError
+from diagnostics.procstatus import namespace_pid
+from diagnostics.sampler import Sample, Sampler
 from loadtest.errors import ServerNotListening
+from loadtest.pidns import Init, Pid1Process, Pid1Unavailable, start_pid1
 from loadtest.processes import ManagedProcess
 from loadtest.readiness import exited_early, wait_until_ready
 from loadtest.scenarios import Scenario
@@ -35,13 +46,74 @@ ROOT = Path(__file__).resolve().parent.parent
 @dataclass
 class Target:
     process: ManagedProcess
+    """The process the harness started: the server, or the holder of its PID namespace."""
     port: int
     host: str = LOOPBACK
     """Loopback unless --server-host asked for the address remote Locust workers reach."""
+    namespace: Pid1Process | None = None
+    """The server's PID namespace, when it runs as PID 1 or behind an init that is."""
+    command: list[str] = field(default_factory=list)
+    """The server's command line (in the namespace, the one behind the holder and init)."""
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        """The root of the server's tree, which the sampler watches: the process started,
+        or the namespace's PID 1 (every process of the namespace descends from it)."""
+        return self.namespace.pid1 if self.namespace is not None else self.process.pid
+
+    def pid1_record(self) -> dict[str, Any] | None:
+        """scenario.json's ``pid1``: the init, and the host PIDs of the namespace's PID 1,
+        of the server, and of the holder; the server's PID inside."""
+        ns = self.namespace
+        if ns is None:
+            return None
+        try:
+            inside = namespace_pid(ns.command)
+        except DiagnosticsError:
+            inside = None
+        return {
+            "init": ns.init,
+            "pid1": ns.pid1,
+            "server": ns.command,
+            "server_nspid": inside,
+            "holder": ns.process.pid,
+        }
+
+    def server_sample(self) -> Sample | None:
+        """The server's own figures now, where the sampler's target is not the server (an
+        init is PID 1 in front of it); None otherwise, or when it cannot be read."""
+        ns = self.namespace
+        if ns is None or ns.command == ns.pid1:
+            return None
+        try:
+            return Sampler(ns.command).sample()
+        except DiagnosticsError:
+            return None
+
+    def stop(self, timeout: float) -> str | None:
+        """Stop the server (politely first) and reap it; a warning when it had to be killed
+        as PID 1, which only a handler of its own lets SIGTERM reach."""
+        ns = self.namespace
+        if ns is None:
+            self.process.stop(timeout=timeout)
+            return None
+        if not self.process.running():
+            ns.stop()
+            return None
+        if ns.init == "none" and ns.deaf_to(signal.SIGTERM):
+            code = ns.stop(timeout=0)
+            return (
+                "the server, PID 1 of its namespace without an init, has no SIGTERM handler,"
+                " and PID 1 is given no default action: SIGTERM would do nothing, so it was"
+                f" killed (SIGKILL, exit {code}), as docker stop does after its grace period"
+            )
+        code = ns.stop(timeout=timeout)
+        if code == 128 + signal.SIGKILL:
+            return (
+                f"PID 1 of the server's namespace did not stop within {timeout:g} s of SIGTERM:"
+                " killed (SIGKILL, exit 137)"
+            )
+        return None
 
     @property
     def url(self) -> str:
@@ -102,13 +174,14 @@ def start_ours(
         "--work-ms", str(work_ms),
         *scenario.server_args(),
     ]  # fmt: skip
-    process = ManagedProcess("server", command, folder / contract.SERVER_LOG, ROOT, cgroup_procs)
+    init = scenario.init if scenario.pid1 else None
+    target = _start(command, folder, ROOT, cgroup_procs, init, timeout, host)
     try:
-        port = _wait_for_banner(process, timeout)
+        target.port = _wait_for_banner(target.process, timeout)
     except BaseException:  # Ctrl-C while waiting too: the server is not yet ours to clean up
-        process.stop()
+        target.stop(timeout=10)
         raise
-    return Target(process, port, host)
+    return target
 
 
 def start_external(
@@ -117,23 +190,49 @@ def start_external(
     timeout: float,
     ready_log: re.Pattern[str] | None = None,
     cgroup_procs: Path | None = None,
+    init: Init | None = None,
 ) -> Target:
+    """A --server-cmd server, ready; as PID 1 of a new PID namespace behind ``init``
+    ("none": as PID 1 itself) unless ``init`` is None."""
     port = _free_loopback_port()
     argv = [arg.replace("{port}", str(port)) for arg in validate_server_cmd(template)]
     try:
-        process = ManagedProcess(
-            "server", argv, folder / contract.SERVER_LOG, Path.cwd(), cgroup_procs
-        )
+        target = _start(argv, folder, Path.cwd(), cgroup_procs, init, timeout)
     except OSError as error:
         raise ServerNotListening(
             f"cannot start --server-cmd: {error.strerror}: {argv[0]}"
         ) from None
+    target.port = port
     try:
-        wait_until_ready(process, port, timeout, ready_log)
+        wait_until_ready(target.process, port, timeout, ready_log)
     except BaseException:
-        process.stop()
+        target.stop(timeout=10)
         raise
-    return Target(process, port)
+    return target
+
+
+def _start(
+    command: list[str],
+    folder: Path,
+    cwd: Path,
+    cgroup_procs: Path | None,
+    init: Init | None,
+    timeout: float,
+    host: str = LOOPBACK,
+) -> Target:
+    """The server's process started (its port not known yet): as it is, or as PID 1 of a
+    new PID namespace behind ``init`` (None: not in a namespace of its own)."""
+    log = folder / contract.SERVER_LOG
+    if init is None:
+        process = ManagedProcess("server", command, log, cwd, cgroup_procs)
+        return Target(process, 0, host, command=command)
+    try:
+        namespace = start_pid1(
+            "server", command, log, cwd, init=init, cgroup_procs=cgroup_procs, timeout=timeout
+        )
+    except Pid1Unavailable as why:
+        raise ServerNotListening(f"the server could not start as PID 1: {why}") from None
+    return Target(namespace.process, 0, host, namespace, command)
 
 
 def _wait_for_banner(process: ManagedProcess, timeout: float) -> int:

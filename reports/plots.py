@@ -26,6 +26,7 @@ from diagnostics.contract import CHILDREN_PNG, ZOMBIES_PNG
 from reports.rundir import Run, Scenario
 from reports.series import envelope, last_finite, peak, windowed_rate
 from reports.table import parameter
+from reports.verdicts import init_in_front, pid1_init
 
 DPI = 110
 WIDTH_IN = 10.0
@@ -36,9 +37,14 @@ WIDTH_IN = 10.0
 # a watched process's zombies.
 PALETTE = ("#2ca02c", "#d62728", "#ff7f0e", "#1f77b4", "#9467bd", "#8c564b")
 WATCH_COLOR = "#d62728"
-# A scenario with no key (a server given by --server-cmd): grey, then the spares.
+# A scenario with no key (a server given by --server-cmd): grey, then the spares. Past the
+# palette, keyed scenarios take the spares in order (the faults, then the containers' four:
+# pid1-no-init, pid1-dumb-init, pid1-tini, pid1-tini-no-reaper); there are enough for every
+# scenario of loadtest/scenarios.py to have its own (a test holds them to it).
 KEYLESS_COLOR = "#7f7f7f"
-SPARE_COLORS = ("#17becf", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39")
+SPARE_COLORS = (
+    "#637939", "#e377c2", "#843c39", "#393b79", "#17becf", "#bcbd22", "#e7ba52", "#7b4173"
+)  # fmt: skip
 # Live children are not a scenario: a neutral colour, so no scenario's colour means two things.
 LIVE_COLOR = "#555555"
 # A reaper's zombies are drawn again in an inset when their peak is under this share of
@@ -151,21 +157,43 @@ def _panel_legend(ax: Axes, handles: list[Line2D] | None = None) -> None:
     )
 
 
-def _end_label(ax: Axes, t: np.ndarray, values: np.ndarray, color: str) -> None:
-    """The last value written at the end of its line, so the final count needs no squinting."""
+END_LABEL_POINTS = 9
+"""The end labels' font size; two labels closer than this (plus a point) are moved apart."""
+
+
+def _end_label(ax: Axes, t: np.ndarray, values: np.ndarray, color: str, lift: float = 0.0) -> None:
+    """The last value written at the end of its line, so the final count needs no squinting;
+    ``lift`` points above it where another label would cover it."""
     usable = np.isfinite(t) & np.isfinite(values)
     if usable.any():
         x, y = t[usable][-1], values[usable][-1]
         ax.annotate(
             f"{y:.0f}",
             (x, y),
-            xytext=(4, 0),
+            xytext=(4, lift),
             textcoords="offset points",
             va="center",
-            fontsize=9,
+            fontsize=END_LABEL_POINTS,
             color=color,
             fontweight="bold",
         )
+
+
+def _end_labels(ax: Axes, lines: list[tuple[np.ndarray, np.ndarray, str]]) -> None:
+    """End labels of several lines (t, values, colour), each lifted clear of the one below:
+    lines that end at nearly the same count would print their numbers over each other."""
+    bottom, top = ax.get_ylim()
+    points_per_unit = ax.bbox.height * 72 / ax.figure.dpi / ((top - bottom) or 1)
+    ends = []
+    for t, values, color in lines:
+        usable = np.isfinite(t) & np.isfinite(values)
+        if usable.any():
+            ends.append((float(values[usable][-1]) * points_per_unit, t, values, color))
+    floor = -math.inf
+    for at, t, values, color in sorted(ends, key=lambda end: end[0]):
+        placed = max(at, floor + END_LABEL_POINTS + 1)
+        _end_label(ax, t, values, color, lift=placed - at)
+        floor = placed
 
 
 def _line(
@@ -273,11 +301,14 @@ def plot_zombies(run: Run, path: Path) -> Path:
         for s in sampled
         if run.kind != "watch" and s.samples is not None and peak(s.samples.all_zombies()) <= floor
     ]
-    for scenario in sampled:
-        if scenario not in flat and scenario.samples is not None:
-            _end_label(
-                ax, scenario.samples.t, scenario.samples.all_zombies(), colors[scenario.name]
-            )
+    _end_labels(
+        ax,
+        [
+            (scenario.samples.t, scenario.samples.all_zombies(), colors[scenario.name])
+            for scenario in sampled
+            if scenario not in flat and scenario.samples is not None
+        ],
+    )
     # The inset is worth drawing only beside a scenario that needs the big axis, and only
     # when a reaping scenario has something to show in it.
     zoomed = [s for s in flat if s.samples is not None and peak(s.samples.all_zombies()) > 0]
@@ -469,8 +500,18 @@ def _resources_panel(ax: Axes, scenario: Scenario, color: str) -> None:
     memory.spines[["top"]].set_visible(False)
     ax.set_zorder(memory.get_zorder() + 1)
     ax.patch.set_visible(False)
-    ax.set_title("Open descriptors and memory", loc="left", fontsize=10)
+    init = init_in_front(scenario.record.pid1)
+    whose = "" if init is None else f" of PID 1 ({text(init)}), not of the server"
+    ax.set_title(f"Open descriptors and memory{whose}", loc="left", fontsize=10)
     _panel_legend(ax, [fds, rss])
+
+
+def _as_pid1(scenario: Scenario) -> str | None:
+    """How the server ran, where it ran as PID 1 of a PID namespace (as in a container)."""
+    init = pid1_init(scenario.record.pid1)
+    if init is None:
+        return None
+    return "as PID 1" if init == "none" else f"under {text(init)} as PID 1"
 
 
 def _mark_timeline(ax: Axes, scenario: Scenario) -> None:
@@ -518,7 +559,9 @@ def plot_dashboard(run: Run, scenario: Scenario, verdict: str, path: Path) -> Pa
     if run.kind == "watch":
         title = f"{text(scenario.name)}: {text(subject(run), 80)}"
     else:
-        title = text(scenario.name) + (f"  (reaper: {text(strategy)})" if strategy else "")
+        how = [f"reaper: {text(strategy)}"] if strategy else []
+        how += [as_pid1] if (as_pid1 := _as_pid1(scenario)) else []
+        title = text(scenario.name) + (f"  ({', '.join(how)})" if how else "")
     figure.suptitle(title, fontsize=13, fontweight="bold", y=1 - 0.12 * inch, va="top")
     meaning = scenario.record.meaning
     if meaning:

@@ -113,11 +113,14 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         refused_at_cap=optional_int(to_float(record.refused_at_cap)),
         data_ends_at=data_ends_at,
         interrupted_at=interrupted_at,
+        pid1=record.pid1,
+        reaped=reaped,
     )
     checks = scenario_checks(record)
     return {
         "name": scenario.name,
         "strategy": record.strategy,
+        "pid1": record.pid1,
         "status": record.status if scenario.recorded else None,
         "requests": requests,
         "failures": totals.failures if totals else None,

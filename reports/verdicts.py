@@ -78,6 +78,11 @@ class Evidence:
     """Seconds into the scenario where the samples stop although the run went on."""
     interrupted_at: float | None = None
     """Seconds into the scenario of the Ctrl-C that cut it short."""
+    pid1: dict | None = None
+    """scenario.json's pid1: the server ran as PID 1 of a PID namespace, or under an init
+    that did ({"init", "pid1", "server", "server_nspid"}); None otherwise."""
+    reaped: int | None = None
+    """Children the server counted as reaped while serving."""
 
 
 def plural(count: int, noun: str) -> str:
@@ -99,7 +104,10 @@ def final_zombies(evidence: Evidence) -> int | None:
 
 
 def peak_zombies(evidence: Evidence) -> int | None:
-    candidates = [peak(evidence.zombies)]
+    """The most zombies at once: the target's own, or the whole tree's where the target is
+    an init in front of the server (the server's zombies are then the init's grandchildren)."""
+    series = tree_series(evidence) if init_in_front(evidence.pid1) else evidence.zombies
+    candidates = [peak(series)]
     if evidence.final_zombies is not None:
         candidates.append(float(evidence.final_zombies))
     measured = [value for value in candidates if not math.isnan(value)]
@@ -123,7 +131,51 @@ def verdict(evidence: Evidence) -> str:
         ]
     if evidence.interrupted_at is not None:
         parts.append(f"run cut short (interrupted after {evidence.interrupted_at:.0f} s)")
-    return "; ".join(part for part in parts if part)
+    return pid1_prefix(evidence) + "; ".join(part for part in parts if part)
+
+
+def pid1_init(pid1: dict | None) -> str | None:
+    """The init in front of a server run as PID 1 ("none": the server is PID 1), from
+    scenario.json's ``pid1``; None when the server did not run in a namespace of its own."""
+    init = (pid1 or {}).get("init")
+    return init if isinstance(init, str) else None
+
+
+def init_in_front(pid1: dict | None) -> str | None:
+    """The init that ran as PID 1 in front of the server (the sampler's target), if any."""
+    init = pid1_init(pid1)
+    return None if init == "none" else init
+
+
+def pid1_prefix(evidence: Evidence) -> str:
+    """How the server ran, where it ran as in a container: it decides who holds orphans."""
+    init = pid1_init(evidence.pid1)
+    if init is None:
+        return ""
+    if init == "none":
+        return "as PID 1 of its PID namespace, without an init: "
+    return f"under {init} as PID 1 of its PID namespace: "
+
+
+def held_by_pid1(evidence: Evidence, final: int) -> str:
+    """Who the zombies of a server that is PID 1 itself are: its own children (as many as it
+    forked and did not reap, at most) or orphans it was handed; "" for any other server."""
+    pid1 = evidence.pid1 or {}
+    if pid1_init(evidence.pid1) != "none":
+        return ""
+    held = f", held by PID 1, the server itself (host PID {pid1.get('pid1')})"
+    if evidence.forked is None or evidence.reaped is None:
+        return held
+    own = min(final, max(0, evidence.forked - evidence.reaped))
+    counted = f"it forked {evidence.forked} and reaped {evidence.reaped}"
+    if own == 0:
+        return f"{held}: all orphans it was handed ({counted}); an init would reap them"
+    if own == final:
+        return f"{held}: its own children ({counted}), which no init can reap while it lives"
+    return (
+        f"{held}: {final - own} orphans it was handed, which an init would reap, and"
+        f" {own} its own children ({counted})"
+    )
 
 
 def tree_series(evidence: Evidence) -> np.ndarray:
@@ -249,16 +301,17 @@ def zombie_verdict(evidence: Evidence) -> str:
         return f"reaps every child; at most {plural(most, 'zombie')} at once"
     children = evidence.forked or evidence.requests
     if not children:
-        return f"{plural(final, 'zombie')} left at the end"
+        return f"{plural(final, 'zombie')} left at the end{held_by_pid1(evidence, final)}"
     share = final / children
+    held = held_by_pid1(evidence, final)
     if share > 1 / ONE_PER_REQUEST:
         noun = "child" if children == 1 else "children"
-        return f"{plural(final, 'zombie')} left for {children} {noun}"
+        return f"{plural(final, 'zombie')} left for {children} {noun}{held}"
     if share >= ONE_PER_REQUEST:
-        return "leaks one zombie per request"
-    if evidence.shortfall:
+        return f"leaks one zombie per request{held}"
+    if evidence.shortfall and not held:
         return f"{evidence.shortfall}: {percent(share)} of children left as zombies"
-    return f"{percent(share)} of children left as zombies"
+    return f"{percent(share)} of children left as zombies{held}"
 
 
 def tree_leak_verdict(evidence: Evidence, total: int) -> str:
@@ -271,9 +324,19 @@ def tree_leak_verdict(evidence: Evidence, total: int) -> str:
     if not evidence.holders:
         return f"{text}, held below the server"
     top = evidence.holders[0]
-    held = f"{top.get('zombies')} held by PID {top.get('pid')} ({top.get('cmdline')})"
+    inside = "" if top.get("nspid") is None else f", PID {top.get('nspid')} in its namespace"
+    held = f"{top.get('zombies')} held by PID {top.get('pid')} ({top.get('cmdline')}{inside})"
     depth = top.get("depth")
-    if depth == 0:
+    init = pid1_init(evidence.pid1)
+    pid1 = evidence.pid1 or {}
+    if init not in (None, "none") and top.get("pid") == pid1.get("server"):
+        where = (
+            f"the server itself, under {init}: their parent is alive and does not wait, so no"
+            " init can reap them"
+        )
+    elif init is not None and top.get("pid") == pid1.get("pid1"):
+        where = "PID 1 of its namespace" + ("" if init == "none" else f", {init}")
+    elif depth == 0:
         where = "the process the harness started"
     elif depth == 1 and evidence.shell_wrapper:
         where = "the server the shell wrapper (sh -c) started"
@@ -288,7 +351,8 @@ def tree_leak_verdict(evidence: Evidence, total: int) -> str:
 
 def prefork_verdict(evidence: Evidence) -> str | None:
     """Workers that were alive before the load and still are: a prefork server, said once."""
-    if not evidence.baseline_alive or evidence.shell_wrapper:  # a shell's child is the server
+    # A shell's child is the server, and so is an init's.
+    if not evidence.baseline_alive or evidence.shell_wrapper or init_in_front(evidence.pid1):
         return None
     count = evidence.baseline_alive
     return f"{count} live {'child' if count == 1 else 'children'} before the load kept (prefork)"
@@ -312,6 +376,10 @@ def watch_verdict(evidence: Evidence) -> str:
 
 def fd_verdict(evidence: Evidence) -> str | None:
     """Descriptors held by the server growing with requests: the forgotten close()."""
+    init = init_in_front(evidence.pid1)
+    if init is not None:  # the sampler's target is the init
+        leak = evidence.leak_client_fd
+        return f"descriptors sampled are {init}'s, not the server's: not judged" if leak else None
     start, end = first_finite(evidence.fds), last_finite(evidence.fds)
     if math.isnan(start) or math.isnan(end) or not evidence.requests:
         return "descriptors not measured" if evidence.leak_client_fd else None

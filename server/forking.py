@@ -30,7 +30,7 @@ import time
 
 from server.child import run_child, run_child_leaving_orphan, serve_connection
 from server.protocol import SERVICE_UNAVAILABLE_ANSWER
-from server.reapers import STRATEGIES, Counters, Strategy, reap_all
+from server.reapers import STRATEGIES, Counters, Strategy
 from server.speed import freeze_memory, signal, socket, warm_up
 
 TYPE_CHECKING = False
@@ -92,6 +92,7 @@ class ForkingHTTPServer:
         listen_fd = None if config.child_keeps_listener else self.listener.fileno()
         self._child_main = run_child_leaving_orphan if config.orphans else run_child
         self._child_args = (listen_fd, config.timeout, config.work_ms)
+        self._note_child = self.strategy.note_child
         # Before the banner: once it is printed the server is quiet and ready, and a
         # SIGTERM sent the moment it appears finds its handler (not the default death).
         warm_up(serve_connection)
@@ -163,7 +164,7 @@ class ForkingHTTPServer:
     def _fork_for(self, fd: int) -> None:
         # Looked up before the fork: this line runs (and was warmed up) in the parent,
         # while in the child every lookup is one more object, and page, to copy.
-        child_main, child_args = self._child_main, self._child_args
+        child_main, child_args, note_child = self._child_main, self._child_args, self._note_child
         try:
             pid = os.fork()
         except OSError:
@@ -172,6 +173,8 @@ class ForkingHTTPServer:
             return
         if pid == 0:
             child_main(fd, *child_args)
+        if note_child is not None:
+            note_child(pid)
         counters = self.counters
         counters.forked += 1
         unreaped = counters.forked - counters.reaped
@@ -309,7 +312,7 @@ class ForkingHTTPServer:
         """Whether a child still runs: reaping those that ended, or under ``none``
         leaving them as they are (``zombies`` remembers those seen dead)."""
         if self.strategy.reaps:
-            return reap_all(self.counters)
+            return self.strategy.collect(self.counters)
         return _any_child_running(zombies)
 
     def write_counters(self) -> bool:

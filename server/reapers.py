@@ -106,12 +106,19 @@ class Strategy:
     """Why it leaves some children unreaped, where it reaps yet not all: a report names it."""
     reaps_counted = True
     """False where the kernel, not the parent, collects the children while serving."""
+    note_child: Callable[[int], None] | None = None
+    """Told the PID of each child just forked, for a strategy that waits by PID (OwnReaper);
+    None for the others, which then cost the fork nothing more."""
 
     def install(self, counters: Counters) -> None:
         raise NotImplementedError
 
     def on_sigchld_wakeup(self, counters: Counters) -> None:
-        """Called by the main loop after SIGCHLD woke it; only WakeupReaper works here."""
+        """Called by the main loop after SIGCHLD woke it; WakeupReaper and OwnReaper work here."""
+
+    def collect(self, counters: Counters) -> bool:
+        """At shutdown: collect the children that have exited; True while one still runs."""
+        return reap_all(counters)
 
 
 class HandlerReaper(Strategy):
@@ -181,6 +188,52 @@ class WakeupReaper(Strategy):
         reap_all(counters)
 
 
+class OwnReaper(Strategy):
+    """Waits for the children it forked, each by its PID, never with waitpid(-1).
+
+    This is how applications wait: Python's subprocess, libuv (Node.js) and Java
+    each keep the PIDs of the processes they started and wait for those alone. It
+    reaps every child it forks; but run as PID 1 of a PID namespace (a container's
+    application without an init) it is also handed every orphan of the namespace,
+    and never waits for those: they stay zombies until PID 1 exits.
+
+    Reaping happens in the main loop, as WakeupReaper's does: the loop notes a
+    child's PID right after the fork, before it can look at the wakeup pipe again,
+    so no exit is seen before its PID is known.
+    """
+
+    name = "own"
+    summary = "waits for each child it forked, by PID (as subprocess, libuv do); never for orphans"
+    meaning = (
+        "the main loop waits for each child it forked, by PID, as applications do:"
+        " orphans handed to it (as PID 1) are never waited for"
+    )
+
+    def __init__(self) -> None:
+        self._children: set[int] = set()
+        self.note_child = self._children.add
+
+    def install(self, counters: Counters) -> None:
+        signal.signal(signal.SIGCHLD, _do_nothing)
+
+    def on_sigchld_wakeup(self, counters: Counters) -> None:
+        counters.sigchld_handled += 1
+        self.collect(counters)
+
+    def collect(self, counters: Counters) -> bool:
+        children = self._children
+        for pid in tuple(children):
+            try:
+                done, _status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # not ours to wait for any more
+                children.discard(pid)
+                continue
+            if done:
+                children.discard(pid)
+                counters.reaped += 1
+        return bool(children)
+
+
 def _do_nothing(_signum: int, _frame: FrameType | None) -> None:
     """A handler whose only job is to make the kernel interrupt and the wakeup fd fire."""
 
@@ -188,5 +241,6 @@ def _do_nothing(_signum: int, _frame: FrameType | None) -> None:
 # The one list of strategies: the server's --reaper, loadtest's scenarios and (through
 # scenario.json) the reports all follow it, so a new strategy is a class added here.
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (LoopReaper, NoReaper, SingleReaper, IgnoreReaper, WakeupReaper)
+    cls.name: cls
+    for cls in (LoopReaper, NoReaper, SingleReaper, IgnoreReaper, WakeupReaper, OwnReaper)
 }

@@ -20,6 +20,7 @@ def test_holders_are_named_deepest_culprit_included() -> None:
     assert (top.zombies, top.depth) == (3, 1) and top.pid != holder.pid
     assert (second.pid, second.zombies, second.depth) == (holder.pid, 2, 0)
     assert "bench.holder" in second.cmdline
+    assert top.nspid is None and second.nspid is None  # in the namespace of the /proc read
 
 
 FORK_AND_REAP = """

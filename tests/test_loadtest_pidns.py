@@ -163,13 +163,16 @@ def test_the_whole_namespace_is_in_the_pids_cgroup_and_its_limit_holds(tmp_path:
         assert group.remove(reap=reap_orphans) is None
 
 
-@pytest.mark.parametrize(("reaper", "reaped"), [("loop", 6), ("none", 0)])
+@pytest.mark.parametrize(
+    ("reaper", "reaped", "zombies"), [("loop", 6, 0), ("none", 0, 6), ("own", 3, 3)]
+)
 def test_our_server_as_pid1_adopts_its_own_orphans(
-    tmp_path: Path, reaper: str, reaped: int
+    tmp_path: Path, reaper: str, reaped: int, zombies: int
 ) -> None:
     """PID 1 gets every orphan of its namespace: a server that reaps with waitpid(-1) reaps
-    its orphans as well as its children (so its ``reaped`` passes its ``forked``), and one
-    that never waits holds both as zombies."""
+    its orphans as well as its children (so its ``reaped`` passes its ``forked``), one that
+    never waits holds both as zombies, and one that waits for its own children by PID, as
+    applications do, reaps those and holds the orphans."""
     ns.need()
     log = tmp_path / "server.log"
     command = [sys.executable, "-m", "server", "--port", "0", "--orphans", "--reaper", reaper]
@@ -178,10 +181,10 @@ def test_our_server_as_pid1_adopts_its_own_orphans(
         port = int(banner.split(":")[2].split("/")[0])
         for _ in range(3):
             assert _get(port).endswith(b"Hello, World!\n")
-        if reaper == "none":
-            wait_until(
-                lambda: _zombies(namespace.pid1) == 6, what="3 children and 3 orphans as zombies"
-            )
+        wait_until(
+            lambda: _zombies(namespace.pid1) == zombies and not _alive(namespace.pid1),
+            what=f"{zombies} zombies and no child running",
+        )
         assert namespace.stop() == 0
     counters = json.loads(log.read_text().splitlines()[-1])
     assert counters["forked"] == 3
@@ -196,3 +199,45 @@ def _get(port: int) -> bytes:
 
 def _zombies(pid: int) -> int:
     return sum(read_stat(child).zombie for child in task_children(pid))
+
+
+def _alive(pid: int) -> int:
+    return len(task_children(pid)) - _zombies(pid)
+
+
+# Starts DEAF as PID 1, says the holder's and PID 1's PIDs, and waits to be killed.
+CALLER = """
+import sys, time
+from pathlib import Path
+from loadtest import pidns
+log, program = Path(sys.argv[1]), sys.argv[2]
+namespace = pidns.start_pid1("pid1", [sys.executable, "-c", program], log, Path.cwd())
+print(namespace.process.pid, namespace.pid1, flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.slow
+def test_a_pid1_deaf_to_sigterm_is_killed_after_a_grace_when_its_caller_is_killed(
+    tmp_path: Path,
+) -> None:
+    """The harness killed outright (SIGKILL) cleans up nothing: its holder gets SIGTERM
+    (PR_SET_PDEATHSIG), which PID 1 ignores; the holder kills it after its grace."""
+    ns.need()
+    log = tmp_path / "log"
+    caller = subprocess.Popen(
+        [sys.executable, "-c", CALLER, str(log), DEAF],
+        cwd=ns.ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert caller.stdout is not None
+    holder, pid1 = map(int, caller.stdout.readline().split())
+    ns.said(log, 1)
+    (child,) = task_children(pid1)
+    caller.kill()
+    caller.wait()
+    # The holder comes to pytest, a child subreaper (the plugin of --child-leaks), to reap.
+    _pid, status = os.waitpid(holder, 0)
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGKILL  # PID 1 was killed
+    assert gone(pid1) and gone(child)

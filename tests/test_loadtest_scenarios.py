@@ -5,12 +5,16 @@ from __future__ import annotations
 import pytest
 
 from loadtest.scenarios import (
+    CONTAINERS,
     DEFAULT,
     EVERY_SCENARIO,
+    OURS,
     SCENARIOS,
+    as_pid1,
     scenario_for,
     select,
 )
+from reports.plots import PALETTE, SPARE_COLORS
 from server.reapers import STRATEGIES
 
 
@@ -25,13 +29,14 @@ def test_every_strategy_has_its_scenario_in_the_registry_order() -> None:
         "reaper-single",
         "reaper-ignore",
         "reaper-wakeup",
+        "reaper-own",
         "fd-leak",
         "orphans",
         "listener-leak",
     )
     for name in STRATEGIES:
         assert SCENARIOS[scenario_for(name)].strategy == name
-    assert [SCENARIOS[name].color_key for name in EVERY_SCENARIO] == list(range(8))
+    assert [SCENARIOS[name].color_key for name in EVERY_SCENARIO] == list(range(9))
 
 
 def test_scenario_json_carries_what_reports_need_from_the_registry() -> None:
@@ -42,6 +47,7 @@ def test_scenario_json_carries_what_reports_need_from_the_registry() -> None:
         "meaning": STRATEGIES["single"].meaning,
         "shortfall": "signals coalesced",
         "color_key": 2,
+        "pid1": None,
     }
     assert SCENARIOS["reaper-ignore"].described()["reaps_all"] is True
     assert SCENARIOS["fd-leak"].described()["meaning"] == STRATEGIES["loop"].meaning
@@ -52,6 +58,7 @@ def test_scenario_json_carries_what_reports_need_from_the_registry() -> None:
         "meaning": None,
         "shortfall": None,
         "color_key": None,
+        "pid1": None,
     }
 
 
@@ -94,3 +101,49 @@ def test_clashing_flags_are_one_line_errors(args: tuple, reason: str) -> None:
     with pytest.raises(ValueError, match=reason) as raised:
         select(*args)
     assert "\n" not in str(raised.value)
+
+
+def test_containers_are_the_orphan_making_application_as_pid1_and_a_parent_not_waiting() -> None:
+    chosen = select(None, None, False, [], containers=True)
+    assert (
+        names(chosen)
+        == list(CONTAINERS)
+        == [
+            "pid1-no-init",
+            "pid1-dumb-init",
+            "pid1-tini",
+            "pid1-tini-no-reaper",
+        ]
+    )
+    assert [(s.pid1, s.init, s.strategy) for s in chosen] == [
+        (True, "none", "own"),
+        (True, "dumb-init", "own"),
+        (True, "tini", "own"),
+        (True, "tini", "none"),
+    ]
+    assert all(s.server_args()[-1] == "--orphans" for s in chosen)
+    assert SCENARIOS["pid1-tini"].described()["pid1"] == {"init": "tini"}
+    # --all needs no root: it runs none of them; by name they can be chosen like any other.
+    assert not set(CONTAINERS) & set(EVERY_SCENARIO)
+    assert names(select(["pid1-tini", "reaper-loop"], None, False, [])) == [
+        "pid1-tini",
+        "reaper-loop",
+    ]
+
+
+def test_pid1_puts_every_chosen_server_in_a_namespace_behind_the_init() -> None:
+    chosen = as_pid1(select(None, None, False, ["web=x {port}"]), "dumb-init")
+    assert [(s.name, s.pid1, s.init, s.server_cmd) for s in chosen] == [
+        ("web", True, "dumb-init", "x {port}")
+    ]
+    assert as_pid1(select(None, "loop", False, []), "none")[0].described()["pid1"] == {
+        "init": "none"
+    }
+    with pytest.raises(ValueError, match="pid1-tini already runs its server as PID 1"):
+        as_pid1(select(["reaper-loop", "pid1-tini"], None, False, []), "tini")
+
+
+def test_every_scenario_of_ours_has_a_colour_of_its_own() -> None:
+    keyed = PALETTE + SPARE_COLORS
+    keys = [scenario.color_key for scenario in OURS]
+    assert keys == list(range(len(OURS))) and len(OURS) <= len(keyed)

@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.text import Annotation
 
 from diagnostics.contract import REQUEST_COLUMNS, REQUESTS, ScenarioRecord
-from reports.plots import _exact_peak, _reference, completed_requests
+from reports.plots import (
+    END_LABEL_POINTS,
+    _end_labels,
+    _exact_peak,
+    _figure,
+    _reference,
+    completed_requests,
+)
 from reports.rundir import (
     Completed,
     Samples,
@@ -56,3 +64,17 @@ def test_the_request_timeline_is_read_on_the_samples_clock(tmp_path: Path) -> No
     assert series is not None
     assert np.allclose(series[0], [0.5, 0.6, 0.7]) and series[1].tolist() == [0, 7, 15]
     assert read.completed is not None and read.completed.failures.tolist() == [0, 1, 1]
+
+
+def test_end_labels_of_lines_that_end_together_are_moved_apart() -> None:
+    """721 and 719 on an axis up to 800 would print one over the other."""
+    ax = _figure(4.0).subplots()
+    ax.set_ylim(0, 800)
+    ends = {"721": 721.0, "719": 719.0, "100": 100.0}
+    _end_labels(ax, [(T, np.full_like(T, value), "black") for value in ends.values()])
+    labels = [label for label in ax.texts if isinstance(label, Annotation)]
+    lifts = {label.get_text(): label.xyann[1] for label in labels}
+    points_per_unit = ax.bbox.height * 72 / ax.figure.dpi / 800
+    at = {text: ends[text] * points_per_unit + lift for text, lift in lifts.items()}
+    assert at["721"] - at["719"] >= END_LABEL_POINTS
+    assert lifts["100"] == lifts["719"] == 0  # clear of the others: left where its line ends

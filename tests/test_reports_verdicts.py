@@ -337,3 +337,62 @@ def test_an_interrupted_run_says_it_was_cut_short() -> None:
     assert verdict(evidence) == (
         "leaks one zombie per request; run cut short (interrupted after 8 s)"
     )
+
+
+NAMESPACE = {"pid1": 900, "server": 901, "server_nspid": 2, "holder": 899}
+
+
+def test_as_pid1_without_an_init_the_orphans_are_named_as_what_pid1_holds() -> None:
+    pid1 = {**NAMESPACE, "init": "none", "server": 900, "server_nspid": 1}
+    evidence = Evidence(
+        strategy="own", t=T, zombies=leak_series(1.0), final_zombies=2000, forked=2000,
+        reaped=2000, pid1=pid1,
+    )  # fmt: skip
+    assert verdict(evidence) == (
+        "as PID 1 of its PID namespace, without an init: leaks one zombie per request, held by"
+        " PID 1, the server itself (host PID 900): all orphans it was handed (it forked 2000"
+        " and reaped 2000); an init would reap them"
+    )
+    # A server that never waits holds its own children besides the orphans.
+    both = Evidence(
+        strategy="none",
+        t=T,
+        zombies=leak_series(2.0),
+        final_zombies=4000,
+        forked=2000,
+        reaped=0,
+        pid1=pid1,
+    )
+    assert verdict(both) == (
+        "as PID 1 of its PID namespace, without an init: 4000 zombies left for 2000 children,"
+        " held by PID 1, the server itself (host PID 900): 2000 orphans it was handed, which"
+        " an init would reap, and 2000 its own children (it forked 2000 and reaped 0)"
+    )
+
+
+def test_under_an_init_a_parent_that_never_waits_is_named_and_no_init_can_help() -> None:
+    holder = {"pid": 901, "zombies": 719, "cmdline": "server", "depth": 1, "nspid": 2}
+    evidence = Evidence(
+        strategy="none", t=T, zombies=QUIET_TREE, final_zombies=0,
+        final_descendant_zombies=719, forked=719, holders=(holder,), baseline_alive=1,
+        pid1={**NAMESPACE, "init": "tini"},
+    )  # fmt: skip
+    # (and the init's one live child, the server, is no prefork worker)
+    assert verdict(evidence) == (
+        "under tini as PID 1 of its PID namespace: leaks one zombie per request (719 zombies):"
+        " 719 held by PID 901 (server, PID 2 in its namespace), the server itself, under tini:"
+        " their parent is alive and does not wait, so no init can reap them"
+    )
+
+
+def test_under_an_init_the_peak_is_the_trees_and_fds_are_not_the_servers() -> None:
+    deeper = np.where(np.arange(T.size) % 50 == 0, 15.0, 0.0)
+    evidence = Evidence(
+        strategy="own", t=T, zombies=QUIET_TREE, descendant_zombies=deeper, final_zombies=0,
+        final_descendant_zombies=0, forked=2000, requests=2000, leak_client_fd=True,
+        fds=np.full_like(T, 3.0), pid1={**NAMESPACE, "init": "dumb-init"},
+    )  # fmt: skip
+    assert verdict(evidence) == (
+        "under dumb-init as PID 1 of its PID namespace: reaps every child; at most 15 zombies"
+        " at once; descriptors sampled are dumb-init's, not the server's: not judged"
+    )

@@ -54,7 +54,7 @@ def test_no_reaper_leaves_exactly_one_zombie_per_request(start_server) -> None:
     reap_adopted(zombies)  # they came to pytest, the subreaper (see conftest)
 
 
-@pytest.mark.parametrize("strategy", ["loop", "ignore", "wakeup"])
+@pytest.mark.parametrize("strategy", ["loop", "ignore", "wakeup", "own"])
 def test_reaping_strategies_hold_no_zombie_once_idle(start_server, strategy: str) -> None:
     server = start_server("--reaper", strategy)
     answers = concurrent_requests(server.port, REQUESTS)
