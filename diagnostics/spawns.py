@@ -1,0 +1,411 @@
+"""Where each child of this process was started: spawn records, matched to PIDs.
+
+While the tracker is on, every way Python starts a child is seen in the thread
+that starts it, at that moment:
+
+- ``os.fork`` and ``os.forkpty`` raise an audit event (``sys.addaudithook``)
+  before forking, and the at-fork hooks (``os.register_at_fork``) run just
+  before and just after the fork, in the forking thread. Neither is handed the
+  child's PID, but the kernel lists each thread's children in
+  ``/proc/self/task/TID/children`` (a child belongs to the thread that forked
+  it): the list read before the fork and after it differs by the child. A fork
+  made by C code through ``PyOS_BeforeFork`` (no audit event) is seen the same
+  way, by the at-fork hooks alone.
+- ``subprocess.Popen`` raises its audit event inside ``_execute_child``, whose
+  ``self`` is the Popen: the record keeps a weak reference to it, so that the
+  leak report can tell later whether that Popen still owns the child
+  (diagnostics.owners). The fork itself goes through one of the two calls below.
+- ``_posixsubprocess.fork_exec`` (what subprocess uses by default, and
+  multiprocessing's spawn and forkserver start methods) raises no audit event,
+  and ``os.posix_spawn``/``posix_spawnp`` raise theirs before the child exists
+  and nothing after. Both return the PID, so while the tracker is on the module
+  attributes are wrapped and the wrapper reads it. Code that took a reference
+  to them before the tracker started bypasses the wrapper: its children have no
+  record (the report says so), never a wrong one.
+
+A record keeps the stack as (file, line, function) triples, never the frames
+(they would keep every local of the test alive), and the child's identity: PID
+and start time, so a PID reaped and handed out again never matches an old
+record. Each record also notes which test was running (the plugin says, through
+``enter``/``leave``) and which thread spawned, with the test that thread was
+started in: a thread that test A left running and that spawns during test B
+is not B's doing.
+
+Audit and at-fork hooks cannot be removed, so they are installed once per
+process, on the first activation, and do nothing but a set lookup while the
+tracker is off. A forked child turns its copy off (``after_in_child``): the
+hooks and locks it inherits are its parent's business.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from diagnostics.errors import DiagnosticsError
+from diagnostics.proctable import read_stat, thread_children
+
+Frame = tuple[str, int, str]
+"""(file name, line number, qualified function name) of one frame of a spawn stack."""
+
+FORK = "os.fork"
+FORKPTY = "os.forkpty"
+POPEN = "subprocess.Popen"
+POSIX_SPAWN = "os.posix_spawn"
+POSIX_SPAWNP = "os.posix_spawnp"
+FORK_EXEC = "_posixsubprocess.fork_exec"
+C_FORK = "a fork by C code"
+AUDITED = frozenset({FORK, FORKPTY, POPEN})
+"""The audit events that open a record; the other calls are seen by their wrappers."""
+
+
+@dataclass(frozen=True)
+class ThreadNote:
+    """The thread that spawned, as the report names it."""
+
+    name: str
+    runner: bool
+    """True for the thread that runs the tests (it spawns for whatever test is running)."""
+    known: bool
+    """False for a thread not started through ``threading``: where it came from is unknown."""
+    started_during: str | None
+    """The test during which it was started; None: between tests (or before the first)."""
+
+
+@dataclass(eq=False)
+class SpawnRecord:
+    """One child started by this process, from the call until its PID is known."""
+
+    call: str
+    """The call that made the child: "os.fork", "subprocess.Popen", ..."""
+    stack: tuple[Frame, ...]
+    """The spawning thread's stack at the call, innermost frame first."""
+    thread: ThreadNote
+    during: str | None
+    """The test running when the child was started; None: between tests."""
+    seq: int
+    """Order of the records: the plugin keeps the number a test began at."""
+    parent_fds: frozenset[str] = frozenset()
+    """Sockets and pipes this process held at the call (only when asked: ``note_fds``)."""
+    popen: weakref.ref[Any] | None = None
+    pid: int | None = None
+    started: float | None = None
+    """Start time of the child (with ``pid``, its identity); None: gone before it was read."""
+    before: frozenset[int] | None = field(default=None, repr=False)
+    """The forking thread's children just before a fork (the child is the difference)."""
+
+    @property
+    def identity(self) -> tuple[int, float] | None:
+        if self.pid is None or self.started is None:
+            return None
+        return self.pid, self.started
+
+
+class SpawnTracker:
+    """The spawn records of this process; one per process (``TRACKER``).
+
+    ``activate``/``deactivate`` nest (an inner pytest run in the same process);
+    the wrappers and the recording are on while at least one caller wants them.
+    The records are what callers read: ``settle`` then ``lookup`` by identity,
+    ``since`` by order, ``prune`` what no longer names a child.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # re-entrant: a signal handler may spawn mid-hook
+        self._users = 0
+        self._installed = False
+        self._records: list[SpawnRecord] = []
+        self._open: dict[int, SpawnRecord] = {}  # thread ident -> record whose PID is due
+        self._by_identity: dict[tuple[int, float], SpawnRecord] = {}
+        self._seq = 0
+        self._saved: dict[tuple[Any, str], Callable[..., Any]] = {}
+        self._runner: threading.Thread | None = None
+        self._origins: weakref.WeakKeyDictionary[threading.Thread, str | None] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.context: str | None = None
+        """The test running now (the plugin sets it); None between tests."""
+        self.note_fds = False
+        """Record this process's sockets and pipes at each spawn (``--child-leaks-fds``)."""
+
+    # -- switching on and off ------------------------------------------------------------
+
+    def activate(self) -> None:
+        with self._lock:
+            if not self._installed:
+                sys.addaudithook(self._audit)
+                os.register_at_fork(
+                    before=self._before_fork,
+                    after_in_parent=self._after_fork,
+                    after_in_child=self._forget_in_child,
+                )
+                self._installed = True
+            self._users += 1
+            if self._users == 1:
+                self._runner = threading.current_thread()
+                self._wrap_returning_calls()
+
+    def deactivate(self) -> None:
+        with self._lock:
+            self._users = max(0, self._users - 1)
+            if self._users == 0:
+                self._unwrap()
+                self._records.clear()
+                self._open.clear()
+                self._by_identity.clear()
+                self.context = None
+                self.note_fds = False
+
+    @property
+    def active(self) -> bool:
+        return self._users > 0
+
+    def _wrap_returning_calls(self) -> None:
+        """Wrap the calls that return the PID and that no after-event reports."""
+        import _posixsubprocess
+
+        for module, name, call in (
+            (_posixsubprocess, "fork_exec", FORK_EXEC),
+            (os, "posix_spawn", POSIX_SPAWN),
+            (os, "posix_spawnp", POSIX_SPAWNP),
+        ):
+            original = getattr(module, name, None)
+            if original is not None:
+                self._saved[module, name] = original
+                setattr(module, name, self._wrapper(original, call))
+
+    def _unwrap(self) -> None:
+        for (module, name), original in self._saved.items():
+            if getattr(getattr(module, name, None), "__wrapped__", None) is original:
+                setattr(module, name, original)  # leave alone whatever wrapped us since
+        self._saved.clear()
+
+    def _wrapper(self, original: Callable[..., int], call: str) -> Callable[..., int]:
+        def spawn(*args: Any, **kwargs: Any) -> int:
+            if not self._users:
+                return original(*args, **kwargs)
+            ident = threading.get_ident()
+            record = self._claim_popen() or self._new(call, sys._getframe(1))
+            self._open[ident] = record  # a preexec_fn fork inside is this call's, not another
+            try:
+                pid = original(*args, **kwargs)
+            except BaseException:
+                self._discard(record)
+                raise
+            finally:
+                self._open.pop(ident, None)
+            self._matched(record, pid)
+            return pid
+
+        spawn.__wrapped__ = original  # type: ignore[attr-defined]
+        spawn.__name__ = original.__name__
+        spawn.__doc__ = original.__doc__
+        return spawn
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if event not in AUDITED or not self._users:
+            return
+        caller = sys._getframe(1)
+        popen = caller.f_locals.get("self") if event == POPEN else None
+        record = self._new(event, caller, popen=popen)
+        with self._lock:
+            self._open[threading.get_ident()] = record
+
+    def _before_fork(self) -> None:
+        if not self._users:
+            return
+        ident = threading.get_ident()
+        record = self._open.get(ident)
+        if record is None:  # no audit event: C code forking through PyOS_BeforeFork
+            record = self._new(C_FORK, sys._getframe(1))
+            self._open[ident] = record
+        if record.call in (FORK, FORKPTY, C_FORK):
+            record.before = frozenset(self._my_thread_children())
+
+    def _after_fork(self) -> None:
+        if not self._users:
+            return
+        ident = threading.get_ident()
+        record = self._open.get(ident)
+        if record is None or record.before is None:
+            return  # a fork inside fork_exec (preexec_fn): its wrapper gets the PID
+        del self._open[ident]
+        after = self._my_thread_children()
+        new = [pid for pid in after if pid not in record.before]
+        if not new:
+            self._discard(record)  # the child was reaped already (by another thread)
+            return
+        # One new child, unless an orphan was adopted by this thread at the same moment:
+        # then the fork's child is the younger.
+        self._matched(record, max(new, key=_start_or_zero) if len(new) > 1 else new[0])
+
+    def _forget_in_child(self) -> None:
+        """In a forked child: this copy of the tracker is not the parent's; switch it off."""
+        self._lock = threading.RLock()  # another thread may have held it at the fork
+        self._users = 0
+        self._records = []
+        self._open = {}
+        self._by_identity = {}
+        self._saved = {}  # the wrappers pass straight through once _users is 0
+
+    # -- records ---------------------------------------------------------------------------
+
+    def _new(self, call: str, frame: FrameType, *, popen: object = None) -> SpawnRecord:
+        thread = threading.current_thread()
+        fds: frozenset[str] = frozenset()
+        if self.note_fds:
+            from diagnostics.inherited import pipes_and_sockets
+
+            fds = frozenset(pipes_and_sockets(os.getpid()).values())
+        with self._lock:
+            self._seq += 1
+            record = SpawnRecord(
+                call=call,
+                stack=capture(frame),
+                thread=self._note(thread),
+                during=self.context,
+                seq=self._seq,
+                parent_fds=fds,
+                popen=_weak(popen),
+            )
+            self._records.append(record)
+            return record
+
+    def _note(self, thread: threading.Thread) -> ThreadNote:
+        if thread is self._runner:
+            return ThreadNote(thread.name, runner=True, known=True, started_during=self.context)
+        if isinstance(thread, threading._DummyThread):
+            return ThreadNote(thread.name, runner=False, known=False, started_during=None)
+        # A thread not seen at the last boundary was started since: during this context.
+        origin = self._origins.setdefault(thread, self.context)
+        return ThreadNote(thread.name, runner=False, known=True, started_during=origin)
+
+    def _claim_popen(self) -> SpawnRecord | None:
+        """The Popen record this thread is executing, when a wrapped call is its spawn."""
+        with self._lock:
+            record = self._open.get(threading.get_ident())
+            if record is None or record.call != POPEN:
+                return None
+            popen = record.popen() if record.popen else None
+            if popen is not None and getattr(popen, "pid", None) is not None:
+                return None  # that Popen has its child: this call is another spawn
+            return record
+
+    def _matched(self, record: SpawnRecord, pid: int) -> None:
+        try:
+            started: float | None = read_stat(pid).started
+        except DiagnosticsError:
+            started = None  # gone already: reaped by its owner before we looked
+        with self._lock:
+            record.pid, record.started, record.before = pid, started, None
+            if record.identity is not None:
+                self._by_identity[record.identity] = record
+
+    def _discard(self, record: SpawnRecord) -> None:
+        with self._lock:
+            if record in self._records:
+                self._records.remove(record)
+
+    def _my_thread_children(self) -> list[int]:
+        try:
+            return sorted(thread_children(os.getpid(), threading.get_native_id()))
+        except DiagnosticsError:
+            return []
+
+    # -- what the plugin reads -----------------------------------------------------------
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def enter(self, test: str) -> None:
+        """A test begins: the threads started since the last boundary were started between."""
+        with self._lock:
+            self._note_threads()
+            self.context = test
+
+    def leave(self) -> None:
+        """The test ends: the threads it started and left running are noted as its."""
+        with self._lock:
+            self._note_threads()
+            self.context = None
+
+    def _note_threads(self) -> None:
+        for thread in threading.enumerate():
+            if thread is not self._runner:
+                self._origins.setdefault(thread, self.context)
+
+    def settle(self) -> None:
+        """Match the Popen records whose wrapper was bypassed, by the PID the Popen has."""
+        with self._lock:
+            for record in self._records:
+                if record.pid is None and record.popen is not None:
+                    popen = record.popen()
+                    pid = getattr(popen, "pid", None)
+                    if isinstance(pid, int):
+                        self._matched(record, pid)
+
+    def lookup(self, pid: int, started: float) -> SpawnRecord | None:
+        """The record of the child with this identity, if it was seen being started."""
+        return self._by_identity.get((pid, started))
+
+    def since(self, seq: int) -> list[SpawnRecord]:
+        """Records made after ``seq`` (``seq`` as read when a test began)."""
+        with self._lock:
+            return [record for record in self._records if record.seq > seq]
+
+    def prune(self, children: set[int]) -> None:
+        """Forget the records whose child is no longer a child (reaped: its PID is free).
+
+        A record still waiting for its PID is kept while its thread is making it.
+        """
+        with self._lock:
+            waiting = set(map(id, self._open.values()))
+            kept = []
+            for record in self._records:
+                if record.pid in children or id(record) in waiting:
+                    kept.append(record)
+                elif record.identity is not None:
+                    self._by_identity.pop(record.identity, None)
+            self._records = kept
+
+    def records(self) -> Iterator[SpawnRecord]:
+        with self._lock:
+            return iter(list(self._records))
+
+
+def capture(frame: FrameType | None) -> tuple[Frame, ...]:
+    """The stack from ``frame`` outwards as (file, line, function), innermost first."""
+    frames = []
+    while frame is not None:
+        code = frame.f_code
+        frames.append((code.co_filename, frame.f_lineno or 0, code.co_qualname))
+        frame = frame.f_back
+    return tuple(frames)
+
+
+def _weak(obj: object) -> weakref.ref[Any] | None:
+    if obj is None:
+        return None
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return None
+
+
+def _start_or_zero(pid: int) -> float:
+    try:
+        return read_stat(pid).started
+    except DiagnosticsError:
+        return 0.0
+
+
+TRACKER = SpawnTracker()
