@@ -30,15 +30,15 @@ ACCESS = {0: "read end", 1: "write end", 2: "read-write"}
 
 @dataclass(frozen=True)
 class Held:
-    """One descriptor of the child that names a socket or pipe of its parent."""
+    """A socket or pipe of the parent that the child holds, under one or more descriptors."""
 
-    fd: int
-    target: str
+    fds: tuple[int, ...]
     what: str
-    """The target in words: "TCP 127.0.0.1:8080 listening", "pipe:[123] write end"."""
+    """The target in words: "TCP 127.0.0.1:8080 listening (socket:[N])", "pipe:[N] write end"."""
 
     def describe(self) -> str:
-        return f"fd {self.fd} {self.what}"
+        label = "fd" if len(self.fds) == 1 else "fds"
+        return f"{self.what} ({label} {', '.join(map(str, self.fds))})"
 
 
 def pipes_and_sockets(pid: int) -> dict[int, str]:
@@ -65,9 +65,15 @@ def held_from_parent(pid: int, parent: frozenset[str]) -> list[Held]:
         mine = pipes_and_sockets(pid)
     except DiagnosticsError:
         return []  # gone, or not ours to read
-    shared = sorted((fd, t) for fd, t in mine.items() if fd >= STANDARD_FDS and t in parent)
-    sockets = _tcp_sockets() if any(t.startswith("socket:") for _, t in shared) else {}
-    return [Held(fd, target, _describe(pid, fd, target, sockets)) for fd, target in shared]
+    by_what: dict[str, list[int]] = {}
+    sockets: dict[str, str] | None = None
+    for fd, target in sorted(mine.items()):
+        if fd < STANDARD_FDS or target not in parent:
+            continue
+        if sockets is None and target.startswith("socket:"):
+            sockets = _tcp_sockets()
+        by_what.setdefault(_describe(pid, fd, target, sockets or {}), []).append(fd)
+    return [Held(tuple(fds), what) for what, fds in by_what.items()]
 
 
 def _describe(pid: int, fd: int, target: str, sockets: dict[str, str]) -> str:

@@ -43,19 +43,23 @@ BETWEEN = "between tests (at collection, or by a session/module fixture or a hoo
 
 
 def describe(
-    leak: Leak, *, root: Path | None = None, test_file: str | None = None, verbose: bool = False
+    leak: Leak, *, root: Path | None = None, test: Frame | None = None, verbose: bool = False
 ) -> list[str]:
-    """The report of one leak: a first line, then indented details."""
+    """The report of one leak: a first line, then indented details.
+
+    ``test``: the test function (file, line, qualified name): when the spawn site is
+    in a helper it called, the test's own line is shown too.
+    """
     lines = _headline(leak)
     record = leak.record
     if record is not None:
-        lines += _site(record, root, test_file)
+        lines += _site(record, root, test)
     origin = _origin(leak.blame)
     if origin:
         lines.append(f"  {origin}")
     if leak.held:
         lines.append(
-            f"  holds {len(leak.held)} descriptor(s) of the pytest process besides 0-2: "
+            f"  holds {len(leak.held)} socket(s)/pipe(s) of the pytest process (beyond fd 0-2): "
             + "; ".join(held.describe() for held in leak.held)
         )
     if verbose and record is not None:
@@ -70,14 +74,19 @@ def describe(
 
 def _headline(leak: Leak) -> list[str]:
     if not leak.zombie:
-        first = f"PID {leak.pid} still running (state {leak.state}): {leak.command}"
+        first = f"PID {leak.pid} still running (state {leak.state}): {_one_line(leak.command)}"
         return [first] + ([f"  owned by {leak.owner}"] if leak.owner else [])
     status = f"exit status {leak.exit_status}" if leak.exit_status else "exit status unknown"
-    first = f"PID {leak.pid} zombie, {status}: {leak.command}"
+    first = f"PID {leak.pid} zombie, {status}: {_one_line(leak.command)}"
     return [first] + ([f"  {FATES[leak.fate].format(owner=leak.owner)}"] if leak.fate else [])
 
 
-def _site(record: SpawnRecord, root: Path | None, test_file: str | None) -> list[str]:
+def _one_line(command: str) -> str:
+    """A command line on one line of the report (``python -c`` code can hold newlines)."""
+    return command.replace("\n", "\\n")
+
+
+def _site(record: SpawnRecord, root: Path | None, test: Frame | None) -> list[str]:
     stack = record.stack
     if not stack:
         return [f"  started by {record.call} (no Python frame)"]
@@ -86,13 +95,17 @@ def _site(record: SpawnRecord, root: Path | None, test_file: str | None) -> list
     via = _via(record.call, stack[here - 1]) if here > 0 else ""
     lines = [f"  started by {record.call}{via} at {_where(stack[here], root)}"]
     lines += _code(filename, line)
-    if test_file is not None and os.path.abspath(filename) != os.path.abspath(test_file):
+    if test is not None and not _same_function(stack[here], test):
         for frame in stack[here + 1 :]:
-            if os.path.abspath(frame[0]) == os.path.abspath(test_file):
+            if _same_function(frame, test):
                 lines.append(f"  called from the test at {_where(frame, root)}")
                 lines += _code(frame[0], frame[1])
                 break
     return lines
+
+
+def _same_function(frame: Frame, function: Frame) -> bool:
+    return frame[2] == function[2] and os.path.samefile(frame[0], function[0])
 
 
 def spawn_site(stack: tuple[Frame, ...]) -> int:

@@ -61,6 +61,7 @@ import pytest
 
 if TYPE_CHECKING:  # importing them for real would load psutil into every pytest session
     from diagnostics.leaks import ChildWatch, Leak
+    from diagnostics.spawns import Frame
 
 MODES = ("off", "warn", "fail")
 OPTION = "--child-leaks"
@@ -163,7 +164,7 @@ def _reaperlab_child_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     text = "\n".join(
         [f"{request.node.nodeid} left {len(leaks)} child process(es) behind:"]
-        + _describe(request.config, leaks, test_file=str(request.node.path))
+        + _describe(request.config, leaks, test=_test_function(request.node))
     )
     if mode == "fail":
         pytest.fail(text, pytrace=False)
@@ -171,15 +172,23 @@ def _reaperlab_child_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     warnings.warn_explicit(ChildLeakWarning(text), None, str(path), (line or 0) + 1)
 
 
-def _describe(config: pytest.Config, leaks: list[Leak], test_file: str | None) -> list[str]:
+def _describe(config: pytest.Config, leaks: list[Leak], test: Frame | None) -> list[str]:
     from diagnostics.leakreport import describe
 
     verbose = config.getoption("verbose") >= 2
     return [
         f"  {line}"
         for leak in leaks
-        for line in describe(leak, root=config.rootpath, test_file=test_file, verbose=verbose)
+        for line in describe(leak, root=config.rootpath, test=test, verbose=verbose)
     ]
+
+
+def _test_function(item: pytest.Item) -> Frame | None:
+    """(file, line, qualified name) of the test's function, as spawn stacks name frames."""
+    code = getattr(getattr(item, "function", None), "__code__", None)
+    if code is None:
+        return None
+    return code.co_filename, code.co_firstlineno, code.co_qualname
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own, which tears down what fixtures are left
@@ -190,7 +199,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if WATCH in config.stash:
         leaks = config.stash[WATCH].finish()
-        blocks = ["\n".join(_describe(config, [leak], test_file=None)) for leak in leaks]
+        blocks = ["\n".join(_describe(config, [leak], test=None)) for leak in leaks]
         if hasattr(config, "workerinput"):
             config.workeroutput[WORKER_OUTPUT] = blocks  # type: ignore[attr-defined]
             return
