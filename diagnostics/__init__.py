@@ -14,7 +14,11 @@ Modules (import the one you need; this package imports nothing eagerly):
 - ``contract``   the run directory's file names, samples.csv's columns, ``Sample``
 - ``cpumeter``   ``CpuMeter``: CPU seconds of a process tree
 - ``commandline`` one-line usage errors and SIGTERM as Ctrl-C, for every command line
-- ``leaks``      ``LeakFinder``: children new since a snapshot, zombies among them reaped
+- ``leaks``      ``ChildWatch``: the children a test left, whom each counts against
+- ``spawns``     where each child of this process was started (``TRACKER``)
+- ``owners``     who in this process will reap a child (a Popen, multiprocessing)
+- ``inherited``  the parent's sockets and pipes a child holds
+- ``leakreport`` a leaked child in words, with its spawn site
 - ``pytest_plugin`` ``pytest --child-leaks=warn|fail`` (the ``pytest11`` entry point)
 - ``subreaper``  ``become_subreaper()``: orphaned descendants come back to this process
 - ``errors``     ``NoSuchProcess``, ``ZombieProcess``, ``AccessDenied``

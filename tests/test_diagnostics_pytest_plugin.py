@@ -300,3 +300,84 @@ def test_each_way_of_starting_a_child_shows_its_own_line(pytester: pytest.Pytest
     # spawn start method's resource tracker is multiprocessing's, kept for the process's life.
     assert run.output.count("started by ") == len(SITE_REPORTS) + 1
     assert "no spawn record" not in run.output
+
+
+BYPASS_CONFTEST = """
+import os
+import _posixsubprocess
+
+# Taken before the plugin starts (conftest files load before pytest_configure):
+# calls through these do not go through its wrappers.
+RAW_POSIX_SPAWN = os.posix_spawn
+RAW_FORK_EXEC = _posixsubprocess.fork_exec
+"""
+
+FALLBACKS = (
+    NOTE
+    + r"""
+import ctypes, subprocess, sys, time
+
+import _posixsubprocess
+from conftest import RAW_FORK_EXEC, RAW_POSIX_SPAWN
+
+HELD = []
+HOLD = [sys.executable, "-c", "import time; time.sleep(120)"]
+
+
+def test_fork_by_c_code():
+    # What a C extension does: no audit event, only the at-fork hooks (the stack is
+    # read in the first, so the line shown is the one that calls it).
+    ctypes.pythonapi.PyOS_BeforeFork()  # site: c_fork
+    pid = ctypes.CDLL(None).fork()
+    if pid == 0:
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+        time.sleep(120)
+        os._exit(0)
+    ctypes.pythonapi.PyOS_AfterFork_Parent()
+
+
+def test_popen_past_the_wrapper(monkeypatch):
+    monkeypatch.setattr(_posixsubprocess, "fork_exec", RAW_FORK_EXEC)
+    HELD.append(subprocess.Popen(HOLD, preexec_fn=os.getpid))  # site: popen_raw
+
+
+def test_posix_spawn_past_the_wrapper():
+    note("raw", RAW_POSIX_SPAWN(HOLD[0], HOLD, os.environ))
+"""
+)
+
+
+def test_calls_the_wrappers_do_not_see_get_a_record_or_say_they_have_none(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(BYPASS_CONFTEST)
+    pytester.makepyfile(test_fallbacks=FALLBACKS)
+    run = run_suite(pytester, "--child-leaks=fail")
+    run.result.assert_outcomes(passed=3, errors=3)
+    run.result.stdout.fnmatch_lines(
+        [
+            "test_fallbacks.py::test_fork_by_c_code left 1 child process(es) behind:",
+            "*",
+            "    started by a fork by C code at "
+            f"test_fallbacks.py:{line_of(FALLBACKS, 'site: c_fork')} in test_fork_by_c_code",
+        ]
+    )
+    # The Popen's own audit event opened the record; the Popen gives the PID.
+    run.result.stdout.fnmatch_lines(
+        [
+            "test_fallbacks.py::test_popen_past_the_wrapper left 1 child process(es) behind:",
+            "*",
+            "*",
+            "    started by subprocess.Popen at "
+            f"test_fallbacks.py:{line_of(FALLBACKS, 'site: popen_raw')} in test_popen_past*",
+        ]
+    )
+    # No record, never a wrong one: placed in its test by its start time.
+    run.result.stdout.fnmatch_lines(
+        [
+            "test_fallbacks.py::test_posix_spawn_past_the_wrapper left 1 child process(es) behind:",
+            f"  PID {run.pid('raw')} still running *",
+            "    no spawn record (*): it started during "
+            "test_fallbacks.py::test_posix_spawn_past_the_wrapper, by its start time",
+        ]
+    )
