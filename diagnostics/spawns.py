@@ -18,10 +18,12 @@ that starts it, at that moment:
 - ``_posixsubprocess.fork_exec`` (what subprocess uses by default, and
   multiprocessing's spawn and forkserver start methods) raises no audit event,
   and ``os.posix_spawn``/``posix_spawnp`` raise theirs before the child exists
-  and nothing after. Both return the PID, so while the tracker is on the module
-  attributes are wrapped and the wrapper reads it. Code that took a reference
-  to them before the tracker started bypasses the wrapper: its children have no
-  record (the report says so), never a wrong one.
+  and nothing after. Both return the PID, so while the tracker is on they are
+  wrapped where callers look them up (``RETURNING``) and the wrapper reads it; a
+  wrapped call made under a Popen's ``_execute_child`` is that Popen's spawn.
+  Code that took a reference to them before the tracker started goes past the
+  wrapper: a Popen's child is then matched by the Popen's own ``pid``, any other
+  has no record (the report says so), never a wrong one.
 
 A record keeps the stack as (file, line, function) triples, never the frames
 (they would keep every local of the test alive), and the child's identity: PID
@@ -45,7 +47,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from diagnostics.errors import DiagnosticsError
@@ -63,6 +65,17 @@ FORK_EXEC = "_posixsubprocess.fork_exec"
 C_FORK = "a fork by C code"
 AUDITED = frozenset({FORK, FORKPTY, POPEN})
 """The audit events that open a record; the other calls are seen by their wrappers."""
+RETURNING = (
+    ("_posixsubprocess", "fork_exec", FORK_EXEC),
+    ("subprocess", "_fork_exec", FORK_EXEC),
+    ("os", "posix_spawn", POSIX_SPAWN),
+    ("os", "posix_spawnp", POSIX_SPAWNP),
+)
+"""The calls that return a PID unannounced, where callers look them up: subprocess binds
+its own name for fork_exec at import (3.11.7 and later), so both names are wrapped."""
+POPEN_DEPTH = 4
+"""How far up from a spawn its Popen's ``_execute_child`` frame can be (fork_exec is
+called from it, posix_spawn from ``_posix_spawn`` under it; a wrapper adds one)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,9 @@ class SpawnRecord:
     """Start time of the child (with ``pid``, its identity); None: gone before it was read."""
     before: frozenset[int] | None = field(default=None, repr=False)
     """The forking thread's children just before a fork (the child is the difference)."""
+    opener: tuple[int, CodeType] | None = field(default=None, repr=False)
+    """A Popen's ``_execute_child`` frame (its id and code; not the frame, which would keep
+    its locals alive): a wrapped call under it is that Popen's spawn."""
 
     @property
     def identity(self) -> tuple[int, float] | None:
@@ -124,7 +140,6 @@ class SpawnTracker:
         self._open: dict[int, SpawnRecord] = {}  # thread ident -> record whose PID is due
         self._by_identity: dict[tuple[int, float], SpawnRecord] = {}
         self._seq = 0
-        self._saved: dict[tuple[Any, str], Callable[..., Any]] = {}
         self._runner: threading.Thread | None = None
         self._origins: weakref.WeakKeyDictionary[threading.Thread, str | None] = (
             weakref.WeakKeyDictionary()
@@ -168,30 +183,30 @@ class SpawnTracker:
 
     def _wrap_returning_calls(self) -> None:
         """Wrap the calls that return the PID and that no after-event reports."""
-        import _posixsubprocess
+        import _posixsubprocess  # noqa: F401  (so that it is in sys.modules)
 
-        for module, name, call in (
-            (_posixsubprocess, "fork_exec", FORK_EXEC),
-            (os, "posix_spawn", POSIX_SPAWN),
-            (os, "posix_spawnp", POSIX_SPAWNP),
-        ):
+        for module_name, name, call in RETURNING:
+            module = sys.modules.get(module_name)
             original = getattr(module, name, None)
-            if original is not None:
-                self._saved[module, name] = original
+            if original is not None and getattr(original, "_tracker", None) is not self:
                 setattr(module, name, self._wrapper(original, call))
 
     def _unwrap(self) -> None:
-        for (module, name), original in self._saved.items():
-            if getattr(getattr(module, name, None), "__wrapped__", None) is original:
-                setattr(module, name, original)  # leave alone whatever wrapped us since
-        self._saved.clear()
+        """Put the originals back, wherever our wrappers are (a module imported while the
+        tracker was on took the wrapper under its own name); leave other wrappers alone."""
+        for module_name, name, _ in RETURNING:
+            module = sys.modules.get(module_name)
+            current = getattr(module, name, None)
+            if getattr(current, "_tracker", None) is self:
+                setattr(module, name, current.__wrapped__)  # type: ignore[union-attr]
 
     def _wrapper(self, original: Callable[..., int], call: str) -> Callable[..., int]:
         def spawn(*args: Any, **kwargs: Any) -> int:
             if not self._users:
                 return original(*args, **kwargs)
             ident = threading.get_ident()
-            record = self._claim_popen() or self._new(call, sys._getframe(1))
+            caller = sys._getframe(1)
+            record = self._executing_popen(caller) or self._new(call, caller)
             self._open[ident] = record  # a preexec_fn fork inside is this call's, not another
             try:
                 pid = original(*args, **kwargs)
@@ -204,6 +219,7 @@ class SpawnTracker:
             return pid
 
         spawn.__wrapped__ = original  # type: ignore[attr-defined]
+        spawn._tracker = self  # type: ignore[attr-defined]
         spawn.__name__ = original.__name__
         spawn.__doc__ = original.__doc__
         return spawn
@@ -216,6 +232,8 @@ class SpawnTracker:
         caller = sys._getframe(1)
         popen = caller.f_locals.get("self") if event == POPEN else None
         record = self._new(event, caller, popen=popen)
+        if event == POPEN:
+            record.opener = id(caller), caller.f_code
         with self._lock:
             self._open[threading.get_ident()] = record
 
@@ -223,9 +241,14 @@ class SpawnTracker:
         if not self._users:
             return
         ident = threading.get_ident()
+        caller = sys._getframe(1)
         record = self._open.get(ident)
+        if record is not None and record.call == POPEN:
+            if self._executing_popen(caller) is not None:
+                return  # a Popen's fork (preexec_fn): its PID comes from the Popen
+            record = None  # a Popen that ended without spawning through a wrapper
         if record is None:  # no audit event: C code forking through PyOS_BeforeFork
-            record = self._new(C_FORK, sys._getframe(1))
+            record = self._new(C_FORK, caller)
             self._open[ident] = record
         if record.call in (FORK, FORKPTY, C_FORK):
             record.before = frozenset(self._my_thread_children())
@@ -253,8 +276,7 @@ class SpawnTracker:
         self._users = 0
         self._records = []
         self._open = {}
-        self._by_identity = {}
-        self._saved = {}  # the wrappers pass straight through once _users is 0
+        self._by_identity = {}  # the wrappers pass straight through once _users is 0
 
     # -- records ---------------------------------------------------------------------------
 
@@ -288,16 +310,22 @@ class SpawnTracker:
         origin = self._origins.setdefault(thread, self.context)
         return ThreadNote(thread.name, runner=False, known=True, started_during=origin)
 
-    def _claim_popen(self) -> SpawnRecord | None:
-        """The Popen record this thread is executing, when a wrapped call is its spawn."""
-        with self._lock:
-            record = self._open.get(threading.get_ident())
-            if record is None or record.call != POPEN:
-                return None
-            popen = record.popen() if record.popen else None
-            if popen is not None and getattr(popen, "pid", None) is not None:
-                return None  # that Popen has its child: this call is another spawn
-            return record
+    def _executing_popen(self, frame: FrameType | None) -> SpawnRecord | None:
+        """This thread's Popen record, if that Popen is executing under ``frame`` (its
+        ``_execute_child`` frame is a few frames up): the call seen is its spawn. A Popen
+        that ended without one (it failed first, or spawned past the wrappers) has left
+        its record open, and must not take the next spawn of the thread as its own."""
+        record = self._open.get(threading.get_ident())
+        if record is None or record.call != POPEN or record.opener is None:
+            return None
+        identity, code = record.opener
+        for _ in range(POPEN_DEPTH):
+            if frame is None:
+                break
+            if id(frame) == identity and frame.f_code is code:
+                return record
+            frame = frame.f_back
+        return None
 
     def _matched(self, record: SpawnRecord, pid: int) -> None:
         try:
@@ -305,7 +333,7 @@ class SpawnTracker:
         except DiagnosticsError:
             started = None  # gone already: reaped by its owner before we looked
         with self._lock:
-            record.pid, record.started, record.before = pid, started, None
+            record.pid, record.started, record.before, record.opener = pid, started, None, None
             if record.identity is not None:
                 self._by_identity[record.identity] = record
 
@@ -344,14 +372,15 @@ class SpawnTracker:
                 self._origins.setdefault(thread, self.context)
 
     def settle(self) -> None:
-        """Match the Popen records whose wrapper was bypassed, by the PID the Popen has."""
+        """Match the Popen records whose spawn went past the wrappers (a reference to
+        fork_exec taken before the tracker started), by the PID the Popen has."""
         with self._lock:
             for record in self._records:
                 if record.pid is None and record.popen is not None:
                     popen = record.popen()
                     pid = getattr(popen, "pid", None)
-                    if isinstance(pid, int):
-                        self._matched(record, pid)
+                    if isinstance(pid, int) and getattr(popen, "returncode", 0) is None:
+                        self._matched(record, pid)  # not reaped by it: the PID is its child's
 
     def lookup(self, pid: int, started: float) -> SpawnRecord | None:
         """The record of the child with this identity, if it was seen being started."""

@@ -208,6 +208,8 @@ SITES = (
     + r"""
 import multiprocessing, pty, subprocess, sys, time
 
+import pytest
+
 HELD = []
 HOLD = [sys.executable, "-c", "import time; time.sleep(120)"]
 
@@ -249,6 +251,12 @@ def test_posix_spawnp():
     os.posix_spawnp("sleep", ["sleep", "120"], os.environ)  # site: posix_spawnp
 
 
+def test_posix_spawn_after_a_popen_that_failed():
+    with pytest.raises(ValueError):  # after its audit event, before any spawn
+        subprocess.Popen(HOLD, env={"A=B": "x"})
+    os.posix_spawn(HOLD[0], HOLD, os.environ)  # site: after_failed_popen
+
+
 def test_multiprocessing_fork():
     process = multiprocessing.get_context("fork").Process(target=time.sleep, args=(120,))
     process.daemon = True
@@ -274,6 +282,7 @@ SITE_REPORTS = {
     "test_forkpty": ("forkpty", "os.forkpty via pty.fork"),
     "test_posix_spawn": ("posix_spawn", "os.posix_spawn"),
     "test_posix_spawnp": ("posix_spawnp", "os.posix_spawnp"),
+    "test_posix_spawn_after_a_popen_that_failed": ("after_failed_popen", "os.posix_spawn"),
     "test_multiprocessing_fork": ("mp_fork", "os.fork via multiprocessing.BaseProcess.start"),
     "test_multiprocessing_spawn": (
         "mp_spawn",
@@ -338,6 +347,7 @@ def test_fork_by_c_code():
 
 def test_popen_past_the_wrapper(monkeypatch):
     monkeypatch.setattr(_posixsubprocess, "fork_exec", RAW_FORK_EXEC)
+    monkeypatch.setattr(subprocess, "_fork_exec", RAW_FORK_EXEC)  # its own name for it
     HELD.append(subprocess.Popen(HOLD, preexec_fn=os.getpid))  # site: popen_raw
 
 
