@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
@@ -43,8 +42,8 @@ from diagnostics.errors import DiagnosticsError
 from diagnostics.inherited import Held, held_from_parent, pipes_and_sockets
 from diagnostics.owners import Owner, find_owner
 from diagnostics.procstatus import cmdline
-from diagnostics.proctable import CLOCK_TICKS, ProcStat, boot_time, decode_exit_status, open_table
-from diagnostics.spawns import SpawnRecord, SpawnTracker, ThreadNote
+from diagnostics.proctable import ProcStat, boot_time, decode_exit_status, open_table
+from diagnostics.spawns import TICK_S, SpawnRecord, SpawnTracker, ThreadNote, since_boot
 
 ReapPolicy = Literal["unowned", "all", "none"]
 REAP_POLICIES: tuple[ReapPolicy, ...] = ("unowned", "all", "none")
@@ -52,8 +51,6 @@ REAP_POLICIES: tuple[ReapPolicy, ...] = ("unowned", "all", "none")
 all: those too, and the owned ones through their owner; none: leave every one."""
 
 Identity = tuple[int, float]
-TICK_S = 1 / CLOCK_TICKS
-"""Resolution of a process's start time in /proc/PID/stat."""
 
 
 class Fate(Enum):
@@ -136,7 +133,7 @@ class ChildWatch:
 
     def open(self, test: str) -> Window:
         self._tracker.enter(test)
-        return Window(test, self._children(), self._tracker.seq, _since_boot())
+        return Window(test, self._children(), self._tracker.seq, since_boot())
 
     def close(self, window: Window, *, checked: bool = True) -> list[Leak]:
         """The leaks counted against ``window``'s test; the others wait for ``finish``.
@@ -145,7 +142,7 @@ class ChildWatch:
         now or at the end.
         """
         self._tracker.leave()
-        closed = _since_boot()
+        closed = since_boot()
         if window.opened is not None and closed is not None:
             self._windows.append((window.opened, closed, window.test))
         children = self._children()
@@ -292,9 +289,3 @@ def _stat(pid: int) -> ProcStat | None:
 
 def _name(owner: Owner | None) -> str | None:
     return owner.name if owner is not None else None
-
-
-def _since_boot() -> float | None:
-    """Now, on the clock /proc/PID/stat's start times count from (boot)."""
-    clock = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.clock_gettime(clock) if clock is not None else None

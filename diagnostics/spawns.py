@@ -8,7 +8,7 @@ that starts it, at that moment:
   before and just after the fork, in the forking thread. Neither is handed the
   child's PID, but the kernel lists each thread's children in
   ``/proc/self/task/TID/children`` (a child belongs to the thread that forked
-  it): the list read before the fork and after it differs by the child. A fork
+  it), newest last: read just after the fork, the last is the child. A fork
   made by C code through ``PyOS_BeforeFork`` (no audit event) is seen the same
   way, by the at-fork hooks alone.
 - ``subprocess.Popen`` raises its audit event inside ``_execute_child``, whose
@@ -26,9 +26,15 @@ that starts it, at that moment:
   has no record (the report says so), never a wrong one.
 
 A record keeps the stack as (file, line, function) triples, never the frames
-(they would keep every local of the test alive), and the child's identity: PID
-and start time, so a PID reaped and handed out again never matches an old
-record. Each record also notes which test was running (the plugin says, through
+(they would keep every local of the test alive), and the child's identity: its
+PID and when it was born, the moments (on the boot clock /proc/PID/stat counts
+start times on) between which the spawning call ran. A process matches the
+record only if its start time falls in that window, so a PID reaped and handed
+out again never matches an old record, and a fork's list read that caught an
+orphan adopted at the same moment matches nothing rather than the wrong child.
+No /proc read is needed to match a Popen or a posix_spawn, one per fork.
+
+Each record also notes which test was running (the plugin says, through
 ``enter``/``leave``) and which thread spawned, with the test that thread was
 started in: a thread that test A left running and that spawns during test B
 is not B's doing.
@@ -44,14 +50,15 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import CodeType, FrameType
 from typing import Any
 
 from diagnostics.errors import DiagnosticsError
-from diagnostics.proctable import read_stat, thread_children
+from diagnostics.proctable import CLOCK_TICKS, boot_time, read_proc_file, read_stat
 
 Frame = tuple[str, int, str]
 """(file name, line number, qualified function name) of one frame of a spawn stack."""
@@ -64,6 +71,7 @@ POSIX_SPAWNP = "os.posix_spawnp"
 FORK_EXEC = "_posixsubprocess.fork_exec"
 C_FORK = "a fork by C code"
 AUDITED = frozenset({FORK, FORKPTY, POPEN})
+FORKS = frozenset({FORK, FORKPTY, C_FORK})
 """The audit events that open a record; the other calls are seen by their wrappers."""
 RETURNING = (
     ("_posixsubprocess", "fork_exec", FORK_EXEC),
@@ -73,6 +81,10 @@ RETURNING = (
 )
 """The calls that return a PID unannounced, where callers look them up: subprocess binds
 its own name for fork_exec at import (3.11.7 and later), so both names are wrapped."""
+TICK_S = 1 / CLOCK_TICKS
+"""Resolution of a start time in /proc/PID/stat: it is the boot clock, rounded down."""
+SLACK_S = 1e-6
+"""Float rounding between the two clocks' readings."""
 POPEN_DEPTH = 4
 """How far up from a spawn its Popen's ``_execute_child`` frame can be (fork_exec is
 called from it, posix_spawn from ``_posix_spawn`` under it; a wrapper adds one)."""
@@ -107,20 +119,24 @@ class SpawnRecord:
     parent_fds: frozenset[str] = frozenset()
     """Sockets and pipes this process held at the call (only when asked: ``note_fds``)."""
     popen: weakref.ref[Any] | None = None
+    called: float | None = field(default=None, repr=False)
+    """When the spawning call began (seconds since boot)."""
     pid: int | None = None
-    started: float | None = None
-    """Start time of the child (with ``pid``, its identity); None: gone before it was read."""
-    before: frozenset[int] | None = field(default=None, repr=False)
-    """The forking thread's children just before a fork (the child is the difference)."""
+    born: tuple[float, float] | None = None
+    """Seconds since boot between which the child was started: the call's start and
+    the moment its PID was known. With ``pid``, the child's identity."""
     opener: tuple[int, CodeType] | None = field(default=None, repr=False)
     """A Popen's ``_execute_child`` frame (its id and code; not the frame, which would keep
     its locals alive): a wrapped call under it is that Popen's spawn."""
 
-    @property
-    def identity(self) -> tuple[int, float] | None:
-        if self.pid is None or self.started is None:
-            return None
-        return self.pid, self.started
+    def is_of(self, pid: int, started: float) -> bool:
+        """Whether the process ``pid`` started at ``started`` (unix time, as
+        diagnostics.proctable reads it) is the child this record saw being started."""
+        if self.pid != pid or self.born is None:
+            return False
+        since_boot = started - boot_time()
+        first, last = self.born
+        return first - TICK_S - SLACK_S < since_boot <= last + SLACK_S
 
 
 class SpawnTracker:
@@ -138,7 +154,7 @@ class SpawnTracker:
         self._installed = False
         self._records: list[SpawnRecord] = []
         self._open: dict[int, SpawnRecord] = {}  # thread ident -> record whose PID is due
-        self._by_identity: dict[tuple[int, float], SpawnRecord] = {}
+        self._by_pid: dict[int, SpawnRecord] = {}
         self._seq = 0
         self._runner: threading.Thread | None = None
         self._origins: weakref.WeakKeyDictionary[threading.Thread, str | None] = (
@@ -173,7 +189,7 @@ class SpawnTracker:
                 self._unwrap()
                 self._records.clear()
                 self._open.clear()
-                self._by_identity.clear()
+                self._by_pid.clear()
                 self.context = None
                 self.note_fds = False
 
@@ -207,6 +223,7 @@ class SpawnTracker:
             ident = threading.get_ident()
             caller = sys._getframe(1)
             record = self._executing_popen(caller) or self._new(call, caller)
+            record.called = since_boot()
             self._open[ident] = record  # a preexec_fn fork inside is this call's, not another
             try:
                 pid = original(*args, **kwargs)
@@ -234,6 +251,7 @@ class SpawnTracker:
         record = self._new(event, caller, popen=popen)
         if event == POPEN:
             record.opener = id(caller), caller.f_code
+            record.called = since_boot()
         with self._lock:
             self._open[threading.get_ident()] = record
 
@@ -250,25 +268,33 @@ class SpawnTracker:
         if record is None:  # no audit event: C code forking through PyOS_BeforeFork
             record = self._new(C_FORK, caller)
             self._open[ident] = record
-        if record.call in (FORK, FORKPTY, C_FORK):
-            record.before = frozenset(self._my_thread_children())
+        if record.call in FORKS:
+            record.called = since_boot()
 
     def _after_fork(self) -> None:
         if not self._users:
             return
         ident = threading.get_ident()
         record = self._open.get(ident)
-        if record is None or record.before is None:
+        if record is None or record.call not in FORKS:
             return  # a fork inside fork_exec (preexec_fn): its wrapper gets the PID
         del self._open[ident]
-        after = self._my_thread_children()
-        new = [pid for pid in after if pid not in record.before]
-        if not new:
-            self._discard(record)  # the child was reaped already (by another thread)
+        try:
+            children = read_proc_file(
+                f"/proc/self/task/{threading.get_native_id()}/children", os.getpid()
+            ).split()
+        except DiagnosticsError:
+            children = []
+        if not children:
+            self._discard(record)  # failed, or the child was reaped at once by another thread
             return
-        # One new child, unless an orphan was adopted by this thread at the same moment:
-        # then the fork's child is the younger.
-        self._matched(record, max(new, key=_start_or_zero) if len(new) > 1 else new[0])
+        # The newest last: the fork's child, unless this thread adopted an orphan since
+        # (or the child was reaped already); then the birth window matches nothing.
+        pid = int(children[-1])
+        if self._known_alive(pid):
+            self._discard(record)  # an older child of ours: the fork's is gone already
+            return
+        self._matched(record, pid)
 
     def _forget_in_child(self) -> None:
         """In a forked child: this copy of the tracker is not the parent's; switch it off."""
@@ -276,7 +302,7 @@ class SpawnTracker:
         self._users = 0
         self._records = []
         self._open = {}
-        self._by_identity = {}  # the wrappers pass straight through once _users is 0
+        self._by_pid = {}  # the wrappers pass straight through once _users is 0
 
     # -- records ---------------------------------------------------------------------------
 
@@ -328,25 +354,27 @@ class SpawnTracker:
         return None
 
     def _matched(self, record: SpawnRecord, pid: int) -> None:
-        try:
-            started: float | None = read_stat(pid).started
-        except DiagnosticsError:
-            started = None  # gone already: reaped by its owner before we looked
+        now = since_boot()
         with self._lock:
-            record.pid, record.started, record.before, record.opener = pid, started, None, None
-            if record.identity is not None:
-                self._by_identity[record.identity] = record
+            record.pid, record.opener = pid, None
+            if record.called is not None and now is not None:
+                record.born = record.called, now
+            self._by_pid[pid] = record
+
+    def _known_alive(self, pid: int) -> bool:
+        """Whether ``pid`` is a child already recorded (and not a reuse of its PID)."""
+        known = self._by_pid.get(pid)
+        if known is None:
+            return False
+        try:
+            return known.is_of(pid, read_stat(pid).started)  # the one stat read, and rare
+        except DiagnosticsError:
+            return False
 
     def _discard(self, record: SpawnRecord) -> None:
         with self._lock:
             if record in self._records:
                 self._records.remove(record)
-
-    def _my_thread_children(self) -> list[int]:
-        try:
-            return sorted(thread_children(os.getpid(), threading.get_native_id()))
-        except DiagnosticsError:
-            return []
 
     # -- what the plugin reads -----------------------------------------------------------
 
@@ -383,8 +411,10 @@ class SpawnTracker:
                         self._matched(record, pid)  # not reaped by it: the PID is its child's
 
     def lookup(self, pid: int, started: float) -> SpawnRecord | None:
-        """The record of the child with this identity, if it was seen being started."""
-        return self._by_identity.get((pid, started))
+        """The record of the child ``pid`` that started at ``started`` (unix time), if
+        it was seen being started."""
+        record = self._by_pid.get(pid)
+        return record if record is not None and record.is_of(pid, started) else None
 
     def since(self, seq: int) -> list[SpawnRecord]:
         """Records made after ``seq`` (``seq`` as read when a test began)."""
@@ -402,13 +432,9 @@ class SpawnTracker:
             for record in self._records:
                 if record.pid in children or id(record) in waiting:
                     kept.append(record)
-                elif record.identity is not None:
-                    self._by_identity.pop(record.identity, None)
+                elif record.pid is not None and self._by_pid.get(record.pid) is record:
+                    del self._by_pid[record.pid]
             self._records = kept
-
-    def records(self) -> Iterator[SpawnRecord]:
-        with self._lock:
-            return iter(list(self._records))
 
 
 def capture(frame: FrameType | None) -> tuple[Frame, ...]:
@@ -430,11 +456,11 @@ def _weak(obj: object) -> weakref.ref[Any] | None:
         return None
 
 
-def _start_or_zero(pid: int) -> float:
-    try:
-        return read_stat(pid).started
-    except DiagnosticsError:
-        return 0.0
+def since_boot() -> float | None:
+    """Now on the boot clock, which /proc/PID/stat's start times count on (Linux); None
+    elsewhere (then no record can be matched to a process)."""
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(clock) if clock is not None else None
 
 
 TRACKER = SpawnTracker()

@@ -46,7 +46,7 @@ def test_a_report_names_the_call_the_site_and_the_fate(tmp_path: Path) -> None:
         (str(test_file), 4, "test_x"),
         PYTEST_FRAME,
     )
-    record = SpawnRecord(FORK, stack, RUNNER, "test_x.py::test_x", 1, pid=10, started=1.0)
+    record = SpawnRecord(FORK, stack, RUNNER, "test_x.py::test_x", 1, pid=10)
     leak = Leak(
         10,
         "Z",
@@ -82,7 +82,7 @@ def test_the_via_names_the_library_call_but_not_the_spawning_call_itself(tmp_pat
     )
 
     def first_site_line(call: str, stack: tuple[spawns.Frame, ...]) -> str:
-        record = SpawnRecord(call, stack, RUNNER, None, 1, pid=10, started=1.0)
+        record = SpawnRecord(call, stack, RUNNER, None, 1, pid=10)
         leak = Leak(10, "S", "x", Blame("t.py::test_a", "t.py::test_a"), record)
         return describe(leak, root=tmp_path)[1]
 
