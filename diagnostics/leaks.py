@@ -36,6 +36,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from enum import Enum
+from types import CodeType
 from typing import Literal
 
 from diagnostics.errors import DiagnosticsError
@@ -131,8 +132,9 @@ class ChildWatch:
             if stat is not None:
                 self._settled.add((pid, stat.started))
 
-    def open(self, test: str) -> Window:
-        self._tracker.enter(test)
+    def open(self, test: str, code: CodeType | None = None) -> Window:
+        """A test begins (``code``: its function's, where spawn stacks may stop)."""
+        self._tracker.enter(test, code)
         return Window(test, self._children(), self._tracker.seq, since_boot())
 
     def close(self, window: Window, *, checked: bool = True) -> list[Leak]:

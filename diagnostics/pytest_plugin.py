@@ -134,6 +134,7 @@ def _start(config: pytest.Config) -> ChildWatch:
         fds = config.getoption("child_leaks_fds")
         TRACKER.activate()
         TRACKER.note_fds = fds
+        TRACKER.full_stacks = config.getoption("verbose") >= 2
         config.add_cleanup(TRACKER.deactivate)
         config.stash[WATCH] = ChildWatch(TRACKER, config.getoption("child_leaks_reap"), fds)
     return config.stash[WATCH]
@@ -157,7 +158,8 @@ def _reaperlab_child_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     watch = _start(request.config)
-    window = watch.open(request.node.nodeid)
+    test = getattr(request.node, "function", None)
+    window = watch.open(request.node.nodeid, getattr(test, "__code__", None))
     yield
     leaks = watch.close(window, checked=mode != "off")
     if not leaks:

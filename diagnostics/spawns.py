@@ -58,7 +58,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from diagnostics.errors import DiagnosticsError
-from diagnostics.proctable import CLOCK_TICKS, boot_time, read_proc_file, read_stat
+from diagnostics.proctable import CLOCK_TICKS, boot_time, read_stat
 
 Frame = tuple[str, int, str]
 """(file name, line number, qualified function name) of one frame of a spawn stack."""
@@ -86,6 +86,8 @@ TICK_S = 1 / CLOCK_TICKS
 SLACK_S = 1e-6
 """Float rounding between the two clocks' readings."""
 POPEN_DEPTH = 4
+CHILDREN_READ = 1 << 16
+"""Bytes asked for per read of a children list (10,000 PIDs)."""
 """How far up from a spawn its Popen's ``_execute_child`` frame can be (fork_exec is
 called from it, posix_spawn from ``_posix_spawn`` under it; a wrapper adds one)."""
 
@@ -103,14 +105,15 @@ class ThreadNote:
     """The test during which it was started; None: between tests (or before the first)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class SpawnRecord:
     """One child started by this process, from the call until its PID is known."""
 
     call: str
     """The call that made the child: "os.fork", "subprocess.Popen", ..."""
     stack: tuple[Frame, ...]
-    """The spawning thread's stack at the call, innermost frame first."""
+    """The spawning thread's stack at the call, innermost frame first, down to the test
+    function (``SpawnTracker.test_code``) or, without one, to the bottom."""
     thread: ThreadNote
     during: str | None
     """The test running when the child was started; None: between tests."""
@@ -164,6 +167,13 @@ class SpawnTracker:
         """The test running now (the plugin sets it); None between tests."""
         self.note_fds = False
         """Record this process's sockets and pipes at each spawn (``--child-leaks-fds``)."""
+        self.full_stacks = False
+        """Keep whole stacks (``-vv``), not just the frames down to the test function."""
+        self.test_code: CodeType | None = None
+        """The running test function's code: a stack is kept down to its frame. Below it
+        is pytest's runner (40 frames), the same for every spawn of the test; and every
+        frame kept is objects touched (reference counts written) just after a fork,
+        when each first write to a page of the parent faults."""
 
     # -- switching on and off ------------------------------------------------------------
 
@@ -190,8 +200,8 @@ class SpawnTracker:
                 self._records.clear()
                 self._open.clear()
                 self._by_pid.clear()
-                self.context = None
-                self.note_fds = False
+                self.context, self.test_code = None, None
+                self.note_fds = self.full_stacks = False
 
     @property
     def active(self) -> bool:
@@ -279,11 +289,18 @@ class SpawnTracker:
         if record is None or record.call not in FORKS:
             return  # a fork inside fork_exec (preexec_fn): its wrapper gets the PID
         del self._open[ident]
+        # As little as can be, and no more objects touched than needed: while the child
+        # shares the parent's pages, each first write to one of them copies it.
         try:
-            children = read_proc_file(
-                f"/proc/self/task/{threading.get_native_id()}/children", os.getpid()
-            ).split()
-        except DiagnosticsError:
+            fd = os.open(f"/proc/self/task/{threading.get_native_id()}/children", os.O_RDONLY)
+            try:
+                chunks = []
+                while chunk := os.read(fd, CHILDREN_READ):
+                    chunks.append(chunk)
+            finally:
+                os.close(fd)
+            children = b"".join(chunks).split()
+        except OSError:
             children = []
         if not children:
             self._discard(record)  # failed, or the child was reaped at once by another thread
@@ -317,7 +334,7 @@ class SpawnTracker:
             self._seq += 1
             record = SpawnRecord(
                 call=call,
-                stack=capture(frame),
+                stack=capture(frame, None if self.full_stacks else self.test_code),
                 thread=self._note(thread),
                 during=self.context,
                 seq=self._seq,
@@ -382,17 +399,18 @@ class SpawnTracker:
     def seq(self) -> int:
         return self._seq
 
-    def enter(self, test: str) -> None:
-        """A test begins: the threads started since the last boundary were started between."""
+    def enter(self, test: str, code: CodeType | None = None) -> None:
+        """A test begins (``code``: its function's): the threads started since the last
+        boundary were started between tests."""
         with self._lock:
             self._note_threads()
-            self.context = test
+            self.context, self.test_code = test, code
 
     def leave(self) -> None:
         """The test ends: the threads it started and left running are noted as its."""
         with self._lock:
             self._note_threads()
-            self.context = None
+            self.context, self.test_code = None, None
 
     def _note_threads(self) -> None:
         for thread in threading.enumerate():
@@ -437,12 +455,15 @@ class SpawnTracker:
             self._records = kept
 
 
-def capture(frame: FrameType | None) -> tuple[Frame, ...]:
-    """The stack from ``frame`` outwards as (file, line, function), innermost first."""
+def capture(frame: FrameType | None, down_to: CodeType | None = None) -> tuple[Frame, ...]:
+    """The stack from ``frame`` outwards as (file, line, function), innermost first,
+    ending with the frame running ``down_to`` when there is one."""
     frames = []
     while frame is not None:
         code = frame.f_code
         frames.append((code.co_filename, frame.f_lineno or 0, code.co_qualname))
+        if code is down_to:
+            break
         frame = frame.f_back
     return tuple(frames)
 
