@@ -5,10 +5,12 @@ that starts it, at that moment:
 
 - ``os.fork`` and ``os.forkpty`` raise an audit event (``sys.addaudithook``)
   before forking, and the at-fork hooks (``os.register_at_fork``) run just
-  before and just after the fork, in the forking thread. Neither is handed the
-  child's PID, but the kernel lists each thread's children in
-  ``/proc/self/task/TID/children`` (a child belongs to the thread that forked
-  it), newest last: read just after the fork, the last is the child. A fork
+  before the fork and, in the child, just after it. The parent's hooks are not
+  handed the PID, but the child knows its own: it writes it into a slot of a
+  page it shares with the parent (``ChildSlots``), which the parent reads when
+  it needs it. The parent does nothing after the fork: right after one, while
+  the child shares its memory, each first write to a page copies it, and the
+  same Python work costs twenty times what it costs before the fork. A fork
   made by C code through ``PyOS_BeforeFork`` (no audit event) is seen the same
   way, by the at-fork hooks alone.
 - ``subprocess.Popen`` raises its audit event inside ``_execute_child``, whose
@@ -30,9 +32,7 @@ A record keeps the stack as (file, line, function) triples, never the frames
 PID and when it was born, the moments (on the boot clock /proc/PID/stat counts
 start times on) between which the spawning call ran. A process matches the
 record only if its start time falls in that window, so a PID reaped and handed
-out again never matches an old record, and a fork's list read that caught an
-orphan adopted at the same moment matches nothing rather than the wrong child.
-No /proc read is needed to match a Popen or a posix_spawn, one per fork.
+out again never matches an old record. No /proc read is made at a spawn.
 
 Each record also notes which test was running (the plugin says, through
 ``enter``/``leave``) and which thread spawned, with the test that thread was
@@ -47,7 +47,9 @@ hooks and locks it inherits are its parent's business.
 
 from __future__ import annotations
 
+import mmap
 import os
+import struct
 import sys
 import threading
 import time
@@ -57,8 +59,7 @@ from dataclasses import dataclass, field
 from types import CodeType, FrameType
 from typing import Any
 
-from diagnostics.errors import DiagnosticsError
-from diagnostics.proctable import CLOCK_TICKS, boot_time, read_stat
+from diagnostics.proctable import CLOCK_TICKS, boot_time
 
 Frame = tuple[str, int, str]
 """(file name, line number, qualified function name) of one frame of a spawn stack."""
@@ -86,8 +87,12 @@ TICK_S = 1 / CLOCK_TICKS
 SLACK_S = 1e-6
 """Float rounding between the two clocks' readings."""
 POPEN_DEPTH = 4
-CHILDREN_READ = 1 << 16
-"""Bytes asked for per read of a children list (10,000 PIDs)."""
+SLOTS = 4096
+"""Forks whose child's PID can wait to be read (the oldest is read before its slot
+is taken again)."""
+FORK_GRACE_S = 2.0
+"""How long a forked child may take to write its PID (it does so before it runs any
+code of its own, once scheduled); past that, the fork failed or the child was killed."""
 """How far up from a spawn its Popen's ``_execute_child`` frame can be (fork_exec is
 called from it, posix_spawn from ``_posix_spawn`` under it; a wrapper adds one)."""
 
@@ -128,6 +133,8 @@ class SpawnRecord:
     born: tuple[float, float] | None = None
     """Seconds since boot between which the child was started: the call's start and
     the moment its PID was known. With ``pid``, the child's identity."""
+    slot: int | None = field(default=None, repr=False)
+    """The ``ChildSlots`` slot a fork's child writes its PID into, until it is read."""
     opener: tuple[int, CodeType] | None = field(default=None, repr=False)
     """A Popen's ``_execute_child`` frame (its id and code; not the frame, which would keep
     its locals alive): a wrapped call under it is that Popen's spawn."""
@@ -140,6 +147,48 @@ class SpawnRecord:
         since_boot = started - boot_time()
         first, last = self.born
         return first - TICK_S - SLACK_S < since_boot <= last + SLACK_S
+
+
+class ChildSlots:
+    """Where forked children write their PID and the time: memory shared with them.
+
+    An anonymous shared mapping is the same memory in the parent and in every child
+    forked after it was made. The parent takes a slot before a fork (and empties it);
+    the child writes (PID, seconds since boot) into it in its at-fork hook, before any
+    code of its own; the parent reads it whenever it wants the PID.
+    """
+
+    SLOT = struct.Struct("=qd")
+
+    def __init__(self, count: int = SLOTS) -> None:
+        self._memory = mmap.mmap(-1, count * self.SLOT.size)  # MAP_SHARED | MAP_ANONYMOUS
+        self._count = count
+        self._next = 0
+        self.pending: dict[int, SpawnRecord] = {}
+        """slot -> the fork record whose child's PID has not been read from it yet."""
+
+    def take(self, record: SpawnRecord) -> tuple[SpawnRecord, tuple[int, float] | None] | None:
+        """Give the next slot to ``record``. If it was still another's (SLOTS forks ago,
+        unread), return that record and what its child wrote, if anything."""
+        slot = self._next
+        self._next = (slot + 1) % self._count
+        evicted = self.pending.pop(slot, None)
+        written = self.read(slot) if evicted is not None else None
+        self.pending[slot] = record
+        self.SLOT.pack_into(self._memory, slot * self.SLOT.size, 0, 0.0)
+        record.slot = slot
+        return (evicted, written) if evicted is not None else None
+
+    def write(self, slot: int, pid: int, at: float) -> None:
+        """In the child: its PID and the time, for the parent."""
+        self.SLOT.pack_into(self._memory, slot * self.SLOT.size, pid, at)
+
+    def read(self, slot: int) -> tuple[int, float] | None:
+        pid, at = self.SLOT.unpack_from(self._memory, slot * self.SLOT.size)
+        return (pid, at) if pid else None
+
+    def free(self, slot: int) -> None:
+        self.pending.pop(slot, None)
 
 
 class SpawnTracker:
@@ -158,6 +207,9 @@ class SpawnTracker:
         self._records: list[SpawnRecord] = []
         self._open: dict[int, SpawnRecord] = {}  # thread ident -> record whose PID is due
         self._by_pid: dict[int, SpawnRecord] = {}
+        self._slots: ChildSlots | None = None
+        self._forking: dict[int, int] = {}  # thread ident -> slot of the fork under way
+        self._pid: int | None = None  # the process the state above belongs to
         self._seq = 0
         self._runner: threading.Thread | None = None
         self._origins: weakref.WeakKeyDictionary[threading.Thread, str | None] = (
@@ -178,18 +230,19 @@ class SpawnTracker:
     # -- switching on and off ------------------------------------------------------------
 
     def activate(self) -> None:
+        if self._pid is not None and self._pid != os.getpid():
+            self._lock = threading.RLock()  # a forked copy: another thread may have held it
+            self._slots = None  # the parent's memory: never write into its slots
         with self._lock:
             if not self._installed:
                 sys.addaudithook(self._audit)
-                os.register_at_fork(
-                    before=self._before_fork,
-                    after_in_parent=self._after_fork,
-                    after_in_child=self._forget_in_child,
-                )
+                os.register_at_fork(before=self._before_fork, after_in_child=self._in_child)
                 self._installed = True
             self._users += 1
             if self._users == 1:
+                self._pid = os.getpid()
                 self._runner = threading.current_thread()
+                self._slots = self._slots or ChildSlots()
                 self._wrap_returning_calls()
 
     def deactivate(self) -> None:
@@ -200,6 +253,7 @@ class SpawnTracker:
                 self._records.clear()
                 self._open.clear()
                 self._by_pid.clear()
+                self._slots = None
                 self.context, self.test_code = None, None
                 self.note_fds = self.full_stacks = False
 
@@ -266,60 +320,42 @@ class SpawnTracker:
             self._open[threading.get_ident()] = record
 
     def _before_fork(self) -> None:
-        if not self._users:
-            return
+        """Everything the parent does for a fork, done before it (see the module's doc)."""
         ident = threading.get_ident()
+        self._forking.pop(ident, None)
+        if not self._users or self._slots is None:
+            return
         caller = sys._getframe(1)
         record = self._open.get(ident)
         if record is not None and record.call == POPEN:
             if self._executing_popen(caller) is not None:
                 return  # a Popen's fork (preexec_fn): its PID comes from the Popen
             record = None  # a Popen that ended without spawning through a wrapper
+        if record is not None and record.call not in FORKS:
+            return  # a fork inside a wrapped call (preexec_fn): the wrapper gets the PID
         if record is None:  # no audit event: C code forking through PyOS_BeforeFork
             record = self._new(C_FORK, caller)
-            self._open[ident] = record
-        if record.call in FORKS:
-            record.called = since_boot()
+        else:
+            del self._open[ident]  # the fork's own record, opened by its audit event
+        record.called = since_boot()
+        with self._lock:
+            evicted = self._slots.take(record)
+            if evicted is not None:
+                old, written = evicted
+                old.slot = None
+                if written is not None:
+                    self._matched(old, *written)
+                else:
+                    self._discard(old)  # SLOTS forks on and still unwritten: never will be
+            self._forking[ident] = record.slot  # type: ignore[assignment]
 
-    def _after_fork(self) -> None:
-        if not self._users:
-            return
-        ident = threading.get_ident()
-        record = self._open.get(ident)
-        if record is None or record.call not in FORKS:
-            return  # a fork inside fork_exec (preexec_fn): its wrapper gets the PID
-        del self._open[ident]
-        # As little as can be, and no more objects touched than needed: while the child
-        # shares the parent's pages, each first write to one of them copies it.
-        try:
-            fd = os.open(f"/proc/self/task/{threading.get_native_id()}/children", os.O_RDONLY)
-            try:
-                chunks = []
-                while chunk := os.read(fd, CHILDREN_READ):
-                    chunks.append(chunk)
-            finally:
-                os.close(fd)
-            children = b"".join(chunks).split()
-        except OSError:
-            children = []
-        if not children:
-            self._discard(record)  # failed, or the child was reaped at once by another thread
-            return
-        # The newest last: the fork's child, unless this thread adopted an orphan since
-        # (or the child was reaped already); then the birth window matches nothing.
-        pid = int(children[-1])
-        if self._known_alive(pid):
-            self._discard(record)  # an older child of ours: the fork's is gone already
-            return
-        self._matched(record, pid)
-
-    def _forget_in_child(self) -> None:
-        """In a forked child: this copy of the tracker is not the parent's; switch it off."""
-        self._lock = threading.RLock()  # another thread may have held it at the fork
-        self._users = 0
-        self._records = []
-        self._open = {}
-        self._by_pid = {}  # the wrappers pass straight through once _users is 0
+    def _in_child(self) -> None:
+        """In a forked child, first thing: tell the parent this PID, then switch off (the
+        hooks and state it inherits are its parent's business)."""
+        users, self._users = self._users, 0
+        slot = self._forking.get(threading.get_ident())
+        if users and slot is not None and self._slots is not None:
+            self._slots.write(slot, os.getpid(), since_boot() or 0.0)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -370,23 +406,26 @@ class SpawnTracker:
             frame = frame.f_back
         return None
 
-    def _matched(self, record: SpawnRecord, pid: int) -> None:
-        now = since_boot()
+    def _matched(self, record: SpawnRecord, pid: int, until: float | None = None) -> None:
+        """``record``'s child is ``pid``, born between the call and ``until`` (now)."""
+        until = until if until is not None else since_boot()
         with self._lock:
             record.pid, record.opener = pid, None
-            if record.called is not None and now is not None:
-                record.born = record.called, now
+            if record.called is not None and until is not None:
+                record.born = record.called, until
             self._by_pid[pid] = record
 
-    def _known_alive(self, pid: int) -> bool:
-        """Whether ``pid`` is a child already recorded (and not a reuse of its PID)."""
-        known = self._by_pid.get(pid)
-        if known is None:
+    def _collect(self, record: SpawnRecord) -> bool:
+        """Read the PID a fork's child wrote; False while the slot is still empty."""
+        if self._slots is None or record.slot is None:
+            return True
+        written = self._slots.read(record.slot)
+        if written is None:
             return False
-        try:
-            return known.is_of(pid, read_stat(pid).started)  # the one stat read, and rare
-        except DiagnosticsError:
-            return False
+        self._slots.free(record.slot)
+        record.slot = None
+        self._matched(record, *written)
+        return True
 
     def _discard(self, record: SpawnRecord) -> None:
         with self._lock:
@@ -418,8 +457,11 @@ class SpawnTracker:
                 self._origins.setdefault(thread, self.context)
 
     def settle(self) -> None:
-        """Match the Popen records whose spawn went past the wrappers (a reference to
-        fork_exec taken before the tracker started), by the PID the Popen has."""
+        """Match what was not matched at the spawn: forks, by the PID their child wrote
+        (waiting for a child not yet scheduled, up to ``FORK_GRACE_S`` after its fork);
+        Popens whose spawn went past the wrappers (a reference to fork_exec taken before
+        the tracker started), by the PID the Popen has."""
+        self._settle_forks()
         with self._lock:
             for record in self._records:
                 if record.pid is None and record.popen is not None:
@@ -427,6 +469,23 @@ class SpawnTracker:
                     pid = getattr(popen, "pid", None)
                     if isinstance(pid, int) and getattr(popen, "returncode", 0) is None:
                         self._matched(record, pid)  # not reaped by it: the PID is its child's
+
+    def _settle_forks(self) -> None:
+        if self._slots is None:
+            return
+        waiting = list(self._slots.pending.values())
+        while waiting:
+            with self._lock:
+                waiting = [record for record in waiting if not self._collect(record)]
+            now = since_boot() or 0.0
+            late = [r for r in waiting if now - (r.called or 0.0) > FORK_GRACE_S]
+            for record in late:  # the fork failed, or its child died before it could write
+                self._slots.free(record.slot)  # type: ignore[arg-type]
+                record.slot = None
+                self._discard(record)
+            waiting = [record for record in waiting if record not in late]
+            if waiting:
+                time.sleep(0.001)
 
     def lookup(self, pid: int, started: float) -> SpawnRecord | None:
         """The record of the child ``pid`` that started at ``started`` (unix time), if
@@ -446,6 +505,7 @@ class SpawnTracker:
         """
         with self._lock:
             waiting = set(map(id, self._open.values()))
+            waiting.update(map(id, self._slots.pending.values() if self._slots else ()))
             kept = []
             for record in self._records:
                 if record.pid in children or id(record) in waiting:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from diagnostics.proctable import boot_time, read_stat
-from diagnostics.spawns import FORK, POPEN, TICK_S, TRACKER, SpawnRecord, ThreadNote
+from diagnostics.spawns import FORK, POPEN, TICK_S, TRACKER, ChildSlots, SpawnRecord, ThreadNote
 from tests.waiting import wait_until
 
 RUNNER = ThreadNote("MainThread", runner=True, known=True, started_during=None)
@@ -45,6 +45,7 @@ def test_a_fork_is_recorded_with_its_line_and_matched() -> None:
     try:
         wait_until(lambda: read_stat(pid).state == "Z", "the child to exit")
         started = read_stat(pid).started
+        TRACKER.settle()  # a fork's PID is read from what its child wrote, when asked
         record = TRACKER.lookup(pid, started)
         assert record is not None and record.call == FORK
         filename, line, function = record.stack[0]
@@ -70,9 +71,21 @@ def test_a_popen_in_another_thread_is_noted_with_that_thread() -> None:
     (proc,) = made
     try:
         wait_until(lambda: read_stat(proc.pid).state == "Z", "the child to exit")
+        TRACKER.settle()
         record = TRACKER.lookup(proc.pid, read_stat(proc.pid).started)
         assert record is not None and record.call == POPEN
         assert record.thread.name == "spawner" and not record.thread.runner
         assert record.popen is not None and record.popen() is proc
     finally:
         proc.wait()
+
+
+def test_a_slot_taken_again_hands_back_what_its_last_child_wrote() -> None:
+    slots = ChildSlots(count=2)
+    first, second, third = (SpawnRecord(FORK, (), RUNNER, None, n) for n in (1, 2, 3))
+    assert slots.take(first) is None and slots.take(second) is None
+    assert first.slot is not None and slots.read(first.slot) is None  # emptied for the child
+    slots.write(first.slot, 4242, 12.5)  # what the child does, first thing
+    assert slots.take(third) == (first, (4242, 12.5))  # read before the slot is reused
+    assert third.slot == 0 and slots.read(0) is None
+    assert slots.take(SpawnRecord(FORK, (), RUNNER, None, 4)) == (second, None)  # never written
