@@ -212,6 +212,8 @@ class SpawnTracker:
         self._pid: int | None = None  # the process the state above belongs to
         self._seq = 0
         self._runner: threading.Thread | None = None
+        self._runner_ident: int | None = None
+        self._runner_note: ThreadNote | None = None  # one per test: most spawns are its
         self._origins: weakref.WeakKeyDictionary[threading.Thread, str | None] = (
             weakref.WeakKeyDictionary()
         )
@@ -242,6 +244,7 @@ class SpawnTracker:
             if self._users == 1:
                 self._pid = os.getpid()
                 self._runner = threading.current_thread()
+                self._runner_ident = threading.get_ident()
                 self._slots = self._slots or ChildSlots()
                 self._wrap_returning_calls()
 
@@ -360,7 +363,6 @@ class SpawnTracker:
     # -- records ---------------------------------------------------------------------------
 
     def _new(self, call: str, frame: FrameType, *, popen: object = None) -> SpawnRecord:
-        thread = threading.current_thread()
         fds: frozenset[str] = frozenset()
         if self.note_fds:
             from diagnostics.inherited import pipes_and_sockets
@@ -371,7 +373,7 @@ class SpawnTracker:
             record = SpawnRecord(
                 call=call,
                 stack=capture(frame, None if self.full_stacks else self.test_code),
-                thread=self._note(thread),
+                thread=self._note(),
                 during=self.context,
                 seq=self._seq,
                 parent_fds=fds,
@@ -380,9 +382,15 @@ class SpawnTracker:
             self._records.append(record)
             return record
 
-    def _note(self, thread: threading.Thread) -> ThreadNote:
-        if thread is self._runner:
-            return ThreadNote(thread.name, runner=True, known=True, started_during=self.context)
+    def _note(self) -> ThreadNote:
+        """The spawning thread (the one running now)."""
+        if threading.get_ident() == self._runner_ident:
+            note = self._runner_note
+            if note is None or note.started_during != self.context:
+                name = self._runner.name if self._runner else "MainThread"
+                note = self._runner_note = ThreadNote(name, True, True, self.context)
+            return note
+        thread = threading.current_thread()
         if isinstance(thread, threading._DummyThread):
             return ThreadNote(thread.name, runner=False, known=False, started_during=None)
         # A thread not seen at the last boundary was started since: during this context.
