@@ -25,7 +25,7 @@ charged with: children started between tests, late children of leftover
 threads, orphans that came back after their test.
 
 A zombie's exit status is read with ``waitid(WNOWAIT)``, which leaves it in
-place. Whether it is reaped then is the caller's policy (``REAP_POLICIES``),
+place. Whether it is reaped then is the caller's policy (``ReapPolicy``),
 and never behind an owner's back (diagnostics.owners): a zombie an object owns
 is left to it, or with "all" reaped through it so it records the exit.
 """
@@ -47,9 +47,9 @@ from diagnostics.proctable import ProcStat, boot_time, decode_exit_status, open_
 from diagnostics.spawns import TICK_S, SpawnRecord, SpawnTracker, ThreadNote, since_boot
 
 ReapPolicy = Literal["unowned", "all", "none"]
-REAP_POLICIES: tuple[ReapPolicy, ...] = ("unowned", "all", "none")
 """unowned: reap the zombies nothing else in the process owns (nothing else would);
-all: those too, and the owned ones through their owner; none: leave every one."""
+all: those too, and the owned ones through their owner; none: leave every one.
+(pytest_plugin.REAP_CHOICES spells them for the command line; a test keeps them equal.)"""
 
 Identity = tuple[int, float]
 

@@ -67,6 +67,8 @@ MODES = ("off", "warn", "fail")
 OPTION = "--child-leaks"
 REAP_OPTION = "--child-leaks-reap"
 FDS_OPTION = "--child-leaks-fds"
+REAP_CHOICES = ("unowned", "all", "none")
+"""diagnostics.leaks.ReapPolicy, spelt here so that pytest need not import it (nor psutil)."""
 MARKER = "child_leaks"
 WATCH = pytest.StashKey["ChildWatch"]()  # set once pytest is a subreaper and records spawns
 RUN_LEAKS = pytest.StashKey[list[str]]()  # the run's leaks, this process's and its workers'
@@ -88,7 +90,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         REAP_OPTION,
-        choices=("unowned", "all", "none"),  # diagnostics.leaks.REAP_POLICIES, not imported
+        choices=REAP_CHOICES,
         default="unowned",
         help="after reporting a zombie: reap it if nothing in the process owns it (unowned, "
         "the default), reap owned ones too through their owner (all), or leave it (none)",

@@ -5,6 +5,8 @@ was started, on throwaway suites that leak on purpose, run by a real pytest
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
 from tests.plugin_runs import NOTE, end_adopted, line_of, run_suite, teardown_errors
@@ -391,3 +393,41 @@ def test_calls_the_wrappers_do_not_see_get_a_record_or_say_they_have_none(
             "test_fallbacks.py::test_posix_spawn_past_the_wrapper, by its start time",
         ]
     )
+
+
+OFF = """
+import os, sys
+
+import _posixsubprocess
+
+
+def test_nothing_is_installed_or_imported():
+    assert "diagnostics.leaks" not in sys.modules and "diagnostics.spawns" not in sys.modules
+    assert "psutil" not in sys.modules
+    assert type(_posixsubprocess.fork_exec).__name__ == "builtin_function_or_method"
+    assert type(os.posix_spawn).__name__ == "builtin_function_or_method"
+"""
+
+
+def test_off_the_plugin_installs_and_imports_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_off=OFF)
+    run = run_suite(pytester, "-p", "no:locust")  # locust's own pytest plugin imports psutil
+    run.result.assert_outcomes(passed=1)
+
+
+def test_on_it_imports_nothing_heavy(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_on="import sys\n\n"
+        "def test_light():\n"
+        "    heavy = {'locust', 'matplotlib', 'gevent', 'loadtest', 'reports', 'jinja2'}\n"
+        "    assert not heavy & {name.split('.')[0] for name in sys.modules}\n"
+    )
+    run = run_suite(pytester, "-p", "no:locust", "--child-leaks=fail")
+    run.result.assert_outcomes(passed=1)
+
+
+def test_the_reap_choices_are_the_policies() -> None:
+    from diagnostics.leaks import ReapPolicy
+    from diagnostics.pytest_plugin import REAP_CHOICES
+
+    assert typing.get_args(ReapPolicy) == REAP_CHOICES
