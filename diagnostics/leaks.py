@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from types import CodeType
@@ -147,46 +148,44 @@ class ChildWatch:
         closed = since_boot()
         if window.opened is not None and closed is not None:
             self._windows.append((window.opened, closed, window.test))
-        children = self._children()
-        self._tracker.settle()
+        children = self._look()
         records = self._tracker.since(window.seq)
         strangers = any(_blamed(record) != window.test for record in records)
         new = (children - window.before) | {r.pid for r in records if r.pid in children}
-        self._collect_exited(children)
         leaks = []
-        for pid in sorted(new):
-            stat = _stat(pid)
-            if stat is None or (pid, stat.started) in self._settled:
-                continue
-            record = self._tracker.lookup(pid, stat.started)
+        for stat, record in self._unsettled(new):
             blame = self._blame(record, stat, strangers)
             if blame.test != window.test:
                 continue  # another test's, or the run's: ``finish`` reports it if it stays
-            self._settled.add((pid, stat.started))
+            self._settled.add((stat.pid, stat.started))
             if checked:
-                leak = self._examine(stat, record, blame)
-                if leak is not None:
-                    leaks.append(leak)
+                leaks += self._examine(stat, record, blame)
         self._tracker.prune(children)
         return leaks
 
     def finish(self) -> list[Leak]:
         """Every child still here that no test was charged with: the run's."""
+        leaks = []
+        for stat, record in self._unsettled(self._look()):
+            blame = self._blame(record, stat, strangers=True)
+            self._settled.add((stat.pid, stat.started))
+            leaks += self._examine(stat, record, dataclasses.replace(blame, test=None))
+        return leaks
+
+    def _look(self) -> set[int]:
+        """The children now, their spawn records matched, the exited ones of earlier
+        reports dealt with."""
         children = self._children()
         self._tracker.settle()
         self._collect_exited(children)
-        leaks = []
-        for pid in sorted(children):
+        return children
+
+    def _unsettled(self, pids: set[int]) -> Iterator[tuple[ProcStat, SpawnRecord | None]]:
+        """The children among ``pids`` not looked at before, with their spawn records."""
+        for pid in sorted(pids):
             stat = _stat(pid)
-            if stat is None or (pid, stat.started) in self._settled:
-                continue
-            record = self._tracker.lookup(pid, stat.started)
-            blame = self._blame(record, stat, strangers=True)
-            self._settled.add((pid, stat.started))
-            leak = self._examine(stat, record, dataclasses.replace(blame, test=None))
-            if leak is not None:
-                leaks.append(leak)
-        return leaks
+            if stat is not None and (pid, stat.started) not in self._settled:
+                yield stat, self._tracker.lookup(pid, stat.started)
 
     # -- attribution -------------------------------------------------------------------
 
@@ -207,22 +206,23 @@ class ChildWatch:
 
     # -- examining and reaping ---------------------------------------------------------------
 
-    def _examine(self, stat: ProcStat, record: SpawnRecord | None, blame: Blame) -> Leak | None:
+    def _examine(self, stat: ProcStat, record: SpawnRecord | None, blame: Blame) -> list[Leak]:
+        """The leak ``stat`` is, if it is one (a list of one, or none)."""
         pid = stat.pid
         try:
             command = cmdline(pid)  # before any reaping: afterwards the PID names nothing
         except DiagnosticsError:
-            return None  # its owner reaped it since we listed it: not left behind
+            return []  # its owner reaped it since we listed it: not left behind
         owner = find_owner(pid, record, zombie=stat.zombie)
         if owner is not None and owner.helper:
-            return None  # multiprocessing keeps it for the life of the process, and ends it
+            return []  # multiprocessing keeps it for the life of the process, and ends it
         if not stat.zombie:
             self._running.add((pid, stat.started))
             held = self._held(pid, record) if self._fds else ()
-            return Leak(pid, stat.state, command, blame, record, owner=_name(owner), held=held)
+            return [Leak(pid, stat.state, command, blame, record, owner=_name(owner), held=held)]
         status = exit_status(pid)
         fate = self._settle_zombie(pid, owner)
-        return Leak(pid, "Z", command, blame, record, status, _name(owner), fate)
+        return [Leak(pid, "Z", command, blame, record, status, _name(owner), fate)]
 
     def _held(self, pid: int, record: SpawnRecord | None) -> tuple[Held, ...]:
         mine = frozenset(pipes_and_sockets(os.getpid()).values())
