@@ -177,9 +177,12 @@ def test_b():
 )
 
 
-def test_children_started_between_tests_are_the_runs(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("xdist", [[], ["-n", "2", "--dist", "loadfile"]], ids=["serial", "n2"])
+def test_children_started_between_tests_are_the_runs(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
     pytester.makepyfile(test_after=AFTER_THE_LAST)
-    run = run_suite(pytester, "--child-leaks=fail")
+    run = run_suite(pytester, "--child-leaks=fail", *xdist)
     run.result.assert_outcomes(passed=2)
     between = "between tests (at collection, or by a session/module fixture or a hook)"
     server_line = line_of(AFTER_THE_LAST, "site: server")
@@ -190,9 +193,10 @@ def test_children_started_between_tests_are_the_runs(pytester: pytest.Pytester) 
             "run (the run fails: --child-leaks=fail):",
         ]
     )
+    worker = "[[]gw?[]] " if xdist else ""
     run.result.stdout.fnmatch_lines(
         [
-            f"  PID {run.pid('server')} still running *",
+            f"  {worker}PID {run.pid('server')} still running *",
             "    owned by its subprocess.Popen",
             f"    started by subprocess.Popen at test_after.py:{server_line} in server",
             "        proc = subprocess.Popen(*",
@@ -201,7 +205,7 @@ def test_children_started_between_tests_are_the_runs(pytester: pytest.Pytester) 
     )
     run.result.stdout.fnmatch_lines(
         [
-            f"  PID {run.pid('late')} still running *",
+            f"  {worker}PID {run.pid('late')} still running *",
             "*",
             "*",
             "*",
