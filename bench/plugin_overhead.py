@@ -9,8 +9,11 @@ hits each alike: the plugin not loaded (``-p no:child_leaks``), loaded but off (
 default), and on (``--child-leaks=fail``). The suite's conftest measures, in the
 pytest process itself, the wall and CPU time (``time.process_time``: every thread
 of the pytest process, none of its children) of each spawn loop and of the empty
-tests' whole protocol (setup, call, teardown: where the check runs). The cost is
-"on" minus "not loaded", per child and per test, medians over the rounds.
+tests' whole protocol (setup, call, teardown: where the check runs), and the minor
+page faults it took: a figure the load of the machine does not move (a process that
+has just forked pays one for each page it first writes, so they count what the
+hooks touch). The cost is "on" minus "not loaded", per child and per test, medians
+over the rounds.
 
 Every pytest is run in its own session and killed with it on every path out; the
 children of the suite are reaped by it, one at a time (never more than one alive).
@@ -40,7 +43,7 @@ PHASES = ("fork", "popen", "tests")
 RUN_TIMEOUT_S = 600
 
 CONFTEST = """
-import json, os, time
+import json, os, resource, time
 
 import pytest
 
@@ -51,12 +54,14 @@ TIMES = {}
 def pytest_runtest_protocol(item):
     phase = item.originalname.split("_")[1]  # test_fork, test_popen, test_tests[N]
     wall, cpu = time.perf_counter(), time.process_time()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     try:
         return (yield)
     finally:
-        spent = TIMES.setdefault(phase, [0.0, 0.0])
+        spent = TIMES.setdefault(phase, [0.0, 0.0, 0])
         spent[0] += time.perf_counter() - wall
         spent[1] += time.process_time() - cpu
+        spent[2] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
 
 def pytest_sessionfinish(session):
@@ -99,6 +104,8 @@ class Cost:
     per: int
     wall_us: dict[str, float]
     cpu_us: dict[str, float]
+    faults: dict[str, float]
+    """Minor page faults of the pytest process, per child (or test)."""
 
     @property
     def added_cpu_us(self) -> float:
@@ -107,6 +114,10 @@ class Cost:
     @property
     def added_wall_us(self) -> float:
         return self.wall_us["on"] - self.wall_us["not loaded"]
+
+    @property
+    def added_faults(self) -> float:
+        return self.faults["on"] - self.faults["not loaded"]
 
 
 def run_once(folder: Path, setting: str, children: int, tests: int) -> dict[str, list[float]]:
@@ -138,7 +149,7 @@ def run_once(folder: Path, setting: str, children: int, tests: int) -> dict[str,
     if proc.returncode != 0:
         last = output.strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"pytest ({setting}) exited {proc.returncode}: {last[0]}")
-    times: dict[str, list[float]] = json.loads(out.read_text())
+    times: dict[str, list[float]] = json.loads(out.read_text())  # wall s, CPU s, faults
     return times
 
 
@@ -154,27 +165,30 @@ def measure(children: int, tests: int, rounds: int) -> list[Cost]:
     costs = []
     for phase in PHASES:
         per = tests if phase == "tests" else children
-        wall = {s: _median_us(runs[s], phase, 0, per) for s in SETTINGS}
-        cpu = {s: _median_us(runs[s], phase, 1, per) for s in SETTINGS}
-        costs.append(Cost(phase, per, wall, cpu))
+        wall = {s: _median(runs[s], phase, 0, per) * 1e6 for s in SETTINGS}
+        cpu = {s: _median(runs[s], phase, 1, per) * 1e6 for s in SETTINGS}
+        faults = {s: _median(runs[s], phase, 2, per) for s in SETTINGS}
+        costs.append(Cost(phase, per, wall, cpu, faults))
     return costs
 
 
-def _median_us(runs: list[dict[str, list[float]]], phase: str, which: int, per: int) -> float:
-    return statistics.median(run[phase][which] for run in runs) / per * 1e6
+def _median(runs: list[dict[str, list[float]]], phase: str, which: int, per: int) -> float:
+    return statistics.median(run[phase][which] for run in runs) / per
 
 
 LABELS = {"fork": "os.fork, per child", "popen": "subprocess.Popen, per child", "tests": "per test"}
 
 
 def render(costs: Sequence[Cost]) -> str:
-    head = "".join(f"{setting:>13}" for setting in SETTINGS)
-    lines = [f"{'CPU us (wall us)':<28}{head}{'added by on':>16}"]
+    head = "".join(f"{setting:>20}" for setting in SETTINGS)
+    lines = [f"{'CPU us (wall us) faults':<28}{head}{'added by on':>22}"]
     for cost in costs:
-        cells = "".join(f"{cost.cpu_us[s]:>7.1f} ({cost.wall_us[s]:>4.0f})" for s in SETTINGS)
-        lines.append(
-            f"{LABELS[cost.phase]:<28}{cells}{cost.added_cpu_us:>+9.1f} ({cost.added_wall_us:+.0f})"
+        cells = "".join(
+            f"{cost.cpu_us[s]:>8.1f} ({cost.wall_us[s]:>5.0f}) {cost.faults[s]:>4.0f}"
+            for s in SETTINGS
         )
+        added = f"{cost.added_cpu_us:+.1f} ({cost.added_wall_us:+.0f}) {cost.added_faults:+.0f}"
+        lines.append(f"{LABELS[cost.phase]:<28}{cells}{added:>22}")
     return "\n".join(lines)
 
 
@@ -202,7 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {error}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps([asdict(c) | {"added_cpu_us": c.added_cpu_us} for c in costs], indent=2))
+        rows = [
+            asdict(c) | {"added_cpu_us": c.added_cpu_us, "added_faults": c.added_faults}
+            for c in costs
+        ]
+        print(json.dumps(rows, indent=2))
     else:
         print(render(costs))
     return 0
