@@ -42,7 +42,8 @@ is not B's doing.
 Audit and at-fork hooks cannot be removed, so they are installed once per
 process, on the first activation, and do nothing but a set lookup while the
 tracker is off. A forked child turns its copy off (``after_in_child``): the
-hooks and locks it inherits are its parent's business.
+hooks and locks it inherits are its parent's business. Linux only (the boot
+clock, /proc); elsewhere records are made but match no process.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ POSIX_SPAWNP = "os.posix_spawnp"
 FORK_EXEC = "_posixsubprocess.fork_exec"
 C_FORK = "a fork by C code"
 AUDITED = frozenset({FORK, FORKPTY, POPEN})
-FORKS = frozenset({FORK, FORKPTY, C_FORK})
 """The audit events that open a record; the other calls are seen by their wrappers."""
+FORKS = frozenset({FORK, FORKPTY, C_FORK})
+"""The calls whose child writes its own PID (``ChildSlots``)."""
 RETURNING = (
     ("_posixsubprocess", "fork_exec", FORK_EXEC),
     ("subprocess", "_fork_exec", FORK_EXEC),
@@ -87,14 +89,14 @@ TICK_S = 1 / CLOCK_TICKS
 SLACK_S = 1e-6
 """Float rounding between the two clocks' readings."""
 POPEN_DEPTH = 4
+"""How far up from a spawn its Popen's ``_execute_child`` frame can be (fork_exec is
+called from it, posix_spawn from ``_posix_spawn`` under it; a wrapper adds one)."""
 SLOTS = 4096
 """Forks whose child's PID can wait to be read (the oldest is read before its slot
 is taken again)."""
 FORK_GRACE_S = 2.0
 """How long a forked child may take to write its PID (it does so before it runs any
 code of its own, once scheduled); past that, the fork failed or the child was killed."""
-"""How far up from a spawn its Popen's ``_execute_child`` frame can be (fork_exec is
-called from it, posix_spawn from ``_posix_spawn`` under it; a wrapper adds one)."""
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,9 @@ class SpawnRecord:
     """When the spawning call began (seconds since boot)."""
     pid: int | None = None
     born: tuple[float, float] | None = None
-    """Seconds since boot between which the child was started: the call's start and
-    the moment its PID was known. With ``pid``, the child's identity."""
+    """Seconds since boot between which the child was started: the call's start, and
+    its return (or, for a fork, the moment the child wrote its PID). With ``pid``, the
+    child's identity."""
     slot: int | None = field(default=None, repr=False)
     """The ``ChildSlots`` slot a fork's child writes its PID into, until it is read."""
     opener: tuple[int, CodeType] | None = field(default=None, repr=False)
@@ -226,15 +229,15 @@ class SpawnTracker:
         self.test_code: CodeType | None = None
         """The running test function's code: a stack is kept down to its frame. Below it
         is pytest's runner (40 frames), the same for every spawn of the test; and every
-        frame kept is objects touched (reference counts written) just after a fork,
-        when each first write to a page of the parent faults."""
+        frame kept is objects touched (reference counts written): in a process that
+        forks, each first write to a page after a fork faults (it may copy the page)."""
 
     # -- switching on and off ------------------------------------------------------------
 
     def activate(self) -> None:
-        if self._pid is not None and self._pid != os.getpid():
-            self._lock = threading.RLock()  # a forked copy: another thread may have held it
-            self._slots = None  # the parent's memory: never write into its slots
+        if self._pid is not None and self._pid != os.getpid():  # a forked copy
+            self._lock = threading.RLock()  # another thread may have held it at the fork
+            self._forget()  # the parent's records, and its slots: never write into those
         with self._lock:
             if not self._installed:
                 sys.addaudithook(self._audit)
@@ -253,12 +256,13 @@ class SpawnTracker:
             self._users = max(0, self._users - 1)
             if self._users == 0:
                 self._unwrap()
-                self._records.clear()
-                self._open.clear()
-                self._by_pid.clear()
-                self._slots = None
-                self.context, self.test_code = None, None
-                self.note_fds = self.full_stacks = False
+                self._forget()
+
+    def _forget(self) -> None:
+        self._records, self._open, self._by_pid, self._forking = [], {}, {}, {}
+        self._slots = None
+        self.context, self.test_code = None, None
+        self.note_fds = self.full_stacks = False
 
     @property
     def active(self) -> bool:
