@@ -9,6 +9,9 @@ Modules (import the one you need; this package imports nothing eagerly):
 - ``procstatus`` SIGCHLD disposition, namespace PIDs, command line
 - ``doctor``     ``examine`` / ``examine_all``: counts, growth, verdict with the fix
 - ``whoreaps``   who must reap a zombie (its parent, PID 1, a subreaper, an init) and the fix
+- ``inherited``  children holding their parent's listening socket or other clients' sockets
+- ``outlook``    the PID limit a parent's tree reaches first, and when (doctor's line)
+- ``sockets``    listening TCP sockets and their accept queues, from the kernel's tables
 - ``watch``      a run directory from sampling any process
 - ``diskio``     records written whole (atomic), a disk reserve, causes in words
 - ``machine``    ``machine_info()``, ``pid_headroom()``
@@ -20,7 +23,11 @@ Modules (import the one you need; this package imports nothing eagerly):
 - ``cpumeter``   ``CpuMeter``: CPU seconds of a process tree
 - ``commandline`` one-line usage errors and SIGTERM as Ctrl-C, for every command line
 - ``defaults``   ``Bounded`` settings (a default and its range) and the sampling ``INTERVAL``
-- ``leaks``      ``LeakFinder``: children new since a snapshot, zombies among them reaped
+- ``leaks``      ``ChildWatch``: the children a test left, whom each counts against
+- ``spawns``     where each child of this process was started (``TRACKER``)
+- ``owners``     who in this process will reap a child (a Popen, multiprocessing)
+- ``heldfds``    the parent's sockets and pipes a child holds (the plugin's)
+- ``leakreport`` a leaked child in words, with its spawn site
 - ``pytest_plugin`` ``pytest --child-leaks=warn|fail`` (the ``pytest11`` entry point)
 - ``subreaper``  ``become_subreaper()``: orphaned descendants come back to this process
 - ``errors``     ``NoSuchProcess``, ``ZombieProcess``, ``AccessDenied``
