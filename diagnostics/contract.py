@@ -293,6 +293,10 @@ class ScenarioRecord(_Record):
     name: str
     strategy: str | None = None
     leak_client_fd: bool | None = None
+    child_keeps_listener: bool | None = None
+    server_flags: list[str] | None = None
+    """Our server's flags in effect (its reaper, its faults, the ``--work-ms`` it ran with);
+    null for a server not ours (``server_cmd``)."""
     reaps_all: bool | None = None
     meaning: str | None = None
     shortfall: str | None = None

@@ -106,13 +106,13 @@ class Experiment:
         self.record = contract.ScenarioRecord(
             name=scenario.name,
             strategy=scenario.strategy,
-            **scenario.described(),
+            **scenario.described(settings.work_ms),
             server_cmd=scenario.server_cmd,
             asked={
                 "users": settings.shape.users,
                 "rate": settings.shape.rate,
                 "duration": settings.shape.duration,
-                "work_ms": settings.work_ms,
+                "work_ms": scenario.work_ms(settings.work_ms),
                 "processes": settings.shape.processes,
                 "locustfile": str(settings.locustfile),
                 "expect": asdict(settings.expectations),

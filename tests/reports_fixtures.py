@@ -78,7 +78,9 @@ def described(spec: Spec) -> Described:
     """What the harness records about the strategy, from the same registry it uses."""
     scenario = SCENARIOS.get(spec.name) or Scenario(spec.name, spec.strategy)
     flags = (LEAK_CLIENT_FD,) if spec.leak_client_fd else ()
-    return replace(scenario, strategy=spec.strategy, server_flags=flags).described()
+    return replace(scenario, strategy=spec.strategy, server_flags=flags).described(
+        defaults.WORK_MS.default
+    )
 
 
 def write_json(path: Path, value: Any) -> None:
