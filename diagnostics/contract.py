@@ -378,6 +378,10 @@ class Sample:
     cpu_percent: float | None
     threads: int | None
     sample_cost_ms: float  # CPU time (user + system) this sample took
+    listener_holders: int | None = None
+    """Live processes of the tree (the listener's own process aside) that hold a listening
+    socket of the target, or of the first process below it that listens; None where none
+    listened when sampling began. Our server's children should hold none (they close it)."""
 
     def csv_row(self) -> list[str]:
         """The row for samples.csv, in :data:`SAMPLE_COLUMNS` order; unknown figures are empty."""
