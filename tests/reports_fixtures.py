@@ -138,6 +138,7 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
             f"{c:.1f}",
             1,
             f"{s:.3f}",
+            0,  # listener_holders: this server's children close the listening socket
         ]
         for x, a, z, f, r, c, s in zip(
             t,
@@ -278,6 +279,7 @@ def write_watch_run(run_dir: Path, zombies: np.ndarray, interval: float = 0.5) -
             "",
             2,
             "0.150",
+            "",  # listener_holders: the watched process listens on nothing
         ]
         for x, z in zip(t, zombies, strict=True)
     ]
