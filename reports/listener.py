@@ -27,12 +27,13 @@ from reports.plots import DPI, WIDTH_IN, text
 FIGURE_SUFFIX = ".port.png"
 """The figure's file name is the dashboard's stem and this: a dot, which no scenario name
 has (loadtest/scenarios.py), so it cannot take another scenario's file."""
+LESSON = "the child must close the listening socket, or the port outlives the parent"
 RULE = (
     "The tutorial: after fork() the parent must close client_connection and the child must"
     " close the parent's listen_socket. Forking raises the reference count of every socket"
     " the parent holds, and the kernel closes a socket only when its count reaches 0: a"
     " child that keeps listen_socket keeps the port open for as long as it runs, whatever"
-    " becomes of the parent."
+    f" becomes of the parent. In short, {LESSON}."
 )
 HOLDING = "#d62728"
 LISTENING = "#1f77b4"
@@ -234,7 +235,7 @@ def plot(record: ScenarioRecord, name: str, path: Path) -> Path:
         fontweight="bold",
     )
     held = held_for_ms(a)
-    caption = "The child must close the listening socket, or the port outlives the parent"
+    caption = LESSON[0].upper() + LESSON[1:]
     if held is not None and not math.isnan(held):
         caption += f": here by {held / 1000:.2f} s"
     figure.text(0.5, 0.015, text(caption + ".", 150), ha="center", va="bottom", fontsize=9)

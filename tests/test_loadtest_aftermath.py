@@ -4,6 +4,7 @@ close it, it closes with the parent."""
 
 from __future__ import annotations
 
+import csv
 import errno
 import socket
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from loadtest.target import Target, start_ours
 from reports import listener
 from tests.cgroup_helpers import MakeCgroup, make_cgroup, needs_cgroup
 from tests.server_helpers import reap_adopted, zombie_children_of_self
+from tests.test_loadtest_harness import assert_nothing_left, read_json, run_dir, run_harness
 
 __all__ = ["make_cgroup"]  # the fixture, used by name
 
@@ -135,3 +137,52 @@ def test_the_record_reads_back_as_reports_read_it(servers: list[Target], tmp_pat
     assert section is not None and section["figure"] == "listener-leak.port.png"
     assert "EADDRINUSE" in section["headline"] and section["held_for_ms"] > 0
     assert errno.errorcode[errno.EADDRINUSE] in " ".join(section["paragraphs"])
+
+
+@pytest.mark.slow
+def test_listener_leak_end_to_end(tmp_path: Path) -> None:
+    """The harness as a user runs it: the column on a server with and without the fault,
+    the aftermath in scenario.json and summary.json, its figure, and the truth about the
+    work the children did."""
+    result = run_harness(tmp_path, "--scenarios", "reaper-loop,listener-leak", "--duration", "3")
+    assert result.returncode == 0, result.stderr
+    run = run_dir(tmp_path)
+    meta = read_json(run / "run.json")
+    assert meta["parameters"]["work_ms"] == 0
+    assert meta["parameters"]["scenario_work_ms"] == {"listener-leak": 200}
+    loop, leak = (
+        read_json(run / name / "scenario.json") for name in ("reaper-loop", "listener-leak")
+    )
+    assert leak["status"] == "ok" and leak["asked"]["work_ms"] == 200
+    assert leak["server_flags"][-3:] == ["--child-keeps-listener", "--work-ms", "200"]
+    assert loop["listener_aftermath"] is None and loop["server_flags"][-1] == "0"
+    shown = ListenerAftermath.from_json(leak["listener_aftermath"])
+    assert (shown.signal, shown.holders_at_stop, shown.bind_while_held) == (
+        "SIGKILL",
+        aftermath.HELD,
+        "EADDRINUSE",
+    )
+    assert shown.queued == aftermath.PROBES and shown.answered_while_held == 0
+    assert shown.probe_fates.keys() <= {"reset", "closed"} and shown.bind_after == "ok"
+    assert leak["server_counters"] is None  # killed: no counters, and none expected
+    holders = {
+        name: samples_column(run / name, "listener_holders")
+        for name in ("reaper-loop", "listener-leak")
+    }
+    assert set(holders["reaper-loop"]) == {0}
+    assert max(holders["listener-leak"]) > 0
+    summary = {s["name"]: s for s in read_json(run / "summary.json")["scenarios"]}
+    assert summary["listener-leak"]["missing"] == [] and summary["listener-leak"]["warnings"] == []
+    section = summary["listener-leak"]["listener_aftermath"]
+    assert section["figure"] == "listener-leak.port.png" and (run / section["figure"]).is_file()
+    assert (
+        "EADDRINUSE" in section["headline"] and summary["reaper-loop"]["listener_aftermath"] is None
+    )
+    assert listener.LESSON in (run / "index.html").read_text()
+    assert section["headline"] in (run / "summary.md").read_text()
+    assert_nothing_left(loop, leak)
+
+
+def samples_column(folder: Path, column: str) -> list[int]:
+    with (folder / "samples.csv").open(newline="") as rows:
+        return [int(row[column]) for row in csv.DictReader(rows)]
