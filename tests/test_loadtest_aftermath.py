@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from reports import listener
 from tests.cgroup_helpers import MakeCgroup, make_cgroup, needs_cgroup
 from tests.server_helpers import reap_adopted, zombie_children_of_self
 from tests.test_loadtest_harness import assert_nothing_left, read_json, run_dir, run_harness
+from tests.test_server_listener import bind_error
 
 __all__ = ["make_cgroup"]  # the fixture, used by name
 
@@ -46,16 +46,6 @@ def start(servers: list[Target], folder: Path, scenario: str, cgroup: PidsCgroup
     return target
 
 
-def bind(port: int) -> int | None:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as error:
-            return error.errno
-    return None
-
-
 def check_shown(shown: ListenerAftermath, target: Target) -> None:
     """What a child that keeps the listening socket does, figure by figure."""
     assert shown.errors == [] and shown.parent_pid == target.pid
@@ -68,7 +58,7 @@ def check_shown(shown: ListenerAftermath, target: Target) -> None:
     assert sum(shown.probe_fates.values()) == aftermath.PROBES
     assert shown.held_answered == aftermath.HELD  # each child still served its client
     assert shown.bind_after == "ok" and not is_listening(target.port)
-    assert bind(target.port) is None
+    assert bind_error(target.port) is None
     holders = [point[1] for point in shown.timeline]
     assert max(holders) == aftermath.HELD and holders[-1] == 0
     # While any child holds the socket the port is in LISTEN, and it closes with the last.
