@@ -477,11 +477,15 @@ def _live_panel(ax: Axes, scenario: Scenario, color: str) -> None:
 
 
 def _shows_listener_holders(scenario: Scenario) -> bool:
-    """Whether a dashboard has the listening socket's row: where a process of the tree was
-    seen holding it (a prefork pool's workers, by design), or the children were meant to."""
+    """Whether a dashboard has the listening socket's row: where our server's children were
+    meant to keep it, or where a process of a server not ours was seen holding it (a
+    prefork pool's workers, by design, or a fork-per-connection server's children). Our
+    correct server's children are left out: each holds it from fork() until its first
+    instruction closes it, and a sample that falls in that instant is not a finding."""
+    if scenario.record.strategy is not None:
+        return scenario.record.child_keeps_listener is True
     samples = scenario.samples
-    seen = samples is not None and peak(samples["listener_holders"]) > 0
-    return seen or scenario.record.child_keeps_listener is True
+    return samples is not None and peak(samples["listener_holders"]) > 0
 
 
 def _listener_panel(ax: Axes, scenario: Scenario, color: str) -> None:
