@@ -1,14 +1,16 @@
 """Benchmark: what one ``ListenerHolders.count`` costs (diagnostics.inherited), the count of
-children that hold their parent's listening socket, at 50 and 500 children.
+children that hold their parent's listening socket, at 50 and 500 children, and what it
+adds to one sample of the sampler (samples.csv's ``listener_holders``).
 
     python -m bench.listener_holders [--children 50 500] [--rounds 20] [--json]
 
 At each level a helper parent listens and forks that many children, once with every
 child keeping the listening socket and once with every child having closed it (one
-readlink per child either way). Cost is the CPU time of the measuring thread
-(``time.thread_time``), the median of ``--rounds`` calls, so other load on the
-machine inflates it less than wall time would. Not part of ``make bench``: it
-prices a count that the sampler, watch and the harness may take per sample.
+readlink per child either way). The count's cost is the CPU time of the measuring
+thread (``time.thread_time``); a sample's, with the count and without, the CPU time of
+this process (``time.process_time``, the process CPU clock), as the harness's sampler
+pays it. Each is the median of ``--rounds`` calls, so other load on the machine
+inflates it less than wall time would. Not part of ``make bench``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from diagnostics.commandline import OneLineParser, UsageError, sigterm_as_ctrl_c
 from diagnostics.inherited import ListenerHolders
 from diagnostics.machine import pid_headroom
 from diagnostics.proctable import task_children
+from diagnostics.sampler import Sampler
 
 MAX_CHILDREN = 1000
 SPARE_PIDS = 500
@@ -58,11 +61,14 @@ for pid in children:
 
 @dataclass(slots=True)
 class Row:
-    """One level: milliseconds of CPU per count (medians)."""
+    """One level: milliseconds of CPU per count, and per sample with the count and without
+    it, every child holding the socket (medians)."""
 
     children: int
     holding_ms: float
     closed_ms: float
+    sample_ms: float
+    sample_without_ms: float
 
 
 @contextmanager
@@ -96,9 +102,41 @@ def cost_ms(children: int, keep: bool, rounds: int) -> float:
     return statistics.median(costs)
 
 
+def sample_costs_ms(children: int, rounds: int) -> tuple[float, float]:
+    """(CPU ms per sample with the holders count, without it), every child holding."""
+    with family(children, keep=True) as (parent, _pids):
+        counting = Sampler(parent, count_listener_holders=True)
+        plain = Sampler(parent)
+        costs: dict[Sampler, list[float]] = {counting: [], plain: []}
+        for _ in range(rounds):
+            for sampler, taken in costs.items():  # alternating, so both meet the same load
+                start = time.process_time()
+                sample = sampler.sample()
+                taken.append((time.process_time() - start) * 1000.0)
+                if sampler is counting and sample.listener_holders != children:
+                    raise RuntimeError(f"the sampler counted {sample.listener_holders} holders")
+    return statistics.median(costs[counting]), statistics.median(costs[plain])
+
+
+def measure(children: int, rounds: int) -> Row:
+    return Row(
+        children,
+        cost_ms(children, True, rounds),
+        cost_ms(children, False, rounds),
+        *sample_costs_ms(children, rounds),
+    )
+
+
 def render(rows: Sequence[Row]) -> str:
-    lines = [f"{'children':>9} {'all hold ms':>12} {'none hold ms':>13}"]
-    lines += [f"{r.children:>9,} {r.holding_ms:>12.3f} {r.closed_ms:>13.3f}" for r in rows]
+    lines = [
+        f"{'children':>9} {'all hold ms':>12} {'none hold ms':>13}"
+        f" {'sample ms':>10} {'without ms':>11}"
+    ]
+    lines += [
+        f"{r.children:>9,} {r.holding_ms:>12.3f} {r.closed_ms:>13.3f}"
+        f" {r.sample_ms:>10.3f} {r.sample_without_ms:>11.3f}"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -124,10 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     sigterm_as_ctrl_c()
     try:
-        rows = [
-            Row(n, cost_ms(n, True, args.rounds), cost_ms(n, False, args.rounds))
-            for n in args.children
-        ]
+        rows = [measure(n, args.rounds) for n in args.children]
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130

@@ -293,6 +293,10 @@ class ScenarioRecord(_Record):
     name: str
     strategy: str | None = None
     leak_client_fd: bool | None = None
+    child_keeps_listener: bool | None = None
+    server_flags: list[str] | None = None
+    """Our server's flags in effect (its reaper, its faults, the ``--work-ms`` it ran with);
+    null for a server not ours (``server_cmd``)."""
     reaps_all: bool | None = None
     meaning: str | None = None
     shortfall: str | None = None
@@ -345,6 +349,9 @@ class ScenarioRecord(_Record):
     """Whose CPU locust_cpu is, when not all of Locust's (remote workers go unmeasured)."""
     events: dict[str, Any] | None = None
     """The event record's :class:`EventSummary` (``to_json()``); null: no event record."""
+    listener_aftermath: dict[str, Any] | None = None
+    """What the children that kept the listening socket did once the parent was killed
+    (:class:`ListenerAftermath`, ``to_json()``); null where the scenario does not show it."""
     cross_checks: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -374,6 +381,10 @@ class Sample:
     cpu_percent: float | None
     threads: int | None
     sample_cost_ms: float  # CPU time (user + system) this sample took
+    listener_holders: int | None = None
+    """Live processes of the tree (the listener's own process aside) that hold a listening
+    socket of the target, or of the first process below it that listens; None where none
+    listened when sampling began. Our server's children should hold none (they close it)."""
 
     def csv_row(self) -> list[str]:
         """The row for samples.csv, in :data:`SAMPLE_COLUMNS` order; unknown figures are empty."""
@@ -551,5 +562,61 @@ class EventSummary(_Record):
     """CPU time of the recorder's thread."""
     figures: dict[str, Any] = field(default_factory=dict)
     """What the record shows (diagnostics/lifetimes.py's figures of the file)."""
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True, slots=True)
+class ListenerAftermath(_Record):
+    """What a child that keeps the listening socket does once its parent is gone:
+    scenario.json's ``listener_aftermath``, written by loadtest/aftermath.py (which says
+    how each figure is measured). Times are unix seconds on the samples' clock; a figure
+    not reached (the step before it failed) is null.
+    """
+
+    signal: str
+    """How the parent was stopped, alone (not its process group): "SIGKILL"."""
+    parent_pid: int
+    address: str
+    """The listening socket, as people write it (127.0.0.1:PORT)."""
+    counted_from: str
+    """Where the processes whose descriptors were read came from: the server's cgroup
+    (cgroup.procs), or the parent's children and then the harness's."""
+    held: int
+    """Requests the harness held in flight, so that children ran when the parent died."""
+    holders_at_stop: int | None = None
+    """Processes holding the listening socket when the parent was killed."""
+    stopped_at: float | None = None
+    parent_gone_at: float | None = None
+    """When the parent had been reaped: from here only its children can hold the port."""
+    listening_after_stop: bool | None = None
+    """Whether the port was still in LISTEN in the kernel's table once the parent was gone."""
+    bind_while_held: str | None = None
+    """A new socket's bind to the port (SO_REUSEADDR) with the parent gone: the errno's
+    name ("EADDRINUSE"), or "ok"."""
+    bind_tried_at: float | None = None
+    probes: int = 0
+    """Connections the harness made to the port after the parent was gone."""
+    probed_at: float | None = None
+    queued: int | None = None
+    """The LISTEN row's accept queue (rx_queue) once the probes were made: connections the
+    kernel completed and queued, which nobody will accept."""
+    answered_while_held: int | None = None
+    """Probes that got any answer while a child still held the socket (none can)."""
+    probe_fates: dict[str, int] = field(default_factory=dict)
+    """What became of the probes once the last holder exited: "reset", "closed" (end of
+    file), "answered", "refused" (the connect itself), "no answer"."""
+    held_answered: int | None = None
+    """Held requests answered by their children after the parent was gone."""
+    released_at: list[float] = field(default_factory=list)
+    """When each held request was let finish (its head completed), one at a time."""
+    last_holder_gone_at: float | None = None
+    port_free_at: float | None = None
+    """The first look that found the port no longer in LISTEN."""
+    bind_after: str | None = None
+    """The same bind once the port was free: "ok", or the errno's name."""
+    timeline: list[list[float]] = field(default_factory=list)
+    """[time, holders, listening (1 or 0)] at each look, from the held requests to the free
+    port, a few milliseconds apart."""
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -36,6 +36,7 @@ import os
 import platform
 import struct
 import time
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -52,6 +53,8 @@ FIX_EXEC = (
     " child execs does not inherit it"
 )
 
+TREE_LOOK = 16
+"""How many processes of a tree :meth:`ListenerHolders.in_tree` looks at for a listener."""
 LOOKS = 5
 LOOK_GAP_S = 0.02
 """What a process waits on is seen only while it waits: a few looks, this far apart."""
@@ -88,30 +91,51 @@ def socket_inodes(pid: int) -> dict[int, int]:
 
 
 class ListenerHolders:
-    """Counts the children of a parent that hold one of its listening sockets, cheaply
-    enough to call once per sample (not wired into the sampler yet).
+    """Counts the processes that hold one of a parent's listening sockets, cheaply enough
+    to call once per sample (the sampler's ``listener_holders``, the harness's aftermath).
 
     The parent's listening sockets are found once, here; each count then reads one
-    link per child and socket: the descriptor number the parent holds it under,
+    link per process and socket: the descriptor number the parent holds it under,
     which a forked child keeps. A child that moved the socket to another number
     (dup2, or an exec'd program handed it as fd 3) is not counted; ``examine``,
-    which lists every descriptor, finds it. A child that cannot be read (gone, a
-    zombie, not ours to read) counts as not holding one. A parent that listens on
-    nothing when this is made gives 0 ever after.
+    which lists every descriptor, finds it. A process that cannot be read (gone, a
+    zombie, not ours to read) counts as not holding one, and the parent itself is
+    never counted. A parent that listens on nothing when this is made gives 0 ever
+    after (:meth:`in_tree` gives None for it instead).
     """
 
     def __init__(self, pid: int) -> None:
-        listening = {inode for inode, sock in tcp_sockets(tables_of(pid)).items() if sock.listening}
+        self.pid = pid
+        inodes = socket_inodes(pid)
+        tables = tcp_sockets(tables_of(pid)) if inodes else {}
         self.links = {
             fd: f"{_SOCKET_LINK}{inode}]"
-            for fd, inode in socket_inodes(pid).items()
-            if inode in listening
+            for fd, inode in inodes.items()
+            if tables.get(inode, _NONE).listening
         }
 
-    def count(self, children: Iterable[int]) -> int:
+    @classmethod
+    def in_tree(cls, root: int, look: int = TREE_LOOK) -> ListenerHolders | None:
+        """The listening sockets of ``root``, or of the first process below it that has
+        some (the server under a shell that started it, or under an init), breadth first
+        over at most ``look`` processes; None where none listens or may be read."""
+        queue, seen = deque([root]), 0
+        while queue and seen < look:
+            pid = queue.popleft()
+            seen += 1
+            try:
+                found = cls(pid)
+                if found.links:
+                    return found
+                queue.extend(sorted(task_children(pid)))
+            except (NoSuchProcess, AccessDenied):
+                continue
+        return None
+
+    def count(self, processes: Iterable[int]) -> int:
         if not self.links:
             return 0
-        return sum(self.holds(child) for child in children)
+        return sum(self.holds(pid) for pid in processes if pid != self.pid)
 
     def holds(self, child: int) -> bool:
         for fd, link in self.links.items():

@@ -90,7 +90,7 @@ class Recorder:
         self._fd = os.open(self.csv_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             self._append(SAMPLE_COLUMNS)
-            self._sampler = Sampler(self.pid)
+            self._sampler = Sampler(self.pid, count_listener_holders=True)
         except NoSuchProcess:
             self.target_gone = True
         except OSError as exc:

@@ -5,6 +5,13 @@ The cost of a sample follows the number of LIVE descendants, not the number of
 zombies: a PID already known as a zombie child is not read again (see
 :class:`~diagnostics.proctable.PidClock` for when it is), and the kernel's own
 children lists replace a scan of the whole process table.
+
+With ``count_listener_holders`` (the time series of the harness and of ``watch``), where
+the target (or the first process below it that listens: a server under a shell or an
+init) has listening sockets when the sampler is made, each sample also counts the live
+processes of the tree that hold one (``listener_holders``): one link read per live
+process (diagnostics.inherited.ListenerHolders), so the tutorial's second descriptor
+rule, the child closes the listening socket, is seen kept or broken over time.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import psutil
 
 from diagnostics.contract import Sample
 from diagnostics.errors import AccessDenied, NoSuchProcess, ZombieProcess, psutil_call
+from diagnostics.inherited import ListenerHolders
 from diagnostics.proctable import (
     Backend,
     PidClock,
@@ -38,7 +46,9 @@ class Sampler:
     stat cannot be read. Not thread-safe: one caller at a time.
     """
 
-    def __init__(self, pid: int, *, backend: Backend = "auto") -> None:
+    def __init__(
+        self, pid: int, *, backend: Backend = "auto", count_listener_holders: bool = False
+    ) -> None:
         self.pid = pid
         self._backend: Backend = backend
         self._started: float | None = None
@@ -54,6 +64,7 @@ class Sampler:
         self._zombies: dict[int, ProcStat] = {}  # every zombie in the tree, read once
         self._direct_zombies: set[int] = set()
         self._holders: dict[int, int] = {}
+        self._listeners = ListenerHolders.in_tree(pid) if count_listener_holders else None
 
     def sample(self) -> Sample:
         """Take one sample of the target and its descendants."""
@@ -64,11 +75,13 @@ class Sampler:
         me = self._check_target(table)
         direct_zombies, live = self._classify(table, self.pid, table.children(self.pid), window)
         holders = {self.pid: len(direct_zombies)} if direct_zombies else {}
-        deeper_zombies = self._walk(table, live, window, holders)
+        deeper_zombies, deeper_live = self._walk(table, live, window, holders)
         self._forget_reaped(direct_zombies, deeper_zombies)
         self._direct_zombies = direct_zombies
         self._holders = holders
         fds, rss, cpu, threads = self._figures(me)
+        listeners = self._listeners
+        listener_holders = None if listeners is None else listeners.count([*live, *deeper_live])
         return Sample(
             time=wall,
             elapsed=time.monotonic() - self._t0,
@@ -81,6 +94,7 @@ class Sampler:
             cpu_percent=cpu,
             threads=threads,
             sample_cost_ms=(time.thread_time() - cpu0) * 1000.0,
+            listener_holders=listener_holders,
         )
 
     def zombie_children(self) -> list[ProcStat]:
@@ -139,10 +153,11 @@ class Sampler:
         live: Iterable[int],
         window: tuple[int, int] | None,
         holders: dict[int, int],
-    ) -> set[int]:
-        """Zombies among the descendants of the ``live`` children, depth first; each parent
-        holding some is counted into ``holders``."""
+    ) -> tuple[set[int], list[int]]:
+        """(zombies, live processes) among the descendants of the ``live`` children, depth
+        first; each parent holding zombies is counted into ``holders``."""
         found: set[int] = set()
+        deeper_live: list[int] = []
         stack = list(live)
         visited = {self.pid, *stack}
         while stack:
@@ -156,8 +171,9 @@ class Sampler:
             if zombies:
                 holders[parent] = len(zombies)
             found |= zombies
+            deeper_live.extend(grand_live)
             stack.extend(grand_live)
-        return found
+        return found, deeper_live
 
     def _forget_reaped(self, direct: set[int], deeper: set[int]) -> None:
         """Drop cached zombies that were not seen this sample (reaped or moved away).

@@ -38,7 +38,7 @@ from diagnostics.machine import pid_headroom
 from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
 from diagnostics.tree import TreeSnapshot, is_shell_wrapper, snapshot
-from loadtest import defaults, distributed, web
+from loadtest import aftermath, defaults, distributed, web
 from loadtest.cap import ZombieCap
 from loadtest.drive import LocustReport, LocustRun
 from loadtest.errors import HarnessError, ServerDied
@@ -59,6 +59,7 @@ from loadtest.scenario_files import ScenarioFiles
 from loadtest.scenarios import Scenario
 from loadtest.settle import settle, steady
 from loadtest.target import LOOPBACK, Target, start_external, start_ours
+from reports import listener
 from reports.checks import scenario_checks
 
 TICK = 0.25
@@ -106,13 +107,13 @@ class Experiment:
         self.record = contract.ScenarioRecord(
             name=scenario.name,
             strategy=scenario.strategy,
-            **scenario.described(),
+            **scenario.described(settings.work_ms),
             server_cmd=scenario.server_cmd,
             asked={
                 "users": settings.shape.users,
                 "rate": settings.shape.rate,
                 "duration": settings.shape.duration,
-                "work_ms": settings.work_ms,
+                "work_ms": scenario.work_ms(settings.work_ms),
                 "processes": settings.shape.processes,
                 "locustfile": str(settings.locustfile),
                 "expect": asdict(settings.expectations),
@@ -414,9 +415,22 @@ class Experiment:
         if server_sample is not None:
             self.record.final_server_sample = asdict(server_sample)
         self._note_tree(snapshot(self._target.pid))
+        if self.scenario.shows_listener_aftermath:
+            self._show_listener_aftermath()
         self.feed.progress(Phase.STOPPING_SERVER)
         self._warn(self._target.stop(timeout=30))
         self._keep_counters(self._target.final_counters())
+
+    def _show_listener_aftermath(self) -> None:
+        """The parent killed alone, and what its children do with the port it listened on
+        (loadtest/aftermath.py); a step that could not be done fails the scenario."""
+        assert self._target is not None
+        work_ms = self.scenario.work_ms(self.settings.work_ms) or 0
+        shown = aftermath.show(self._target, self.cap.cgroup, work_ms)
+        self.record.listener_aftermath = shown.to_json()
+        self.view.message(f"{self.scenario.name}: {listener.headline(shown)}")
+        if shown.errors:
+            raise HarnessError(f"showing the held listening socket: {shown.errors[0]}")
 
     def _note_tree(self, final: TreeSnapshot) -> None:
         """Who holds the zombies at the end, and whether the tree reaped children meanwhile."""

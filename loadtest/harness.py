@@ -26,7 +26,7 @@ from loadtest.experiment import Experiment, Settings
 from loadtest.interrupts import INTERRUPTS
 from loadtest.live import View
 from loadtest.processes import reap_orphans
-from loadtest.scenarios import Scenario
+from loadtest.scenarios import Scenario, scenario_work_ms
 from reports.build import build_report
 from reports.latest import has_data, point_latest
 from reports.rundir import NotARunDirectory
@@ -57,7 +57,11 @@ class Harness:
             self.run_dir.rmdir()
             raise NoRoom(describe(error, f"in {plan.runs_root}")) from None
         settings = asdict(plan.settings)
-        parameters = {**settings.pop("shape"), **settings}
+        parameters = {
+            **settings.pop("shape"),
+            **settings,
+            **scenario_work_ms(plan.scenarios, plan.settings.work_ms),
+        }
         self.record = contract.RunRecord(
             id=self.run_dir.name,
             kind="loadtest",

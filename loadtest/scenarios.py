@@ -11,12 +11,17 @@ from server.reapers import STRATEGIES as STRATEGY_CLASSES
 
 LEAK_CLIENT_FD = "--leak-client-fd"
 """Our server's fault flag: the parent never closes its copy of a client socket."""
+CHILD_KEEPS_LISTENER = "--child-keeps-listener"
+"""Our server's fault flag: each child keeps the listening socket, so the port outlives the
+parent while any child runs."""
 
 
 class Described(TypedDict):
     """The fields of scenario.json that :meth:`Scenario.described` fills (ScenarioRecord's)."""
 
     leak_client_fd: bool
+    child_keeps_listener: bool
+    server_flags: list[str] | None
     reaps_all: bool | None
     meaning: str | None
     shortfall: str | None
@@ -40,21 +45,49 @@ class Scenario:
     or under ``init`` as that PID 1."""
     init: Init = "none"
     """With ``pid1``, the init in front of the server (as ``docker run --init``), or none."""
+    min_work_ms: int = 0
+    """The least ``--work-ms`` our server runs with here: a fault seen only while children
+    run needs children that live long enough to be seen. A longer ``--work-ms`` is kept."""
 
-    def server_args(self) -> list[str]:
-        return ["--reaper", self.strategy, *self.server_flags] if self.strategy else []
+    def work_ms(self, asked: int) -> int | None:
+        """The ``--work-ms`` our server runs with when the run asks for ``asked``; None for a
+        server not ours."""
+        return max(asked, self.min_work_ms) if self.strategy else None
+
+    def server_args(self, work_ms: int) -> list[str]:
+        """Our server's flags in effect when the run asks for ``work_ms`` (none for a server
+        not ours): scenario.json keeps them as they were given."""
+        effective = self.work_ms(work_ms)
+        if self.strategy is None or effective is None:
+            return []
+        return ["--reaper", self.strategy, *self.server_flags, "--work-ms", str(effective)]
 
     @property
     def leak_client_fd(self) -> bool:
         """Whether our server is told to leak client sockets: reports then expect fds to grow."""
         return LEAK_CLIENT_FD in self.server_flags
 
-    def described(self) -> Described:
-        """What reports need to know about the scenario, for scenario.json: reports read it
-        from there and keep no list of strategies or faults of their own."""
+    @property
+    def child_keeps_listener(self) -> bool:
+        """Whether our server's children are told to keep the listening socket."""
+        return CHILD_KEEPS_LISTENER in self.server_flags
+
+    @property
+    def shows_listener_aftermath(self) -> bool:
+        """Whether the harness stops the parent alone after the load and shows what its
+        children do with the listening socket (loadtest/aftermath.py). Not as PID 1: killing
+        a namespace's PID 1 kills every process in it."""
+        return self.child_keeps_listener and not self.pid1
+
+    def described(self, work_ms: int) -> Described:
+        """What reports need to know about the scenario, for scenario.json, when the run asks
+        for ``work_ms``: reports read it from there and keep no list of strategies or faults
+        of their own."""
         reaper = STRATEGY_CLASSES.get(self.strategy or "")
         return {
             "leak_client_fd": self.leak_client_fd,
+            "child_keeps_listener": self.child_keeps_listener,
+            "server_flags": self.server_args(work_ms) or None,
             "reaps_all": None if reaper is None else reaper.reaps_all,
             "meaning": None if reaper is None else reaper.meaning,
             "shortfall": None if reaper is None else reaper.shortfall,
@@ -96,7 +129,7 @@ OURS: tuple[Scenario, ...] = tuple(
             *(Scenario(scenario_for(name), name) for name in STRATEGY_CLASSES),
             Scenario("fd-leak", "loop", server_flags=(LEAK_CLIENT_FD,)),
             Scenario("orphans", "loop", server_flags=(ORPHANS,)),
-            Scenario("listener-leak", "loop", ("--child-keeps-listener", "--work-ms", "200")),
+            Scenario("listener-leak", "loop", (CHILD_KEEPS_LISTENER,), min_work_ms=200),
             *(in_container(init) for init in INITS),
             in_container("tini", "none"),
         )
@@ -114,6 +147,13 @@ CONTAINERS = tuple(s.name for s in OURS if s.pid1)
 """--containers: the orphan-making server as PID 1 with no init, under dumb-init and under
 tini, and a parent that never waits under tini, side by side."""
 KNOWN = (*EVERY_SCENARIO, *CONTAINERS)
+
+
+def scenario_work_ms(chosen: list[Scenario], asked: int) -> dict[str, dict[str, int]]:
+    """run.json's ``scenario_work_ms`` where a chosen scenario runs our server with another
+    ``--work-ms`` than the run's ``work_ms`` (its ``min_work_ms``); nothing otherwise."""
+    own = {s.name: ms for s in chosen if (ms := s.work_ms(asked)) is not None and ms != asked}
+    return {"scenario_work_ms": own} if own else {}
 
 
 EXTERNAL_NAME = re.compile(r"([a-z0-9-]+)=(.*)", re.DOTALL)

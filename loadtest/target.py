@@ -171,8 +171,7 @@ def start_ours(
     command = [
         sys.executable, "-m", "server",
         "--host", host, "--port", "0",
-        "--work-ms", str(work_ms),
-        *scenario.server_args(),
+        *scenario.server_args(work_ms),
     ]  # fmt: skip
     init = scenario.init if scenario.pid1 else None
     target = _start(command, folder, ROOT, cgroup_procs, init, timeout, host)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics.contract import INDEX_HTML, RUN, RUN_PLOTS, RUN_REPORT, SUMMARY_JSON, SUMMARY_MD
+from reports import listener
 from reports.html import render_index
 from reports.markdown import to_markdown
 from reports.plots import RUN_PLOT_DRAWERS, plot_dashboard
@@ -63,6 +64,9 @@ def build_report(run_dir: Path) -> ReportResult:
         written.append(
             plot_dashboard(run, scenario, row["verdict"], out / dashboards[scenario.name])
         )
+        port = (row["listener_aftermath"] or {}).get("figure")
+        if port:
+            written.append(listener.plot(scenario.record, scenario.name, out / port))
     markdown = to_markdown(summary)
     page = render_index(summary, list(RUN_PLOTS), (out / RUN).is_file())
     for name, content in (

@@ -34,6 +34,11 @@ def to_markdown(summary: dict[str, Any]) -> str:
         lines += [
             f"- **{escape(s['name'])}**: {workers_line(s)}" for s in scenarios if s.get("workers")
         ]
+        lines += [
+            f"- **{escape(s['name'])}**: {escape(s['listener_aftermath']['headline'])}"
+            for s in scenarios
+            if s.get("listener_aftermath")
+        ]
         lines.append("")
     else:
         lines += ["No scenario data in this run directory.", ""]

@@ -476,6 +476,32 @@ def _live_panel(ax: Axes, scenario: Scenario, color: str) -> None:
     _style(ax, "live children", counts=True)
 
 
+def _shows_listener_holders(scenario: Scenario) -> bool:
+    """Whether a dashboard has the listening socket's row: where our server's children were
+    meant to keep it, or where a process of a server not ours was seen holding it (a
+    prefork pool's workers, by design, or a fork-per-connection server's children). Our
+    correct server's children are left out: each holds it from fork() until its first
+    instruction closes it, and a sample that falls in that instant is not a finding."""
+    if scenario.record.strategy is not None:
+        return scenario.record.child_keeps_listener is True
+    samples = scenario.samples
+    return samples is not None and peak(samples["listener_holders"]) > 0
+
+
+def _listener_panel(ax: Axes, scenario: Scenario, color: str) -> None:
+    """The processes holding the server's listening socket beside its live children: where
+    each child keeps it, the two lines are one."""
+    samples = scenario.samples
+    if samples is None or not np.isfinite(samples["listener_holders"]).any():
+        _no_data(ax, "who holds the listening socket was not measured", "processes")
+        return
+    _line(ax, samples.t, samples["alive"], LIVE_COLOR, 1, "live children")
+    _line(ax, samples.t, samples["listener_holders"], color, 2, "holding the listening socket")
+    ax.set_title("Processes holding the listening socket", loc="left", fontsize=10)
+    _panel_legend(ax)
+    _style(ax, "processes", counts=True)
+
+
 def _resources_panel(ax: Axes, scenario: Scenario, color: str) -> None:
     samples = scenario.samples
     if samples is None:
@@ -535,6 +561,8 @@ def _panels(run: Run, scenario: Scenario) -> list[Panel]:
         peak(samples["alive"]), 1
     ):
         panels.append(_live_panel)
+    if _shows_listener_holders(scenario):
+        panels.append(_listener_panel)
     panels.append(_resources_panel)
     if run.kind != "watch":
         panels = [_load_panel, _latency_panel, *panels]

@@ -250,11 +250,14 @@ def is_folder_name(name: str) -> bool:
     return name not in ("", ".", "..") and "/" not in name and "\x00" not in name
 
 
-def expected_files(strategy: str | None, watch: bool) -> tuple[str, ...]:
-    """The files a complete scenario of this kind has; their absence is worth marking."""
+def expected_files(strategy: str | None, watch: bool, killed: bool = False) -> tuple[str, ...]:
+    """The files a complete scenario of this kind has; their absence is worth marking.
+
+    ``killed``: the harness killed our server on purpose (scenario.json's
+    ``listener_aftermath``), so it printed no counters (server.json)."""
     if watch:
         return (SAMPLES, SCENARIO)
-    own_server = (SERVER, SERVER_LOG) if strategy is not None else ()
+    own_server = ((SERVER_LOG,) if killed else (SERVER, SERVER_LOG)) if strategy is not None else ()
     return (SAMPLES, SCENARIO, *own_server, STATS, HISTORY, LOCUST_LOG)
 
 
@@ -292,7 +295,7 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
     requests_table: Table | None = reads[REQUESTS].value
     completed = _completed(requests_table, start) if requests_table is not None else None
 
-    expected = expected_files(record.strategy, watch)
+    expected = expected_files(record.strategy, watch, record.listener_aftermath is not None)
     notes = [
         result.detail
         for file, result in reads.items()

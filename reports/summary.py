@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from diagnostics.contract import NOT_OK, Status
+from reports import listener
 from reports.checks import Check, scenario_checks
 from reports.files import to_float
 from reports.rundir import Run, Scenario
@@ -157,6 +158,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "missing": scenario.missing,
         "files": scenario.present,
         "plot": plot,
+        "listener_aftermath": listener.section(record, plot),
     }
 
 

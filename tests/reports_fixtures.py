@@ -78,7 +78,9 @@ def described(spec: Spec) -> Described:
     """What the harness records about the strategy, from the same registry it uses."""
     scenario = SCENARIOS.get(spec.name) or Scenario(spec.name, spec.strategy)
     flags = (LEAK_CLIENT_FD,) if spec.leak_client_fd else ()
-    return replace(scenario, strategy=spec.strategy, server_flags=flags).described()
+    return replace(scenario, strategy=spec.strategy, server_flags=flags).described(
+        defaults.WORK_MS.default
+    )
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -136,6 +138,7 @@ def write_scenario(run_dir: Path, spec: Spec, started: float) -> float:
             f"{c:.1f}",
             1,
             f"{s:.3f}",
+            0,  # listener_holders: this server's children close the listening socket
         ]
         for x, a, z, f, r, c, s in zip(
             t,
@@ -276,6 +279,7 @@ def write_watch_run(run_dir: Path, zombies: np.ndarray, interval: float = 0.5) -
             "",
             2,
             "0.150",
+            "",  # listener_holders: the watched process listens on nothing
         ]
         for x, z in zip(t, zombies, strict=True)
     ]

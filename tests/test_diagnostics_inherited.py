@@ -258,3 +258,4 @@ def test_the_cost_bench_counts_every_holder_and_no_other(
     assert listener_holders.main(["--children", "3", "--rounds", "2", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["children"] == 3 and row["holding_ms"] > 0 and row["closed_ms"] > 0
+    assert row["sample_ms"] > 0 and row["sample_without_ms"] > 0

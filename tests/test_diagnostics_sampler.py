@@ -16,6 +16,7 @@ from diagnostics.errors import NoSuchProcess, ZombieProcess
 from diagnostics.proctable import Backend, ProcStat, read_stat
 from diagnostics.sampler import Sample, Sampler
 from tests import diag_helpers as h
+from tests.test_diagnostics_inherited import slow_requests
 
 
 def test_columns_are_the_contract() -> None:
@@ -31,6 +32,7 @@ def test_columns_are_the_contract() -> None:
         "cpu_percent",
         "threads",
         "sample_cost_ms",
+        "listener_holders",
     )
 
 
@@ -48,6 +50,7 @@ def test_unknown_figures_are_empty_cells() -> None:
         "",
         "1",
         "0.1250",
+        "",
     ]
 
 
@@ -229,3 +232,47 @@ def test_the_targets_own_figures_agree_with_psutil(backend: Backend) -> None:
         assert abs(sample.rss_bytes - oracle.memory_info().rss) <= 0.2 * sample.rss_bytes
     finally:
         h.end_by_stdin(spinner)
+
+
+@pytest.mark.parametrize("keeps", [False, True])
+def test_children_holding_the_listening_socket_are_counted(start_server, keeps: bool) -> None:
+    """Our server's children close the listening socket; with the fault every child in
+    flight holds it, and the count says so sample by sample."""
+    flags = ("--child-keeps-listener",) if keeps else ()
+    server = start_server("--work-ms", "60000", *flags)
+    sampler = Sampler(server.pid, count_listener_holders=True)
+    assert sampler.sample().listener_holders == 0
+    conns, children = slow_requests(server, 3)
+    try:
+        sample = sampler.sample()
+        assert sample.alive == 3 and sample.listener_holders == (3 if keeps else 0)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_the_server_under_a_shell_is_the_one_whose_listener_is_followed(start_server) -> None:
+    """The sampler's target is the shell the harness started; the server below it listens."""
+    server = start_server(
+        "--work-ms", "60000", "--child-keeps-listener", prefix=("sh", "-c", '"$@"; exit $?', "sh")
+    )
+    assert server.proc.pid != server.pid  # the shell, and the server it runs
+    sampler = Sampler(server.proc.pid, count_listener_holders=True)
+    conns, _children = slow_requests(server, 2)
+    try:
+        sample = sampler.sample()
+        assert (sample.descendant_zombies, sample.listener_holders) == (0, 2)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_a_target_that_listens_on_nothing_has_no_holders_count() -> None:
+    with ZombieHolder(HolderSpec(exits=[0], alive=2)) as holder:
+        assert Sampler(holder.pid, count_listener_holders=True).sample().listener_holders is None
+
+
+def test_the_holders_count_is_asked_for(start_server) -> None:
+    """Only the time series (the recorder: the harness and watch) pays for the count."""
+    server = start_server("--child-keeps-listener")
+    assert Sampler(server.pid).sample().listener_holders is None

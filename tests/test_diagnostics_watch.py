@@ -18,6 +18,7 @@ from diagnostics.events import read
 from diagnostics.watch import watch
 from tests import diag_helpers as h
 from tests.cli_runner import RUNNERS, runner_for
+from tests.test_diagnostics_inherited import slow_requests
 
 RUN_KEYS = {"id", "kind", "started", "ended", "exit_status", "parameters", "scenarios", "machine"}
 SCENARIO_KEYS = {
@@ -244,3 +245,22 @@ def test_scenario_json_is_a_scenario_record() -> None:
     data = json.loads(json.dumps(record.to_json()))
     assert ScenarioRecord.from_json(data) == record
     assert data["peak_zombies"] is None and data["final_sample"] is None
+
+
+def test_watch_counts_the_children_holding_the_listening_socket(
+    start_server, tmp_path: Path
+) -> None:
+    """A server whose children keep its listening socket: every child in flight is counted
+    in samples.csv's listener_holders; a process that listens on nothing leaves it empty."""
+    server = start_server("--work-ms", "60000", "--child-keeps-listener")
+    conns, _children = slow_requests(server, 2)
+    try:
+        result = watch(server.pid, 0.2, tmp_path / "listening", interval=0.02)
+    finally:
+        for conn in conns:
+            conn.close()
+    rows = load(result.run_dir)[2]
+    assert rows and {row["listener_holders"] for row in rows} == {"2"}
+    with ZombieHolder(HolderSpec(exits=[0])) as holder:
+        result = watch(holder.pid, 0.1, tmp_path / "quiet", interval=0.02)
+    assert {row["listener_holders"] for row in load(result.run_dir)[2]} == {""}

@@ -12,6 +12,7 @@ from loadtest.scenarios import (
     SCENARIOS,
     as_pid1,
     scenario_for,
+    scenario_work_ms,
     select,
 )
 from reports.plots import PALETTE, SPARE_COLORS
@@ -40,20 +41,25 @@ def test_every_strategy_has_its_scenario_in_the_registry_order() -> None:
 
 
 def test_scenario_json_carries_what_reports_need_from_the_registry() -> None:
-    single = SCENARIOS["reaper-single"].described()
+    single = SCENARIOS["reaper-single"].described(0)
     assert single == {
         "leak_client_fd": False,
+        "child_keeps_listener": False,
+        "server_flags": ["--reaper", "single", "--work-ms", "0"],
         "reaps_all": False,
         "meaning": STRATEGIES["single"].meaning,
         "shortfall": "signals coalesced",
         "color_key": 2,
         "pid1": None,
     }
-    assert SCENARIOS["reaper-ignore"].described()["reaps_all"] is True
-    assert SCENARIOS["fd-leak"].described()["meaning"] == STRATEGIES["loop"].meaning
-    assert SCENARIOS["fd-leak"].described()["leak_client_fd"] is True
-    assert SCENARIOS["external"].described() == {
+    assert SCENARIOS["reaper-ignore"].described(0)["reaps_all"] is True
+    assert SCENARIOS["fd-leak"].described(0)["meaning"] == STRATEGIES["loop"].meaning
+    assert SCENARIOS["fd-leak"].described(0)["leak_client_fd"] is True
+    assert SCENARIOS["listener-leak"].described(0)["child_keeps_listener"] is True
+    assert SCENARIOS["external"].described(0) == {
         "leak_client_fd": False,
+        "child_keeps_listener": False,
+        "server_flags": None,
         "reaps_all": None,
         "meaning": None,
         "shortfall": None,
@@ -62,16 +68,33 @@ def test_scenario_json_carries_what_reports_need_from_the_registry() -> None:
     }
 
 
-def test_server_args_name_the_strategy_and_the_faults() -> None:
-    assert SCENARIOS["no-reaper"].server_args() == ["--reaper", "none"]
-    assert SCENARIOS["fd-leak"].server_args() == ["--reaper", "loop", "--leak-client-fd"]
-    assert SCENARIOS["orphans"].server_args() == ["--reaper", "loop", "--orphans"]
-    assert SCENARIOS["listener-leak"].server_args()[:3] == [
-        "--reaper",
-        "loop",
-        "--child-keeps-listener",
-    ]
-    assert SCENARIOS["external"].server_args() == []
+def test_server_args_name_the_strategy_the_faults_and_the_work() -> None:
+    assert SCENARIOS["no-reaper"].server_args(0) == ["--reaper", "none", "--work-ms", "0"]
+    assert SCENARIOS["fd-leak"].server_args(5)[2:] == ["--leak-client-fd", "--work-ms", "5"]
+    assert SCENARIOS["orphans"].server_args(0)[2:3] == ["--orphans"]
+    assert SCENARIOS["external"].server_args(0) == []
+
+
+def test_listener_leak_runs_children_long_enough_to_be_seen_holding_the_socket() -> None:
+    """Its own --work-ms is a least: a longer one asked for is kept, and the record says
+    which the server ran with (run.json said 0 while its children lived 200 ms)."""
+    leak = SCENARIOS["listener-leak"]
+    assert leak.server_args(0) == [
+        "--reaper", "loop", "--child-keeps-listener", "--work-ms", "200"
+    ]  # fmt: skip
+    assert leak.server_args(500)[-1] == "500"
+    assert leak.described(0)["server_flags"] == leak.server_args(0)
+    assert (leak.work_ms(0), SCENARIOS["reaper-loop"].work_ms(0)) == (200, 0)
+    assert SCENARIOS["external"].work_ms(0) is None
+    chosen = select(["reaper-loop", "listener-leak"], None, False, [])
+    assert scenario_work_ms(chosen, 0) == {"scenario_work_ms": {"listener-leak": 200}}
+    assert scenario_work_ms(chosen, 300) == {}
+
+
+def test_only_listener_leak_stops_its_parent_to_show_the_held_port() -> None:
+    shown = [s.name for s in OURS if s.shows_listener_aftermath]
+    assert shown == ["listener-leak"]
+    assert not as_pid1([SCENARIOS["listener-leak"]], "none")[0].shows_listener_aftermath
 
 
 def test_selection_by_default_name_strategy_and_every() -> None:
@@ -121,8 +144,8 @@ def test_containers_are_the_orphan_making_application_as_pid1_and_a_parent_not_w
         (True, "tini", "own"),
         (True, "tini", "none"),
     ]
-    assert all(s.server_args()[-1] == "--orphans" for s in chosen)
-    assert SCENARIOS["pid1-tini"].described()["pid1"] == {"init": "tini"}
+    assert all("--orphans" in s.server_args(0) for s in chosen)
+    assert SCENARIOS["pid1-tini"].described(0)["pid1"] == {"init": "tini"}
     # --all needs no root: it runs none of them; by name they can be chosen like any other.
     assert not set(CONTAINERS) & set(EVERY_SCENARIO)
     assert names(select(["pid1-tini", "reaper-loop"], None, False, [])) == [
@@ -136,7 +159,7 @@ def test_pid1_puts_every_chosen_server_in_a_namespace_behind_the_init() -> None:
     assert [(s.name, s.pid1, s.init, s.server_cmd) for s in chosen] == [
         ("web", True, "dumb-init", "x {port}")
     ]
-    assert as_pid1(select(None, "loop", False, []), "none")[0].described()["pid1"] == {
+    assert as_pid1(select(None, "loop", False, []), "none")[0].described(0)["pid1"] == {
         "init": "none"
     }
     with pytest.raises(ValueError, match="pid1-tini already runs its server as PID 1"):

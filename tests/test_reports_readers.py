@@ -173,7 +173,7 @@ def test_a_group_of_settings_reads_as_its_given_values() -> None:
 def test_every_numeric_column_of_samples_csv_is_read(tmp_path: Path) -> None:
     """A column a newer sampler adds reaches reports without a list to update."""
     header = [*SAMPLE_COLUMNS, "new_figure"]
-    rows = [[1000.0 + i, i, 1, 1, 0, 0, 5, 1, 0.0, 1, 0.1, 7 * i] for i in range(3)]
+    rows = [[1000.0 + i, i, 1, 1, 0, 0, 5, 1, 0.0, 1, 0.1, "", 7 * i] for i in range(3)]
     (tmp_path / "s").mkdir()
     write_csv(tmp_path / "s" / SAMPLES, header, rows)
     scenario = load_scenario(tmp_path, "s", watch=True)
@@ -183,7 +183,9 @@ def test_every_numeric_column_of_samples_csv_is_read(tmp_path: Path) -> None:
 
 def test_samples_end_at_the_harness_final_sample(tmp_path: Path) -> None:
     """The server's shutdown (after the final sample) is the harness's doing: not plotted."""
-    rows = [[1000.0 + i, i, z, 0, z, 0, 5, 1, 0.0, 1, 0.1] for i, z in enumerate([0, 0, 0, 2, 2])]
+    rows = [
+        [1000.0 + i, i, z, 0, z, 0, 5, 1, 0.0, 1, 0.1, 0] for i, z in enumerate([0, 0, 0, 2, 2])
+    ]
     (tmp_path / "s").mkdir()
     write_csv(tmp_path / "s" / SAMPLES, SAMPLE_COLUMNS, rows)
     record = ScenarioRecord(name="s", started=1000.0, final_sample={"time": 1002.0, "zombies": 0})
