@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from diagnostics.errors import NoSuchProcess
+from diagnostics.proctable import read_stat, task_children
 from loadtest import pidns
 from tests.waiting import wait_until
 
@@ -60,3 +62,15 @@ def said(log: Path, lines: int, timeout: float = 30.0) -> list[str]:
 def _lines(log: Path) -> list[str]:
     text = log.read_text(errors="replace")
     return [line for line in text.splitlines() if not re.match(r"\[dumb-init\]", line)]
+
+
+def zombie_children(pid: int) -> list[int]:
+    """The zombie children of ``pid`` now; one reaped between the list and its stat is not one."""
+    zombies = []
+    for child in task_children(pid):
+        try:
+            if read_stat(child).zombie:
+                zombies.append(child)
+        except NoSuchProcess:
+            continue
+    return zombies

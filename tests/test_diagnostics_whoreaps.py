@@ -20,7 +20,6 @@ import pytest
 from bench.holder import HolderSpec, ZombieHolder
 from diagnostics import whoreaps
 from diagnostics.doctor import examine, render
-from diagnostics.proctable import read_stat, task_children
 from loadtest import pidns
 from tests import diag_helpers as h
 from tests import pidns_helpers as ns
@@ -124,12 +123,8 @@ for pid in children:
 """
 
 
-def zombie_children(pid: int) -> list[int]:
-    return [child for child in task_children(pid) if read_stat(child).zombie]
-
-
 def wait_for_zombies(pid: int, count: int) -> None:
-    h.wait_until(lambda: len(zombie_children(pid)) == count, what=f"{count} zombies of {pid}")
+    h.wait_until(lambda: len(ns.zombie_children(pid)) == count, what=f"{count} zombies of {pid}")
 
 
 def answer(report: dict) -> dict:
@@ -184,7 +179,7 @@ def test_doctor_on_one_zombie_names_its_parent_and_the_fix(tmp_path: Path) -> No
     with ns.running(IN_NAMESPACE, str(COUNT), "setsid", "now", log=tmp_path / "log") as pid1:
         ns.said(tmp_path / "log", 1)
         wait_for_zombies(pid1.pid1, COUNT)
-        zombie = min(zombie_children(pid1.pid1))
+        zombie = min(ns.zombie_children(pid1.pid1))
         result = h.run_cli("doctor", str(zombie), "--watch", "0")
         report = examine(zombie, 0)
     assert result.returncode == 0, result.stderr

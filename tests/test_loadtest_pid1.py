@@ -18,11 +18,10 @@ from typing import Any
 import psutil
 import pytest
 
-from diagnostics.proctable import read_stat, task_children
 from loadtest import pidns
 from loadtest.scenarios import CONTAINERS, SCENARIOS
 from tests.cli_runner import RUNNERS, assert_one_line_error, runner_for
-from tests.pidns_helpers import ROOT, need
+from tests.pidns_helpers import ROOT, need, zombie_children
 from tests.test_loadtest_harness import (
     harness_in_background,
     read_json,
@@ -119,8 +118,9 @@ def test_ctrl_c_during_a_pid1_run_ends_the_whole_namespace(tmp_path: Path) -> No
     need()
     with harness_in_background(tmp_path, "--scenarios", "pid1-no-init") as proc:
         pid1 = wait_for_load(tmp_path, "pid1-no-init")["pid1"]["pid1"]
-        held = lambda: sum(read_stat(kid).zombie for kid in task_children(pid1))  # noqa: E731
-        wait_until(lambda: held() >= 20, what="20 orphans held by PID 1", timeout=60)
+        wait_until(
+            lambda: len(zombie_children(pid1)) >= 20, what="20 orphans held by PID 1", timeout=60
+        )
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

@@ -198,7 +198,7 @@ def _get(port: int) -> bytes:
 
 
 def _zombies(pid: int) -> int:
-    return sum(read_stat(child).zombie for child in task_children(pid))
+    return len(ns.zombie_children(pid))
 
 
 def _alive(pid: int) -> int:
