@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import types
 from collections.abc import Callable
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
@@ -461,12 +462,16 @@ class ChildRecord:
     """The subreaper or init it was handed to when its parent died; empty if none (or
     not known)."""
 
-    def csv_row(self) -> list[str]:
-        """The row for events.csv, in :data:`EVENT_COLUMNS` order."""
-        return [
-            "" if (value := getattr(self, name)) is None else format(value, spec)
-            for name, spec in _EVENT_CELLS
-        ]
+    def csv_row(self) -> list[Any]:
+        """The row for a csv.writer of events.csv, in :data:`EVENT_COLUMNS` order: times
+        formatted, the rest as the writer writes them (None as an empty cell). The event
+        recorder writes a row per child of the machine's busiest trees: one C call takes
+        the values, and only the times go through a format each."""
+        row = list(_EVENT_VALUES(self))
+        for index, spec in _EVENT_TIMES:
+            if row[index] is not None:
+                row[index] = format(row[index], spec)
+        return row
 
     @classmethod
     def from_csv(cls, row: dict[str, str]) -> ChildRecord:
@@ -484,7 +489,12 @@ class ChildRecord:
 
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ChildRecord))
-_EVENT_CELLS = tuple((name, _EVENT_FLOAT_FORMATS.get(name, "")) for name in EVENT_COLUMNS)
+_EVENT_VALUES = operator.attrgetter(*EVENT_COLUMNS)
+_EVENT_TIMES = tuple(
+    (index, _EVENT_FLOAT_FORMATS[name])
+    for index, name in enumerate(EVENT_COLUMNS)
+    if name in _EVENT_FLOAT_FORMATS
+)
 _EVENT_TYPES = {
     item.name: _accepted(get_type_hints(ChildRecord)[item.name]) for item in fields(ChildRecord)
 }
@@ -511,6 +521,10 @@ class EventSummary(_Record):
     root_pid: int
     started: float
     ended: float | None = None
+    until: float | None = None
+    """The moment ``figures`` describe the tree at (null: the end of the record). The
+    harness judges a server until it asked it to stop (or until the Ctrl-C that
+    interrupted the run); the record goes on until its orphans are reaped."""
     sources: dict[str, str] = field(default_factory=dict)
     sampled: dict[str, str] = field(default_factory=dict)
     """Figure ("forks", "exits", "reaps") -> why it is sampled rather than measured."""
@@ -541,6 +555,7 @@ class EventSummary(_Record):
     cpu_seconds: float | None = None
     """CPU time of the recorder's thread."""
     figures: dict[str, Any] = field(default_factory=dict)
-    """What the record shows (diagnostics/lifetimes.py's figures of the file)."""
+    """What the record shows, up to ``until`` (diagnostics/lifetimes.py's figures of the
+    file)."""
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

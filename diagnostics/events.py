@@ -148,7 +148,7 @@ class ChildTree:
             up=above,
         )
         self.active[pid] = child
-        self._kids.setdefault(parent, set()).add(pid)
+        self._hold(parent, pid)
         self.live += 1
         return child
 
@@ -183,7 +183,7 @@ class ChildTree:
         child.reaped_ns, child.reap_source = at_ns, source
         child.reaped_by = self._reaper(child, at_ns)
         del self.active[child.pid]
-        self._kids.get(child.holder, set()).discard(child.pid)
+        self._let_go(child)
         self.done.append(child)
 
     def _reaper(self, child: Child, at_ns: int) -> int | None:
@@ -203,10 +203,25 @@ class ChildTree:
         """``child`` now has ``adopter`` for its parent (its own parent died)."""
         if adopter == child.holder:
             return
-        self._kids.get(child.holder, set()).discard(child.pid)
+        self._let_go(child)
         child.adopted_by = adopter
         child.up = self.active.get(adopter)
-        self._kids.setdefault(adopter, set()).add(child.pid)
+        self._hold(adopter, child.pid)
+
+    def _hold(self, holder: int, pid: int) -> None:
+        kids = self._kids.get(holder)
+        if kids is None:
+            self._kids[holder] = {pid}
+        else:
+            kids.add(pid)
+
+    def _let_go(self, child: Child) -> None:
+        """``child`` is no longer its holder's (reaped, or handed on)."""
+        kids = self._kids.get(child.holder)
+        if kids is not None:
+            kids.discard(child.pid)
+            if not kids:
+                del self._kids[child.holder]
 
     def orphans_of(self, pid: int) -> list[Child]:
         """The children ``pid`` held when it exited: the kernel has handed them on."""

@@ -18,7 +18,7 @@ import bisect
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from diagnostics import contract
@@ -266,8 +266,29 @@ def cross_check(
     return problems
 
 
+def as_of(rows: Iterable[ChildRecord], moment: float) -> list[ChildRecord]:
+    """The rows as the record stood at ``moment``: children that joined later left out,
+    an exit or a reap after it not yet happened (a zombie reaped later was a zombie then;
+    a child that exited later was alive)."""
+    kept = []
+    for row in rows:
+        joined = birth_time(row)
+        if (row.seen_at if joined is None else joined) > moment:
+            continue
+        died = exit_time(row)
+        if died is not None and died > moment:
+            row = replace(row, exited_at=None, exit_source="", exit_code=None, exit_signal=None)
+            row = replace(row, reaped_at=None, reap_source="", reaped_by=None)
+        elif row.reaped_at is not None and row.reaped_at > moment:
+            row = replace(row, reaped_at=None, reap_source="", reaped_by=None)
+        kept.append(row)
+    return kept
+
+
 def summary_figures(rows: Sequence[ChildRecord], end: float) -> dict[str, Any]:
-    """The figures an EventSummary keeps: counts at the end, the peak, lifetimes, workers."""
+    """The figures an EventSummary keeps, of the tree as it stood at ``end``: counts then,
+    the peak until then, lifetimes, workers."""
+    rows = as_of(rows, end)
     series = steps(rows)
     top = peak_zombies(series)
     final = at(series, end)
