@@ -545,6 +545,10 @@ class EventSummary(_Record):
     forked: int = 0
     pre_existing: int = 0
     discovered: int = 0
+    root_forks: int = 0
+    """Forks by the root seen over the whole record (a server's own ``forked`` counter)."""
+    root_reaps: int = 0
+    """Reaps by the root over the whole record, its shutdown's included."""
     unwatched: int = 0
     """Children whose reap the recorder could not watch (gone, or no pidfd to spare):
     their reap time is only bounded."""
@@ -557,5 +561,9 @@ class EventSummary(_Record):
     figures: dict[str, Any] = field(default_factory=dict)
     """What the record shows, up to ``until`` (diagnostics/lifetimes.py's figures of the
     file)."""
+    samples_check: dict[str, Any] | None = None
+    """The samples taken beside the record, checked against it (no sample may show more
+    zombies than the events at its moment): ``{"samples", "above_events", "first": [lines]}``;
+    null where no sampler ran beside it. Filled by whoever ran both (the harness)."""
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

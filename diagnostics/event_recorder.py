@@ -43,7 +43,7 @@ from pathlib import Path
 
 from diagnostics import clocks, contract, events, pidfds, procfs
 from diagnostics.contract import ChildRecord, EventSummary
-from diagnostics.events import Child, ChildTree
+from diagnostics.events import Child, ChildTree, TreeCounts
 from diagnostics.lifetimes import percentile, summary_figures
 from diagnostics.proc_connector import (
     BATCH,
@@ -113,6 +113,8 @@ class EventRecorder:
         self.receive_buffer = receive_buffer
         self.on_error = on_error
         self.error: str | None = None
+        self.rows: list[ChildRecord] = []
+        """events.csv as read back at the stop (what the summary's figures are of)."""
         self._want_connector, self._want_pidfds = connector, pidfds
         self._conn: Connector | None = None
         self._connector_state = self._pidfd_state = NOT_STARTED
@@ -227,6 +229,11 @@ class EventRecorder:
     def zombies(self) -> int:
         """Children of the tree exited and not yet reaped, now."""
         return self._tree.zombies
+
+    def counts(self) -> TreeCounts:
+        """The tree's counts now: live and zombies at every depth, the peak so far, the
+        forks, exits and reaps seen, and when the latest happened (monotonic ns)."""
+        return self._tree.counts()
 
     # The thread ------------------------------------------------------------------
 
@@ -638,7 +645,7 @@ class EventRecorder:
                 " their reap times are only bounds"
             )
         latencies = sorted(ns / 1e6 for ns in self._latencies)
-        rows = self._rows_written(warnings)
+        rows = self.rows = self._rows_written(warnings)
         ended = time.time()
         return EventSummary(
             root_pid=self.root,
@@ -657,6 +664,8 @@ class EventRecorder:
             forked=sum(row.origin == contract.FORKED for row in rows),
             pre_existing=sum(row.origin == contract.PRE_EXISTING for row in rows),
             discovered=sum(row.origin == contract.DISCOVERED for row in rows),
+            root_forks=sum(row.parent == self.root and row.forked_at is not None for row in rows),
+            root_reaps=sum(row.reaped_by == self.root for row in rows),
             unwatched=self._unwatched,
             scan_interval_s=self.scan_interval if self._scanning_used() else None,
             reap_latency_ms={

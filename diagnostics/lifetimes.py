@@ -8,6 +8,7 @@ later from the file says what the recorder said at the stop. Standard library on
   until that bound, so the count errs high, never low);
 - :func:`lifetimes`: how long children stayed zombies, exit to reap;
 - :func:`workers`: a pool's workers there before the record, retired, kept, replaced;
+- :func:`zombies_before`: zombies there when the record began, apart from the load's;
 - :func:`holders`: who holds the zombies at a moment, at every depth;
 - :func:`cross_check`: no sample may show more zombies than the events at its moment.
 """
@@ -145,12 +146,16 @@ def lifetime(row: ChildRecord) -> float | None:
 
 
 def lifetimes(rows: Iterable[ChildRecord]) -> Lifetimes:
+    """Exit to reap of the children that exited during the record: zombies there already
+    when it began (their exit time unknown) are :func:`zombies_before`'s."""
     exited = bounded = never = 0
     timed: list[tuple[float, int]] = []
     bounds: list[float] = []
     for row in rows:
         if row.exit_source == "" and row.reaped_at is None:
             continue  # alive at the end
+        if row.exit_source == contract.EXIT_BEFORE_SEEN:
+            continue
         exited += 1
         if row.reaped_at is None:
             never += 1
@@ -180,7 +185,8 @@ class Workers:
     """The root's own children seen as a pool: who was there, who left, who came."""
 
     pre_existing: int
-    """Children of the root there when the record began."""
+    """Live children of the root there when the record began (its zombies then are
+    :func:`zombies_before`'s)."""
     retired: int
     """Of those, exited during the record."""
     retired_reaped: int
@@ -195,8 +201,12 @@ class Workers:
 
 def workers(rows: Iterable[ChildRecord]) -> Workers:
     own = [row for row in rows if row.depth == 1]
-    before = [row for row in own if row.origin == contract.PRE_EXISTING]
-    retired = [row for row in before if row.exit_source not in ("", contract.EXIT_BEFORE_SEEN)]
+    before = [
+        row
+        for row in own
+        if row.origin == contract.PRE_EXISTING and row.exit_source != contract.EXIT_BEFORE_SEEN
+    ]
+    retired = [row for row in before if row.exit_source != ""]
     reaps = [span for row in retired if (span := lifetime(row)) is not None]
     forked = [row for row in own if row.origin != contract.PRE_EXISTING]
     return Workers(
@@ -208,6 +218,24 @@ def workers(rows: Iterable[ChildRecord]) -> Workers:
         forked=len(forked),
         forked_alive_at_end=sum(_alive_at_end(row) for row in forked),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ZombiesBefore:
+    """Zombies there when the record began: not the load's doing."""
+
+    count: int
+    left: int
+    """Of those, still zombies at the end."""
+    holders: list[tuple[int | None, int]]
+    """(holder PID, zombies) of those left, most first."""
+
+
+def zombies_before(rows: Iterable[ChildRecord]) -> ZombiesBefore:
+    found = [row for row in rows if row.exit_source == contract.EXIT_BEFORE_SEEN]
+    left = [row for row in found if row.reaped_at is None]
+    held = Counter(holder(row) for row in left)
+    return ZombiesBefore(len(found), len(left), held.most_common())
 
 
 def _alive_at_end(row: ChildRecord) -> bool:
@@ -292,6 +320,9 @@ def summary_figures(rows: Sequence[ChildRecord], end: float) -> dict[str, Any]:
     series = steps(rows)
     top = peak_zombies(series)
     final = at(series, end)
+    own, deeper_series = steps(rows, direct), steps(rows, deeper)
+    own_final, deeper_final = at(own, end), at(deeper_series, end)
+    before = zombies_before(rows)
     return {
         "forked": sum(row.origin == contract.FORKED for row in rows),
         "exited": sum(row.exited_at is not None for row in rows),
@@ -303,6 +334,21 @@ def summary_figures(rows: Sequence[ChildRecord], end: float) -> dict[str, Any]:
         "final_zombie_holders": [
             {"pid": pid, "depth": depth, "zombies": n} for pid, depth, n in holders(rows, end)
         ],
+        "direct": {
+            "peak_zombies": max((step.zombies for step in own), default=0),
+            "final_zombies": own_final.zombies,
+            "peak_live": max((step.live for step in own), default=0),
+            "final_live": own_final.live,
+        },
+        "deeper": {
+            "peak_zombies": max((step.zombies for step in deeper_series), default=0),
+            "final_zombies": deeper_final.zombies,
+        },
+        "zombies_before": {
+            "count": before.count,
+            "left": before.left,
+            "holders": [{"pid": pid, "zombies": n} for pid, n in before.holders],
+        },
         "lifetimes": asdict(lifetimes(rows)),
         "workers": asdict(workers(rows)),
     }

@@ -178,8 +178,9 @@ def test_children_there_before_the_record_are_pre_existing_workers(tmp_path: Pat
     assert all(rows[pid].forked_at is None for pid in [*workers, zombie])
     assert (rows[zombie].exit_source, rows[zombie].exit_code) == ("before-seen", 5)
     assert rows[replacement].origin == contract.FORKED
+    assert summary.figures["zombies_before"] == {"count": 1, "left": 0, "holders": []}
     assert summary.figures["workers"] == {
-        "pre_existing": 4,
+        "pre_existing": 3,
         "retired": 1,
         "retired_reaped": 1,
         "slowest_retired_reap_s": summary.figures["workers"]["slowest_retired_reap_s"],
