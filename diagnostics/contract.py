@@ -417,8 +417,10 @@ give only a time by which it had been reaped."""
 MEASURED_EXITS = frozenset({EXIT_FROM_CONNECTOR, EXIT_FROM_PIDFD})
 
 _EVENT_FLOAT_FORMATS = dict.fromkeys(
-    ("started", "seen_at", "forked_at", "exited_at", "reaped_at"), ".6f"
+    ("started", "seen_at", "forked_at", "exited_at", "reaped_at", "adopted_at"), ".6f"
 )
+OPTIONAL_EVENT_COLUMNS = frozenset({"adopted_at"})
+"""Columns added after the first events.csv: a file without them reads as empty cells."""
 
 
 @dataclass(slots=True)
@@ -461,6 +463,9 @@ class ChildRecord:
     adopted_by: int | None
     """The subreaper or init it was handed to when its parent died; empty if none (or
     not known)."""
+    adopted_at: float | None = None
+    """When it was handed on: its parent's exit (a scan's moment where no exit was seen:
+    a bound). Files written before this column read as empty."""
 
     def csv_row(self) -> list[Any]:
         """The row for a csv.writer of events.csv, in :data:`EVENT_COLUMNS` order: times
@@ -479,6 +484,8 @@ class ChildRecord:
         values: dict[str, Any] = {}
         for name, accepted in _EVENT_TYPES.items():
             cell = row.get(name)
+            if cell is None and name in OPTIONAL_EVENT_COLUMNS:
+                cell = ""
             if cell is None:
                 raise ValueError(f"{name} is missing")
             try:
@@ -545,10 +552,11 @@ class EventSummary(_Record):
     forked: int = 0
     pre_existing: int = 0
     discovered: int = 0
-    root_forks: int = 0
-    """Forks by the root seen over the whole record (a server's own ``forked`` counter)."""
-    root_reaps: int = 0
-    """Reaps by the root over the whole record, its shutdown's included."""
+    root_forks: int | None = None
+    """Forks by the root seen over the whole record (a server's own ``forked`` counter);
+    null: not counted (an older record)."""
+    root_reaps: int | None = None
+    """Reaps by the root over the whole record, its shutdown's included; null: not counted."""
     unwatched: int = 0
     """Children whose reap the recorder could not watch (gone, or no pidfd to spare):
     their reap time is only bounded."""

@@ -387,19 +387,21 @@ class EventRecorder:
         if child is None:  # the root
             if pid == tgid and tree.root_exited_ns is None:
                 tree.root_exited_ns = at
-                self._rehome(self.root)
+                self._rehome(self.root, at)
             return
         if pid == tgid:
             tree.exited(child, at, contract.EXIT_FROM_CONNECTOR, status)
-            if parent and parent != child.holder:
-                tree.adopted(child, parent)
-            self._rehome(child.pid)
+            if parent and parent != child.holder:  # its holder died first: handed on then
+                holder_exit = tree.root_exited_ns if child.up is None else child.up.exited_ns
+                tree.adopted(child, parent, at if holder_exit is None else holder_exit)
+            self._rehome(child.pid, at)
         elif child.exit_source == contract.EXIT_FROM_CONNECTOR and child.exited_ns is not None:
             # a thread outliving its leader: the process is a zombie when its last thread exits
             child.exited_ns = max(child.exited_ns, at)
 
-    def _rehome(self, pid: int) -> None:
-        """``pid`` exited: its children now belong to a subreaper or init; find which."""
+    def _rehome(self, pid: int, at: int) -> None:
+        """``pid`` exited at ``at``: its children now belong to a subreaper or init (the
+        kernel hands them on as it exits); find which."""
         tree = self._tree
         for orphan in tree.orphans_of(pid):
             st = procfs.stat(orphan.pid)
@@ -410,7 +412,7 @@ class EventRecorder:
             else:
                 same = st.start_ticks == orphan.start_ticks
             if same:
-                tree.adopted(orphan, st.ppid)
+                tree.adopted(orphan, st.ppid, at)
 
     def _exec(self, tgid: int) -> None:
         tree = self._tree
@@ -484,7 +486,7 @@ class EventRecorder:
             tree.reaped(child, now, contract.REAP_FROM_SCAN)
             return
         if st.ppid != child.holder:
-            tree.adopted(child, st.ppid)
+            tree.adopted(child, st.ppid, now)
         if living and st.zombie and self._conn is None:
             tree.exited(child, now, contract.EXIT_FROM_SCAN, self._zombie_status(child))
 

@@ -50,6 +50,7 @@ class Child:
     reap_source: str = ""
     reaped_by: int | None = None
     adopted_by: int | None = None
+    adopted_ns: int | None = None
     up: Child | None = None
     """Its holder's own record while the holder is a child of the tree (None: the root,
     or an adopter outside the tree)."""
@@ -89,6 +90,7 @@ class Child:
             reap_source=self.reap_source,
             reaped_by=self.reaped_by,
             adopted_by=self.adopted_by,
+            adopted_at=unix(self.adopted_ns),
         )
 
 
@@ -254,12 +256,12 @@ class ChildTree:
             exited = child.up.exited_ns
         return child.holder if exited is None or exited > at_ns else None
 
-    def adopted(self, child: Child, adopter: int) -> None:
-        """``child`` now has ``adopter`` for its parent (its own parent died)."""
+    def adopted(self, child: Child, adopter: int, at_ns: int) -> None:
+        """``child`` has ``adopter`` for its parent since ``at_ns`` (its own parent died)."""
         if adopter == child.holder:
             return
         self._let_go(child)
-        child.adopted_by = adopter
+        child.adopted_by, child.adopted_ns = adopter, at_ns
         child.up = self.active.get(adopter)
         self._hold(adopter, child.pid)
 
@@ -307,7 +309,11 @@ def read(path: Path) -> tuple[list[ChildRecord], list[str]]:
     """
     with open(path, newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
-        missing = [name for name in contract.EVENT_COLUMNS if name not in (reader.fieldnames or ())]
+        missing = [
+            name
+            for name in contract.EVENT_COLUMNS
+            if name not in (reader.fieldnames or ()) and name not in contract.OPTIONAL_EVENT_COLUMNS
+        ]
         if missing:
             raise ValueError(f"{path.name} lacks the columns {', '.join(missing)}")
         rows: list[ChildRecord] = []

@@ -296,8 +296,8 @@ def cross_check(
 
 def as_of(rows: Iterable[ChildRecord], moment: float) -> list[ChildRecord]:
     """The rows as the record stood at ``moment``: children that joined later left out,
-    an exit or a reap after it not yet happened (a zombie reaped later was a zombie then;
-    a child that exited later was alive)."""
+    an exit, a reap or an adoption after it not yet happened (a zombie reaped later was a
+    zombie then; a child that exited later was alive; an orphan's parent was alive)."""
     kept = []
     for row in rows:
         joined = birth_time(row)
@@ -309,6 +309,8 @@ def as_of(rows: Iterable[ChildRecord], moment: float) -> list[ChildRecord]:
             row = replace(row, reaped_at=None, reap_source="", reaped_by=None)
         elif row.reaped_at is not None and row.reaped_at > moment:
             row = replace(row, reaped_at=None, reap_source="", reaped_by=None)
+        if row.adopted_at is not None and row.adopted_at > moment:
+            row = replace(row, adopted_by=None, adopted_at=None)
         kept.append(row)
     return kept
 

@@ -411,9 +411,9 @@ class Experiment:
         assert self._target is not None and self._recorder is not None
         self.feed.progress(Phase.SETTLING)
         before = self.record.baseline_sample or {}
-        take, bound = self._recorder.sample_now, self.settings.settle
-        result = settle_on_events(take, self.events.counts, bound) or settle(
-            take, before.get("alive", 0), bound
+        take, bound, wait = self._recorder.sample_now, self.settings.settle, self._wait_reaping
+        result = settle_on_events(take, self.events.counts, bound, sleep=wait) or settle(
+            take, before.get("alive", 0), bound, sleep=wait
         )
         self.sampled.close()
         self._check_sampler()
@@ -430,6 +430,14 @@ class Experiment:
         self._judged_until = time.time()
         self._target.process.stop(timeout=30)
         self._keep_counters(self._target.final_counters())
+
+    def _wait_reaping(self, seconds: float) -> None:
+        """Wait while settling, reaping what the harness adopted meanwhile: as the
+        subreaper it holds the server's orphans, and a zombie of its own is not the
+        server's to account for."""
+        assert self._target is not None
+        reap_orphans(keep=[self._target.pid, *([self._locust.pid] if self._locust else [])])
+        time.sleep(seconds)
 
     def _note_tree(self, final: TreeSnapshot) -> None:
         """Who holds the zombies at the end, and whether the tree reaped children meanwhile."""

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from diagnostics.contract import NOT_OK, Status
+from reports import exact
 from reports.checks import Check, scenario_checks
 from reports.files import to_float
 from reports.rundir import Run, Scenario
@@ -113,9 +114,10 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         refused_at_cap=optional_int(to_float(record.refused_at_cap)),
         data_ends_at=data_ends_at,
         interrupted_at=interrupted_at,
+        events=exact.evidence(scenario),
     )
     checks = scenario_checks(record)
-    return {
+    row = {
         "name": scenario.name,
         "strategy": record.strategy,
         "status": record.status if scenario.recorded else None,
@@ -154,7 +156,15 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "missing": scenario.missing,
         "files": scenario.present,
         "plot": plot,
+        "zombies_from": exact.ZOMBIES_FROM_SAMPLES if samples is not None else None,
+        "zombie_lifetime": None,
+        "zombies_before": None,
+        "pool": None,
+        "events": None,
     }
+    # The event record's exact counts stand in for the sampled ones, key for key.
+    row.update(exact.summary_figures(scenario) or {})
+    return row
 
 
 def _workers(value: dict[str, Any] | None) -> list[dict[str, Any]] | None:
