@@ -24,7 +24,9 @@ SUMMARY_MD = "summary.md"
 INDEX_HTML = "index.html"
 ZOMBIES_PNG = "zombies.png"
 CHILDREN_PNG = "children.png"
-RUN_PLOTS = (ZOMBIES_PNG, CHILDREN_PNG)
+LIFETIMES_PNG = "lifetimes.png"
+"""How long children stayed zombies, exit to reap, per scenario (from events.csv)."""
+RUN_PLOTS = (ZOMBIES_PNG, CHILDREN_PNG, LIFETIMES_PNG)
 """The run-wide figures, in the order index.html shows them (reports/plots.py draws each)."""
 RUN_REPORT = (INDEX_HTML, SUMMARY_MD, SUMMARY_JSON, *RUN_PLOTS)
 """The run-wide files reports/ writes, as the harness lists them when it ends."""

@@ -123,6 +123,8 @@ class EventRecorder:
         self._gone: list[tuple[Child, int]] = []
         self._held: dict[int, tuple[Child, int]] = {}
         """Reaped children whose exit event has not come yet, by PID, with a deadline."""
+        self._ready: list[Child] = []
+        """Reaped children whose rows are to be written at the next flush."""
         self._unwatched = 0
         self._scan_reaps = False
         """Set once a child must be watched by scans though pidfds work (none to spare)."""
@@ -272,6 +274,8 @@ class EventRecorder:
         if self._scanning and now >= self._next_scan:
             self._scan(now)
             self._next_scan = now + int(self.scan_interval * 1e9)
+        if self._tree.done:
+            self._sort_done(now)
         if now >= self._next_flush:
             self._flush(now)
 
@@ -382,7 +386,7 @@ class EventRecorder:
             child, _ = self._held.pop(pid)
             child.exited_ns, child.exit_source = at, contract.EXIT_FROM_CONNECTOR
             child.exit_status = status
-            tree.done.append(child)
+            self._ready.append(child)
             return
         if child is None:  # the root
             if pid == tgid and tree.root_exited_ns is None:
@@ -521,21 +525,23 @@ class EventRecorder:
 
     # Rows ------------------------------------------------------------------------
 
-    def _flush(self, now: int, final: bool = False) -> None:
-        """Write the rows of the children done, every FLUSH_INTERVAL_NS (a turn of the
-        loop under load sees a child or two: rows are made and written a batch at a
-        time); one whose exit the connector has not told yet waits for it
-        (EXIT_GRACE_NS), unless this is the ``final`` flush."""
-        tree = self._tree
-        if not final and (now < self._next_flush or not (tree.done or self._held)):
-            return
-        self._next_flush = now + FLUSH_INTERVAL_NS
-        done = []
-        for child in tree.take_done():
+    def _sort_done(self, now: int, final: bool = False) -> None:
+        """The children reaped this turn: ready for their rows, or, where the connector
+        has not told the exit yet, held for it (EXIT_GRACE_NS) unless this is the end."""
+        for child in self._tree.take_done():
             if self._conn is not None and not final and child.exit_source == "":
                 self._held[child.pid] = (child, now + EXIT_GRACE_NS)
             else:
-                done.append(child)
+                self._ready.append(child)
+
+    def _flush(self, now: int, final: bool = False) -> None:
+        """Write the rows of the children ready, every FLUSH_INTERVAL_NS (a turn of the
+        loop under load sees a child or two: rows are made and written a batch at a
+        time), with those held whose exit never came in time."""
+        if not final and (now < self._next_flush or not (self._ready or self._held)):
+            return
+        self._next_flush = now + FLUSH_INTERVAL_NS
+        done, self._ready = self._ready, []
         for pid, (child, deadline) in list(self._held.items()):
             if final or deadline <= now:
                 del self._held[pid]
@@ -560,7 +566,9 @@ class EventRecorder:
             if child.exit_source == "":  # alive: its command now (a worker renames itself)
                 child.command = procfs.command(child.pid) or child.command
             tree.done.append(child)
-        self._flush(time.monotonic_ns(), final=True)
+        now = time.monotonic_ns()
+        self._sort_done(now, final=True)
+        self._flush(now, final=True)
         self._close_all()
 
     def _append(self, text: str) -> None:

@@ -46,11 +46,13 @@ class StepSeries:
 
 def usable(scenario: Scenario) -> EventSummary | None:
     """The scenario's event summary where its figures stand for the counts: the record
-    ran (no error) and its figures and rows are there."""
+    ran (no error), its figures and rows are there, and its writer counted the root's
+    forks (a record older than that has no time for an orphan's adoption, so who held a
+    zombie at a past moment cannot be told: the samples stand in)."""
     summary = scenario.event_summary
     if summary is None or summary.errors or not summary.figures or scenario.events is None:
         return None
-    return summary
+    return summary if summary.root_forks is not None else None
 
 
 def judged_rows(scenario: Scenario) -> list[ChildRecord]:
@@ -98,10 +100,14 @@ class ZombieLifetimes:
 
     spans: np.ndarray
     """Seconds from exit to reap of each child both were timed for, ascending."""
+    bounds: np.ndarray
+    """For those reaped too soon to be timed, the longest they may have lived (exit to
+    the moment they were found gone), ascending."""
     exited: int
     never_reaped: int
     bounded: int
-    """Reaped, but only a bound on when: not in ``spans``."""
+    """Reaped, but only a bound on when: not in ``spans`` (in ``bounds`` where the exit
+    time is known)."""
 
 
 def zombie_lifetimes(scenario: Scenario) -> ZombieLifetimes | None:
@@ -109,14 +115,21 @@ def zombie_lifetimes(scenario: Scenario) -> ZombieLifetimes | None:
         return None
     rows = judged_rows(scenario)
     figures = lifetimes.lifetimes(rows)
-    spans = sorted(
-        span
-        for row in rows
-        if row.exit_source != contract.EXIT_BEFORE_SEEN
-        and (span := lifetimes.lifetime(row)) is not None
-    )
+    spans: list[float] = []
+    bounds: list[float] = []
+    for row in rows:
+        if row.exit_source == contract.EXIT_BEFORE_SEEN or row.reaped_at is None:
+            continue
+        if (span := lifetimes.lifetime(row)) is not None:
+            spans.append(span)
+        elif row.exited_at is not None:
+            bounds.append(max(0.0, row.reaped_at - row.exited_at))
     return ZombieLifetimes(
-        np.array(spans, dtype=float), figures.exited, figures.never_reaped, figures.bounded
+        np.sort(np.array(spans, dtype=float)),
+        np.sort(np.array(bounds, dtype=float)),
+        figures.exited,
+        figures.never_reaped,
+        figures.bounded,
     )
 
 
