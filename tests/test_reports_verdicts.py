@@ -74,7 +74,9 @@ def test_a_run_no_request_reached_is_not_called_a_reaper() -> None:
 def test_one_zombie_is_singular() -> None:
     zombies = np.zeros_like(T)
     zombies[5] = 1
-    assert verdict(Evidence(t=T, zombies=zombies)) == "reaps every child; at least 1 zombie at once (sampled)"
+    assert verdict(Evidence(t=T, zombies=zombies)) == (
+        "reaps every child; at least 1 zombie at once (sampled)"
+    )
 
 
 def test_fd_leak_is_reported_next_to_a_clean_reaper() -> None:
