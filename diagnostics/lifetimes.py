@@ -47,6 +47,13 @@ def exit_time(row: ChildRecord) -> float | None:
     return row.reaped_at
 
 
+def there_before(row: ChildRecord) -> bool:
+    """A zombie already when the record began: not made while it ran. (One found later
+    by a scan, without fork events, was made during the record; only its exit time is
+    unknown.)"""
+    return row.origin == contract.PRE_EXISTING and row.exit_source == contract.EXIT_BEFORE_SEEN
+
+
 def birth_time(row: ChildRecord) -> float | None:
     """When it joined the tree as a live child, as far as the record knows (None: it
     was a zombie already when seen)."""
@@ -154,7 +161,7 @@ def lifetimes(rows: Iterable[ChildRecord]) -> Lifetimes:
     for row in rows:
         if row.exit_source == "" and row.reaped_at is None:
             continue  # alive at the end
-        if row.exit_source == contract.EXIT_BEFORE_SEEN:
+        if there_before(row):
             continue
         exited += 1
         if row.reaped_at is None:
@@ -201,11 +208,7 @@ class Workers:
 
 def workers(rows: Iterable[ChildRecord]) -> Workers:
     own = [row for row in rows if row.depth == 1]
-    before = [
-        row
-        for row in own
-        if row.origin == contract.PRE_EXISTING and row.exit_source != contract.EXIT_BEFORE_SEEN
-    ]
+    before = [row for row in own if row.origin == contract.PRE_EXISTING and not there_before(row)]
     retired = [row for row in before if row.exit_source != ""]
     reaps = [span for row in retired if (span := lifetime(row)) is not None]
     forked = [row for row in own if row.origin != contract.PRE_EXISTING]
@@ -232,7 +235,7 @@ class ZombiesBefore:
 
 
 def zombies_before(rows: Iterable[ChildRecord]) -> ZombiesBefore:
-    found = [row for row in rows if row.exit_source == contract.EXIT_BEFORE_SEEN]
+    found = [row for row in rows if there_before(row)]
     left = [row for row in found if row.reaped_at is None]
     held = Counter(holder(row) for row in left)
     return ZombiesBefore(len(found), len(left), held.most_common())

@@ -118,7 +118,7 @@ def zombie_lifetimes(scenario: Scenario) -> ZombieLifetimes | None:
     spans: list[float] = []
     bounds: list[float] = []
     for row in rows:
-        if row.exit_source == contract.EXIT_BEFORE_SEEN or row.reaped_at is None:
+        if lifetimes.there_before(row) or row.reaped_at is None:
             continue
         if (span := lifetimes.lifetime(row)) is not None:
             spans.append(span)
@@ -159,8 +159,8 @@ def evidence(scenario: Scenario) -> EventEvidence | None:
         return None
     rows = judged_rows(scenario)
     until = _until(summary)
-    made = [row for row in rows if row.exit_source != contract.EXIT_BEFORE_SEEN]
-    before = [row for row in rows if row.exit_source == contract.EXIT_BEFORE_SEEN]
+    made = [row for row in rows if not lifetimes.there_before(row)]
+    before = [row for row in rows if lifetimes.there_before(row)]
     commands = _commands(scenario, rows)
     life = lifetimes.lifetimes(rows)
     pool = lifetimes.workers(rows)

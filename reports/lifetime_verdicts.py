@@ -122,16 +122,20 @@ def _children(evidence: EventEvidence, shortfall: str | None) -> str:
                 " put to the test"
             )
         return "never forked a child: nothing to reap"
-    exited_text = f"{exited:,} exited"
+    # Without fork events, a child that lived and was reaped between two scans of /proc
+    # is missed (one left a zombie is not: it stays to be found): a lower bound.
+    missed = "forks" in evidence.sampled
+    exited_text = f"at least {exited:,} exited" if missed else f"{exited:,} exited"
     if never == 0:
         adopters = _by_adopters(evidence)
         return f"reaps every child: {exited_text}, all reaped{adopters}, {_slowest(evidence)}"
     held = _held(evidence.holders, evidence.shell_wrapper)
-    if never == exited:
+    if never == exited and not missed:
         text = f"never reaps: all {_children_count(exited)} that exited left as zombies{held}"
     else:
         text = (
-            f"leaves zombies: {never:,} of the {_children_count(exited)} that exited never"
+            f"leaves zombies: {never:,} of the {'at least ' if missed else ''}"
+            f"{_children_count(exited)} that exited never"
             f" reaped ({percent(never / exited)}){held}; the others reaped, {_slowest(evidence)}"
         )
     return f"{shortfall}: {text}" if shortfall else text
@@ -144,7 +148,8 @@ def _slowest(evidence: EventEvidence) -> str:
         if evidence.bounded_max_s is None:
             return "none of them timed"
         return f"each within {duration(evidence.bounded_max_s)} (only bounds)"
-    text = f"the slowest after {duration(evidence.max_s)}"
+    seen = " seen" if "forks" in evidence.sampled else ""
+    text = f"the slowest{seen} after {duration(evidence.max_s)}"
     if evidence.max_s >= SPREAD_FROM_S and evidence.p50_s is not None:
         text += f", half within {duration(evidence.p50_s)}"
     if evidence.bounded:

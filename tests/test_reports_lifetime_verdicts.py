@@ -136,7 +136,8 @@ def test_a_sentence_built_on_a_sampled_source_says_so() -> None:
         sampled={"forks": "no connector"}, forked=90, exited=90, measured=90, max_s=0.001
     )
     assert zombie_verdict(evidence) == (
-        "reaps every child: 90 exited, all reaped, the slowest after 1 ms (sampled: forks)"
+        "reaps every child: at least 90 exited, all reaped, the slowest seen after 1 ms"
+        " (sampled: forks)"
     )
     reaps = EventEvidence(sampled={"reaps": "no pidfd"}, exited=5, bounded=5, bounded_max_s=0.04)
     assert zombie_verdict(reaps) == (
