@@ -162,30 +162,33 @@ def evidence(scenario: Scenario) -> EventEvidence | None:
     made = [row for row in rows if not lifetimes.there_before(row)]
     before = [row for row in rows if lifetimes.there_before(row)]
     commands = _commands(scenario, rows)
+    tree = {summary.root_pid} | {row.pid for row in rows}
+    # Orphans reaped by an adopter outside the tree (the harness, init) are said apart:
+    # how long they waited is their adopter's doing, not the server's.
+    adopted = [row for row in made if row.reaped_by is not None and row.reaped_by not in tree]
     life = lifetimes.lifetimes(rows)
+    own = lifetimes.lifetimes([row for row in rows if row not in adopted])
     pool = lifetimes.workers(rows)
     members = {summary.root_pid} | {row.pid for row in rows if lifetimes.exit_time(row) is None}
     held = _holders(made, until, commands)
     inside = tuple(holder for holder in held if holder.pid in members)
     outside = tuple(holder for holder in held if holder.pid not in members)
-    tree = {summary.root_pid} | {row.pid for row in rows}
-    adopters = Counter(
-        row.reaped_by for row in made if row.reaped_by is not None and row.reaped_by not in tree
-    )
+    adopters = Counter(row.reaped_by for row in adopted)
     return EventEvidence(
         sampled=dict(summary.sampled),
         forked=sum(row.origin == contract.FORKED for row in rows),
         exited=life.exited,
-        measured=life.measured,
+        measured=own.measured,
         never_reaped=life.never_reaped - sum(holder.zombies for holder in outside),
-        bounded=life.bounded,
-        bounded_max_s=life.bounded_max_s,
-        p50_s=life.p50_s,
-        max_s=life.max_s,
+        bounded=own.bounded,
+        bounded_max_s=own.bounded_max_s,
+        p50_s=own.p50_s,
+        max_s=own.max_s,
         holders=inside,
         outside=outside,
         reaped_outside=tuple(
-            Holder(pid, count, -1, commands.get(pid, "")) for pid, count in adopters.most_common()
+            Holder(pid, count, -1, commands.get(pid or 0, ""), _slowest_of(adopted, pid))
+            for pid, count in adopters.most_common()
         ),
         before=len(before),
         before_left=sum(row.reaped_at is None for row in before),
@@ -202,6 +205,15 @@ def evidence(scenario: Scenario) -> EventEvidence | None:
         ),
         shell_wrapper=scenario.record.shell_wrapper is True,
     )
+
+
+def _slowest_of(rows: list[ChildRecord], reaper: int | None) -> float | None:
+    spans = [
+        span
+        for row in rows
+        if row.reaped_by == reaper and (span := lifetimes.lifetime(row)) is not None
+    ]
+    return max(spans, default=None)
 
 
 def holders(scenario: Scenario) -> list[dict[str, Any]]:

@@ -39,6 +39,8 @@ class Holder:
     zombies: int
     depth: int
     command: str = ""
+    slowest_s: float | None = None
+    """The longest any of them waited to be reaped by it (where that was timed)."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,11 @@ def _by_adopters(evidence: EventEvidence) -> str:
     top = evidence.reaped_outside[0]
     others = len(evidence.reaped_outside) - 1
     more = f" and {plural(others, 'other')}" if others else ""
-    return f" ({count:,} of them by PID {top.pid}{more}, outside its tree, which adopted them)"
+    slowest = "" if top.slowest_s is None else f", the slowest after {duration(top.slowest_s)}"
+    return (
+        f" ({count:,} of them by PID {top.pid}{more}, outside its tree, which adopted"
+        f" them{slowest})"
+    )
 
 
 def _children_count(count: int) -> str:
