@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -111,14 +111,16 @@ class ZombieLifetimes:
 
 
 def zombie_lifetimes(scenario: Scenario) -> ZombieLifetimes | None:
-    if usable(scenario) is None:
+    """Of the children that exited during the load (see :class:`Judged`)."""
+    split = judged(scenario)
+    if split is None:
         return None
-    rows = judged_rows(scenario)
+    rows = split.exited()
     figures = lifetimes.lifetimes(rows)
     spans: list[float] = []
     bounds: list[float] = []
     for row in rows:
-        if lifetimes.there_before(row) or row.reaped_at is None:
+        if row.reaped_at is None:
             continue
         if (span := lifetimes.lifetime(row)) is not None:
             spans.append(span)
@@ -151,32 +153,104 @@ def figure(summary: EventSummary, *keys: str) -> Any:
     return value
 
 
-def evidence(scenario: Scenario) -> EventEvidence | None:
-    """What the verdict judges from the record: its figures until the server was judged,
-    the holders of the zombies the load made and of those there before, apart."""
+@dataclass(frozen=True)
+class Judged:
+    """A scenario's rows as they stood when it was judged, split at the start of the load:
+    what the load did is judged on the children that exited after it began; the workers
+    and zombies there at that moment are the server's before the load (a prefork server
+    forks some of its workers after it listens, while the harness waits for its pool to
+    hold still: those are workers before the load, not children of it)."""
+
+    rows: list[ChildRecord]
+    start: float
+    """When the load began (unix; the record's own start for a watch)."""
+    until: float
+
+    def exited(self) -> list[ChildRecord]:
+        """Children that exited during the load (and the settling after it)."""
+        return [
+            row for row in self.rows if (died := lifetimes.exit_time(row)) and died > self.start
+        ]
+
+    def zombies_at_start(self) -> list[ChildRecord]:
+        return [
+            row
+            for row in self.rows
+            if (died := lifetimes.exit_time(row)) is not None
+            and died <= self.start
+            and (row.reaped_at is None or row.reaped_at > self.start)
+        ]
+
+    def pool(self) -> Pool | None:
+        """The server's own children alive when the load began, and what became of them."""
+        workers = [
+            row
+            for row in self.rows
+            if row.depth == 1
+            and not lifetimes.there_before(row)
+            and (born := lifetimes.birth_time(row)) is not None
+            and born <= self.start
+            and ((died := lifetimes.exit_time(row)) is None or died > self.start)
+        ]
+        if not workers:
+            return None
+        retired = [row for row in workers if lifetimes.exit_time(row) is not None]
+        reaps = [span for row in retired if (span := lifetimes.lifetime(row)) is not None]
+        newer = [
+            row
+            for row in self.rows
+            if row.depth == 1
+            and (born := lifetimes.birth_time(row)) is not None
+            and born > self.start
+            and lifetimes.exit_time(row) is None
+        ]
+        return Pool(
+            before=len(workers),
+            retired=len(retired),
+            retired_reaped=sum(row.reaped_at is not None for row in retired),
+            slowest_retired_reap_s=max(reaps, default=None),
+            kept=len(workers) - len(retired),
+            new_alive=len(newer),
+        )
+
+
+def judged(scenario: Scenario) -> Judged | None:
     summary = usable(scenario)
     if summary is None:
         return None
-    rows = judged_rows(scenario)
-    until = _until(summary)
-    made = [row for row in rows if not lifetimes.there_before(row)]
-    before = [row for row in rows if lifetimes.there_before(row)]
+    start = scenario.record.load_started
+    if start is None or not math.isfinite(start):
+        start = summary.started
+    return Judged(judged_rows(scenario), start, _until(summary))
+
+
+def evidence(scenario: Scenario) -> EventEvidence | None:
+    """What the verdict judges from the record: the children that exited during the load
+    until the server was judged, the holders of the zombies they left, the zombies and
+    workers there before the load, apart."""
+    summary, split = usable(scenario), judged(scenario)
+    if summary is None or split is None:
+        return None
+    rows, until = split.rows, split.until
+    exited = split.exited()
+    before = split.zombies_at_start()
     commands = _commands(scenario, rows)
     tree = {summary.root_pid} | {row.pid for row in rows}
     # Orphans reaped by an adopter outside the tree (the harness, init) are said apart:
     # how long they waited is their adopter's doing, not the server's.
-    adopted = [row for row in made if row.reaped_by is not None and row.reaped_by not in tree]
-    life = lifetimes.lifetimes(rows)
-    own = lifetimes.lifetimes([row for row in rows if row not in adopted])
-    pool = lifetimes.workers(rows)
+    adopted = [row for row in exited if row.reaped_by is not None and row.reaped_by not in tree]
+    life = lifetimes.lifetimes(exited)
+    own = lifetimes.lifetimes([row for row in exited if row not in adopted])
     members = {summary.root_pid} | {row.pid for row in rows if lifetimes.exit_time(row) is None}
-    held = _holders(made, until, commands)
+    held = _holders(exited, until, commands)
     inside = tuple(holder for holder in held if holder.pid in members)
     outside = tuple(holder for holder in held if holder.pid not in members)
     adopters = Counter(row.reaped_by for row in adopted)
     return EventEvidence(
         sampled=dict(summary.sampled),
-        forked=sum(row.origin == contract.FORKED for row in rows),
+        forked=sum(
+            (born := lifetimes.birth_time(row)) is not None and born > split.start for row in rows
+        ),
         exited=life.exited,
         measured=own.measured,
         never_reaped=life.never_reaped - sum(holder.zombies for holder in outside),
@@ -193,16 +267,7 @@ def evidence(scenario: Scenario) -> EventEvidence | None:
         before=len(before),
         before_left=sum(row.reaped_at is None for row in before),
         before_holders=_holders(before, until, commands),
-        pool=None
-        if not pool.pre_existing
-        else Pool(
-            before=pool.pre_existing,
-            retired=pool.retired,
-            retired_reaped=pool.retired_reaped,
-            slowest_retired_reap_s=pool.slowest_retired_reap_s,
-            kept=pool.kept,
-            new_alive=pool.forked_alive_at_end,
-        ),
+        pool=split.pool(),
         shell_wrapper=scenario.record.shell_wrapper is True,
     )
 
@@ -253,11 +318,14 @@ def summary_figures(scenario: Scenario) -> dict[str, Any] | None:
     """The keys of summary.json's scenario row that the record gives, exact (the zombie
     counts, live children, holders), and those only it can give (zombie lifetimes, the
     pool, what it rests on); None without a usable record (the samples stand in)."""
-    summary = usable(scenario)
-    if summary is None:
+    summary, split = usable(scenario), judged(scenario)
+    if summary is None or split is None:
         return None
-    figures = lifetimes.summary_figures(scenario.events or [], _until(summary))
-    life, pool = figures["lifetimes"], figures["workers"]
+    figures = lifetimes.summary_figures(scenario.events or [], split.until)
+    life = asdict(lifetimes.lifetimes(split.exited()))
+    pool = split.pool()
+    before = split.zombies_at_start()
+    left = Counter(lifetimes.holder(row) for row in before if row.reaped_at is None)
     return {
         "peak_zombies": figures["direct"]["peak_zombies"],
         "final_zombies": figures["direct"]["final_zombies"],
@@ -278,8 +346,12 @@ def summary_figures(scenario: Scenario) -> dict[str, Any] | None:
             "bounded_max_ms": _ms(life["bounded_max_s"]),
             "slowest_pid": life["slowest_pid"],
         },
-        "zombies_before": figures["zombies_before"],
-        "pool": pool if pool["pre_existing"] else None,
+        "zombies_before": {
+            "count": len(before),
+            "left": left.total(),
+            "holders": [{"pid": pid, "zombies": n} for pid, n in left.most_common()],
+        },
+        "pool": None if pool is None else asdict(pool),
         "events": {
             "file": contract.EVENTS,
             "sources": dict(summary.sources),

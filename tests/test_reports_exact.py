@@ -104,7 +104,7 @@ def test_the_counts_verdict_and_lifetime_line_come_from_the_events(tmp_path: Pat
     assert life["max_ms"] == pytest.approx(1.0, abs=0.01)
     before = {"count": 1, "left": 1, "holders": [{"pid": SERVER_PID, "zombies": 1}]}
     assert row["zombies_before"] == before
-    assert row["pool"]["pre_existing"] == 1 and row["pool"]["kept"] == 1
+    assert row["pool"]["before"] == 1 and row["pool"]["kept"] == 1
     assert row["verdict"] == (
         "reaps every child: 100 exited, all reaped, the slowest after 1 ms; 1 zombie there"
         " before the load (not its doing), still there, held by PID 4242, the process the"
