@@ -166,10 +166,19 @@ class Judged:
     """When the load began (unix; the record's own start for a watch)."""
     until: float
 
+    def before(self, moment: float | None, row: ChildRecord) -> bool:
+        """At or before the start (the record's first look counts as its start: a child
+        found there was there before)."""
+        return row.origin == contract.PRE_EXISTING or (moment is not None and moment <= self.start)
+
     def exited(self) -> list[ChildRecord]:
         """Children that exited during the load (and the settling after it)."""
         return [
-            row for row in self.rows if (died := lifetimes.exit_time(row)) and died > self.start
+            row
+            for row in self.rows
+            if (died := lifetimes.exit_time(row)) is not None
+            and not lifetimes.there_before(row)
+            and died > self.start
         ]
 
     def zombies_at_start(self) -> list[ChildRecord]:
@@ -177,7 +186,7 @@ class Judged:
             row
             for row in self.rows
             if (died := lifetimes.exit_time(row)) is not None
-            and died <= self.start
+            and (lifetimes.there_before(row) or died <= self.start)
             and (row.reaped_at is None or row.reaped_at > self.start)
         ]
 
@@ -188,8 +197,7 @@ class Judged:
             for row in self.rows
             if row.depth == 1
             and not lifetimes.there_before(row)
-            and (born := lifetimes.birth_time(row)) is not None
-            and born <= self.start
+            and self.before(lifetimes.birth_time(row), row)
             and ((died := lifetimes.exit_time(row)) is None or died > self.start)
         ]
         if not workers:
@@ -200,8 +208,7 @@ class Judged:
             row
             for row in self.rows
             if row.depth == 1
-            and (born := lifetimes.birth_time(row)) is not None
-            and born > self.start
+            and not self.before(lifetimes.birth_time(row), row)
             and lifetimes.exit_time(row) is None
         ]
         return Pool(
@@ -249,7 +256,8 @@ def evidence(scenario: Scenario) -> EventEvidence | None:
     return EventEvidence(
         sampled=dict(summary.sampled),
         forked=sum(
-            (born := lifetimes.birth_time(row)) is not None and born > split.start for row in rows
+            (born := lifetimes.birth_time(row)) is not None and not split.before(born, row)
+            for row in rows
         ),
         exited=life.exited,
         measured=own.measured,
