@@ -431,14 +431,15 @@ LIFETIME_FLOOR_S = 1e-5
 
 def plot_lifetimes(run: Run, path: Path) -> Path:
     """How long each child stayed a zombie, exit to reap: one curve per scenario, the
-    share of the children that exited reaped within each time (log axis). A curve that
-    stops short of 100% stops at the children never reaped; a scenario that reaped none
-    has no curve, only its legend line saying so."""
+    share of the children that exited reaped within each time (log axis). A curve goes
+    on dashed at its last level to the right edge: what it lacks of 100% is the children
+    never reaped (a scenario that reaped none runs dashed along 0%)."""
     figure = _figure(5.2)
     ax = figure.subplots()
     figure.subplots_adjust(left=0.08, right=0.64, top=0.91, bottom=0.16)
     colors = scenario_colors(run)
     handles: list[Line2D] = []
+    curves: list[tuple[np.ndarray, np.ndarray, str]] = []
     longest = 1.0
     for scenario in run.scenarios:
         life = exact.zombie_lifetimes(scenario)
@@ -446,21 +447,21 @@ def plot_lifetimes(run: Run, path: Path) -> Path:
             continue
         color = colors[scenario.name]
         spans = np.maximum(np.sort(np.concatenate([life.spans, life.bounds])), LIFETIME_FLOOR_S)
-        share = np.arange(1, spans.size + 1) / life.exited * 100
+        xs = np.concatenate([[LIFETIME_FLOOR_S], spans])
+        ys = np.concatenate([[0.0], np.arange(1, spans.size + 1) / life.exited * 100])
+        longest = max(longest, float(xs[-1]))
         never = f"{life.never_reaped:,} never reaped" if life.never_reaped else "all reaped"
         label = f"{text(scenario.name, 20)}: {life.exited:,} exited, {never}"
-        if spans.size:
-            longest = max(longest, float(spans[-1]))
-            xs = np.concatenate([[LIFETIME_FLOOR_S], spans])
-            ys = np.concatenate([[0.0], share])
-            (line,) = ax.plot(xs, ys, color=color, lw=2, drawstyle="steps-post", label=label)
-        else:
-            (line,) = ax.plot([], [], color=color, lw=2, label=label)
+        (line,) = ax.plot(xs, ys, color=color, lw=2, drawstyle="steps-post", label=label)
         handles.append(line)
+        curves.append((xs, ys, color))
     if handles:
+        right = longest * 3
+        for xs, ys, color in curves:  # on to the edge at the level reached: the rest never
+            ax.plot([xs[-1], right], [ys[-1], ys[-1]], color=color, lw=1.5, ls="--")
         ax.set_xscale("log")
-        ax.set_xlim(LIFETIME_FLOOR_S, longest * 3)
-        ax.set_ylim(0, 105)
+        ax.set_xlim(LIFETIME_FLOOR_S, right)
+        ax.set_ylim(-2, 105)
         ax.axhline(100, color="#999", lw=0.8, ls=":")
         ax.set_ylabel("children that exited, reaped within (%)")
         ax.grid(True, which="both", alpha=0.25)
@@ -473,8 +474,8 @@ def plot_lifetimes(run: Run, path: Path) -> Path:
     ax.set_title("How long children stay zombies (exit to reap, exact)")
     _caption(
         figure,
-        "Exit (kernel timestamp) to reap (its pidfd hung up; one reaped too soon to be"
-        " timed, at its bound). Short of 100% at the right: children never reaped.",
+        "Exit (kernel timestamp) to reap (pidfd hang-up; too soon to time: at its bound)."
+        " Dashed: the level a scenario stopped at; above it, never reaped.",
     )
     return _save(figure, path)
 
