@@ -116,15 +116,23 @@ def zombies_match_counters(counts: Counts) -> Check | None:
         return None
     if forked is None or reaped is None:
         return None
-    expected = forked - reaped - alive
-    sums = f"forked {forked} - reaped {reaped} - still running {alive}"
-    if final == expected:
-        return Check(True, f"final zombies {final} = {sums}")
-    return Check(
-        False,
-        f"final zombies {final} != {sums} = {expected}:"
-        " a child exited or was reaped after the final sample, or someone else reaped",
+    return _left(
+        "final zombies",
+        final,
+        forked,
+        reaped,
+        alive,
+        "a child exited or was reaped after the final sample, or someone else reaped",
     )
+
+
+def _left(what: str, left: int, forked: int, reaped: int, running: int, why: str) -> Check:
+    """Zombies left against what the server's counters leave: forked - reaped - running."""
+    expected = forked - reaped - running
+    sums = f"forked {forked} - reaped {reaped} - still running {running}"
+    if left == expected:
+        return Check(True, f"{what} {left} = {sums}")
+    return Check(False, f"{what} {left} != {sums} = {expected}: {why}")
 
 
 def zombies_all_reaped(counts: Counts) -> Check | None:
@@ -219,14 +227,14 @@ def zombies_left_match_counters(counts: Counts) -> Check | None:
     left, running = direct.get("final_zombies"), direct.get("final_live")
     if not isinstance(left, int) or not isinstance(running, int):
         return None
-    expected = counts.forked - counts.reaped - running
-    sums = f"forked {counts.forked} - reaped {counts.reaped} - still running {running} (events)"
-    if left == expected:
-        return Check(True, f"zombies left (events) {left} = {sums}")
-    return Check(
-        False,
-        f"zombies left (events) {left} != {sums} = {expected}: a child changed between the"
-        " end of the judgement and the server's stop, or someone else reaped",
+    return _left(
+        "zombies left (events)",
+        left,
+        counts.forked,
+        counts.reaped,
+        running,
+        "a child changed between the end of the judgement and the server's stop, or someone"
+        " else reaped",
     )
 
 
