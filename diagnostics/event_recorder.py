@@ -205,7 +205,9 @@ class EventRecorder:
 
         The summary's figures are of the tree as it stood at ``until`` (unix time; the
         stop by default): a harness stops the record after it has stopped the server and
-        reaped its orphans, and judges the server until it asked it to stop.
+        reaped its orphans, and judges the server until it asked it to stop. (Not at the
+        root's exit when it dies: a reap is seen late by the poller's latency, so a child
+        the root reaped just before it died would pass for one it left.)
         """
         if self._summary is not None:
             return self._summary

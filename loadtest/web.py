@@ -136,7 +136,7 @@ def live_rows(
     rows = [
         ("server PID", str(record.server_pid), "harness"),
         ("live children", f"{now.alive:,}", now.source),
-        ("zombies (whole tree)", f"{now.zombies:,}", now.source),
+        ("zombies", f"{now.zombies:,}", now.source),
         ("zombies deeper down", f"{now.deeper:,}", now.source),
         ("peak zombies", f"{now.peak:,}", now.source),
     ]

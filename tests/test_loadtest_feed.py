@@ -69,10 +69,10 @@ def test_the_tab_shows_the_peak_the_sampler_handed_over(tmp_path: Path) -> None:
         row["figure"]: row["value"]
         for row in json.loads((tmp_path / LIVE_FILE).read_text())["rows"]
     }
-    assert (rows["zombies (whole tree)"], rows["peak zombies"]) == ("4", "9")
+    assert (rows["zombies"], rows["peak zombies"]) == ("4", "9")
     assert (rows["server PID"], rows["zombie cap"]) == ("42", "500 (kernel)")
     assert (
-        rows["live children"] != "" and "sampled" in rows_sources(tmp_path)["zombies (whole tree)"]
+        rows["live children"] != "" and "sampled" in rows_sources(tmp_path)["zombies"]
     )
     assert record.peak_zombies is None  # the feed wrote nothing into the record
 
@@ -99,7 +99,7 @@ def test_the_tab_shows_the_event_records_exact_counts_where_it_runs(tmp_path: Pa
     rows = {row["figure"]: (row["value"], row["source"]) for row in table}
     exact = "kernel events (exact)"
     assert rows["live children"] == ("3", exact)
-    assert rows["zombies (whole tree)"] == ("7", exact)
+    assert rows["zombies"] == ("7", exact)
     assert rows["zombies deeper down"] == ("3", exact)
     assert rows["peak zombies"] == ("11", exact)
     assert rows["children forked / exited / reaped"] == ("40 / 35 / 28", exact)
