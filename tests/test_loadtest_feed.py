@@ -71,9 +71,7 @@ def test_the_tab_shows_the_peak_the_sampler_handed_over(tmp_path: Path) -> None:
     }
     assert (rows["zombies"], rows["peak zombies"]) == ("4", "9")
     assert (rows["server PID"], rows["zombie cap"]) == ("42", "500 (kernel)")
-    assert (
-        rows["live children"] != "" and "sampled" in rows_sources(tmp_path)["zombies"]
-    )
+    assert rows["live children"] != "" and "sampled" in rows_sources(tmp_path)["zombies"]
     assert record.peak_zombies is None  # the feed wrote nothing into the record
 
 
