@@ -7,8 +7,9 @@ server down.
   children recorded against the forks the loops counted, the events lost;
 - our server under the bench's load, with and without the recorder: the fork events
   against the server's own ``forked`` counter (printed as it stops), the recorder's CPU
-  per event, how late it sees a reap, and the observer effect (with / without, the
-  target the sampler's observer section has).
+  (its thread's own clock) per child of the server and per event of the machine, how
+  late it sees a reap, and the observer effect (with / without, the target the
+  sampler's observer section has).
 
 The recorder runs in this process, as it will in the harness; like the server it
 watches, it competes for the machine's CPUs.
@@ -128,6 +129,7 @@ def _server_summary(
         "recorder_cpu_s": cpu,
         "events_read": events,
         "cpu_us_per_event": cpu / events * 1e6 if events else None,
+        "cpu_us_per_child": cpu / sum(recorded) * 1e6 if sum(recorded) else None,
         "reap_latency_ms_p99": median(entry.get("p99") for entry in latencies),
         "reap_latency_ms_max": max((entry.get("max") or 0.0 for entry in latencies), default=None),
         "target": target(

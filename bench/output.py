@@ -147,7 +147,8 @@ def _events(section: Record, _record: Record) -> list[str]:
         lines += [
             f"   ours under load: {server['forks_recorded']:,} forks recorded"
             f" {matches[server['matches_counter']]}, {server['events_lost']} events lost;"
-            f" {_num(server['cpu_us_per_event'], '.1f')} us CPU per event,"
+            f" {_num(server.get('cpu_us_per_child'), '.0f')} us CPU per child"
+            f" ({_num(server['cpu_us_per_event'], '.1f')} per event of the machine),"
             f" reaps seen {_num(server['reap_latency_ms_p99'], '.2f')} ms late (p99)",
             f"   with / without the recorder: {_target(server['target'])}",
         ]

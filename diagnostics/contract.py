@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import types
 from collections.abc import Callable
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
@@ -23,7 +24,9 @@ SUMMARY_MD = "summary.md"
 INDEX_HTML = "index.html"
 ZOMBIES_PNG = "zombies.png"
 CHILDREN_PNG = "children.png"
-RUN_PLOTS = (ZOMBIES_PNG, CHILDREN_PNG)
+LIFETIMES_PNG = "lifetimes.png"
+"""How long children stayed zombies, exit to reap, per scenario (from events.csv)."""
+RUN_PLOTS = (ZOMBIES_PNG, CHILDREN_PNG, LIFETIMES_PNG)
 """The run-wide figures, in the order index.html shows them (reports/plots.py draws each)."""
 RUN_REPORT = (INDEX_HTML, SUMMARY_MD, SUMMARY_JSON, *RUN_PLOTS)
 """The run-wide files reports/ writes, as the harness lists them when it ends."""
@@ -436,8 +439,10 @@ give only a time by which it had been reaped."""
 MEASURED_EXITS = frozenset({EXIT_FROM_CONNECTOR, EXIT_FROM_PIDFD})
 
 _EVENT_FLOAT_FORMATS = dict.fromkeys(
-    ("started", "seen_at", "forked_at", "exited_at", "reaped_at"), ".6f"
+    ("started", "seen_at", "forked_at", "exited_at", "reaped_at", "adopted_at"), ".6f"
 )
+OPTIONAL_EVENT_COLUMNS = frozenset({"adopted_at"})
+"""Columns added after the first events.csv: a file without them reads as empty cells."""
 
 
 @dataclass(slots=True)
@@ -480,13 +485,20 @@ class ChildRecord:
     adopted_by: int | None
     """The subreaper or init it was handed to when its parent died; empty if none (or
     not known)."""
+    adopted_at: float | None = None
+    """When it was handed on: its parent's exit (a scan's moment where no exit was seen:
+    a bound). Files written before this column read as empty."""
 
-    def csv_row(self) -> list[str]:
-        """The row for events.csv, in :data:`EVENT_COLUMNS` order."""
-        return [
-            "" if (value := getattr(self, name)) is None else format(value, spec)
-            for name, spec in _EVENT_CELLS
-        ]
+    def csv_row(self) -> list[Any]:
+        """The row for a csv.writer of events.csv, in :data:`EVENT_COLUMNS` order: times
+        formatted, the rest as the writer writes them (None as an empty cell). The event
+        recorder writes a row per child of the machine's busiest trees: one C call takes
+        the values, and only the times go through a format each."""
+        row = list(_EVENT_VALUES(self))
+        for index, spec in _EVENT_TIMES:
+            if row[index] is not None:
+                row[index] = format(row[index], spec)
+        return row
 
     @classmethod
     def from_csv(cls, row: dict[str, str]) -> ChildRecord:
@@ -494,6 +506,8 @@ class ChildRecord:
         values: dict[str, Any] = {}
         for name, accepted in _EVENT_TYPES.items():
             cell = row.get(name)
+            if cell is None and name in OPTIONAL_EVENT_COLUMNS:
+                cell = ""
             if cell is None:
                 raise ValueError(f"{name} is missing")
             try:
@@ -504,7 +518,12 @@ class ChildRecord:
 
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ChildRecord))
-_EVENT_CELLS = tuple((name, _EVENT_FLOAT_FORMATS.get(name, "")) for name in EVENT_COLUMNS)
+_EVENT_VALUES = operator.attrgetter(*EVENT_COLUMNS)
+_EVENT_TIMES = tuple(
+    (index, _EVENT_FLOAT_FORMATS[name])
+    for index, name in enumerate(EVENT_COLUMNS)
+    if name in _EVENT_FLOAT_FORMATS
+)
 _EVENT_TYPES = {
     item.name: _accepted(get_type_hints(ChildRecord)[item.name]) for item in fields(ChildRecord)
 }
@@ -531,6 +550,10 @@ class EventSummary(_Record):
     root_pid: int
     started: float
     ended: float | None = None
+    until: float | None = None
+    """The moment ``figures`` describe the tree at (null: the end of the record). The
+    harness judges a server until it asked it to stop (or until the Ctrl-C that
+    interrupted the run); the record goes on until its orphans are reaped."""
     sources: dict[str, str] = field(default_factory=dict)
     sampled: dict[str, str] = field(default_factory=dict)
     """Figure ("forks", "exits", "reaps") -> why it is sampled rather than measured."""
@@ -551,6 +574,11 @@ class EventSummary(_Record):
     forked: int = 0
     pre_existing: int = 0
     discovered: int = 0
+    root_forks: int | None = None
+    """Forks by the root seen over the whole record (a server's own ``forked`` counter);
+    null: not counted (an older record)."""
+    root_reaps: int | None = None
+    """Reaps by the root over the whole record, its shutdown's included; null: not counted."""
     unwatched: int = 0
     """Children whose reap the recorder could not watch (gone, or no pidfd to spare):
     their reap time is only bounded."""
@@ -561,7 +589,12 @@ class EventSummary(_Record):
     cpu_seconds: float | None = None
     """CPU time of the recorder's thread."""
     figures: dict[str, Any] = field(default_factory=dict)
-    """What the record shows (diagnostics/lifetimes.py's figures of the file)."""
+    """What the record shows, up to ``until`` (diagnostics/lifetimes.py's figures of the
+    file)."""
+    samples_check: dict[str, Any] | None = None
+    """The samples taken beside the record, checked against it (no sample may show more
+    zombies than the events at its moment): ``{"samples", "above_events", "first": [lines]}``;
+    null where no sampler ran beside it. Filled by whoever ran both (the harness)."""
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 

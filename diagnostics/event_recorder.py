@@ -41,9 +41,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from diagnostics import clocks, contract, pidfds, procfs
+from diagnostics import clocks, contract, events, pidfds, procfs
 from diagnostics.contract import ChildRecord, EventSummary
-from diagnostics.events import Child, ChildTree
+from diagnostics.events import Child, ChildTree, TreeCounts
 from diagnostics.lifetimes import percentile, summary_figures
 from diagnostics.proc_connector import (
     BATCH,
@@ -53,7 +53,7 @@ from diagnostics.proc_connector import (
     RECEIVE_BUFFER,
     Connector,
     ConnectorUnavailable,
-    ProcEvent,
+    Event,
 )
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ child is a zombie, so a parent quick to reap can have it gone before its exit is
 DESCRIPTORS_KEPT = 64
 """Descriptors never taken for pidfds (the recorder reads /proc; its owner has files and
 pipes): at least this many, or an eighth of the limit."""
+FLUSH_INTERVAL_NS = 50_000_000
+"""How often the rows of the children reaped are made and appended to events.csv."""
+MAX_READY = 1024
+"""Descriptors one wait reports at most (the rest at the next)."""
 DRAIN_BATCHES = 16
 """Connector batches read before the pidfds get their turn, under a flood."""
 SWITCHED_OFF = "switched off"
@@ -110,14 +114,17 @@ class EventRecorder:
         self.on_error = on_error
         self.error: str | None = None
         self.rows: list[ChildRecord] = []
+        """events.csv as read back at the stop (what the summary's figures are of)."""
         self._want_connector, self._want_pidfds = connector, pidfds
         self._conn: Connector | None = None
         self._connector_state = self._pidfd_state = NOT_STARTED
-        self._tree: ChildTree | None = None
+        self._tree = ChildTree(root_pid, f"[pid {root_pid}]")
         self._by_fd: dict[int, Child] = {}
         self._gone: list[tuple[Child, int]] = []
         self._held: dict[int, tuple[Child, int]] = {}
         """Reaped children whose exit event has not come yet, by PID, with a deadline."""
+        self._ready: list[Child] = []
+        """Reaped children whose rows are to be written at the next flush."""
         self._unwatched = 0
         self._scan_reaps = False
         """Set once a child must be watched by scans though pidfds work (none to spare)."""
@@ -133,9 +140,14 @@ class EventRecorder:
         self._probes: deque[int] = deque()
         self._latencies: list[int] = []
         self._stopping = threading.Event()
+        self._stop_asked = False
+        self._scanning = False
+        """Whether the loop scans /proc every scan_interval (a source is missing)."""
+        self._pidfd_ok = False
         self._thread: threading.Thread | None = None
         self._prober: threading.Thread | None = None
         self._next_scan = 0
+        self._next_flush = 0
         self._started = 0.0
         self._cpu_seconds: float | None = None
         self._summary: EventSummary | None = None
@@ -156,7 +168,8 @@ class EventRecorder:
         self._pidfd_state = self._connector_state = SWITCHED_OFF
         if self._want_pidfds:  # before the connector: the probe's child is not ours to record
             self._pidfd_state = pidfds.probe()
-            if self._pidfd_state == pidfds.OK:
+            self._pidfd_ok = self._pidfd_state == pidfds.OK
+            if self._pidfd_ok:
                 limit = pidfds.raise_descriptor_limit()
                 self._pidfd_budget = limit - max(DESCRIPTORS_KEPT, limit // 8)
         try:
@@ -181,17 +194,25 @@ class EventRecorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._append(_csv_lines([contract.EVENT_COLUMNS]))
-        command = procfs.command(self.root) or f"[pid {self.root}]"
-        self._tree = ChildTree(self.root, command)
+        self._tree.root_command = procfs.command(self.root) or self._tree.root_command
         for fd in (self._stop_fd, self._probe_fd, *([self._conn.fileno()] if self._conn else [])):
             self._epoll.register(fd, select.EPOLLIN)
+        self._scanning = self._conn is None or not self._pidfd_ok
         self._walk(contract.PRE_EXISTING, time.monotonic_ns())
 
-    def stop(self) -> EventSummary:
-        """End the record: the last events are read, every child's row written. Idempotent."""
+    def stop(self, until: float | None = None) -> EventSummary:
+        """End the record: the last events are read, every child's row written. Idempotent.
+
+        The summary's figures are of the tree as it stood at ``until`` (unix time; the
+        stop by default): a harness stops the record after it has stopped the server and
+        reaped its orphans, and judges the server until it asked it to stop. (Not at the
+        root's exit when it dies: a reap is seen late by the poller's latency, so a child
+        the root reaped just before it died would pass for one it left.)
+        """
         if self._summary is not None:
             return self._summary
         self._stopping.set()
+        self._stop_asked = True
         if self._thread is not None:
             os.eventfd_write(self._stop_fd, 1)
             self._thread.join()
@@ -200,26 +221,32 @@ class EventRecorder:
         for fd in (self._stop_fd, self._probe_fd):
             os.close(fd)
         self._epoll.close()
-        self._summary = self._summarise()
+        self._summary = self._summarise(until)
         return self._summary
 
     @property
     def live(self) -> int:
         """Children of the tree alive now (exact where the sources are)."""
-        return self._tree.live if self._tree else 0
+        return self._tree.live
 
     @property
     def zombies(self) -> int:
         """Children of the tree exited and not yet reaped, now."""
-        return self._tree.zombies if self._tree else 0
+        return self._tree.zombies
+
+    def counts(self) -> TreeCounts:
+        """The tree's counts now: live and zombies at every depth, the peak so far, the
+        forks, exits and reaps seen, and when the latest happened (monotonic ns)."""
+        return self._tree.counts()
 
     # The thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        # The loop wakes up for every fork of the tree, and more: each look up saved counts.
+        poll, handle, clock = self._epoll.poll, self._handle, time.monotonic_ns
         try:
-            while not self._stopping.is_set():
-                ready = self._epoll.poll(self._timeout(), 1024)
-                self._handle(ready, time.monotonic_ns())
+            while not self._stop_asked:
+                handle(poll(self._timeout() if self._scanning else -1, MAX_READY), clock())
             self._finish()
         except Exception as exc:  # the owner must never see this thread's failures
             log.debug("event recorder failed", exc_info=True)
@@ -229,108 +256,103 @@ class EventRecorder:
             self._cpu_seconds = time.thread_time()
 
     def _timeout(self) -> float:
-        if not self._scanning():
-            return -1
         return max(0.0, (self._next_scan - time.monotonic_ns()) / 1e9)
-
-    def _scanning(self) -> bool:
-        return self._conn is None or self._pidfd_state != pidfds.OK or self._scan_reaps
 
     def _handle(self, ready: list[tuple[int, int]], now: int) -> None:
         """One turn: the connector first (forks and exits before reaps), then pidfds."""
-        assert self._tree is not None
         if self._conn is not None:
-            self._drain(now)
+            self._drain(self._conn, now)
+        by_fd = self._by_fd
         for fd, mask in ready:
-            if fd == self._probe_fd:
-                for _ in range(os.eventfd_read(fd)):
-                    self._latencies.append(now - self._probes.popleft())
-            elif (child := self._by_fd.get(fd)) is not None:
+            child = by_fd.get(fd)
+            if child is not None:
                 if mask & select.EPOLLIN and child.exit_seen_ns is None:
                     self._exit_seen(child, now)
                 if mask & _HANGUP:
                     self._hung_up(child, now)
-        if self._scanning() and now >= self._next_scan:
+            elif fd == self._probe_fd:
+                for _ in range(os.eventfd_read(fd)):
+                    self._latencies.append(now - self._probes.popleft())
+        if self._scanning and now >= self._next_scan:
             self._scan(now)
             self._next_scan = now + int(self.scan_interval * 1e9)
-        self._flush()
+        if self._tree.done:
+            self._sort_done(now)
+        if now >= self._next_flush:
+            self._flush(now)
 
-    def _drain(self, now: int) -> None:
-        assert self._conn is not None
-        overflows = self._conn.overflows
+    def _drain(self, conn: Connector, now: int) -> None:
+        overflows = conn.overflows
         for _ in range(DRAIN_BATCHES):
-            batch = self._conn.read_batch()
-            self._apply(batch, time.monotonic_ns())
+            batch = conn.read_batch()
+            if batch:
+                self._apply(batch, time.monotonic_ns())  # seen: once read
             if len(batch) < BATCH:
                 break
-        self._settle_gone()  # their exits, queued before they were found gone, are in
-        if self._conn.overflows > overflows:  # events were dropped: look for what they said
+        if self._gone:
+            self._settle_gone()  # their exits, queued before they were found gone, are in
+        if conn.overflows > overflows:  # events were dropped: look for what they said
             self._walk(contract.DISCOVERED, now)
 
-    def _apply(self, batch: list[ProcEvent], now: int) -> None:
-        tree = self._tree_or_fail()
-        active = tree.active
-        for event in batch:
-            what = event.what
+    def _apply(self, batch: list[Event], now: int) -> None:
+        """The tree's events among the machine's (most are not the tree's: each is
+        looked at with a dict lookup or two, and no more)."""
+        tree = self._tree
+        active, held, root = tree.active, self._held, self.root
+        for what, at, pid, tgid, parent, status in batch:
             if what == FORK:
-                if event.pid != event.tgid:
+                if pid != tgid:
                     continue  # a new thread, not a child
-                if event.pid in active:
-                    self._pid_came_back(active[event.pid], event)
-                if tree.is_member(event.parent_tgid) and event.pid not in active:
-                    child = tree.add(
-                        event.pid,
-                        event.parent_tgid,
-                        contract.FORKED,
-                        now,
-                        forked_ns=event.timestamp_ns,
-                    )
-                    self._watch(child, event.timestamp_ns)
-            elif what == EXIT:
-                if tree.is_member(event.tgid) or (
-                    event.pid == event.tgid and event.pid in self._held
+                if pid in active:
+                    self._pid_came_back(active[pid], at)
+                if (
+                    (parent in active or parent == root)
+                    and pid not in active
+                    and tree.is_member(parent)
                 ):
-                    self._exited(event)
-            elif what == EXEC and tree.is_member(event.tgid):
-                self._exec(event)
+                    child = tree.add(pid, parent, contract.FORKED, now, forked_ns=at)
+                    self._watch(child, at)
+            elif what == EXIT:
+                if tgid in active or tgid == root or (pid == tgid and pid in held):
+                    self._exited(at, pid, tgid, parent, status)
+            elif what == EXEC and (tgid in active or tgid == root) and tree.is_member(tgid):
+                self._exec(tgid)
 
-    def _pid_came_back(self, old: Child, event: ProcEvent) -> None:
+    def _pid_came_back(self, old: Child, forked_ns: int) -> None:
         """A fork event names a PID the tree still holds: the same child seen twice
         (found at the start, forked just before), or the old one is gone."""
         if (
             old.origin == contract.PRE_EXISTING
             and old.forked_ns is None
-            and _started_by(old.start_ticks, event.timestamp_ns)
+            and _started_by(old.start_ticks, forked_ns)
         ):
-            old.origin, old.forked_ns = contract.FORKED, event.timestamp_ns
+            old.origin, old.forked_ns = contract.FORKED, forked_ns
             return
         self._unwatch(old)
-        self._tree_or_fail().reaped(old, event.timestamp_ns, contract.REAP_PID_REUSED)
+        self._tree.reaped(old, forked_ns, contract.REAP_PID_REUSED)
 
     def _watch(self, child: Child, forked_ns: int | None) -> None:
         """Open ``child``'s pidfd, and keep it only if it names that very process (one
         that started no later than its fork event); a child gone already is settled
         after the exits queued with it."""
         fd = None
-        if self._pidfd_state == pidfds.OK and len(self._by_fd) >= self._pidfd_budget:
+        if self._pidfd_ok and len(self._by_fd) >= self._pidfd_budget:
             self._warn_once(
                 "some children were watched by scans of /proc: no descriptor to spare for"
                 f" their pidfds ({self._pidfd_budget} held at most)"
             )
-            self._scan_reaps = True
-        elif self._pidfd_state == pidfds.OK:
+            self._scan_reaps = self._scanning = True
+        elif self._pidfd_ok:
             try:
                 fd = pidfds.open_pidfd(child.pid)
             except OSError as error:
                 self._warn_once(f"some children were watched by scans of /proc: {error.strerror}")
-                self._scan_reaps = True
-        if (
-            fd is not None
-            and forked_ns is not None
-            and time.monotonic_ns() - forked_ns < self._lag()
-        ):
-            self._register(child, fd)  # no PID can have come round since its fork
-            return
+                self._scan_reaps = self._scanning = True
+        if fd is not None and forked_ns is not None:
+            now = time.monotonic_ns()
+            if now - forked_ns < self._lag(now):
+                self._register(child, fd)  # no PID can have come round since its fork
+                return
         st = procfs.stat(child.pid)
         if st is None or (forked_ns is not None and not _started_by(st.start_ticks, forked_ns)):
             if fd is not None:
@@ -343,46 +365,50 @@ class EventRecorder:
             self._register(child, fd)
 
     def _register(self, child: Child, fd: int) -> None:
+        """Watch its pidfd: for the hang-up (the reap) alone where the connector tells the
+        exit (one wake-up a child fewer), for the exit too where it does not."""
         child.pidfd = fd
         self._by_fd[fd] = child
-        self._epoll.register(fd, select.EPOLLIN)
+        self._epoll.register(fd, 0 if self._conn is not None else select.EPOLLIN)
 
-    def _lag(self) -> int:
+    def _lag(self, now: int) -> int:
         """How long after a fork its PID surely still names the child (ns): the time the
         PIDs free now would take to run out at MAX_FORKS_PER_S (a PID comes round again
         only after the allocator has passed every free one)."""
-        now = time.monotonic_ns()
         if now >= self._safe_lag[0]:
             free = procfs.free_pids() or 0
             self._safe_lag = (now + SAFE_LAG_REFRESH_NS, free * 1_000_000_000 // MAX_FORKS_PER_S)
         return self._safe_lag[1]
 
-    def _exited(self, event: ProcEvent) -> None:
-        tree = self._tree_or_fail()
-        child = tree.active.get(event.tgid)
-        if child is None and event.pid == event.tgid and event.pid in self._held:  # late
-            child, _ = self._held.pop(event.pid)
-            child.exited_ns, child.exit_source = event.timestamp_ns, contract.EXIT_FROM_CONNECTOR
-            child.exit_status = event.exit_status
-            tree.done.append(child)
+    def _exited(self, at: int, pid: int, tgid: int, parent: int, status: int) -> None:
+        """Task ``pid`` of process ``tgid`` exited at ``at``; ``parent``: its parent then."""
+        tree = self._tree
+        child = tree.active.get(tgid)
+        if child is None and pid == tgid and pid in self._held:  # late
+            child, _ = self._held.pop(pid)
+            child.exited_ns, child.exit_source = at, contract.EXIT_FROM_CONNECTOR
+            child.exit_status = status
+            self._ready.append(child)
             return
         if child is None:  # the root
-            if event.pid == event.tgid and tree.root_exited_ns is None:
-                tree.root_exited_ns = event.timestamp_ns
-                self._rehome(self.root)
+            if pid == tgid and tree.root_exited_ns is None:
+                tree.root_exited_ns = at
+                self._rehome(self.root, at)
             return
-        if event.pid == event.tgid:
-            tree.exited(child, event.timestamp_ns, contract.EXIT_FROM_CONNECTOR, event.exit_status)
-            if event.parent_tgid and event.parent_tgid != child.holder:
-                tree.adopted(child, event.parent_tgid)
-            self._rehome(child.pid)
+        if pid == tgid:
+            tree.exited(child, at, contract.EXIT_FROM_CONNECTOR, status)
+            if parent and parent != child.holder:  # its holder died first: handed on then
+                holder_exit = tree.root_exited_ns if child.up is None else child.up.exited_ns
+                tree.adopted(child, parent, at if holder_exit is None else holder_exit)
+            self._rehome(child.pid, at)
         elif child.exit_source == contract.EXIT_FROM_CONNECTOR and child.exited_ns is not None:
             # a thread outliving its leader: the process is a zombie when its last thread exits
-            child.exited_ns = max(child.exited_ns, event.timestamp_ns)
+            child.exited_ns = max(child.exited_ns, at)
 
-    def _rehome(self, pid: int) -> None:
-        """``pid`` exited: its children now belong to a subreaper or init; find which."""
-        tree = self._tree_or_fail()
+    def _rehome(self, pid: int, at: int) -> None:
+        """``pid`` exited at ``at``: its children now belong to a subreaper or init (the
+        kernel hands them on as it exits); find which."""
+        tree = self._tree
         for orphan in tree.orphans_of(pid):
             st = procfs.stat(orphan.pid)
             if st is None or st.ppid == pid:
@@ -392,15 +418,15 @@ class EventRecorder:
             else:
                 same = st.start_ticks == orphan.start_ticks
             if same:
-                tree.adopted(orphan, st.ppid)
+                tree.adopted(orphan, st.ppid, at)
 
-    def _exec(self, event: ProcEvent) -> None:
-        tree = self._tree_or_fail()
-        command = procfs.command(event.tgid)
-        if event.tgid == self.root:
+    def _exec(self, tgid: int) -> None:
+        tree = self._tree
+        command = procfs.command(tgid)
+        if tgid == self.root:
             tree.root_command = command or tree.root_command
             return
-        child = tree.active[event.tgid]
+        child = tree.active[tgid]
         child.command = command or child.command
         if child.exit_source == contract.EXIT_FROM_CONNECTOR:
             tree.revived(child)  # a thread's exec replaced the leader, whose "exit" we saw
@@ -413,11 +439,11 @@ class EventRecorder:
         self._epoll.modify(child.pidfd, 0)  # from now on, only the hang-up
         if self._conn is None and child.exit_source == "":
             status = self._zombie_status(child)
-            self._tree_or_fail().exited(child, now, contract.EXIT_FROM_PIDFD, status)
+            self._tree.exited(child, now, contract.EXIT_FROM_PIDFD, status)
 
     def _hung_up(self, child: Child, now: int) -> None:
-        tree = self._tree_or_fail()
-        if child.exit_seen_ns is None:
+        tree = self._tree
+        if child.exit_seen_ns is None and self._conn is None:
             child.exit_seen_ns = now  # readable and hung up in one look
         self._unwatch(child)
         tree.reaped(child, now, contract.REAP_FROM_PIDFD)
@@ -439,7 +465,7 @@ class EventRecorder:
     # Scans: what a missing source does not say -----------------------------------
 
     def _scan(self, now: int) -> None:
-        tree = self._tree_or_fail()
+        tree = self._tree
         if tree.root_exited_ns is None and self._conn is None:
             root = procfs.stat(self.root)
             if root is None or root.zombie:
@@ -457,7 +483,7 @@ class EventRecorder:
 
     def _check(self, child: Child, with_holder: bool, now: int) -> None:
         """A child without a pidfd: has it exited, been reaped, or moved?"""
-        tree = self._tree_or_fail()
+        tree = self._tree
         living = child.exited_ns is None and child.exit_source != contract.EXIT_BEFORE_SEEN
         if with_holder and not (living and self._conn is None):
             return  # a zombie still there stays a zombie; a live child's exit comes as an event
@@ -466,13 +492,13 @@ class EventRecorder:
             tree.reaped(child, now, contract.REAP_FROM_SCAN)
             return
         if st.ppid != child.holder:
-            tree.adopted(child, st.ppid)
+            tree.adopted(child, st.ppid, now)
         if living and st.zombie and self._conn is None:
             tree.exited(child, now, contract.EXIT_FROM_SCAN, self._zombie_status(child))
 
     def _walk(self, origin: str, now: int) -> None:
         """Add every descendant of the root not known yet (``origin`` says how it was found)."""
-        tree = self._tree_or_fail()
+        tree = self._tree
         parents = [self.root] if tree.root_exited_ns is None else []
         parents += [c.pid for c in tree.active.values() if c.exit_source == ""]
         while parents:
@@ -493,7 +519,7 @@ class EventRecorder:
 
     def _settle_gone(self) -> None:
         """Children found gone are done, unless the PID's return settled them already."""
-        tree = self._tree_or_fail()
+        tree = self._tree
         for child, at in self._gone:
             if tree.active.get(child.pid) is child:
                 tree.reaped(child, at, contract.REAP_GONE_WHEN_LOOKED)
@@ -501,19 +527,23 @@ class EventRecorder:
 
     # Rows ------------------------------------------------------------------------
 
-    def _flush(self, final: bool = False) -> None:
-        """Write the rows of the children done; one whose exit the connector has not
-        told yet waits for it (EXIT_GRACE_NS), unless this is the ``final`` flush."""
-        tree = self._tree_or_fail()
-        if not tree.done and not self._held:
-            return
-        now = time.monotonic_ns()
-        done = []
-        for child in tree.take_done():
+    def _sort_done(self, now: int, final: bool = False) -> None:
+        """The children reaped this turn: ready for their rows, or, where the connector
+        has not told the exit yet, held for it (EXIT_GRACE_NS) unless this is the end."""
+        for child in self._tree.take_done():
             if self._conn is not None and not final and child.exit_source == "":
                 self._held[child.pid] = (child, now + EXIT_GRACE_NS)
             else:
-                done.append(child)
+                self._ready.append(child)
+
+    def _flush(self, now: int, final: bool = False) -> None:
+        """Write the rows of the children ready, every FLUSH_INTERVAL_NS (a turn of the
+        loop under load sees a child or two: rows are made and written a batch at a
+        time), with those held whose exit never came in time."""
+        if not final and (now < self._next_flush or not (self._ready or self._held)):
+            return
+        self._next_flush = now + FLUSH_INTERVAL_NS
+        done, self._ready = self._ready, []
         for pid, (child, deadline) in list(self._held.items()):
             if final or deadline <= now:
                 del self._held[pid]
@@ -527,20 +557,20 @@ class EventRecorder:
                         contract.EXIT_FROM_PIDFD,
                     )
             offset = clocks.unix_offset_ns()
-            rows = [child.record(offset) for child in done]
-            self.rows += rows
-            self._append(_csv_lines(row.csv_row() for row in rows))
+            self._append(_csv_lines(child.record(offset).csv_row() for child in done))
 
     def _finish(self) -> None:
         """The last events, then every child still in the tree as it is now."""
         self._handle(self._epoll.poll(0, 1024), time.monotonic_ns())
         self._settle_gone()
-        tree = self._tree_or_fail()
+        tree = self._tree
         for child in tree:  # those still in the tree, as they are at the end
             if child.exit_source == "":  # alive: its command now (a worker renames itself)
                 child.command = procfs.command(child.pid) or child.command
             tree.done.append(child)
-        self._flush(final=True)
+        now = time.monotonic_ns()
+        self._sort_done(now, final=True)
+        self._flush(now, final=True)
         self._close_all()
 
     def _append(self, text: str) -> None:
@@ -590,13 +620,9 @@ class EventRecorder:
             self._probes.append(time.monotonic_ns())
             os.eventfd_write(self._probe_fd, 1)
 
-    def _tree_or_fail(self) -> ChildTree:
-        assert self._tree is not None, "start() makes the tree"
-        return self._tree
-
     # The summary -----------------------------------------------------------------
 
-    def _summarise(self) -> EventSummary:
+    def _summarise(self, until: float | None) -> EventSummary:
         conn = self._conn
         pidfd_ok = self._pidfd_state == pidfds.OK
         sources = {
@@ -631,12 +657,13 @@ class EventRecorder:
                 " their reap times are only bounds"
             )
         latencies = sorted(ns / 1e6 for ns in self._latencies)
-        tree = self._tree
-        rows = self.rows
+        rows = self.rows = self._rows_written(warnings)
+        ended = time.time()
         return EventSummary(
             root_pid=self.root,
             started=self._started,
-            ended=time.time(),
+            ended=ended,
+            until=until,
             sources=sources,
             sampled=sampled,
             connector=self._connector_state,
@@ -649,6 +676,8 @@ class EventRecorder:
             forked=sum(row.origin == contract.FORKED for row in rows),
             pre_existing=sum(row.origin == contract.PRE_EXISTING for row in rows),
             discovered=sum(row.origin == contract.DISCOVERED for row in rows),
+            root_forks=sum(row.parent == self.root and row.forked_at is not None for row in rows),
+            root_reaps=sum(row.reaped_by == self.root for row in rows),
             unwatched=self._unwatched,
             scan_interval_s=self.scan_interval if self._scanning_used() else None,
             reap_latency_ms={
@@ -658,10 +687,23 @@ class EventRecorder:
                 "max": latencies[-1] if latencies else None,
             },
             cpu_seconds=self._cpu_seconds,
-            figures=summary_figures(rows, time.time()) if tree else {},
+            figures=summary_figures(rows, ended if until is None else until) if rows else {},
             errors=[self.error] if self.error else [],
             warnings=warnings,
         )
+
+    def _rows_written(self, warnings: list[str]) -> list[ChildRecord]:
+        """events.csv read back: the summary's figures are those of the file, whatever a
+        reader of it will find (none where it could not be read, said in ``warnings``)."""
+        if self._thread is None:
+            return []
+        try:
+            rows, notes = events.read(self.path)
+        except (OSError, ValueError) as error:
+            warnings.append(f"{self.path.name} could not be read back: {error}")
+            return []
+        warnings += notes
+        return rows
 
     def _scanning_used(self) -> bool:
         return self._conn is None or self._pidfd_state != pidfds.OK

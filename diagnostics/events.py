@@ -50,6 +50,7 @@ class Child:
     reap_source: str = ""
     reaped_by: int | None = None
     adopted_by: int | None = None
+    adopted_ns: int | None = None
     up: Child | None = None
     """Its holder's own record while the holder is a child of the tree (None: the root,
     or an adopter outside the tree)."""
@@ -89,6 +90,7 @@ class Child:
             reap_source=self.reap_source,
             reaped_by=self.reaped_by,
             adopted_by=self.adopted_by,
+            adopted_at=unix(self.adopted_ns),
         )
 
 
@@ -105,6 +107,24 @@ def _decode(status: int | None) -> tuple[int | None, str | None]:
     return (os.WEXITSTATUS(status), None) if os.WIFEXITED(status) else (None, None)
 
 
+@dataclass(frozen=True, slots=True)
+class TreeCounts:
+    """The tree's running counts at one moment (see :class:`ChildTree`), for a live view
+    and for deciding when a server has settled; taken from another thread while the
+    recorder's goes on, so two of them may be a few events apart."""
+
+    live: int
+    zombies: int
+    deeper_live: int
+    deeper_zombies: int
+    peak_zombies: int
+    forks: int
+    exits: int
+    reaps: int
+    last_exit_ns: int
+    last_change_ns: int
+
+
 @dataclass(slots=True)
 class ChildTree:
     """The children of ``root``'s tree: those not yet reaped, and the rows of those done."""
@@ -117,9 +137,40 @@ class ChildTree:
     """Children reaped since :meth:`take_done` last emptied it."""
     root_exited_ns: int | None = None
     live: int = 0
+    """Children alive now, at every depth (exact where the sources are)."""
     zombies: int = 0
+    """Children exited and not yet reaped now, at every depth."""
+    deeper_live: int = 0
+    """Of ``live``, grandchildren and deeper."""
+    deeper_zombies: int = 0
+    """Of ``zombies``, grandchildren and deeper."""
+    peak_zombies: int = 0
+    """The most zombies at once so far, at every depth."""
+    forks: int = 0
+    """Children whose fork was seen."""
+    exits: int = 0
+    """Children seen to exit (not those that were zombies already when first seen)."""
+    reaps: int = 0
+    last_exit_ns: int = 0
+    """The latest exit seen, at every depth (0: none)."""
+    last_change_ns: int = 0
+    """The latest fork, exit or reap seen (0: none)."""
     _kids: dict[int, set[int]] = field(default_factory=dict)
     """Holder -> its children in the tree, so an exit finds the orphans it makes."""
+
+    def counts(self) -> TreeCounts:
+        return TreeCounts(
+            live=self.live,
+            zombies=self.zombies,
+            deeper_live=self.deeper_live,
+            deeper_zombies=self.deeper_zombies,
+            peak_zombies=self.peak_zombies,
+            forks=self.forks,
+            exits=self.exits,
+            reaps=self.reaps,
+            last_exit_ns=self.last_exit_ns,
+            last_change_ns=self.last_change_ns,
+        )
 
     def is_member(self, pid: int) -> bool:
         """Whether ``pid`` is in the tree now (the root's PID stops counting once it exits)."""
@@ -148,42 +199,48 @@ class ChildTree:
             up=above,
         )
         self.active[pid] = child
-        self._kids.setdefault(parent, set()).add(pid)
-        self.live += 1
+        self._hold(parent, pid)
+        self._count(child, 1, 0)
+        if origin == contract.FORKED:
+            self.forks += 1
+        self.last_change_ns = max(self.last_change_ns, seen_ns if forked_ns is None else forked_ns)
         return child
 
     def exited(self, child: Child, at_ns: int, source: str, status: int | None) -> None:
         """``child`` exited at ``at_ns`` (from ``source``); a better source may correct it."""
         if child.exited_ns is None and child.exit_source != contract.EXIT_BEFORE_SEEN:
-            self.live -= 1
-            self.zombies += 1
+            self._count(child, -1, 1)
+            self.exits += 1
+        self.last_exit_ns = max(self.last_exit_ns, at_ns)
+        self.last_change_ns = max(self.last_change_ns, at_ns)
         child.exited_ns, child.exit_source = at_ns, source
         if status is not None:
             child.exit_status = status
 
     def found_zombie(self, child: Child, status: int | None) -> None:
         """``child`` was already a zombie when first seen: its exit time is not known."""
-        self.live -= 1
-        self.zombies += 1
+        self._count(child, -1, 1)
         child.exit_source, child.exit_status = contract.EXIT_BEFORE_SEEN, status
 
     def revived(self, child: Child) -> None:
         """An exec by a non-leader thread: the leader's "exit" was the exec taking its place."""
         if child.exited_ns is not None:
-            self.live += 1
-            self.zombies -= 1
+            self._count(child, 1, -1)
+            self.exits -= 1
         child.exited_ns, child.exit_source, child.exit_status = None, "", None
 
     def reaped(self, child: Child, at_ns: int, source: str) -> None:
         """``child`` is gone: by ``at_ns`` (see ``source``); its row is ready."""
         if child.exited_ns is None and child.exit_source != contract.EXIT_BEFORE_SEEN:
-            self.live -= 1
+            self._count(child, -1, 0)
         else:
-            self.zombies -= 1
+            self._count(child, 0, -1)
+        self.reaps += 1
+        self.last_change_ns = max(self.last_change_ns, at_ns)
         child.reaped_ns, child.reap_source = at_ns, source
         child.reaped_by = self._reaper(child, at_ns)
         del self.active[child.pid]
-        self._kids.get(child.holder, set()).discard(child.pid)
+        self._let_go(child)
         self.done.append(child)
 
     def _reaper(self, child: Child, at_ns: int) -> int | None:
@@ -199,14 +256,38 @@ class ChildTree:
             exited = child.up.exited_ns
         return child.holder if exited is None or exited > at_ns else None
 
-    def adopted(self, child: Child, adopter: int) -> None:
-        """``child`` now has ``adopter`` for its parent (its own parent died)."""
+    def adopted(self, child: Child, adopter: int, at_ns: int) -> None:
+        """``child`` has ``adopter`` for its parent since ``at_ns`` (its own parent died)."""
         if adopter == child.holder:
             return
-        self._kids.get(child.holder, set()).discard(child.pid)
-        child.adopted_by = adopter
+        self._let_go(child)
+        child.adopted_by, child.adopted_ns = adopter, at_ns
         child.up = self.active.get(adopter)
-        self._kids.setdefault(adopter, set()).add(child.pid)
+        self._hold(adopter, child.pid)
+
+    def _count(self, child: Child, live: int, zombies: int) -> None:
+        self.live += live
+        self.zombies += zombies
+        if child.depth > 1:
+            self.deeper_live += live
+            self.deeper_zombies += zombies
+        if self.zombies > self.peak_zombies:
+            self.peak_zombies = self.zombies
+
+    def _hold(self, holder: int, pid: int) -> None:
+        kids = self._kids.get(holder)
+        if kids is None:
+            self._kids[holder] = {pid}
+        else:
+            kids.add(pid)
+
+    def _let_go(self, child: Child) -> None:
+        """``child`` is no longer its holder's (reaped, or handed on)."""
+        kids = self._kids.get(child.holder)
+        if kids is not None:
+            kids.discard(child.pid)
+            if not kids:
+                del self._kids[child.holder]
 
     def orphans_of(self, pid: int) -> list[Child]:
         """The children ``pid`` held when it exited: the kernel has handed them on."""
@@ -228,7 +309,11 @@ def read(path: Path) -> tuple[list[ChildRecord], list[str]]:
     """
     with open(path, newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
-        missing = [name for name in contract.EVENT_COLUMNS if name not in (reader.fieldnames or ())]
+        missing = [
+            name
+            for name in contract.EVENT_COLUMNS
+            if name not in (reader.fieldnames or ()) and name not in contract.OPTIONAL_EVENT_COLUMNS
+        ]
         if missing:
             raise ValueError(f"{path.name} lacks the columns {', '.join(missing)}")
         rows: list[ChildRecord] = []

@@ -8,6 +8,7 @@ later from the file says what the recorder said at the stop. Standard library on
   until that bound, so the count errs high, never low);
 - :func:`lifetimes`: how long children stayed zombies, exit to reap;
 - :func:`workers`: a pool's workers there before the record, retired, kept, replaced;
+- :func:`zombies_before`: zombies there when the record began, apart from the load's;
 - :func:`holders`: who holds the zombies at a moment, at every depth;
 - :func:`cross_check`: no sample may show more zombies than the events at its moment.
 """
@@ -18,7 +19,7 @@ import bisect
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from diagnostics import contract
@@ -44,6 +45,13 @@ def exit_time(row: ChildRecord) -> float | None:
     if row.exit_source == contract.EXIT_BEFORE_SEEN:
         return row.seen_at
     return row.reaped_at
+
+
+def there_before(row: ChildRecord) -> bool:
+    """A zombie already when the record began: not made while it ran. (One found later
+    by a scan, without fork events, was made during the record; only its exit time is
+    unknown.)"""
+    return row.origin == contract.PRE_EXISTING and row.exit_source == contract.EXIT_BEFORE_SEEN
 
 
 def birth_time(row: ChildRecord) -> float | None:
@@ -145,12 +153,16 @@ def lifetime(row: ChildRecord) -> float | None:
 
 
 def lifetimes(rows: Iterable[ChildRecord]) -> Lifetimes:
+    """Exit to reap of the children that exited during the record: zombies there already
+    when it began (their exit time unknown) are :func:`zombies_before`'s."""
     exited = bounded = never = 0
     timed: list[tuple[float, int]] = []
     bounds: list[float] = []
     for row in rows:
         if row.exit_source == "" and row.reaped_at is None:
             continue  # alive at the end
+        if there_before(row):
+            continue
         exited += 1
         if row.reaped_at is None:
             never += 1
@@ -180,7 +192,8 @@ class Workers:
     """The root's own children seen as a pool: who was there, who left, who came."""
 
     pre_existing: int
-    """Children of the root there when the record began."""
+    """Live children of the root there when the record began (its zombies then are
+    :func:`zombies_before`'s)."""
     retired: int
     """Of those, exited during the record."""
     retired_reaped: int
@@ -195,8 +208,8 @@ class Workers:
 
 def workers(rows: Iterable[ChildRecord]) -> Workers:
     own = [row for row in rows if row.depth == 1]
-    before = [row for row in own if row.origin == contract.PRE_EXISTING]
-    retired = [row for row in before if row.exit_source not in ("", contract.EXIT_BEFORE_SEEN)]
+    before = [row for row in own if row.origin == contract.PRE_EXISTING and not there_before(row)]
+    retired = [row for row in before if row.exit_source != ""]
     reaps = [span for row in retired if (span := lifetime(row)) is not None]
     forked = [row for row in own if row.origin != contract.PRE_EXISTING]
     return Workers(
@@ -208,6 +221,24 @@ def workers(rows: Iterable[ChildRecord]) -> Workers:
         forked=len(forked),
         forked_alive_at_end=sum(_alive_at_end(row) for row in forked),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ZombiesBefore:
+    """Zombies there when the record began: not the load's doing."""
+
+    count: int
+    left: int
+    """Of those, still zombies at the end."""
+    holders: list[tuple[int | None, int]]
+    """(holder PID, zombies) of those left, most first."""
+
+
+def zombies_before(rows: Iterable[ChildRecord]) -> ZombiesBefore:
+    found = [row for row in rows if there_before(row)]
+    left = [row for row in found if row.reaped_at is None]
+    held = Counter(holder(row) for row in left)
+    return ZombiesBefore(len(found), len(left), held.most_common())
 
 
 def _alive_at_end(row: ChildRecord) -> bool:
@@ -266,11 +297,37 @@ def cross_check(
     return problems
 
 
+def as_of(rows: Iterable[ChildRecord], moment: float) -> list[ChildRecord]:
+    """The rows as the record stood at ``moment``: children that joined later left out,
+    an exit, a reap or an adoption after it not yet happened (a zombie reaped later was a
+    zombie then; a child that exited later was alive; an orphan's parent was alive)."""
+    kept = []
+    for row in rows:
+        joined = birth_time(row)
+        if (row.seen_at if joined is None else joined) > moment:
+            continue
+        died = exit_time(row)
+        if died is not None and died > moment:
+            row = replace(row, exited_at=None, exit_source="", exit_code=None, exit_signal=None)
+            row = replace(row, reaped_at=None, reap_source="", reaped_by=None)
+        elif row.reaped_at is not None and row.reaped_at > moment:
+            row = replace(row, reaped_at=None, reap_source="", reaped_by=None)
+        if row.adopted_at is not None and row.adopted_at > moment:
+            row = replace(row, adopted_by=None, adopted_at=None)
+        kept.append(row)
+    return kept
+
+
 def summary_figures(rows: Sequence[ChildRecord], end: float) -> dict[str, Any]:
-    """The figures an EventSummary keeps: counts at the end, the peak, lifetimes, workers."""
+    """The figures an EventSummary keeps, of the tree as it stood at ``end``: counts then,
+    the peak until then, lifetimes, workers."""
+    rows = as_of(rows, end)
     series = steps(rows)
     top = peak_zombies(series)
     final = at(series, end)
+    own, deeper_series = steps(rows, direct), steps(rows, deeper)
+    own_final, deeper_final = at(own, end), at(deeper_series, end)
+    before = zombies_before(rows)
     return {
         "forked": sum(row.origin == contract.FORKED for row in rows),
         "exited": sum(row.exited_at is not None for row in rows),
@@ -282,6 +339,21 @@ def summary_figures(rows: Sequence[ChildRecord], end: float) -> dict[str, Any]:
         "final_zombie_holders": [
             {"pid": pid, "depth": depth, "zombies": n} for pid, depth, n in holders(rows, end)
         ],
+        "direct": {
+            "peak_zombies": max((step.zombies for step in own), default=0),
+            "final_zombies": own_final.zombies,
+            "peak_live": max((step.live for step in own), default=0),
+            "final_live": own_final.live,
+        },
+        "deeper": {
+            "peak_zombies": max((step.zombies for step in deeper_series), default=0),
+            "final_zombies": deeper_final.zombies,
+        },
+        "zombies_before": {
+            "count": before.count,
+            "left": before.left,
+            "holders": [{"pid": pid, "zombies": n} for pid, n in before.holders],
+        },
         "lifetimes": asdict(lifetimes(rows)),
         "workers": asdict(workers(rows)),
     }

@@ -21,14 +21,17 @@ come along, and name a child's new command.
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import os
 import secrets
 import select
 import socket
 import struct
 import time
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 NETLINK_CONNECTOR = 11
 CN_IDX_PROC = 1
@@ -50,34 +53,31 @@ ACK_TIMEOUT_S = 1.0
 for an acknowledgement that will never come (a listener in another namespace)."""
 BATCH = 4096
 """Events read at most in one go, so reaps (pidfds) are not starved under a flood."""
+SLOTS = 256
+"""Datagrams one recvmmsg(2) call takes at most: one event each."""
 
 # nlmsghdr (16 bytes), cn_msg (20), proc_event: what, cpu, timestamp_ns, then the
 # event's data, up to six 32-bit fields (the exit event's, since Linux 5.19).
 _REQUEST = struct.Struct("=IHHII IIIIHH I")
-_EVENT = struct.Struct("=16x 8x I 8x I I Q iiiiii")
+_EVENT = struct.Struct("=I12x 8x I 8x I I Q iiiiii")
 _EVENT_SIZE = _EVENT.size
 _DATA_OFFSET = 52
+_STRIDE = 128
+"""Bytes of the read buffer given to each datagram (an event takes 76)."""
 
 
 class ConnectorUnavailable(Exception):
     """The connector cannot be used here; ``str()`` says why in one line."""
 
 
-class ProcEvent(NamedTuple):
-    """One event. For FORK: ``pid``/``tgid`` are the child's, ``parent_*`` its parent's.
-    For EXIT: the task that exited, its raw wait status and its parent at the exit (0
-    where the kernel does not say). For EXEC: the task that ran exec."""
-
-    what: int
-    cpu: int
-    seq: int
-    timestamp_ns: int
-    """CLOCK_MONOTONIC, as the kernel took it when it sent the event."""
-    pid: int
-    tgid: int
-    parent_pid: int
-    parent_tgid: int
-    exit_status: int
+Event = tuple[int, int, int, int, int, int]
+"""One event as :meth:`Connector.read_batch` gives it: (what, timestamp_ns, pid, tgid,
+parent_tgid, exit_status). For FORK, ``pid``/``tgid`` are the child's and ``parent_tgid``
+its parent's; for EXIT, the task that exited, its parent at the exit (0 where the kernel
+does not say) and its raw wait status; for EXEC, the task that ran exec. The timestamp
+is CLOCK_MONOTONIC, as the kernel took it when it sent the event. A plain tuple, not a
+named one: the recorder unpacks every event of the machine, and a named tuple's
+constructor would cost a Python call each."""
 
 
 class Connector:
@@ -92,7 +92,9 @@ class Connector:
         """Events missing between two numbers of one CPU."""
         self.read = 0
         self._next_seq: dict[int, int] = {}
-        self._buffer = bytearray(256)
+        self._buffer = bytearray(SLOTS * _STRIDE)
+        self._view = memoryview(self._buffer)
+        self._receive, self._slots = _receiver(sock, self._buffer)
 
     @classmethod
     def open(cls, buffer_bytes: int = RECEIVE_BUFFER) -> Connector:
@@ -125,38 +127,42 @@ class Connector:
     def fileno(self) -> int:
         return self._sock.fileno()
 
-    def read_batch(self, limit: int = BATCH) -> list[ProcEvent]:
-        """The events waiting, in the order the kernel queued them (at most ``limit``).
+    def read_batch(self) -> list[Event]:
+        """The events waiting, in the order the kernel queued them (at most :data:`BATCH`).
 
         Overflows and sequence gaps are counted as they are met (:attr:`overflows`,
         :attr:`gaps`); acknowledgements are left out.
         """
-        events: list[ProcEvent] = []
-        recv_into, buffer, unpack = self._sock.recv_into, self._buffer, _EVENT.unpack_from
-        next_seq = self._next_seq
-        while len(events) < limit:
+        events: list[Event] = []
+        append, next_seq = events.append, self._next_seq
+        unpack, view, stride, receive = _EVENT.unpack_from, self._view, _STRIDE, self._receive
+        slots = self._slots
+        while len(events) < BATCH:
             try:
-                size = recv_into(buffer)
-            except BlockingIOError:
-                break
+                count = receive()
             except OSError as error:
                 if error.errno != errno.ENOBUFS:
                     raise
                 self.overflows += 1
                 continue
-            if size < _EVENT_SIZE:
-                continue  # not a proc event (nothing else is sent to this group)
-            seq, what, cpu, ts, a, b, c, d, e, f = unpack(buffer)
-            expected = next_seq.get(cpu)
-            if expected is not None and seq != expected:
-                self.gaps += (seq - expected) % 2**32
-            next_seq[cpu] = (seq + 1) % 2**32
-            if what == FORK:
-                events.append(ProcEvent(what, cpu, seq, ts, c, d, a, b, 0))
-            elif what == EXIT:  # the kernel zeroes the parent where it does not give it
-                events.append(ProcEvent(what, cpu, seq, ts, a, b, e, f, c))
-            elif what == EXEC:
-                events.append(ProcEvent(what, cpu, seq, ts, a, b, 0, 0, 0))
+            if not count:
+                break
+            for offset in range(0, count * stride, stride):
+                length, seq, what, cpu, ts, a, b, c, d, e, f = unpack(view, offset)
+                if length < _EVENT_SIZE:
+                    continue  # not a proc event (nothing else is sent to this group)
+                expected = next_seq.get(cpu)
+                if expected is not None and seq != expected:
+                    self.gaps += (seq - expected) % 2**32
+                next_seq[cpu] = (seq + 1) % 2**32
+                if what == FORK:
+                    append((what, ts, c, d, b, 0))
+                elif what == EXIT:  # the kernel zeroes the parent where it does not give it
+                    append((what, ts, a, b, f, c))
+                elif what == EXEC:
+                    append((what, ts, a, b, 0, 0))
+            if count < slots:
+                break  # all there was: no call to be told so (EAGAIN)
         self.read += len(events)
         return events
 
@@ -169,6 +175,88 @@ class Connector:
         except OSError:
             pass
         self._sock.close()
+
+
+class _Message(ctypes.Structure):
+    """struct msghdr."""
+
+    _fields_ = [
+        ("name", ctypes.c_void_p),
+        ("name_length", ctypes.c_uint32),
+        ("iov", ctypes.c_void_p),
+        ("iov_length", ctypes.c_size_t),
+        ("control", ctypes.c_void_p),
+        ("control_length", ctypes.c_size_t),
+        ("flags", ctypes.c_int),
+    ]
+
+
+class _MessageHeader(ctypes.Structure):
+    """struct mmsghdr: a struct msghdr (its padding included), then the length received."""
+
+    _fields_ = [("message", _Message), ("length", ctypes.c_uint)]
+
+
+class _IoVector(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("length", ctypes.c_size_t)]
+
+
+def _receiver(sock: socket.socket, buffer: bytearray) -> tuple[Callable[[], int], int]:
+    """A function that reads the datagrams waiting into ``buffer``, one per _STRIDE bytes
+    from its start, and returns how many (0: none waiting; raises OSError, ENOBUFS on an
+    overflow); and how many it reads at most in one call.
+
+    recvmmsg(2) takes every datagram waiting (up to SLOTS) in one system call, where
+    recv() takes one: the connector sends one datagram per event, and the recorder reads
+    all of the machine's. Python has no recvmmsg, so it is called through ctypes;
+    where the C library lacks it, one recv() a call stands in.
+    """
+    recvmmsg = getattr(ctypes.CDLL(None, use_errno=True), "recvmmsg", None)
+    if recvmmsg is None:
+        return _OneAtATime(sock, buffer).read, 1
+    return _Batches(recvmmsg, sock, buffer).read, SLOTS
+
+
+class _Batches:
+    """recvmmsg(2) into the slots of one buffer; the vectors and headers the kernel
+    writes through live as long as this object."""
+
+    def __init__(self, recvmmsg: Any, sock: socket.socket, buffer: bytearray) -> None:
+        recvmmsg.argtypes = [
+            ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p,
+        ]  # fmt: skip
+        recvmmsg.restype = ctypes.c_int
+        base = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+        self._vectors = (_IoVector * SLOTS)()
+        for i, vector in enumerate(self._vectors):
+            vector.base, vector.length = base + i * _STRIDE, _STRIDE
+        self._headers = (_MessageHeader * SLOTS)()
+        for header, vector in zip(self._headers, self._vectors, strict=True):
+            header.message.iov, header.message.iov_length = ctypes.addressof(vector), 1
+        self._call = functools.partial(
+            recvmmsg, sock.fileno(), ctypes.addressof(self._headers), SLOTS, socket.MSG_DONTWAIT
+        )
+
+    def read(self) -> int:
+        count: int = self._call(None)
+        if count < 0:
+            error = ctypes.get_errno()
+            if error in (errno.EAGAIN, errno.EWOULDBLOCK):
+                return 0
+            raise OSError(error, os.strerror(error))
+        return count
+
+
+class _OneAtATime:
+    def __init__(self, sock: socket.socket, buffer: bytearray) -> None:
+        self._slot, self._recv_into = memoryview(buffer)[:_STRIDE], sock.recv_into
+
+    def read(self) -> int:
+        try:
+            self._recv_into(self._slot)
+        except BlockingIOError:
+            return 0
+        return 1
 
 
 def _take_buffer(sock: socket.socket, wanted: int) -> int:
@@ -210,7 +298,7 @@ def _listen(sock: socket.socket, op: int) -> None:
         size = sock.recv_into(buffer)
         if size < _EVENT_SIZE:
             continue
-        what, echoed = _EVENT.unpack_from(buffer)[1], struct.unpack_from("=I", buffer, 28)[0]
+        what, echoed = _EVENT.unpack_from(buffer)[2], struct.unpack_from("=I", buffer, 28)[0]
         if what == NONE and echoed == ack + 1:
             err = struct.unpack_from("=I", buffer, _DATA_OFFSET)[0]
             if err:

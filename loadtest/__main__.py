@@ -19,6 +19,7 @@ from loadtest.harness import EXIT_INTERRUPTED, Harness, RunPlan
 from loadtest.live import open_view, print_summary
 from loadtest.load import LOCUSTFILE, RAW_LOCUSTFILE, LoadShape
 from loadtest.target import LOOPBACK, validate_server_cmd
+from loadtest.tree_events import EventSources
 
 EXIT_USAGE = 2
 
@@ -141,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=defaults.ZOMBIE_CAP.default,
         help="stop the load at this many zombies (%(default)s; lowered when PIDs are short)",
+    )
+    measure.add_argument(
+        "--events",
+        choices=[sources.value for sources in EventSources],
+        default=EventSources.ALL.value,
+        help="kernel sources of the exact record of every fork, exit and reap (events.csv):"
+        " %(default)s the machine has; no-connector or no-pidfds, to see what a machine"
+        " without one records; off: samples alone",
     )
     measure.add_argument(
         "--settle",
@@ -333,6 +342,7 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
             workers, args.master_bind, args.master_port, args.worker_timeout
         ),
         server_host=args.server_host,
+        events=EventSources(args.events),
     )
     return RunPlan(chosen, settings, args.out)
 

@@ -57,8 +57,9 @@ from loadtest.outcome import LoadOutcome, judge
 from loadtest.processes import reap_orphans
 from loadtest.scenario_files import ScenarioFiles
 from loadtest.scenarios import Scenario
-from loadtest.settle import settle, steady
+from loadtest.settle import settle, settle_on_events, steady
 from loadtest.target import LOOPBACK, Target, start_external, start_ours
+from loadtest.tree_events import EventSources, TreeEvents
 from reports import listener
 from reports.checks import scenario_checks
 
@@ -87,6 +88,8 @@ class Settings:
     """Locust is the master of workers started elsewhere (loadtest/distributed.py)."""
     server_host: str = LOOPBACK
     """Where our server binds: loopback unless remote workers must reach it."""
+    events: EventSources = EventSources.ALL
+    """The kernel sources the event record may use (loadtest/tree_events.py)."""
 
 
 class Experiment:
@@ -132,8 +135,17 @@ class Experiment:
         self._locust: LocustRun | None = None
         self._target: Target | None = None
         self._recorder: Recorder | None = None
+        self.events = TreeEvents(folder, settings.events)
+        self._judged_until: float | None = None
+        """When the harness asked the server to stop: the event record's figures are of then."""
         self.feed = LiveFeed(
-            settings.shape, folder, view, self.record, self.sampled, self._latest_sample
+            settings.shape,
+            folder,
+            view,
+            self.record,
+            self.sampled,
+            self._latest_sample,
+            self.events.counts,
         )
         self._baseline: TreeSnapshot | None = None
 
@@ -213,7 +225,9 @@ class Experiment:
         self._save()
 
     def _start_sampler(self) -> None:
+        """The event record and the sampler, on the server as it is before any load."""
         assert self._target is not None
+        self._warn(self.events.start(self._target.pid))
         self._recorder = Recorder(
             self._target.pid,
             self.folder / contract.SAMPLES,
@@ -400,14 +414,17 @@ class Experiment:
         assert self._target is not None and self._recorder is not None
         self.feed.progress(Phase.SETTLING)
         before = self.record.baseline_sample or {}
-        result = settle(self._recorder.sample_now, before.get("alive", 0), self.settings.settle)
+        take, bound, wait = self._recorder.sample_now, self.settings.settle, self._wait_reaping
+        result = settle_on_events(take, self.events.counts, bound, sleep=wait) or settle(
+            take, before.get("alive", 0), bound, sleep=wait
+        )
         self.sampled.close()
         self._check_sampler()
         self.record.settle = result.record()
         if not result.settled:
             self._warn(
                 f"the server had not settled {self.settings.settle:g} s after the load stopped"
-                " (live children or zombies still changing): the final sample is as it was then"
+                " (children still changing): it is judged as it was then"
             )
         if result.sample is not None:
             self.record.final_sample = asdict(result.sample)
@@ -415,11 +432,20 @@ class Experiment:
         if server_sample is not None:
             self.record.final_server_sample = asdict(server_sample)
         self._note_tree(snapshot(self._target.pid))
+        self._judged_until = time.time()
         if self.scenario.shows_listener_aftermath:
             self._show_listener_aftermath()
         self.feed.progress(Phase.STOPPING_SERVER)
         self._warn(self._target.stop(timeout=30))
         self._keep_counters(self._target.final_counters())
+
+    def _wait_reaping(self, seconds: float) -> None:
+        """Wait while settling, reaping what the harness adopted meanwhile: as the
+        subreaper it holds the server's orphans, and a zombie of its own is not the
+        server's to account for."""
+        assert self._target is not None
+        reap_orphans(keep=[self._target.process.pid, *([self._locust.pid] if self._locust else [])])
+        time.sleep(seconds)
 
     def _show_listener_aftermath(self) -> None:
         """The parent killed alone, and what its children do with the port it listened on
@@ -481,6 +507,10 @@ class Experiment:
             self._warn(self._target.stop(timeout=30))
             self._keep_counters(self._target.final_counters())
         reap_orphans()
+        until = self.record.interrupted_at or self._judged_until
+        summary = self.events.stop(until, self.sampled.zombie_samples)
+        if summary is not None:
+            self.record.events = summary.to_json()
         released = self.cap.release()
         if released is not None:
             self._add_cgroup_figures(forks_refused=released.forks_refused, peak=released.peak)

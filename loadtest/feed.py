@@ -1,8 +1,9 @@
 """What a running scenario shows while it runs: the live view's line (loadtest/live.py)
 and, under --web, the figures of Locust's Zombies tab (loadtest/web.py).
 
-Both are read from what is already on disk or in memory (the sampler's latest sample,
-Locust's timeline and failures): showing progress measures nothing new.
+Both are read from what is already on disk or in memory (the event record's running
+counts, exact, where it runs; else the sampler's latest sample; Locust's timeline and
+failures): showing progress measures nothing new.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from diagnostics.contract import Phase, ScenarioRecord, Status
 from diagnostics.cpumeter import CpuMeter
+from diagnostics.events import TreeCounts
 from diagnostics.sampler import Sample
 from loadtest import web
 from loadtest.handoff import SamplerHandoff
@@ -36,6 +38,7 @@ class LiveFeed:
         record: ScenarioRecord,
         sampled: SamplerHandoff,
         latest: Callable[[], Sample | None],
+        counts: Callable[[], TreeCounts | None] = lambda: None,
     ) -> None:
         self.shape = shape
         self.folder = folder
@@ -43,6 +46,7 @@ class LiveFeed:
         self.record = record
         self._sampled = sampled
         self._latest = latest
+        self._counts = counts
         self._load_progress = TimelineReader(folder)
         self._failures = FailureReader(folder)
         self._live_file = ScenarioFiles(folder, None)
@@ -50,7 +54,7 @@ class LiveFeed:
     def progress(
         self, phase: Phase | Status, elapsed: float = 0.0, meter: CpuMeter | None = None
     ) -> None:
-        sample = self._latest()
+        now = web.TreeNow.of(self._latest(), self._counts(), self._sampled.peak)
         load = self._load_progress.read() if phase == Phase.LOAD else _final_load(self.record)
         top_failure = self._failures.top_failure()
         cpu = None
@@ -65,10 +69,10 @@ class LiveFeed:
                 rps=load.rps if load else None,
                 requests=load.requests if load else None,
                 failures=load.failures if load else None,
-                alive=sample.alive if sample else None,
-                # The tree's: under an init (--pid1) or sh -c, the server's are deeper down.
-                zombies=sample.zombies + sample.descendant_zombies if sample else None,
-                fds=sample.fds if sample else None,
+                alive=now.alive if now else None,
+                zombies=now.zombies if now else None,
+                zombies_exact=now.exact if now else None,
+                fds=sample.fds if (sample := self._latest()) else None,
                 locust_cpu=cpu,
                 top_failure=top_failure,
             )
@@ -78,9 +82,9 @@ class LiveFeed:
         """The Zombies tab's rows, rewritten for Locust's UI to serve (--web runs); the
         warning to record if they could not be, the first time only."""
         load = self._load_progress.read()
-        rows = web.live_rows(
-            self._latest(), self.record, self._sampled.peak, load.requests if load else None
-        )
+        sample = self._latest()
+        now = web.TreeNow.of(sample, self._counts(), self._sampled.peak)
+        rows = web.live_rows(now, sample, self.record, load.requests if load else None)
         # Whole, so Locust never reads half of it.
         return self._live_file.write(web.LIVE_FILE, {"rows": rows})
 

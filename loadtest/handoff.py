@@ -4,7 +4,8 @@ The sampler calls back from its own thread on every sample. The scenario's recor
 belongs to the thread that runs the scenario (loadtest/experiment.py), so the callback
 writes only here, under one lock, and the scenario copies the figures into its record
 where it reads them: the peak when it concludes, the last sample before a Ctrl-C when it
-is interrupted. The zombie cap is handed over the same way, by loadtest/cap.py's event
+is interrupted, the zombies of every sample when it checks them against the event
+record. The zombie cap is handed over the same way, by loadtest/cap.py's event
 and the moment kept with it.
 """
 
@@ -23,6 +24,7 @@ class SamplerHandoff:
         self._peak = 0
         self._before_interrupt: Sample | None = None
         self._closed = False
+        self._zombies: list[tuple[float, int]] = []
 
     def add(self, sample: Sample, interrupted_at: float | None) -> None:
         """Called from the sampler's thread with each sample; ``interrupted_at`` is the unix
@@ -32,6 +34,7 @@ class SamplerHandoff:
                 self._before_interrupt = sample
             if not self._closed:
                 self._peak = max(self._peak, sample.zombies)
+            self._zombies.append((sample.time, sample.zombies + sample.descendant_zombies))
 
     def close(self) -> None:
         """The final sample is taken: the peak is of the load and the settling after it,
@@ -44,6 +47,13 @@ class SamplerHandoff:
         """The most zombies one sample saw, until :meth:`close` (scenario.json's peak_zombies)."""
         with self._lock:
             return self._peak
+
+    @property
+    def zombie_samples(self) -> list[tuple[float, int]]:
+        """(time, zombies in the whole tree) of every sample: what the event record is
+        checked against (no sample may show more zombies than the events)."""
+        with self._lock:
+            return list(self._zombies)
 
     @property
     def before_interrupt(self) -> Sample | None:

@@ -36,11 +36,14 @@ class Progress:
     failures: int | None = None
     alive: int | None = None
     zombies: int | None = None
+    """Anywhere in the server's tree."""
     fds: int | None = None
     locust_cpu: float | None = None
     """Locust's CPU as a share of one core (1.0 = a full core)."""
     top_failure: str | None = None
     """The most frequent reason requests failed, with its count."""
+    zombies_exact: bool | None = None
+    """Whether ``zombies`` and ``alive`` come from the event record (else: sampled)."""
 
 
 class View(Protocol):
@@ -60,6 +63,9 @@ def open_view(interactive: bool | None = None) -> View:
 def _figure(value: float | int | None, spec: str = "d") -> str:
     return "–" if value is None else format(value, spec)
 
+
+SAMPLED_MARK = "~"
+"""Before a count that is only sampled (no event record): a lower bound, not the count."""
 
 # The harness's phase names, cut to fit a column at 80 terminal columns.
 SHORT_PHASES: dict[Phase | Status, str] = {
@@ -83,7 +89,8 @@ def describe(progress: Progress) -> list[str]:
         _figure(progress.requests),
         _figure(progress.failures),
         _figure(progress.alive),
-        _figure(progress.zombies),
+        ("" if progress.zombies_exact or progress.zombies is None else SAMPLED_MARK)
+        + _figure(progress.zombies),
         _figure(progress.fds),
         "–" if cpu is None else f"{cpu:.0%}" + ("!" if cpu >= SATURATED_CPU else ""),
     ]
@@ -103,7 +110,8 @@ def carry_over(previous: Progress | None, progress: Progress) -> Progress:
     from the last update (the load's time, Locust's CPU)."""
     if previous is None:
         return progress
-    for name in ("rps", "requests", "failures", "alive", "zombies", "fds", "locust_cpu"):
+    for name in ("rps", "requests", "failures", "alive", "zombies", "zombies_exact", "fds",
+                 "locust_cpu"):  # fmt: skip
         if getattr(progress, name) is None:
             setattr(progress, name, getattr(previous, name))
     if progress.phase != Phase.LOAD and not progress.elapsed:
@@ -125,7 +133,8 @@ class LiveView:
 
     def _table(self) -> Table:
         table = Table(
-            title="reaperlab load test  (live: children running; cpu: Locust's, of one core)",
+            title="reaperlab load test  (live: children running; zombies: in the whole tree,"
+            f" {SAMPLED_MARK}: sampled; cpu: Locust's, of one core)",
             title_justify="left",
             box=box.SIMPLE_HEAD,
             collapse_padding=True,

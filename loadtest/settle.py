@@ -7,7 +7,8 @@ after the last answer. So the server has settled when its live children are back
 to what they were before the load, and its zombies (anywhere in its tree) are
 none, or have stopped changing for long enough that a timer reaper had its chance.
 The wait is bounded; past the bound the last sample is taken as it is, and the
-caller says so.
+caller says so. Where the event record runs, the settle is judged on its exact counts
+instead (:func:`settle_on_events`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from diagnostics.events import TreeCounts
 from diagnostics.sampler import Sample
 
 QUIET = 1.0
@@ -80,6 +82,49 @@ def settle(
                 fell = now - started
             count, changed = tree_zombies(sample), now
         last = sample
+
+
+STILL = 0.25
+"""Seconds without a fork, an exit or a reap in the tree before the event record calls it
+settled: children still answering the last requests exit within it."""
+
+
+def settle_on_events(
+    take: Callable[[], Sample | None],
+    counts: Callable[[], TreeCounts | None],
+    timeout: float,
+    quiet: float = QUIET,
+    still: float = STILL,
+    clock: Callable[[], int] = time.monotonic_ns,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Settled | None:
+    """Wait, bounded by ``timeout``, until the event record shows the server settled: no
+    zombie waiting to be reaped (none, or none that exited in the last ``quiet``
+    seconds: a timer reaper had its chance) and no fork, exit or reap in the last ``still``.
+
+    Exact counts need no test of the pool's size: a prefork pool that grew under the
+    load and stays grown has settled (Apache's did, and the sampled test waited for it
+    to shrink to what it was). Then the final sample is taken, for the cross-checks.
+    None when the record stops giving counts (the sampled settle stands in).
+    """
+    started = clock()
+    first = counts()
+    if first is None:
+        return None
+    zombies, fell = first.zombies, None
+    while True:
+        now = clock()
+        tree = counts()
+        if tree is None:
+            return None
+        if tree.zombies < zombies:
+            fell = (now - started) / 1e9
+        zombies = tree.zombies
+        waiting = tree.zombies and now - tree.last_exit_ns < quiet * 1e9
+        settled = not waiting and now - tree.last_change_ns >= still * 1e9
+        if settled or now - started >= timeout * 1e9:
+            return Settled(take(), bool(settled), (clock() - started) / 1e9, first.zombies, fell)
+        sleep(POLL)
 
 
 STEADY = 0.5

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diagnostics.contract import ScenarioRecord
+from diagnostics.events import TreeCounts
 from diagnostics.sampler import Sample
 
 LIVE_FILE = "live.json"
@@ -52,42 +53,100 @@ def locust_args(options: WebOptions, folder: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def live_verdict(sample: Sample, peak: int, requests: int | None, cap: int) -> str:
-    """The verdict so far, in words that say what was seen and no more.
+@dataclass(frozen=True, slots=True)
+class TreeNow:
+    """The server's children now, as the tab and the live view show them: from the event
+    record (exact) where it runs, else from the latest sample (sampled)."""
 
-    The settled judgement (after the load, with the server's counters) is the report's.
-    """
+    alive: int
+    """Live children of the server itself."""
+    zombies: int
+    """Zombies anywhere in its tree (each holds a PID)."""
+    deeper: int
+    """Of those, held by its grandchildren or deeper."""
+    peak: int
+    """The most zombies at once so far (exact), or in one sample (sampled: a lower bound)."""
+    exact: bool
+    forks: int | None = None
+    exits: int | None = None
+    reaps: int | None = None
+
+    @classmethod
+    def of(cls, sample: Sample | None, counts: TreeCounts | None, peak: int) -> TreeNow | None:
+        """From the record's counts where there are some, else from ``sample`` and the
+        sampled ``peak`` (direct zombies, as the sampler's peak counts them)."""
+        if counts is not None:
+            return cls(
+                alive=counts.live - counts.deeper_live,
+                zombies=counts.zombies,
+                deeper=counts.deeper_zombies,
+                peak=counts.peak_zombies,
+                exact=True,
+                forks=counts.forks,
+                exits=counts.exits,
+                reaps=counts.reaps,
+            )
+        if sample is None:
+            return None
+        return cls(
+            alive=sample.alive,
+            zombies=sample.zombies + sample.descendant_zombies,
+            deeper=sample.descendant_zombies,
+            peak=peak,
+            exact=False,
+        )
+
+    @property
+    def source(self) -> str:
+        return "kernel events (exact)" if self.exact else "sampler (/proc), sampled"
+
+
+def live_verdict(now: TreeNow, requests: int | None, cap: int) -> str:
+    """The verdict so far, in words that say what was seen and no more ("sampled" where
+    it rests on samples). The settled judgement (after the load, with the server's
+    counters and every child's life) is the report's."""
+    sampled = "" if now.exact else " (sampled)"
     if requests is None or requests == 0:
         return "no requests yet: start a swarm"
-    if sample.zombies >= cap:
+    if now.zombies >= cap:
         return f"at the zombie cap of {cap}: load frozen"
-    if sample.zombies == 0 and peak == 0:
-        return f"no zombies so far after {requests:,} requests"
-    if requests >= ONE_PER_REQUEST_AFTER and sample.zombies >= 0.9 * requests:
-        return f"one zombie per request so far: {sample.zombies:,} after {requests:,} requests"
-    return f"{sample.zombies:,} zombies now, at most {peak:,} so far; {requests:,} requests"
+    if now.zombies == 0 and now.peak == 0:
+        return f"no zombie so far{sampled} after {requests:,} requests"
+    if requests >= ONE_PER_REQUEST_AFTER and now.zombies >= 0.9 * requests:
+        return (
+            f"one zombie per request so far{sampled}: {now.zombies:,} after {requests:,} requests"
+        )
+    most = f"at most {now.peak:,}" if now.exact else f"at least {now.peak:,}"
+    return f"{now.zombies:,} zombies now{sampled}, {most} at once so far; {requests:,} requests"
 
 
 def live_rows(
+    now: TreeNow | None,
     sample: Sample | None,
     record: ScenarioRecord,
-    peak: int,
     requests: int | None,
 ) -> list[dict[str, str]]:
-    """The Zombies tab's rows: figure, value, and where the value comes from; ``peak`` is
-    the most zombies seen so far (the record has it only once the scenario ends)."""
-    if sample is None:
+    """The Zombies tab's rows: figure, value, and where the value comes from."""
+    if now is None:
         return [{"figure": "sampler", "value": "starting", "source": "harness"}]
     cap = record.cap or 0
     enforcement = record.cap_enforcement or "?"
     server = record.server_counters
+    fds = None if sample is None else sample.fds
     rows = [
         ("server PID", str(record.server_pid), "harness"),
-        ("live children", f"{sample.alive:,}", "sampler (/proc)"),
-        ("zombies", f"{sample.zombies:,}", "sampler (/proc)"),
-        ("zombies deeper down", f"{sample.descendant_zombies:,}", "sampler (/proc)"),
-        ("peak zombies", f"{peak:,}", "sampler (/proc)"),
-        ("open fds", "?" if sample.fds is None else f"{sample.fds:,}", "sampler (/proc)"),
+        ("live children", f"{now.alive:,}", now.source),
+        ("zombies", f"{now.zombies:,}", now.source),
+        ("zombies deeper down", f"{now.deeper:,}", now.source),
+        ("peak zombies", f"{now.peak:,}", now.source),
+    ]
+    if now.exact:
+        rows.append(
+            ("children forked / exited / reaped", f"{now.forks:,} / {now.exits:,} / {now.reaps:,}",
+             now.source)
+        )  # fmt: skip
+    rows += [
+        ("open fds", "?" if fds is None else f"{fds:,}", "sampler (/proc)"),
         ("requests completed", "?" if requests is None else f"{requests:,}", "Locust"),
         ("zombie cap", f"{cap:,} ({enforcement})", "harness"),
         (
@@ -95,11 +154,8 @@ def live_rows(
             json.dumps(server) if server else "printed by the server at shutdown",
             "server",
         ),
-        (
-            "verdict so far",
-            live_verdict(sample, peak, requests, cap),
-            "harness",
-        ),
-        ("sampled at", f"{sample.elapsed:.1f} s", "sampler"),
+        ("verdict so far", live_verdict(now, requests, cap), "harness"),
     ]
+    if sample is not None:
+        rows.append(("sampled at", f"{sample.elapsed:.1f} s", "sampler"))
     return [{"figure": f, "value": v, "source": s} for f, v, s in rows]

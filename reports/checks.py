@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from diagnostics.contract import ScenarioRecord
+from diagnostics.contract import EventSummary, ScenarioRecord
 
 # Locust counts a request when its response arrives and the server when it accepts the
 # connection, so up to one request per user can be in flight when either stops counting.
@@ -51,6 +51,9 @@ class Counts:
     server_pid1: bool = False
     """The server ran as PID 1 of its PID namespace, without an init: it is handed every
     orphan of the namespace, children it did not fork."""
+    reaped_at_shutdown: int | None = None
+    events: EventSummary | None = None
+    """The event record's summary (scenario.json's ``events``), None without one."""
 
     @classmethod
     def of(cls, record: ScenarioRecord) -> Counts:
@@ -74,6 +77,8 @@ class Counts:
             accepted=_count(counters, "accepted"),
             requests=_count(record.load or {}, "requests"),
             users=_count(record.asked or {}, "users"),
+            reaped_at_shutdown=_count(counters, "reaped_at_shutdown"),
+            events=EventSummary.checked(record.events)[0] if record.events else None,
         )
 
 
@@ -95,6 +100,10 @@ def cross_checks(counts: Counts) -> list[Check]:
         zombies_all_reaped(counts),
         reaped_at_most_forked(counts),
         requests_match_accepted(counts),
+        forks_match_counter(counts),
+        reaps_match_counters(counts),
+        zombies_left_match_counters(counts),
+        samples_within_events(counts),
     ]
     return [check for check in checks if check is not None]
 
@@ -116,15 +125,23 @@ def zombies_match_counters(counts: Counts) -> Check | None:
         return None
     if counts.server_pid1:
         return zombies_cover_counters(final, alive, forked, reaped)
-    expected = forked - reaped - alive
-    sums = f"forked {forked} - reaped {reaped} - still running {alive}"
-    if final == expected:
-        return Check(True, f"final zombies {final} = {sums}")
-    return Check(
-        False,
-        f"final zombies {final} != {sums} = {expected}:"
-        " a child exited or was reaped after the final sample, or someone else reaped",
+    return _left(
+        "final zombies",
+        final,
+        forked,
+        reaped,
+        alive,
+        "a child exited or was reaped after the final sample, or someone else reaped",
     )
+
+
+def _left(what: str, left: int, forked: int, reaped: int, running: int, why: str) -> Check:
+    """Zombies left against what the server's counters leave: forked - reaped - running."""
+    expected = forked - reaped - running
+    sums = f"forked {forked} - reaped {reaped} - still running {running}"
+    if left == expected:
+        return Check(True, f"{what} {left} = {sums}")
+    return Check(False, f"{what} {left} != {sums} = {expected}: {why}")
 
 
 def zombies_cover_counters(final: int, alive: int, forked: int, reaped: int) -> Check:
@@ -231,3 +248,81 @@ def requests_match_accepted(counts: Counts) -> Check | None:
         why = "in flight when Locust stopped counting"
         text = f"server accepted {accepted} connections, Locust counted {requests}: {gap} {why}"
     return Check(gap <= request_slack(counts), text)
+
+
+def _exact(events: EventSummary | None, *figures: str) -> EventSummary | None:
+    """The event summary where each of ``figures`` ("forks", "reaps") is exact: from its
+    kernel source, nothing sampled, no error; else None (no check)."""
+    if events is None or events.errors or not events.figures:
+        return None
+    return None if any(figure in events.sampled for figure in figures) else events
+
+
+def forks_match_counter(counts: Counts) -> Check | None:
+    """Every fork the server counted is a fork event of the kernel, and no more."""
+    events = _exact(counts.events, "forks")
+    if events is None or events.root_forks is None or counts.forked is None:
+        return None
+    text = f"fork events {events.root_forks} {{}} server forked {counts.forked}"
+    if events.root_forks == counts.forked:
+        return Check(True, text.format("="))
+    return Check(False, text.format("!=") + ": the record or the server's counter missed some")
+
+
+def reaps_match_counters(counts: Counts) -> Check | None:
+    """Every child the server counted as reaped, while serving and at its shutdown, was
+    seen reaped by it (its pidfd hung up while it held the child), and no more."""
+    events = _exact(counts.events, "forks", "reaps")
+    if events is None or events.root_reaps is None:
+        return None
+    if counts.reaped is None or counts.reaped_at_shutdown is None:
+        return None
+    total = counts.reaped + counts.reaped_at_shutdown
+    sums = f"reaped {counts.reaped} + at shutdown {counts.reaped_at_shutdown}"
+    if events.root_reaps == total:
+        return Check(True, f"reaps by the server (events) {events.root_reaps} = {sums}")
+    return Check(
+        False,
+        f"reaps by the server (events) {events.root_reaps} != {sums} = {total}:"
+        " the record or the server's counter missed some",
+    )
+
+
+def zombies_left_match_counters(counts: Counts) -> Check | None:
+    """The children never reaped when the server was judged are exactly those it forked
+    and did not reap, less those still running (both counts of the record at that moment)."""
+    events = _exact(counts.events, "forks", "exits", "reaps")
+    if events is None or counts.forked is None or counts.reaped is None:
+        return None
+    direct = events.figures.get("direct")
+    if not isinstance(direct, dict):
+        return None
+    left, running = direct.get("final_zombies"), direct.get("final_live")
+    if not isinstance(left, int) or not isinstance(running, int):
+        return None
+    return _left(
+        "zombies left (events)",
+        left,
+        counts.forked,
+        counts.reaped,
+        running,
+        "a child changed between the end of the judgement and the server's stop, or someone"
+        " else reaped",
+    )
+
+
+def samples_within_events(counts: Counts) -> Check | None:
+    """No sample may show more zombies than the event record at its moment: the events
+    count each zombie from its exit (kernel time) until its reap was seen (late, never
+    early), so a sampler reading the same tree can see fewer, never more."""
+    found = counts.events.samples_check if counts.events is not None else None
+    if not isinstance(found, dict):
+        return None
+    samples, above = found.get("samples"), found.get("above_events")
+    if not isinstance(samples, int) or not isinstance(above, int) or not samples:
+        return None
+    if not above:
+        return Check(True, f"no sample of {samples} shows more zombies than the events")
+    first = found.get("first") or []
+    example = f": {first[0]}" if first and isinstance(first[0], str) else ""
+    return Check(False, f"{above} of {samples} samples show more zombies than the events{example}")

@@ -16,7 +16,16 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader
 
 from diagnostics.contract import Status
-from reports.table import HEADERS, TEXT_COLUMNS, cells, figure, mib, parameter, when
+from reports.table import (
+    HEADERS,
+    TEXT_COLUMNS,
+    cells,
+    figure,
+    lifetime_line,
+    mib,
+    parameter,
+    when,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -29,6 +38,7 @@ def _environment() -> Environment:
         when=when,
         parameter=parameter,
         mib=mib,
+        lifetime=lifetime_line,
     )
     return environment
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from reports.table import HEADERS, cells, parameter
+from reports.table import HEADERS, cells, lifetime_line, parameter
 
 # Characters that would start Markdown or HTML markup inside a table cell. An underscore
 # inside a word does not, and escaping it would clutter names like work_ms in a terminal.
@@ -31,6 +31,11 @@ def to_markdown(summary: dict[str, Any]) -> str:
     if scenarios:
         lines += [*_table([list(HEADERS), *(cells(s) for s in scenarios)]), ""]
         lines += [f"- **{escape(s['name'])}**: {escape(s['verdict'])}" for s in scenarios]
+        lines += [
+            f"- **{escape(s['name'])}** zombie lifetime, exit to reap: {escape(line)}"
+            for s in scenarios
+            if (line := lifetime_line(s))
+        ]
         lines += [
             f"- **{escape(s['name'])}**: {workers_line(s)}" for s in scenarios if s.get("workers")
         ]

@@ -1,4 +1,5 @@
-"""The run's figures as PNG files: zombies.png, children.png and one dashboard per scenario.
+"""The run's figures as PNG files: zombies.png, children.png, lifetimes.png and one
+dashboard per scenario.
 
 Figures are built with matplotlib's object API on an explicit Agg canvas, never through
 pyplot: no GUI backend is ever chosen, no global figure registry grows, and a harness that
@@ -12,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from diagnostics.contract import CHILDREN_PNG, ZOMBIES_PNG
+from diagnostics.contract import CHILDREN_PNG, LIFETIMES_PNG, ZOMBIES_PNG
+from reports import exact
 from reports.rundir import Run, Scenario
 from reports.series import envelope, last_finite, peak, windowed_rate
 from reports.table import parameter
@@ -218,22 +221,58 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def _zoom(ax: Axes, scenarios: list[Scenario], colors: dict[str, str]) -> None:
+@dataclass(frozen=True)
+class Counted:
+    """What the plots draw of a scenario's children: the event record's exact step
+    series where the run has one, else the samples."""
+
+    t: np.ndarray
+    live: np.ndarray
+    """Live children of the server itself."""
+    zombies: np.ndarray
+    """Zombies anywhere in its tree."""
+    deeper: bool
+    """Some of them were held below the server's own children."""
+    exact: bool
+
+
+def counted(scenario: Scenario) -> Counted | None:
+    steps = exact.series(scenario)
+    if steps is not None and len(steps):
+        return Counted(steps.t, steps.live, steps.zombies, bool(steps.deeper.any()), True)
+    samples = scenario.samples
+    if samples is None:
+        return None
+    return Counted(
+        samples.t, samples["alive"], samples.all_zombies(), samples.has_deeper_zombies, False
+    )
+
+
+def _counts_line(
+    ax: Axes, counts: Counted, values: np.ndarray, color: str, lw: float, label: str | None = None
+) -> Line2D:
+    """Exact counts as the step function they are (every step, however many: each is a
+    fork, an exit or a reap); samples as :func:`_line` draws them."""
+    if not counts.exact:
+        return _line(ax, counts.t, values, color, lw, label)
+    (line,) = ax.plot(counts.t, values, color=color, lw=lw, label=label, drawstyle="steps-post")
+    return line
+
+
+def _zoom(ax: Axes, drawn: list[tuple[Scenario, Counted]], colors: dict[str, str]) -> None:
     """An inset with the scenarios whose zombies hug zero on the main axes.
 
     Next to a leak of thousands, a reaper's "at most 5 zombies" is a flat line on the
     floor; the inset shows it is really 0 to 5, not nothing.
     """
     inset = ax.inset_axes((0.06, 0.56, 0.36, 0.34))
-    for scenario in scenarios:
-        assert scenario.samples is not None
-        _line(inset, scenario.samples.t, scenario.samples.all_zombies(), colors[scenario.name], 1)
+    for scenario, counts in drawn:
+        _counts_line(inset, counts, counts.zombies, colors[scenario.name], 1)
     inset.set_title("zoom on the reaping scenarios", fontsize=8)
     inset.tick_params(labelsize=7)
     inset.grid(True, alpha=0.3)
     inset.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-    top = max(peak(scenario.samples.all_zombies()) for scenario in scenarios if scenario.samples)
-    inset.set_ylim(0, top * 1.25)
+    inset.set_ylim(0, max(peak(counts.zombies) for _, counts in drawn) * 1.25)
 
 
 def completed_requests(scenario: Scenario) -> tuple[np.ndarray, np.ndarray] | None:
@@ -249,20 +288,33 @@ def completed_requests(scenario: Scenario) -> tuple[np.ndarray, np.ndarray] | No
     return None
 
 
-def _reference(scenario: Scenario) -> tuple[np.ndarray, np.ndarray] | None:
+def _reference(scenario: Scenario, counts: Counted) -> tuple[np.ndarray, np.ndarray] | None:
     """The requests line worth drawing beside a scenario's zombies, or None.
 
     It is the reference for "one zombie per request": drawn where the zombies reach a
     visible share of the requests, left out where a reaper keeps them near 0.
     """
     series = completed_requests(scenario)
-    if series is None or scenario.samples is None:
+    if series is None:
         return None
     requests = peak(series[1])
-    zombies = peak(scenario.samples.all_zombies())
-    if not requests > 0 or not zombies >= REFERENCE_SHARE * requests:
+    if not requests > 0 or not peak(counts.zombies) >= REFERENCE_SHARE * requests:
         return None
     return series
+
+
+EXACT_WORDS = "exact (kernel events)"
+
+
+def _source_words(drawn: list[tuple[Scenario, Counted]]) -> str:
+    """How the counts drawn were had: "exact (kernel events)", "sampled" or both."""
+    kinds = {counts.exact for _, counts in drawn}
+    if kinds == {True}:
+        return EXACT_WORDS
+    if kinds == {False}:
+        return "as sampled"
+    exact_ones = ", ".join(text(s.name, 24) for s, counts in drawn if counts.exact)
+    return f"exact for {exact_ones} (kernel events), sampled for the others"
 
 
 def plot_zombies(run: Run, path: Path) -> Path:
@@ -271,16 +323,14 @@ def plot_zombies(run: Run, path: Path) -> Path:
     ax = figure.subplots()
     figure.subplots_adjust(left=0.08, right=0.72, top=0.92, bottom=0.15)
     colors = scenario_colors(run)
-    sampled = [s for s in run.scenarios if s.samples is not None]
-    deeper = any(s.samples.has_deeper_zombies for s in sampled if s.samples is not None)
+    drawn = [(s, counts) for s in run.scenarios if (counts := counted(s)) is not None]
+    deeper = any(counts.deeper for _, counts in drawn)
     legend: list[Line2D] = []
     references: list[Line2D] = []
-    for scenario in sampled:
-        assert scenario.samples is not None
+    for scenario, counts in drawn:
         color = colors[scenario.name]
-        zombies = scenario.samples.all_zombies()
-        legend.append(_line(ax, scenario.samples.t, zombies, color, 2, text(scenario.name)))
-        reference = _reference(scenario)
+        legend.append(_counts_line(ax, counts, counts.zombies, color, 2, text(scenario.name)))
+        reference = _reference(scenario, counts)
         if reference is not None:
             # On top of the zombies and darker, so where the two coincide both are seen.
             (line,) = ax.plot(*reference, color=_darker(color), lw=1.2, ls="--", zorder=3)
@@ -288,36 +338,32 @@ def plot_zombies(run: Run, path: Path) -> Path:
             references.append(line)
         capped_t = scenario.capped_t()
         if not math.isnan(capped_t):
-            at = np.searchsorted(scenario.samples.t, capped_t).clip(0, len(zombies) - 1)
-            ax.plot([capped_t], [zombies[at]], "X", ms=11, color=color, mec="black")
+            at = max(int(np.searchsorted(counts.t, capped_t, side="right")) - 1, 0)
+            ax.plot([capped_t], [counts.zombies[at]], "X", ms=11, color=color, mec="black")
     ylabel = "zombies (children and deeper)" if deeper else "zombie children (processes)"
     ax.set_title(f"Zombies of {text(subject(run), 80)} over time")
     ax.set_xlabel(time_label(run))
     _style(ax, ylabel, counts=True)
     # A watch has one process: its own axis already fits it, there is nothing to zoom past.
     floor = ZOOM_SHARE * ax.get_ylim()[1]
-    flat = [
-        s
-        for s in sampled
-        if run.kind != "watch" and s.samples is not None and peak(s.samples.all_zombies()) <= floor
-    ]
+    flat = [(s, c) for s, c in drawn if run.kind != "watch" and peak(c.zombies) <= floor]
     _end_labels(
         ax,
         [
-            (scenario.samples.t, scenario.samples.all_zombies(), colors[scenario.name])
-            for scenario in sampled
-            if scenario not in flat and scenario.samples is not None
+            (counts.t, counts.zombies, colors[scenario.name])
+            for scenario, counts in drawn
+            if (scenario, counts) not in flat
         ],
     )
     # The inset is worth drawing only beside a scenario that needs the big axis, and only
     # when a reaping scenario has something to show in it.
-    zoomed = [s for s in flat if s.samples is not None and peak(s.samples.all_zombies()) > 0]
-    if zoomed and len(flat) < len(sampled):
+    zoomed = [(s, c) for s, c in flat if peak(c.zombies) > 0]
+    if zoomed and len(flat) < len(drawn):
         _zoom(ax, zoomed, colors)
-    if not sampled:
-        _no_data(ax, "no samples in this run", ylabel)
+    if not drawn:
+        _no_data(ax, "no samples and no event record in this run", ylabel)
     legend.extend(references)
-    if any(not math.isnan(s.capped_t()) for s in sampled):
+    if any(not math.isnan(s.capped_t()) for s, _ in drawn):
         legend.append(
             Line2D([], [], marker="X", ls="", color="grey", mec="black", label="zombie cap hit")
         )
@@ -325,17 +371,18 @@ def plot_zombies(run: Run, path: Path) -> Path:
         ax.legend(
             handles=legend, fontsize=9, loc="upper left", bbox_to_anchor=(1.07, 1), frameon=False
         )
+    how = _source_words(drawn)
     if run.kind == "watch":
-        caption = "Zombies of the watched process, as sampled from /proc at random times."
+        caption = f"Zombies of the watched process, {how}."
     elif references:
-        fine = all(s.completed is not None for s in sampled if _reference(s) is not None)
+        fine = all(s.completed is not None for s, c in drawn if _reference(s, c) is not None)
         source = "counted 10 times a second" if fine else "Locust's 1 s history, ±0.5 s"
         caption = (
-            f"Solid: zombies, as sampled; dashed: requests completed ({source})."
+            f"Solid: zombies, {how}; dashed: requests completed ({source})."
             " Without a reaper they coincide, one zombie per request."
         )
     else:
-        caption = "Zombies as sampled; a working reaper keeps the line flat near 0."
+        caption = f"Zombies, {how}; a working reaper keeps the line flat near 0."
     _caption(figure, caption)
     return _save(figure, path)
 
@@ -350,9 +397,10 @@ def _exact_peak(scenario: Scenario) -> int | None:
 
 
 def plot_children(run: Run, path: Path) -> Path:
-    """Live children per scenario as sampled, one row each, with the server's exact peak."""
-    sampled = [s for s in run.scenarios if s.samples is not None]
-    rows = max(len(sampled), 1)
+    """Live children per scenario, one row each: exact from the event record, else as
+    sampled with the server's exact peak beside."""
+    drawn = [(s, counts) for s in run.scenarios if (counts := counted(s)) is not None]
+    rows = max(len(drawn), 1)
     figure = _figure(1.7 * rows + 1.5)
     axes = figure.subplots(rows, 1, sharex=True, sharey=True, squeeze=False)[:, 0]
     inch = 1 / figure.get_figheight()
@@ -360,20 +408,22 @@ def plot_children(run: Run, path: Path) -> Path:
         left=0.08, right=0.8, top=1 - 0.55 * inch, bottom=0.9 * inch, hspace=0.25
     )
     colors = scenario_colors(run)
+    how = _source_words(drawn)
     figure.suptitle(
-        "Live children (requests in flight), as sampled", fontsize=12, y=1 - 0.1 * inch, va="top"
+        "Live children (requests in flight), " + ("exact" if how == EXACT_WORDS else how),
+        fontsize=12,
+        y=1 - 0.1 * inch,
+        va="top",
     )
     exact_shown = False
-    for ax, scenario in zip(axes, sampled, strict=False):
-        assert scenario.samples is not None
+    for ax, (scenario, counts) in zip(axes, drawn, strict=False):
         color = colors[scenario.name]
-        alive = scenario.samples["alive"]
-        _line(ax, scenario.samples.t, alive, color, 1.2)
-        notes = [f"peak sampled {peak(alive):.0f}"]
-        exact = _exact_peak(scenario)
-        if exact is not None:
-            ax.axhline(exact, color=color, ls=":", lw=1.2)
-            notes.append(f"exact peak {exact} (server)")
+        _counts_line(ax, counts, counts.live, color, 1.2)
+        notes = [f"peak {peak(counts.live):.0f}" + (" (exact)" if counts.exact else " sampled")]
+        server_peak = None if counts.exact else _exact_peak(scenario)
+        if server_peak is not None:
+            ax.axhline(server_peak, color=color, ls=":", lw=1.2)
+            notes.append(f"exact peak {server_peak} (server)")
             exact_shown = True
         ax.text(
             1.01,
@@ -388,23 +438,85 @@ def plot_children(run: Run, path: Path) -> Path:
         ax.grid(True, alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-    if sampled:
-        top = max(max(ax.dataLim.y1 for ax in axes[: len(sampled)]), 1)
+    if drawn:
+        top = max(max(ax.dataLim.y1 for ax in axes[: len(drawn)]), 1)
         axes[0].set_ylim(0, top * 1.12)
     else:
-        _no_data(axes[0], "no samples in this run", "live children")
+        _no_data(axes[0], "no samples and no event record in this run", "live children")
     axes[-1].set_xlabel(time_label(run))
     figure.text(0.015, 0.5, "live children (processes)", rotation=90, va="center", ha="left")
-    caption = "Children still running (zombies excluded) at each sample, taken at random times"
+    if all(counts.exact for _, counts in drawn):
+        caption = (
+            "Children of the server still running (zombies excluded), from every fork and exit"
+        )
+    else:
+        caption = "Children still running (zombies excluded): exact where the event record ran,"
+        caption += " else at each sample, taken at random times"
     if exact_shown:
         caption += "; dotted: the server's exact peak of children not yet reaped"
     _caption(figure, caption + ".")
     return _save(figure, path)
 
 
+LIFETIME_FLOOR_S = 1e-5
+"""The left end of the lifetimes' axis: 10 µs, below what a pidfd's poller can time."""
+
+
+def plot_lifetimes(run: Run, path: Path) -> Path:
+    """How long each child stayed a zombie, exit to reap: one curve per scenario, the
+    share of the children that exited reaped within each time (log axis). A curve goes
+    on dashed at its last level to the right edge: what it lacks of 100% is the children
+    never reaped (a scenario that reaped none runs dashed along 0%)."""
+    figure = _figure(5.2)
+    ax = figure.subplots()
+    figure.subplots_adjust(left=0.08, right=0.64, top=0.91, bottom=0.16)
+    colors = scenario_colors(run)
+    handles: list[Line2D] = []
+    curves: list[tuple[np.ndarray, np.ndarray, str]] = []
+    longest = 1.0
+    for scenario in run.scenarios:
+        life = exact.zombie_lifetimes(scenario)
+        if life is None or not life.exited:
+            continue
+        color = colors[scenario.name]
+        spans = np.maximum(np.sort(np.concatenate([life.spans, life.bounds])), LIFETIME_FLOOR_S)
+        xs = np.concatenate([[LIFETIME_FLOOR_S], spans])
+        ys = np.concatenate([[0.0], np.arange(1, spans.size + 1) / life.exited * 100])
+        longest = max(longest, float(xs[-1]))
+        never = f"{life.never_reaped:,} never reaped" if life.never_reaped else "all reaped"
+        label = f"{text(scenario.name, 20)}: {life.exited:,} exited, {never}"
+        (line,) = ax.plot(xs, ys, color=color, lw=2, drawstyle="steps-post", label=label)
+        handles.append(line)
+        curves.append((xs, ys, color))
+    if handles:
+        right = longest * 3
+        for xs, ys, color in curves:  # on to the edge at the level reached: the rest never
+            ax.plot([xs[-1], right], [ys[-1], ys[-1]], color=color, lw=1.5, ls="--")
+        ax.set_xscale("log")
+        ax.set_xlim(LIFETIME_FLOOR_S, right)
+        ax.set_ylim(-2, 105)
+        ax.axhline(100, color="#999", lw=0.8, ls=":")
+        ax.set_ylabel("children that exited, reaped within (%)")
+        ax.grid(True, which="both", alpha=0.25)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.03, 1),
+                  frameon=False)  # fmt: skip
+    else:
+        _no_data(ax, "no event record in this run: lifetimes are not measured", "share (%)")
+    ax.set_xlabel("time from exit to reap (seconds, log scale)")
+    ax.set_title("How long children stay zombies (exit to reap, exact)")
+    _caption(
+        figure,
+        "Exit (kernel timestamp) to reap (pidfd hang-up; too soon to time: at its bound)."
+        " Dashed: the level a scenario stopped at; above it, never reaped.",
+    )
+    return _save(figure, path)
+
+
 RUN_PLOT_DRAWERS: dict[str, Callable[[Run, Path], Path]] = {
     ZOMBIES_PNG: plot_zombies,
     CHILDREN_PNG: plot_children,
+    LIFETIMES_PNG: plot_lifetimes,
 }
 """How each of the contract's run-wide figures (RUN_PLOTS) is drawn: a new one is its file
 name there, and a function above with its line here."""
@@ -453,25 +565,25 @@ def _latency_panel(ax: Axes, scenario: Scenario, color: str) -> None:
 
 
 def _children_panel(ax: Axes, scenario: Scenario, color: str) -> None:
-    samples = scenario.samples
-    if samples is None:
-        _no_data(ax, "no samples (samples.csv missing or empty)", "children (processes)")
+    counts = counted(scenario)
+    if counts is None:
+        _no_data(ax, "no samples and no event record", "children (processes)")
         return
-    zombies = samples.all_zombies()
-    label = "zombies (children and deeper)" if samples.has_deeper_zombies else "zombie children"
-    _line(ax, samples.t, samples["alive"], LIVE_COLOR, 1, "live children")
-    _line(ax, samples.t, zombies, color, 2, label)
-    _end_label(ax, samples.t, zombies, color)
-    ax.set_title("Children: live and zombie", loc="left", fontsize=10)
+    label = "zombies (children and deeper)" if counts.deeper else "zombie children"
+    _counts_line(ax, counts, counts.live, LIVE_COLOR, 1, "live children")
+    _counts_line(ax, counts, counts.zombies, color, 2, label)
+    _end_label(ax, counts.t, counts.zombies, color)
+    how = "exact: every fork, exit and reap" if counts.exact else "as sampled"
+    ax.set_title(f"Children: live and zombie ({how})", loc="left", fontsize=10)
     _panel_legend(ax)
     _style(ax, "children (processes)", counts=True)
 
 
 def _live_panel(ax: Axes, scenario: Scenario, color: str) -> None:
     """Live children on their own axis, for when zombies dwarf them in the children panel."""
-    samples = scenario.samples
-    assert samples is not None
-    _line(ax, samples.t, samples["alive"], LIVE_COLOR, 1, "live children")
+    counts = counted(scenario)
+    assert counts is not None
+    _counts_line(ax, counts, counts.live, LIVE_COLOR, 1, "live children")
     ax.set_title("Live children alone", loc="left", fontsize=10)
     _style(ax, "live children", counts=True)
 
@@ -556,10 +668,8 @@ def _mark_timeline(ax: Axes, scenario: Scenario) -> None:
 def _panels(run: Run, scenario: Scenario) -> list[Panel]:
     """The dashboard's rows: Locust's view unless this is a watch, then the process's view."""
     panels: list[Panel] = [_children_panel]
-    samples = scenario.samples
-    if samples is not None and peak(samples.all_zombies()) > DWARF_RATIO * max(
-        peak(samples["alive"]), 1
-    ):
+    counts = counted(scenario)
+    if counts is not None and peak(counts.zombies) > DWARF_RATIO * max(peak(counts.live), 1):
         panels.append(_live_panel)
     if _shows_listener_holders(scenario):
         panels.append(_listener_panel)

@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from diagnostics import events
 from diagnostics.contract import (
+    EVENTS,
     EXCEPTIONS,
     FAILURES,
     HISTORY,
@@ -29,6 +31,8 @@ from diagnostics.contract import (
     SERVER,
     SERVER_LOG,
     STATS,
+    ChildRecord,
+    EventSummary,
     RunRecord,
     ScenarioRecord,
 )
@@ -45,6 +49,7 @@ from reports.series import first_finite
 
 SCENARIO_FILES = (
     SAMPLES,
+    EVENTS,
     SCENARIO,
     SERVER,
     SERVER_LOG,
@@ -142,6 +147,10 @@ class Scenario:
     totals: LocustTotals | None = None
     failure_reasons: list[tuple[str, int]] = field(default_factory=list)
     """Why requests failed (locust_failures.csv), most frequent first."""
+    events: list[ChildRecord] | None = None
+    """events.csv: one row per child of the tree (None: no event record, or unreadable)."""
+    event_summary: EventSummary | None = None
+    """scenario.json's ``events``: what the record rests on and its figures."""
     start: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -250,15 +259,19 @@ def is_folder_name(name: str) -> bool:
     return name not in ("", ".", "..") and "/" not in name and "\x00" not in name
 
 
-def expected_files(strategy: str | None, watch: bool, killed: bool = False) -> tuple[str, ...]:
+def expected_files(
+    strategy: str | None, watch: bool, recorded: bool = False, killed: bool = False
+) -> tuple[str, ...]:
     """The files a complete scenario of this kind has; their absence is worth marking.
 
-    ``killed``: the harness killed our server on purpose (scenario.json's
-    ``listener_aftermath``), so it printed no counters (server.json)."""
+    ``recorded``: scenario.json says an event record was made (events.csv). ``killed``:
+    the harness killed our server on purpose (scenario.json's ``listener_aftermath``), so
+    it printed no counters (server.json)."""
+    with_events = (EVENTS,) if recorded else ()
     if watch:
-        return (SAMPLES, SCENARIO)
+        return (SAMPLES, *with_events, SCENARIO)
     own_server = ((SERVER_LOG,) if killed else (SERVER, SERVER_LOG)) if strategy is not None else ()
-    return (SAMPLES, SCENARIO, *own_server, STATS, HISTORY, LOCUST_LOG)
+    return (SAMPLES, *with_events, SCENARIO, *own_server, STATS, HISTORY, LOCUST_LOG)
 
 
 def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
@@ -295,13 +308,22 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
     requests_table: Table | None = reads[REQUESTS].value
     completed = _completed(requests_table, start) if requests_table is not None else None
 
-    expected = expected_files(record.strategy, watch, record.listener_aftermath is not None)
+    event_summary, event_notes = _event_summary(record)
+    rows, rows_note = _event_rows(folder / EVENTS, files[EVENTS])
+    if rows is None and files[EVENTS] is FileState.OK:
+        files[EVENTS] = FileState.UNREADABLE
+    expected = expected_files(
+        record.strategy, watch, event_summary is not None, record.listener_aftermath is not None
+    )
     notes = [
         result.detail
         for file, result in reads.items()
         if result.detail and result.state is not FileState.MISSING
     ]
     notes.extend(checked)
+    notes.extend(event_notes)
+    if rows_note:
+        notes.append(rows_note)
     if samples_table is not None and samples is None:
         files[SAMPLES] = FileState.EMPTY
         notes.append(f"{SAMPLES} has no usable rows")
@@ -320,9 +342,33 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
         completed=completed,
         totals=totals,
         failure_reasons=failure_reasons(failures_table) if failures_table else [],
+        events=rows,
+        event_summary=event_summary,
         start=start,
         notes=notes,
     )
+
+
+def _event_summary(record: ScenarioRecord) -> tuple[EventSummary | None, list[str]]:
+    """scenario.json's ``events`` as a summary a reader can trust, with a note per value
+    it could not take; None where the scenario has no event record."""
+    if not isinstance(record.events, dict):
+        return None, []
+    summary, notes = EventSummary.checked(record.events)
+    return summary, [f"{SCENARIO} events: {note}" for note in notes]
+
+
+def _event_rows(path: Path, state: FileState) -> tuple[list[ChildRecord] | None, str | None]:
+    """events.csv's rows, and a note when some (or all) could not be read."""
+    if state is not FileState.OK:
+        return None, None
+    try:
+        rows, notes = events.read(path)
+    except (OSError, ValueError) as error:
+        return None, f"{EVENTS} could not be read: {error}"
+    if notes:
+        return rows, f"{len(notes)} rows of {EVENTS} left out; the first: {notes[0]}"
+    return rows, None
 
 
 def _until_final(samples: Samples, final: dict[str, Any] | None, start: float) -> Samples:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from diagnostics.contract import NOT_OK, Status
-from reports import listener
+from reports import exact, listener
 from reports.checks import Check, scenario_checks
 from reports.files import to_float
 from reports.rundir import Run, Scenario
@@ -116,9 +116,10 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         interrupted_at=interrupted_at,
         pid1=record.pid1,
         reaped=reaped,
+        events=exact.evidence(scenario),
     )
     checks = scenario_checks(record)
-    return {
+    row = {
         "name": scenario.name,
         "strategy": record.strategy,
         "pid1": record.pid1,
@@ -159,7 +160,15 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "files": scenario.present,
         "plot": plot,
         "listener_aftermath": listener.section(record, plot),
+        "zombies_from": exact.ZOMBIES_FROM_SAMPLES if samples is not None else None,
+        "zombie_lifetime": None,
+        "zombies_before": None,
+        "pool": None,
+        "events": None,
     }
+    # The event record's exact counts stand in for the sampled ones, key for key.
+    row.update(exact.summary_figures(scenario) or {})
+    return row
 
 
 def _workers(value: dict[str, Any] | None) -> list[dict[str, Any]] | None:

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from reports.wording import duration
+
 NOT_MEASURED = "—"
 
 
@@ -61,6 +63,36 @@ def zombies(scenario: dict[str, Any]) -> str:
         return own
     deeper = figures(scenario["peak_descendant_zombies"], scenario["final_descendant_zombies"])
     return f"{own} (+ {deeper} deeper)"
+
+
+def lifetime_line(scenario: dict[str, Any]) -> str | None:
+    """How long its children stayed zombies, from summary.json's ``zombie_lifetime``:
+    "1,963 exited: p50 0.15 ms, p99 1.4 ms, max 4.3 ms; 0 never reaped (exact)"; None
+    without an event record."""
+    life = scenario.get("zombie_lifetime")
+    if not isinstance(life, dict) or not isinstance(life.get("exited"), int):
+        return None
+    parts = [f"{life['exited']:,} exited"]
+    timed = [
+        f"{name} {_ms(value)}"
+        for name, key in (("p50", "p50_ms"), ("p99", "p99_ms"), ("max", "max_ms"))
+        if isinstance(value := life.get(key), int | float)
+    ]
+    if timed:
+        parts[0] += ": " + ", ".join(timed)
+    if life.get("bounded"):
+        bound = life.get("bounded_max_ms")
+        within = f" (within {_ms(bound)})" if isinstance(bound, int | float) else ""
+        parts.append(f"{life['bounded']:,} reaped too soon to be timed{within}")
+    parts.append(f"{life.get('never_reaped', 0):,} never reaped")
+    events = scenario.get("events") or {}
+    sampled = events.get("sampled") if isinstance(events, dict) else None
+    how = f"sampled: {', '.join(sampled)}" if sampled else "exact"
+    return "; ".join(parts) + f" ({how})"
+
+
+def _ms(value: float) -> str:
+    return duration(value / 1000)
 
 
 Column = tuple[str, Callable[[dict[str, Any]], str]]

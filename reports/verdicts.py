@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reports import lifetime_verdicts
+from reports.lifetime_verdicts import EventEvidence
 from reports.series import first_finite, last_finite, peak
 from reports.trend import describe, trend
+from reports.wording import percent, plural
 
 # A leak of one zombie per request leaves final zombies == children forked; allow for the
 # last few children still running when the final sample was taken.
@@ -84,15 +87,9 @@ class Evidence:
     reaped: int | None = None
     """Children the server counted as reaped while serving."""
 
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def percent(share: float) -> str:
-    """43% for a share of 0.43; one decimal below 1% so a small leak does not read as 0%."""
-    value = share * 100
-    return f"{value:.0f}%" if value >= 1 or value == 0 else f"{value:.1f}%"
+    events: EventEvidence | None = None
+    """Every child's life from the event record, where the run has one: the zombies and
+    the pool are judged from it instead of the samples (reports/lifetime_verdicts.py)."""
 
 
 def final_zombies(evidence: Evidence) -> int | None:
@@ -120,12 +117,22 @@ def verdict(evidence: Evidence) -> str:
     Where the samples end before the run did, nothing is judged past that point: a share
     of the children would compare zombies counted then with children forked until the end.
     """
+    exact = evidence.events if evidence.kind != "watch" else None
     if evidence.data_ends_at is not None:
         parts = [data_end_verdict(evidence), cap_verdict(evidence)]
+    elif exact is not None:  # every child's life, from the event record
+        parts = [
+            lifetime_verdicts.zombie_verdict(exact, evidence.shortfall),
+            lifetime_verdicts.pool_verdict(exact),
+            fd_verdict(evidence),
+            cap_verdict(evidence),
+        ]
     else:
         parts = [
-            watch_verdict(evidence) if evidence.kind == "watch" else zombie_verdict(evidence),
-            prefork_verdict(evidence),
+            watch_verdict(evidence)
+            if evidence.kind == "watch"
+            else sampled(zombie_verdict(evidence)),
+            sampled(prefork_verdict(evidence)),
             fd_verdict(evidence),
             cap_verdict(evidence),
         ]
@@ -167,15 +174,28 @@ def held_by_pid1(evidence: Evidence, final: int) -> str:
     if evidence.forked is None or evidence.reaped is None:
         return held
     own = min(final, max(0, evidence.forked - evidence.reaped))
-    counted = f"it forked {evidence.forked} and reaped {evidence.reaped}"
+    counted = f"it forked {evidence.forked:,} and reaped {evidence.reaped:,}"
     if own == 0:
         return f"{held}: all orphans it was handed ({counted}); an init would reap them"
     if own == final:
         return f"{held}: its own children ({counted}), which no init can reap while it lives"
     return (
-        f"{held}: {final - own} orphans it was handed, which an init would reap, and"
-        f" {own} its own children ({counted})"
+        f"{held}: {final - own:,} orphans it was handed, which an init would reap, and"
+        f" {own:,} its own children ({counted})"
     )
+
+
+SAMPLED = " (sampled)"
+"""After a sentence built on samples: what happened between two of them is not seen, so
+"at least" where the event record would say "exactly"."""
+UNJUDGED = ("zombies not measured", "no request completed and no child seen: nothing to judge")
+
+
+def sampled(part: str | None) -> str | None:
+    """A sentence built on samples, saying so."""
+    if part is None or part in UNJUDGED:
+        return part
+    return part + SAMPLED
 
 
 def tree_series(evidence: Evidence) -> np.ndarray:
@@ -288,17 +308,17 @@ def zombie_verdict(evidence: Evidence) -> str:
         if evidence.zombies_at_stop:
             later = "" if evidence.last_fall_s is None else f" {evidence.last_fall_s:.1f} s"
             return (
-                f"reaps in batches: at most {plural(most, 'zombie')} at once, none left after"
+                f"reaps in batches: at least {plural(most, 'zombie')} at once, none left after"
                 f" the load ({evidence.zombies_at_stop} still held when it stopped, reaped"
                 f"{later} later)"
             )
         children = evidence.forked or evidence.requests
         if children and most >= max(BEHIND_MIN, BEHIND_SHARE * children):
             return (
-                f"reaps every child in the end, but fell behind: up to {plural(most, 'zombie')}"
+                f"reaps every child in the end, but fell behind: at least {plural(most, 'zombie')}"
                 f" at once ({percent(most / children)} of the children)"
             )
-        return f"reaps every child; at most {plural(most, 'zombie')} at once"
+        return f"reaps every child; at least {plural(most, 'zombie')} at once"
     children = evidence.forked or evidence.requests
     if not children:
         return f"{plural(final, 'zombie')} left at the end{held_by_pid1(evidence, final)}"
@@ -306,7 +326,7 @@ def zombie_verdict(evidence: Evidence) -> str:
     held = held_by_pid1(evidence, final)
     if share > 1 / ONE_PER_REQUEST:
         noun = "child" if children == 1 else "children"
-        return f"{plural(final, 'zombie')} left for {children} {noun}{held}"
+        return f"{plural(final, 'zombie')} left for {children:,} {noun}{held}"
     if share >= ONE_PER_REQUEST:
         return f"leaks one zombie per request{held}"
     if evidence.shortfall and not held:
@@ -367,7 +387,7 @@ def watch_verdict(evidence: Evidence) -> str:
     if final == 0:
         if most == 0:
             return "no zombies"
-        return f"no zombies left; at most {plural(most, 'zombie')} at once"
+        return f"no zombies left; at least {plural(most, 'zombie')} at once (sampled)"
     # The direction is measured over the end of the watch only (reports.trend), and
     # what came before is said apart: "rose to 50 zombies, then held".
     found = trend(evidence.t.tolist(), evidence.zombies.tolist())

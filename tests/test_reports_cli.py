@@ -52,8 +52,8 @@ def test_renders_through_the_latest_link_and_prints_paths(tmp_path: Path, run_cl
     assert result.returncode == 0, result.stderr
     printed = [Path(line) for line in result.stdout.splitlines()]
     assert [path.name for path in printed] == [
-        "zombies.png", "children.png", "no-reaper.png", "summary.json", "summary.md",
-        "index.html",
+        "zombies.png", "children.png", "lifetimes.png", "no-reaper.png", "summary.json",
+        "summary.md", "index.html",
     ]  # fmt: skip
     assert all(path.parent == run_dir.resolve() and path.is_file() for path in printed)
 

@@ -68,8 +68,9 @@ def test_every_scenario_gets_a_row_and_a_dashboard(report: ReportResult) -> None
     assert names == ["no-reaper", IMG, MATHTEXT, SCRIPT, "reaper-ignore"]
     pngs = sorted(p.name for p in report.written if p.suffix == ".png")
     assert pngs == sorted(
-        ["zombies.png", "children.png", "no-reaper.png", "img_src_x_onerror_alert_2.png",
-         "cost_frac.png", "script_alert_1_script.png", "reaper-ignore.png"]
+        ["zombies.png", "children.png", "lifetimes.png", "no-reaper.png",
+         "img_src_x_onerror_alert_2.png", "cost_frac.png", "script_alert_1_script.png",
+         "reaper-ignore.png"]
     )  # fmt: skip
     for path in report.written:
         assert path.parent == report.run_dir

@@ -23,12 +23,12 @@ def test_no_reaper_leaks_one_zombie_per_request() -> None:
     evidence = Evidence(
         strategy="none", t=T, zombies=leak_series(1.0), final_zombies=2000, forked=2000
     )
-    assert verdict(evidence) == "leaks one zombie per request"
+    assert verdict(evidence) == "leaks one zombie per request (sampled)"
 
 
 def test_last_children_still_running_do_not_hide_the_leak() -> None:
     evidence = Evidence(strategy="none", t=T, zombies=leak_series(1.0), forked=2003)
-    assert verdict(evidence) == "leaks one zombie per request"
+    assert verdict(evidence) == "leaks one zombie per request (sampled)"
 
 
 def test_single_waitpid_per_signal_reports_coalescing_share() -> None:
@@ -39,30 +39,30 @@ def test_single_waitpid_per_signal_reports_coalescing_share() -> None:
         zombies=leak_series(0.43),
         forked=2000,
     )
-    assert verdict(evidence) == "signals coalesced: 43% of children left as zombies"
+    assert verdict(evidence) == "signals coalesced: 43% of children left as zombies (sampled)"
 
 
 def test_partial_leak_without_single_strategy_names_no_cause() -> None:
     evidence = Evidence(strategy="loop", t=T, zombies=leak_series(0.25), forked=2000)
-    assert verdict(evidence) == "25% of children left as zombies"
+    assert verdict(evidence) == "25% of children left as zombies (sampled)"
 
 
 def test_tiny_leak_is_not_rounded_to_zero_percent() -> None:
     evidence = Evidence(
         strategy="single", shortfall=STRATEGIES["single"].shortfall, final_zombies=3, forked=2000
     )
-    assert verdict(evidence) == "signals coalesced: 0.1% of children left as zombies"
+    assert verdict(evidence) == "signals coalesced: 0.1% of children left as zombies (sampled)"
 
 
 def test_clean_reaper_reports_its_worst_moment() -> None:
     zombies = np.where(T < 19, np.arange(T.size) % 9, 0).astype(float)
     evidence = Evidence(strategy="loop", t=T, zombies=zombies, forked=2000, requests=2000)
-    assert verdict(evidence) == "reaps every child; at most 8 zombies at once"
+    assert verdict(evidence) == "reaps every child; at least 8 zombies at once (sampled)"
 
 
 def test_reaper_that_never_shows_a_zombie() -> None:
     evidence = Evidence(strategy="ignore", t=T, zombies=np.zeros_like(T), forked=2000)
-    assert verdict(evidence) == "reaps every child; no zombie ever seen"
+    assert verdict(evidence) == "reaps every child; no zombie ever seen (sampled)"
 
 
 def test_a_run_no_request_reached_is_not_called_a_reaper() -> None:
@@ -74,7 +74,9 @@ def test_a_run_no_request_reached_is_not_called_a_reaper() -> None:
 def test_one_zombie_is_singular() -> None:
     zombies = np.zeros_like(T)
     zombies[5] = 1
-    assert verdict(Evidence(t=T, zombies=zombies)) == "reaps every child; at most 1 zombie at once"
+    assert verdict(Evidence(t=T, zombies=zombies)) == (
+        "reaps every child; at least 1 zombie at once (sampled)"
+    )
 
 
 def test_fd_leak_is_reported_next_to_a_clean_reaper() -> None:
@@ -87,7 +89,7 @@ def test_fd_leak_is_reported_next_to_a_clean_reaper() -> None:
         leak_client_fd=True,
     )
     assert verdict(evidence) == (
-        "reaps every child; no zombie ever seen; leaks one descriptor per request"
+        "reaps every child; no zombie ever seen (sampled); leaks one descriptor per request"
     )
 
 
@@ -106,7 +108,7 @@ def test_slow_fd_growth_is_shown_with_its_rate() -> None:
 def test_noise_in_fds_is_not_a_leak() -> None:
     fds = 5 + np.arange(T.size) % 2
     evidence = Evidence(t=T, zombies=np.zeros_like(T), fds=fds.astype(float), requests=2000)
-    assert verdict(evidence) == "reaps every child; no zombie ever seen"
+    assert verdict(evidence) == "reaps every child; no zombie ever seen (sampled)"
 
 
 def test_capped_run_says_where_it_stopped() -> None:
@@ -121,17 +123,17 @@ def test_capped_run_says_where_it_stopped() -> None:
         capped_at=31.2,
     )
     assert verdict(evidence) == (
-        "leaks one zombie per request; stopped at the zombie cap of 5000 after 31 s"
+        "leaks one zombie per request (sampled); stopped at the zombie cap of 5000 after 31 s"
     )
 
 
 def test_more_zombies_than_children_is_not_called_one_per_request() -> None:
     evidence = Evidence(strategy="none", final_zombies=30, forked=10)
-    assert verdict(evidence) == "30 zombies left for 10 children"
+    assert verdict(evidence) == "30 zombies left for 10 children (sampled)"
 
 
 def test_unknown_children_count_still_reports_zombies() -> None:
-    assert verdict(Evidence(final_zombies=7)) == "7 zombies left at the end"
+    assert verdict(Evidence(final_zombies=7)) == "7 zombies left at the end (sampled)"
 
 
 def test_nothing_measured() -> None:
@@ -141,24 +143,24 @@ def test_nothing_measured() -> None:
 def test_a_reaper_that_falls_behind_is_called_out() -> None:
     zombies = np.where(T < 5, T * 100, 0.0)  # piles up to ~500, then all reaped at once
     evidence = Evidence(strategy="wakeup", t=T, zombies=zombies, forked=2000)
-    assert verdict(evidence).startswith("reaps every child in the end, but fell behind: up to")
+    assert verdict(evidence).startswith("reaps every child in the end, but fell behind: at least")
 
 
 def test_a_few_zombies_at_once_is_not_falling_behind() -> None:
     evidence = Evidence(strategy="loop", t=T, zombies=np.where(T < 5, 60.0, 0.0), forked=2000)
-    assert verdict(evidence) == "reaps every child; at most 60 zombies at once"
+    assert verdict(evidence) == "reaps every child; at least 60 zombies at once (sampled)"
 
 
 def test_final_sample_wins_over_last_row() -> None:
     evidence = Evidence(t=T, zombies=leak_series(1.0), final_zombies=0)
-    assert verdict(evidence).startswith("reaps every child; at most 1995 zombies")
+    assert verdict(evidence).startswith("reaps every child; at least 1,995 zombies")
 
 
 @pytest.mark.parametrize(
     ("zombies", "expected"),
     [
         (np.zeros_like(T), "no zombies"),
-        (np.where(T < 10, 4.0, 0.0), "no zombies left; at most 4 zombies at once"),
+        (np.where(T < 10, 4.0, 0.0), "no zombies left; at least 4 zombies at once (sampled)"),
         (np.full_like(T, 3.0), "3 zombies, flat"),
         (np.floor(T * 2.5), "49 zombies, rising +2.5/s over the last 5 s"),
         (np.floor(T * 0.5), "9 zombies, rising +0.5/s over the last 5 s"),
@@ -224,7 +226,7 @@ QUIET_SERVER: dict[str, Any] = {
 )
 def test_never_forked_needs_every_witness(change: dict) -> None:
     assert verdict(Evidence(**{**QUIET_SERVER, **change})) == (
-        "reaps every child; no zombie ever seen"
+        "reaps every child; no zombie ever seen (sampled)"
     )
 
 
@@ -240,7 +242,7 @@ def test_no_child_seen_to_exit_is_not_called_reaping(handled: dict | None) -> No
     evidence = Evidence(**{**QUIET_SERVER, "sigchld_handled": handled})
     assert verdict(evidence) == (
         "no zombie ever seen, and no child seen to exit during the load (none reaped per the"
-        " kernel's counters): its reaping was not put to the test"
+        " kernel's counters): its reaping was not put to the test (sampled)"
     )
 
 
@@ -250,8 +252,8 @@ def test_a_timer_reaper_reaps_in_batches() -> None:
         t=T, zombies=zombies, final_zombies=0, requests=2000, zombies_at_stop=3, last_fall_s=0.35
     )
     assert verdict(evidence) == (
-        "reaps in batches: at most 4 zombies at once, none left after the load"
-        " (3 still held when it stopped, reaped 0.3 s later)"
+        "reaps in batches: at least 4 zombies at once, none left after the load"
+        " (3 still held when it stopped, reaped 0.3 s later) (sampled)"
     )
 
 
@@ -263,7 +265,7 @@ def test_a_leak_below_a_shell_wrapper_is_found_and_attributed() -> None:
     )  # fmt: skip
     assert verdict(evidence) == (
         "leaks one zombie per request (991 zombies): 991 held by PID 4321"
-        " (python3 server.py 8000), the server the shell wrapper (sh -c) started"
+        " (python3 server.py 8000), the server the shell wrapper (sh -c) started (sampled)"
     )
 
 
@@ -277,7 +279,7 @@ def test_a_leak_deep_in_a_tree_names_its_depth() -> None:
     )
     assert verdict(evidence) == (
         "31 zombies left at the end: 30 held by PID 7 (worker), 2 levels below the process"
-        " the harness started, and 1 other holder"
+        " the harness started, and 1 other holder (sampled)"
     )
 
 
@@ -289,7 +291,7 @@ def test_prefork_workers_are_not_a_leak() -> None:
     )  # fmt: skip
     text = verdict(evidence)
     assert text.startswith("forked no child during the load: nothing to reap")
-    assert text.endswith("; 2 live children before the load kept (prefork)")
+    assert text.endswith("; 2 live children before the load kept (prefork) (sampled)")
 
 
 def test_where_the_kernel_reaps_no_fork_is_claimed_either_way() -> None:
@@ -300,11 +302,12 @@ def test_where_the_kernel_reaps_no_fork_is_claimed_either_way() -> None:
     )  # fmt: skip
     assert verdict(evidence) == (
         "no zombie ever seen: PID 812 ignores SIGCHLD, so the kernel reaps any child it forks"
+        " (sampled)"
     )
 
     forking = Evidence(**{**evidence.__dict__, "alive": np.where(T > 5, 2.0, 0.0)})
     assert verdict(forking) == (
-        "the kernel reaps every child (PID 812 ignores SIGCHLD); no zombie ever seen"
+        "the kernel reaps every child (PID 812 ignores SIGCHLD); no zombie ever seen (sampled)"
     )
 
 
@@ -314,7 +317,7 @@ def test_capped_by_the_kernel_names_the_refused_requests() -> None:
         forked=500, capped=True, cap=500, capped_at=1.2, refused_at_cap=61,
     )  # fmt: skip
     assert verdict(evidence) == (
-        "leaks one zombie per request; stopped at the zombie cap of 500 after 1 s;"
+        "leaks one zombie per request (sampled); stopped at the zombie cap of 500 after 1 s;"
         " refused 61 requests at the cap"
     )
 
@@ -335,7 +338,7 @@ def test_an_interrupted_run_says_it_was_cut_short() -> None:
         interrupted_at=8.4,
     )  # fmt: skip
     assert verdict(evidence) == (
-        "leaks one zombie per request; run cut short (interrupted after 8 s)"
+        "leaks one zombie per request (sampled); run cut short (interrupted after 8 s)"
     )
 
 
@@ -350,8 +353,8 @@ def test_as_pid1_without_an_init_the_orphans_are_named_as_what_pid1_holds() -> N
     )  # fmt: skip
     assert verdict(evidence) == (
         "as PID 1 of its PID namespace, without an init: leaks one zombie per request, held by"
-        " PID 1, the server itself (host PID 900): all orphans it was handed (it forked 2000"
-        " and reaped 2000); an init would reap them"
+        " PID 1, the server itself (host PID 900): all orphans it was handed (it forked 2,000"
+        " and reaped 2,000); an init would reap them (sampled)"
     )
     # A server that never waits holds its own children besides the orphans.
     both = Evidence(
@@ -364,9 +367,9 @@ def test_as_pid1_without_an_init_the_orphans_are_named_as_what_pid1_holds() -> N
         pid1=pid1,
     )
     assert verdict(both) == (
-        "as PID 1 of its PID namespace, without an init: 4000 zombies left for 2000 children,"
-        " held by PID 1, the server itself (host PID 900): 2000 orphans it was handed, which"
-        " an init would reap, and 2000 its own children (it forked 2000 and reaped 0)"
+        "as PID 1 of its PID namespace, without an init: 4,000 zombies left for 2,000 children,"
+        " held by PID 1, the server itself (host PID 900): 2,000 orphans it was handed, which"
+        " an init would reap, and 2,000 its own children (it forked 2,000 and reaped 0) (sampled)"
     )
 
 
@@ -381,7 +384,7 @@ def test_under_an_init_a_parent_that_never_waits_is_named_and_no_init_can_help()
     assert verdict(evidence) == (
         "under tini as PID 1 of its PID namespace: leaks one zombie per request (719 zombies):"
         " 719 held by PID 901 (server, PID 2 in its namespace), the server itself, under tini:"
-        " their parent is alive and does not wait, so no init can reap them"
+        " their parent is alive and does not wait, so no init can reap them (sampled)"
     )
 
 
@@ -393,6 +396,6 @@ def test_under_an_init_the_peak_is_the_trees_and_fds_are_not_the_servers() -> No
         fds=np.full_like(T, 3.0), pid1={**NAMESPACE, "init": "dumb-init"},
     )  # fmt: skip
     assert verdict(evidence) == (
-        "under dumb-init as PID 1 of its PID namespace: reaps every child; at most 15 zombies"
-        " at once; descriptors sampled are dumb-init's, not the server's: not judged"
+        "under dumb-init as PID 1 of its PID namespace: reaps every child; at least 15 zombies"
+        " at once (sampled); descriptors sampled are dumb-init's, not the server's: not judged"
     )
