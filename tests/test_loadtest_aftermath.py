@@ -159,8 +159,11 @@ def test_listener_leak_end_to_end(tmp_path: Path) -> None:
         name: samples_column(run / name, "listener_holders")
         for name in ("reaper-loop", "listener-leak")
     }
-    assert set(holders["reaper-loop"]) == {0}
-    assert max(holders["listener-leak"]) > 0
+    # A correct child holds the socket from its fork to its first instruction, which closes
+    # it: a sample may land in that instant, but not often.
+    loop_held = [count for count in holders["reaper-loop"] if count]
+    assert len(loop_held) <= len(holders["reaper-loop"]) // 10 and max(loop_held, default=0) <= 2
+    assert max(holders["listener-leak"]) > 2
     summary = {s["name"]: s for s in read_json(run / "summary.json")["scenarios"]}
     assert summary["listener-leak"]["missing"] == [] and summary["listener-leak"]["warnings"] == []
     section = summary["listener-leak"]["listener_aftermath"]
