@@ -10,17 +10,19 @@ port is the server being ready to accept.
 
 from __future__ import annotations
 
+import os
+
 TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 LISTEN = "0A"
 """TCP_LISTEN in the kernel's state numbering, as the tables print it (hex)."""
 
 
-def listening_ports(tables: tuple[str, ...] = TABLES) -> set[int]:
-    """Every TCP port with a socket in LISTEN, over IPv4 and IPv6 (any local address).
+def _listening(tables: tuple[str, ...]) -> list[tuple[int, int]]:
+    """(port, socket inode) of every TCP socket in LISTEN, over IPv4 and IPv6.
 
     A table that cannot be read (no IPv6, no /proc) contributes nothing.
     """
-    ports: set[int] = set()
+    found = []
     for path in tables:
         try:
             with open(path, encoding="ascii") as table:
@@ -29,10 +31,36 @@ def listening_ports(tables: tuple[str, ...] = TABLES) -> set[int]:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) > 3 and fields[3] == LISTEN:
-                ports.add(int(fields[1].rpartition(":")[2], 16))
-    return ports
+            if len(fields) > 9 and fields[3] == LISTEN:
+                found.append((int(fields[1].rpartition(":")[2], 16), int(fields[9])))
+    return found
+
+
+def listening_ports(tables: tuple[str, ...] = TABLES) -> set[int]:
+    """Every TCP port with a socket in LISTEN (any local address)."""
+    return {port for port, _inode in _listening(tables)}
 
 
 def is_listening(port: int) -> bool:
     return port in listening_ports()
+
+
+def listening_inodes(port: int, tables: tuple[str, ...] = TABLES) -> set[int]:
+    """The inodes of the sockets listening on ``port``: what :func:`holds_socket` looks for."""
+    return {inode for found, inode in _listening(tables) if found == port}
+
+
+def holds_socket(pid: int, inodes: set[int]) -> bool:
+    """Whether ``pid`` has one of these sockets open (its /proc/PID/fd links name them)."""
+    names = {f"socket:[{inode}]" for inode in inodes}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in names:
+                return True
+        except OSError:
+            continue
+    return False

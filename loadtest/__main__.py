@@ -11,12 +11,15 @@ from pathlib import Path
 from diagnostics import contract
 from diagnostics.commandline import OneLineParser, UsageError
 from loadtest import distributed, scenarios, web
+from loadtest.cap import MAX_CAP, MIN_CAP
 from loadtest.expectations import Expectations
 from loadtest.experiment import Settings
-from loadtest.harness import DEFAULT_RUNS, EXIT_INTERRUPTED, Harness, RunPlan
+from loadtest.harness import DEFAULT_RUNS, Harness, RunPlan
 from loadtest.live import open_view, print_summary
 from loadtest.load import LOCUSTFILE, RAW_LOCUSTFILE, LoadShape
 from loadtest.target import LOOPBACK, validate_server_cmd
+from loadtest.trace import ENV as DEBUG_ENV
+from loadtest.trace import wanted as debug_wanted
 
 EXIT_USAGE = 2
 MAX_DURATION = 3600
@@ -62,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--zombie-cap",
         type=int,
         default=5000,
-        help="stop the load at this many zombies (5000; lowered when PIDs are short)",
+        help=f"stop the load at this many zombies ({MIN_CAP:,} to {MAX_CAP:,}; 5000; lowered"
+        " when PIDs are short)",
     )
     parser.add_argument(
         "--out",
@@ -122,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         help="seconds the server may take to open its port (10)",
+    )
+    parser.add_argument(
+        "--stop-grace",
+        type=float,
+        default=10.0,
+        help="seconds the server has to exit after SIGTERM before it is killed (10)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"trace what the harness does into harness.log in the run directory"
+        f" (also {DEBUG_ENV}=1)",
     )
     parser.add_argument(
         "--locustfile",
@@ -202,7 +218,12 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         (args.work_ms >= 0, "--work-ms must not be negative"),
         (0.005 <= args.interval <= 10, "--interval must be 0.005 to 10 seconds"),
         (1 <= args.processes <= 64, "--processes must be 1 to 64"),
-        (args.zombie_cap >= 1, "--zombie-cap must be at least 1"),
+        (
+            MIN_CAP <= args.zombie_cap <= MAX_CAP,
+            f"--zombie-cap must be {MIN_CAP} to {MAX_CAP}: the cgroup's limit must also leave"
+            " room for the children in flight",
+        ),
+        (0 < args.stop_grace <= 300, "--stop-grace must be more than 0, up to 300 seconds"),
         (args.server_timeout > 0, "--server-timeout must be positive"),
         (args.locustfile.is_file(), f"--locustfile {args.locustfile} is not a file"),
         (
@@ -260,8 +281,9 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
             workers, args.master_bind, args.master_port, args.worker_timeout
         ),
         server_host=args.server_host,
+        stop_grace=args.stop_grace,
     )
-    return RunPlan(chosen, settings, args.out)
+    return RunPlan(chosen, settings, args.out, debug_wanted(args.debug))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,11 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         code = harness.run()
     finally:
         view.close()
-    try:
-        markdown = harness.report()
-    except KeyboardInterrupt:
-        markdown = None
-        code = EXIT_INTERRUPTED
+    code, markdown, problem = harness.finish(code)
     if markdown:
         summary_json = harness.run_dir / contract.SUMMARY_JSON
         if sys.stdout.isatty() and not args.plain and summary_json.is_file():
@@ -293,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
             print(markdown)
         for name in contract.RUN_REPORT:
             print(f"  {harness.run_dir / name}")
+    for notice in harness.notices:
+        print(f"loadtest: warning: {notice}", file=sys.stderr)
+    if problem is not None and not harness.record.exit_status.endswith(problem):
+        print(f"loadtest: error: {problem}", file=sys.stderr)
     status = harness.record.exit_status
     print(
         f"{harness.run_dir}" if code == 0 else f"loadtest: {status} ({harness.run_dir})",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from diagnostics import contract
 from loadtest.errors import ServerNotListening
-from loadtest.processes import ManagedProcess
+from loadtest.processes import ManagedProcess, OwnedProcess
 from loadtest.readiness import exited_early, wait_until_ready
 from loadtest.scenarios import Scenario
 
@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Target:
-    process: ManagedProcess
+    process: OwnedProcess
+    """The server: the process the harness started, or the daemon its launcher left."""
     port: int
     host: str = LOOPBACK
     """Loopback unless --server-host asked for the address remote Locust workers reach."""
@@ -92,9 +93,11 @@ def start_ours(
     work_ms: int,
     folder: Path,
     timeout: float,
+    grace: float,
     cgroup_procs: Path | None = None,
     host: str = LOOPBACK,
 ) -> Target:
+    """Our server; ``grace``: how long it may take to stop if it must (--stop-grace)."""
     _compile_server()
     command = [
         sys.executable, "-m", "server",
@@ -106,7 +109,7 @@ def start_ours(
     try:
         port = _wait_for_banner(process, timeout)
     except BaseException:  # Ctrl-C while waiting too: the server is not yet ours to clean up
-        process.stop()
+        process.stop(grace)
         raise
     return Target(process, port, host)
 
@@ -115,9 +118,11 @@ def start_external(
     template: str,
     folder: Path,
     timeout: float,
+    grace: float,
     ready_log: re.Pattern[str] | None = None,
     cgroup_procs: Path | None = None,
 ) -> Target:
+    """A --server-cmd, followed into the daemon it forks if it daemonizes (loadtest.readiness)."""
     port = _free_loopback_port()
     argv = [arg.replace("{port}", str(port)) for arg in validate_server_cmd(template)]
     try:
@@ -129,11 +134,11 @@ def start_external(
             f"cannot start --server-cmd: {error.strerror}: {argv[0]}"
         ) from None
     try:
-        wait_until_ready(process, port, timeout, ready_log)
+        server = wait_until_ready(process, port, timeout, ready_log)
     except BaseException:
-        process.stop()
+        process.stop(grace)
         raise
-    return Target(process, port)
+    return Target(server, port)
 
 
 def _wait_for_banner(process: ManagedProcess, timeout: float) -> int:

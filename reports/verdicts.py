@@ -5,12 +5,18 @@ A verdict is judged from what was measured, not from the strategy's name: a "loo
 that leaves zombies is reported as leaving zombies. The strategy only chooses the likely
 cause to name ("signals coalesced" for a reaper that waits once per SIGCHLD), as the
 strategy's ``shortfall`` recorded in scenario.json.
+
+A share ("43% of children left as zombies") is of the children forked during the load,
+and is given only where that divisor was counted (the server's counters): requests are
+not children (some were refused at the cap, answered 503, or failed when the server
+died). Without it a leak is still named where the zombies match the requests answered
+one for one ("leaks one zombie per request"), and otherwise the count is given alone.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,6 +54,8 @@ class Evidence:
     final_zombies: int | None = None
     forked: int | None = None
     requests: int | None = None
+    failures: int | None = None
+    """Requests that failed (refused at the cap, 503, a dead server): no child answered them."""
     leak_client_fd: bool = False
     capped: bool = False
     cap: int | None = None
@@ -74,10 +82,21 @@ class Evidence:
     last_fall_s: float | None = None
     """Seconds after that first look when the zombie count last fell while settling."""
     refused_at_cap: int | None = None
+    refused_by_kernel: bool = False
+    """refused_at_cap is the cgroup's count of refused forks (not the server's)."""
     data_ends_at: float | None = None
     """Seconds into the scenario where the samples stop although the run went on."""
     interrupted_at: float | None = None
-    """Seconds into the scenario of the Ctrl-C that cut it short."""
+    """Seconds into the load of the Ctrl-C that cut it short."""
+    pids_limit: dict | None = None
+    """scenario.json's pids_limit_hit: the server's live processes filled its cgroup."""
+
+    @property
+    def answered(self) -> int | None:
+        """Requests that got an answer: each was a child of a forking server."""
+        if self.requests is None:
+            return None
+        return max(self.requests - (self.failures or 0), 0)
 
 
 def plural(count: int, noun: str) -> str:
@@ -114,16 +133,46 @@ def verdict(evidence: Evidence) -> str:
     """
     if evidence.data_ends_at is not None:
         parts = [data_end_verdict(evidence), cap_verdict(evidence)]
+    elif evidence.interrupted_at is not None:
+        parts = [interrupted_verdict(evidence), cap_verdict(evidence)]
     else:
         parts = [
             watch_verdict(evidence) if evidence.kind == "watch" else zombie_verdict(evidence),
             prefork_verdict(evidence),
             fd_verdict(evidence),
             cap_verdict(evidence),
+            limit_verdict(evidence),
         ]
-    if evidence.interrupted_at is not None:
-        parts.append(f"run cut short (interrupted after {evidence.interrupted_at:.0f} s)")
     return "; ".join(part for part in parts if part)
+
+
+def one_per_request(zombies: int, evidence: Evidence) -> bool:
+    """Zombies match the children one for one: the children forked where they were
+    counted, else the requests answered (each was a child of a forking server)."""
+    children = evidence.forked if evidence.forked is not None else evidence.answered
+    if not children:
+        return False
+    return ONE_PER_REQUEST <= zombies / children <= 1 / ONE_PER_REQUEST
+
+
+def interrupted_verdict(evidence: Evidence) -> str:
+    """What a run cut short measured up to the interrupt, and no more: its last sample
+    before it against the requests answered by then (the server's counters are of its
+    shutdown, after the interrupt: no share of them)."""
+    final = final_zombies(evidence)
+    deeper = evidence.final_descendant_zombies or 0
+    requests = (
+        "requests not counted"
+        if evidence.requests is None
+        else (f"{evidence.requests:,} {'request' if evidence.requests == 1 else 'requests'}")
+    )
+    text = f"interrupted after {evidence.interrupted_at:.1f} s of load: {requests}"
+    if final is None:
+        return f"{text}, zombies not measured"
+    held = final + deeper
+    text += f", {plural(held, 'zombie')} at the last sample before it"
+    leak = held and one_per_request(held, replace(evidence, forked=None))
+    return f"leaks one zombie per request; {text}" if leak else text
 
 
 def tree_series(evidence: Evidence) -> np.ndarray:
@@ -240,15 +289,17 @@ def zombie_verdict(evidence: Evidence) -> str:
                 f" the load ({evidence.zombies_at_stop} still held when it stopped, reaped"
                 f"{later} later)"
             )
-        children = evidence.forked or evidence.requests
+        children = evidence.forked
         if children and most >= max(BEHIND_MIN, BEHIND_SHARE * children):
             return (
                 f"reaps every child in the end, but fell behind: up to {plural(most, 'zombie')}"
                 f" at once ({percent(most / children)} of the children)"
             )
         return f"reaps every child; at most {plural(most, 'zombie')} at once"
-    children = evidence.forked or evidence.requests
-    if not children:
+    children = evidence.forked
+    if not children:  # the children were not counted: no share of the requests
+        if one_per_request(final, evidence):
+            return "leaks one zombie per request"
         return f"{plural(final, 'zombie')} left at the end"
     share = final / children
     if share > 1 / ONE_PER_REQUEST:
@@ -263,8 +314,7 @@ def zombie_verdict(evidence: Evidence) -> str:
 
 def tree_leak_verdict(evidence: Evidence, total: int) -> str:
     """Zombies left below the target: how many, and which process holds them."""
-    requests = evidence.forked or evidence.requests
-    if requests and total / requests >= ONE_PER_REQUEST and total / requests <= 1 / ONE_PER_REQUEST:
+    if one_per_request(total, evidence):
         text = f"leaks one zombie per request ({plural(total, 'zombie')})"
     else:
         text = f"{plural(total, 'zombie')} left at the end"
@@ -334,6 +384,20 @@ def cap_verdict(evidence: Evidence) -> str | None:
         text += f" of {evidence.cap}"
     if evidence.capped_at is not None:
         text += f" after {evidence.capped_at:.0f} s"
-    if evidence.refused_at_cap:
+    if evidence.refused_at_cap and evidence.refused_by_kernel:
+        text += f"; the kernel refused {plural(evidence.refused_at_cap, 'fork')} at the cap"
+    elif evidence.refused_at_cap:
         text += f"; refused {plural(evidence.refused_at_cap, 'request')} at the cap"
     return text
+
+
+def limit_verdict(evidence: Evidence) -> str | None:
+    """A load stopped because the server's live processes filled its cgroup: not the cap."""
+    hit = evidence.pids_limit
+    if not hit:
+        return None
+    return (
+        f"stopped when its live processes filled the pids limit of {hit.get('pids_max')}"
+        f" (from {hit.get('live_at_start')} to {hit.get('live')} live, with"
+        f" {hit.get('zombies')} zombies): the zombie cap was not reached"
+    )

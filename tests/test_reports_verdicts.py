@@ -327,11 +327,25 @@ def test_where_the_data_ends_no_share_is_given() -> None:
     assert "%" not in text and "per request" not in text
 
 
-def test_an_interrupted_run_says_it_was_cut_short() -> None:
+def test_an_interrupted_run_is_judged_on_what_it_measured_up_to_the_interrupt() -> None:
+    # The server's counters (forked 900) are of its shutdown, after the interrupt: the last
+    # sample before it is compared with the requests answered by then, never with them.
     evidence = Evidence(
-        strategy="none", t=T, zombies=leak_series(1.0), final_zombies=820, forked=820,
-        interrupted_at=8.4,
+        strategy="none", t=T, zombies=leak_series(1.0), final_zombies=820, forked=900,
+        requests=826, interrupted_at=8.4,
     )  # fmt: skip
     assert verdict(evidence) == (
-        "leaks one zombie per request; run cut short (interrupted after 8 s)"
+        "leaks one zombie per request; interrupted after 8.4 s of load: 826 requests,"
+        " 820 zombies at the last sample before it"
+    )
+
+
+def test_an_interrupted_reaper_is_not_judged_on_the_zombies_of_one_moment() -> None:
+    # Three zombies between exit and reap at the last sample: no leak, and no "reaps all".
+    evidence = Evidence(
+        strategy="loop", t=T, zombies=np.full_like(T, 3.0), final_zombies=3, forked=1300,
+        requests=1210, interrupted_at=12.3,
+    )  # fmt: skip
+    assert verdict(evidence) == (
+        "interrupted after 12.3 s of load: 1,210 requests, 3 zombies at the last sample before it"
     )

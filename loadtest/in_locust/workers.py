@@ -6,19 +6,27 @@ report; the master adds them up per worker here and writes
 :data:`~diagnostics.contract.WORKERS` beside its CSVs when it quits, so the run directory
 says which workers took part and how much load each made. A local run (no master) writes
 nothing.
+
+A worker Locust forked itself (``--processes``) takes the death signal the harness gave
+Locust (:data:`~diagnostics.contract.WORKER_DEATH_SIGNAL`): the kernel clears it on fork,
+and a worker frozen with its master (SIGSTOP) must not outlive a master killed then.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from locust import events
 from locust.env import Environment
-from locust.runners import MasterRunner
+from locust.runners import MasterRunner, WorkerRunner
 
-from diagnostics.contract import WORKERS
+from diagnostics.contract import WORKER_DEATH_SIGNAL, WORKERS
+
+PR_SET_PDEATHSIG = 1
 
 _figures: dict[str, dict[str, Any]] = {}
 _environment: Environment | None = None
@@ -33,6 +41,9 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
     global _environment
     if isinstance(environment.runner, MasterRunner):
         _environment = environment
+    death_signal = os.environ.get(WORKER_DEATH_SIGNAL, "")
+    if isinstance(environment.runner, WorkerRunner) and death_signal.isdigit():
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(death_signal))
 
 
 @events.worker_connect.add_listener
