@@ -249,6 +249,12 @@ class Source(StrEnum):
     """The kernel's record of every fork, exit and reap of the server's tree."""
 
 
+BY_ZOMBIES = "zombies"
+BY_LIVE = "live processes"
+"""What filled a server's cgroup when the cap was reached (scenario.json's ``cap_hit.by``):
+its zombies, or the live processes it added since the limit was set."""
+
+
 def default_sources() -> dict[str, str]:
     """scenario.json's ``sources`` before the harness knows more: the figures every run has,
     from where they always come. The others (requests, failures, refused_at_cap, children,
@@ -366,9 +372,11 @@ class ScenarioRecord(_Record):
     """Where each figure comes from, by name (a :class:`Source` word): ``requests`` and
     ``failures``, ``refused_at_cap``, ``zombies`` and ``alive``, ``children`` (forked) and
     ``reaps``, ``latency``."""
-    pids_limit_hit: dict[str, Any] | None = None
-    """When the load was stopped because the server's live processes (not its zombies) filled
-    its cgroup's pids.max: ``{"at", "zombies", "live", "live_at_start", "pids_max"}``."""
+    cap_hit: dict[str, Any] | None = None
+    """What the kernel held when the cap was reached: ``{"at", "by", "zombies", "live",
+    "live_at_start", "pids_max"}``; ``by`` is "zombies", or "live processes" when the
+    server's live processes (not its zombies) filled its cgroup's pids.max (then the
+    status is pids-limit and ``capped`` stays false)."""
     stops: dict[str, Any] = field(default_factory=dict)
     """How the harness ended the server and Locust: ``{"server": {...}, "locust": {...}}``,
     each ``{"pid", "signals", "waited_s", "killed", "ended"}`` (loadtest/processes.py)."""

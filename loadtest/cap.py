@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from diagnostics.contract import BY_LIVE, BY_ZOMBIES
 from diagnostics.sampler import Sample
 from loadtest import cgroup
 from loadtest.errors import HarnessError
@@ -38,8 +39,6 @@ server has in flight (one per concurrent user for a fork-per-connection server).
 MAX_CAP = 1_000_000
 """The highest --zombie-cap (Linux's pid_max is at most 4,194,304; the machine's headroom
 lowers it further, see effective_cap)."""
-BY_ZOMBIES = "zombies"
-BY_LIVE = "live processes"
 
 
 def effective_cap(asked: int, headroom: int) -> int:
@@ -91,7 +90,8 @@ class Reached:
     elapsed: float
     """Seconds into sampling (scenario.json's ``capped_at``)."""
     time: float
-    """Unix time, on the request timeline's clock."""
+    """Unix time of the sample that showed it (or of the last sample before the kernel's
+    refusal was seen): what the load did after this is the cap's doing."""
     by: str
     """BY_ZOMBIES, or BY_LIVE when the live processes the server added filled the limit."""
     zombies: int | None
@@ -199,9 +199,12 @@ class ZombieCap:
         refused = self.cgroup.refusals() if self.cgroup is not None else 0
         return over_cap(sample, self.value, refused)
 
-    def reach(self, elapsed: float, sample: Sample | None = None) -> bool:
-        """Note the cap reached ``elapsed`` seconds into sampling (by ``sample``, or by a
-        fork the kernel refused); True only the first time.
+    def reach(
+        self, elapsed: float, sample: Sample | None = None, seen_at: float | None = None
+    ) -> bool:
+        """Note the cap reached ``elapsed`` seconds into sampling, by ``sample`` or by a fork
+        the kernel refused since the last sample (taken at ``seen_at``, unix time); True
+        only the first time.
 
         Safe from any thread: the moment is kept here, not written into the record. What
         filled the room is read from the cgroup at once: its zombies against the live
@@ -210,7 +213,7 @@ class ZombieCap:
         with self._lock:
             if self._reached is not None:
                 return False
-            self._reached = self._what_reached(elapsed, sample)
+            self._reached = self._what_reached(elapsed, sample, seen_at)
         TRACE(
             f"cap reached {elapsed:.3f} s into sampling by {self._reached.by}"
             f" (zombies {self._reached.zombies}, live tasks {self._reached.live},"
@@ -218,8 +221,10 @@ class ZombieCap:
         )
         return True
 
-    def _what_reached(self, elapsed: float, sample: Sample | None) -> Reached:
-        now = time.time()
+    def _what_reached(
+        self, elapsed: float, sample: Sample | None, seen_at: float | None
+    ) -> Reached:
+        now = sample.time if sample is not None else seen_at or time.time()
         if self.cgroup is None:
             return Reached(round(elapsed, 3), now, BY_ZOMBIES, None, None, None)
         live, current, floor = self.cgroup.live(), self.cgroup.current(), self._floor

@@ -11,6 +11,7 @@ process acts on: it is never left stopped.
 
 from __future__ import annotations
 
+import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ SATURATED_CPU = 0.9
 may be the bottleneck: a warning in scenario.json, a "!" in the live view."""
 REASONS_KEPT = 5
 """How many failure reasons scenario.json keeps, most frequent first."""
+_LOGGED = re.compile(r"^\[[^]]+\] [^/]+/\w+/[\w.]+: (.*)$")
+"""A line of Locust's own logger ("[time] host/LEVEL/module: message"); the message."""
+_SIGNALLED = re.compile(r"Got SIG\w+ signal|KeyboardInterrupt")
 LOCUST_GRACE = 15.0
 """Seconds Locust has after its SIGTERM to write its final figures and exit (its own
 --stop-timeout is 2 s), before SIGKILL."""
@@ -83,6 +87,8 @@ class LocustRun:
         self.process = process
         self.stopped_by_harness = False
         self._lost: dict[int, LostWorker] = {}
+        self._workers: set[int] = set()
+        """Locust's worker processes seen running."""
 
     @property
     def pid(self) -> int:
@@ -109,26 +115,37 @@ class LocustRun:
         return self.process.stop(LOCUST_GRACE, resume=True)
 
     def lost_workers(self, elapsed: float, run_over: bool) -> list[LostWorker]:
-        """Workers Locust forked (``--processes``) that have ended while it runs, each named
-        once: Locust reaps them only when it quits, so an ended worker is its zombie child,
-        holding its exit status. Before the run time is ``run_over`` any ending is a loss;
-        after it, only an ending by a signal or an error."""
+        """Workers Locust forked (``--processes``) that ended while it runs, each named once.
+
+        A worker is Locust's child: one seen running that is no longer there (Locust, under
+        gevent, reaps at once) or is a zombie (with its exit status) has ended. Before the
+        run time is ``run_over`` any ending is a loss; after it, only by a signal or an
+        error (a zombie's status says), as workers end when Locust quits.
+        """
         try:
             children = task_children(self.pid)
         except DiagnosticsError:
             return []
-        new = []
-        for pid in sorted(children - set(self._lost)):
+        ended: dict[int, str] = {}
+        for pid in children:
             try:
                 stat = read_stat(pid)
             except DiagnosticsError:
                 continue
             if not stat.zombie:
+                self._workers.add(pid)
+            elif stat.exit_status is not None:
+                ended[pid] = decode_exit_status(stat.exit_status)
+            else:
+                ended[pid] = "?"
+        for pid in self._workers - children:
+            ended.setdefault(pid, "gone (reaped by Locust)")
+        new = []
+        for pid, how in sorted(ended.items()):
+            if pid in self._lost or (run_over and how in ("0", "gone (reaped by Locust)")):
                 continue
-            ended = "?" if stat.exit_status is None else decode_exit_status(stat.exit_status)
-            if ended != "0" or not run_over:
-                self._lost[pid] = LostWorker(pid, ended, round(elapsed, 1))
-                new.append(self._lost[pid])
+            self._lost[pid] = LostWorker(pid, how, round(elapsed, 1))
+            new.append(self._lost[pid])
         return new
 
     def report(
@@ -164,8 +181,13 @@ class LocustRun:
         )
 
     def last_line(self) -> str:
+        """What Locust's log says about how it ended: its line about a signal it got, else
+        its last line."""
         try:
             lines = self.process.log_path.read_text(errors="replace").strip().splitlines()
         except OSError:
             lines = []
-        return lines[-1] if lines else "no output"
+        signalled = [line for line in lines if _SIGNALLED.search(line)]
+        last = (signalled or lines or ["no output"])[-1]
+        match = _LOGGED.match(last)
+        return match.group(1) if match else last.strip()

@@ -289,9 +289,11 @@ class Experiment:
         if self.cap.shown_by(sample):
             self._reach_cap(sample.elapsed, sample)
 
-    def _reach_cap(self, elapsed: float, sample: Sample | None = None) -> None:
+    def _reach_cap(
+        self, elapsed: float, sample: Sample | None = None, seen_at: float | None = None
+    ) -> None:
         """Freeze the load at once (SIGSTOP); the polite stop follows from the main thread."""
-        if self.cap.reach(elapsed, sample) and self._locust is not None:
+        if self.cap.reach(elapsed, sample, seen_at) and self._locust is not None:
             self._locust.freeze("the cap is reached")
 
     def _on_sampler_error(self, _cause: str) -> None:
@@ -314,6 +316,11 @@ class Experiment:
 
     def _latest_sample(self) -> Sample | None:
         return self._recorder.latest if self._recorder is not None else None
+
+    def _last_seen(self) -> float | None:
+        """When the latest sample was taken (unix time)."""
+        latest = self._latest_sample()
+        return latest.time if latest is not None else None
 
     def _keep_last_sample_before_interrupt(self) -> None:
         """After Ctrl-C the final sample is the last one taken before it, not one taken while
@@ -426,7 +433,7 @@ class Experiment:
             self._check_sampler()
             self._tighten_cap()
             if self.cap.kernel_refused():
-                self._reach_cap(time.time() - self._sampling_started)
+                self._reach_cap(time.time() - self._sampling_started, seen_at=self._last_seen())
             if self.cap.reached:
                 return self._note_cap(elapsed)
             self._check_server()
@@ -453,8 +460,8 @@ class Experiment:
         self._note_stop("locust", self._locust.stop())
         reached = self.cap.reached_how
         assert reached is not None
+        self.record.cap_hit = self._cap_hit(reached)
         if reached.by == BY_LIVE:
-            self.record.pids_limit_hit = self._limit_hit(reached)
             self.view.message(f"{self.scenario.name}: {self._limit_text(reached)}; load stopped")
             return AT_LIMIT
         self.record.capped = True
@@ -464,10 +471,11 @@ class Experiment:
         )
         return AT_CAP
 
-    def _limit_hit(self, reached: Reached) -> dict[str, Any]:
+    def _cap_hit(self, reached: Reached) -> dict[str, Any]:
         start = (self.record.cgroup or {}).get("baseline")
         return {
             "at": reached.elapsed,
+            "by": reached.by,
             "zombies": reached.zombies,
             "live": reached.live,
             "live_at_start": start,
@@ -538,6 +546,12 @@ class Experiment:
                 self._notice(
                     f"the server did not exit within --stop-grace {self.settings.stop_grace:g} s"
                     f" of SIGTERM and was killed (SIGKILL)"
+                )
+            elif not stopped.signals and self.record.status is Status.RUNNING:
+                after = " after the zombie cap was reached" if self.cap.reached else ""
+                self._notice(
+                    f"the server had ended by itself ({stopped.ended}){after}, before the"
+                    " harness stopped it"
                 )
         self._keep_counters(self._target.final_counters())
 

@@ -81,9 +81,17 @@ class Harness:
             TRACE(f"run {self.run_dir}: parameters {parameters}")
 
     def run(self) -> int:
+        """Every scenario; the exit status so far. Ctrl-C's are the harness's until
+        :meth:`finish` (then :meth:`close`)."""
         INTERRUPTS.install()
-        code, status = EXIT_OK, str(Status.OK)  # or a scenario's contract.run_error
         TRACE(f"run begins: pid {os.getpid()}")
+        try:
+            return self._run_scenarios()
+        except KeyboardInterrupt:  # a first Ctrl-C during the final save, raised after it
+            return EXIT_INTERRUPTED  # finish() rewrites run.json with it
+
+    def _run_scenarios(self) -> int:
+        code, status = EXIT_OK, str(Status.OK)  # or a scenario's contract.run_error
         try:
             self.record.subreaper = become_subreaper()
             TRACE(f"child subreaper: {self.record.subreaper}")
@@ -113,7 +121,6 @@ class Harness:
                 self.record.interrupts = INTERRUPTS.count
                 saved = self._save()
                 self.reserve.release()
-            INTERRUPTS.restore()
         if not saved and code == EXIT_OK:
             code = EXIT_FAILED
         return code
@@ -126,31 +133,54 @@ class Harness:
         that was ok (exit 1); a Ctrl-C while it is drawn interrupts it (exit 130). Either way
         run.json's exit_code is the status the process exits with.
         """
-        INTERRUPTS.install()  # a fresh count: a Ctrl-C now stops the drawing
+        interrupts = INTERRUPTS.count
+        INTERRUPTS.reset()  # a Ctrl-C now stops the drawing
         markdown = problem = None
-        status = self.record.exit_status
         try:
             markdown, problem = self._draw()
         except KeyboardInterrupt:
-            problem = "interrupted while the report was drawn: no report"
-            code, status = EXIT_INTERRUPTED, Status.INTERRUPTED
-        with INTERRUPTS.shielded():
-            if problem is not None:
-                problem = (
-                    f"{problem}; the data is in {self.run_dir}"
-                    f" (redraw it: python -m reports {self.run_dir})"
-                )
-                TRACE(problem)
-                if code == EXIT_OK:
-                    code, status = EXIT_FAILED, f"error: {problem}"
-            if (code, status) != (self.record.exit_code, self.record.exit_status):
-                self.record.exit_code, self.record.exit_status = code, status
-                if not self._save() and code == EXIT_OK:
-                    code = EXIT_FAILED
-            TRACE(f"run ends: exit {code} ({status})")
-            TRACE.stop()
-        INTERRUPTS.restore()
+            problem = "the report was not drawn (Ctrl-C while drawing it)"
+        if problem is not None:
+            problem = (
+                f"{problem}; the data is in {self.run_dir}"
+                f" (redraw it: python -m reports {self.run_dir})"
+            )
+            TRACE(problem)
+        while True:  # twice at most: a first Ctrl-C during the save is raised after it
+            try:
+                with INTERRUPTS.shielded():
+                    code = self._conclude(code, problem, interrupts)
+                break
+            except KeyboardInterrupt:
+                continue
+        INTERRUPTS.hold()  # what is left is printing what was written
         return code, markdown, problem
+
+    def close(self) -> None:
+        """Give Ctrl-C back to the process (after the end was printed)."""
+        INTERRUPTS.restore()
+
+    def _conclude(self, code: int, problem: str | None, interrupts: int) -> int:
+        """The exit status, written into run.json when it differs from what was written."""
+        status = self.record.exit_status
+        # INTERRUPTS.count: also a Ctrl-C Python swallowed (raised in a weakref callback).
+        if code == EXIT_INTERRUPTED or INTERRUPTS.count:
+            code, status = EXIT_INTERRUPTED, Status.INTERRUPTED
+        elif problem is not None and code == EXIT_OK:
+            code, status = EXIT_FAILED, f"error: {problem}"
+        counted = interrupts + INTERRUPTS.count
+        if (code, status, counted) != (
+            self.record.exit_code,
+            self.record.exit_status,
+            self.record.interrupts,
+        ):
+            self.record.exit_code, self.record.exit_status = code, status
+            self.record.interrupts = counted
+            if not self._save() and code == EXIT_OK:
+                code = EXIT_FAILED
+        TRACE(f"run ends: exit {code} ({status})")
+        TRACE.stop()
+        return code
 
     def _draw(self) -> tuple[str | None, str | None]:
         """summary.md, or None and why the report could not be drawn."""

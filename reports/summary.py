@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from diagnostics.contract import NOT_OK, ScenarioRecord, Source, Status
+from diagnostics.contract import BY_LIVE, NOT_OK, ScenarioRecord, Source, Status
 from reports.checks import Check, scenario_checks
 from reports.files import to_float
 from reports.rundir import Run, Scenario
@@ -109,7 +109,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         refused_by_kernel=refused_source == Source.CGROUP,
         data_ends_at=data_ends_at,
         interrupted_at=interrupted_at,
-        pids_limit=record.pids_limit_hit,
+        pids_limit=hit if (hit := record.cap_hit or {}).get("by") == BY_LIVE else None,
     )
     checks = scenario_checks(record)
     return {
@@ -143,7 +143,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "cap": evidence.cap,
         "capped_at": evidence.capped_at,
         "refused_at_cap": evidence.refused_at_cap,
-        "pids_limit_hit": record.pids_limit_hit,
+        "cap_hit": record.cap_hit,
         "sources": {**(record.sources or {}), **_requests_source(scenario)},
         "stops": record.stops,
         "left_running": record.left_running,

@@ -89,7 +89,7 @@ class Evidence:
     interrupted_at: float | None = None
     """Seconds into the load of the Ctrl-C that cut it short."""
     pids_limit: dict | None = None
-    """scenario.json's pids_limit_hit: the server's live processes filled its cgroup."""
+    """scenario.json's cap_hit when the server's live processes filled its cgroup."""
 
     @property
     def answered(self) -> int | None:

@@ -37,7 +37,10 @@ def test_refusals_at_the_cap_are_not_failures() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"locust_exit": -signal.SIGKILL}, "Locust was killed by SIGKILL, .*1000 requests completed"),
+        (
+            {"locust_exit": -signal.SIGKILL},
+            "Locust was killed by SIGKILL, .*1000 requests completed",
+        ),
         ({"locust_exit": -signal.SIGKILL, "requests": None}, "no request recorded"),
         ({"locust_exit": 1}, r"Locust failed \(exit code 1\): bye"),
         ({"requests": None}, "Locust failed"),
