@@ -336,6 +336,7 @@ class Experiment:
         front = self.settings.web
         workers = self.settings.workers
         self._note_baseline()
+        self._tighten_cap()  # helpers that ran at start-up may be gone by now
         self._start_locust()
         assert self._locust is not None
         started = time.monotonic()

@@ -140,6 +140,7 @@ class Harness:
             markdown, problem = self._draw()
         except KeyboardInterrupt:
             problem = "the report was not drawn (Ctrl-C while drawing it)"
+            code = EXIT_INTERRUPTED
         if problem is not None:
             problem = (
                 f"{problem}; the data is in {self.run_dir}"

@@ -68,11 +68,14 @@ def test_the_kernel_holds_the_cap_at_full_speed(tmp_path: Path, attempt: int) ->
     assert (
         record["cgroup"]["peak"] is None or record["cgroup"]["peak"] <= record["cgroup"]["pids_max"]
     )
-    assert record["refused_at_cap"] == counters["fork_failures"]
     verdict = read_json(run / "summary.json")["scenarios"][0]["verdict"]
     assert f"stopped at the zombie cap of {cap}" in verdict
-    if counters["fork_failures"]:
-        assert f"refused {counters['fork_failures']} request" in verdict
+    # The kernel's count of refused forks is the one source; our server counts the same.
+    assert (
+        record["refused_at_cap"] == record["cgroup"]["forks_refused"] == counters["fork_failures"]
+    )
+    if record["refused_at_cap"]:
+        assert f"the kernel refused {record['refused_at_cap']} fork" in verdict
     assert_no_cgroup_left(record)
     assert_nothing_left(record)
 
@@ -188,7 +191,7 @@ def test_ctrl_c_again_does_not_cut_the_clean_up_short(tmp_path: Path, presses: i
     # The verdict is judged on the last sample before the Ctrl-C, and says it was cut short.
     assert record["final_sample"]["time"] < record["interrupted_at"]
     verdict = read_json(run / "summary.json")["scenarios"][0]["verdict"]
-    assert verdict.startswith("leaks one zombie per request") and "run cut short" in verdict
+    assert verdict.startswith("leaks one zombie per request; interrupted after")
     assert_no_cgroup_left(record)
     assert_nothing_left(before, record)
 

@@ -65,3 +65,15 @@ def test_unmeasured_figures_skip_their_checks() -> None:
     assert texts(ours("none", final_zombies=5)) == []
     assert texts(Counts(strategy="loop")) == []
     assert texts(Counts(requests=10)) == []
+
+
+def test_no_check_compares_the_two_sides_of_an_interrupt() -> None:
+    # The last sample before Ctrl-C (1 zombie between exit and reap, 20 children at work)
+    # against counters read after the server's shutdown: every such check would be false.
+    counts = ours(
+        "loop", final_zombies=1, final_alive=1, forked=344, reaped=344, accepted=344,
+        requests=300, users=20, interrupted=True,
+    )  # fmt: skip
+    assert texts(counts) == []
+    broken = ours("loop", forked=10, reaped=12, interrupted=True)  # one moment: still checked
+    assert texts(broken) == [(False, "server reaped 12 children but forked only 10")]

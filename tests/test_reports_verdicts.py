@@ -349,3 +349,32 @@ def test_an_interrupted_reaper_is_not_judged_on_the_zombies_of_one_moment() -> N
     assert verdict(evidence) == (
         "interrupted after 12.3 s of load: 1,210 requests, 3 zombies at the last sample before it"
     )
+
+
+def test_without_counted_children_no_share_is_given() -> None:
+    # The server was killed holding 1,288 zombies: 342 of the 1,630 requests failed after
+    # it died, and no child counter survived. Not "79% of children".
+    evidence = Evidence(strategy="none", final_zombies=1288, requests=1630, failures=342)
+    assert verdict(evidence) == "leaks one zombie per request"
+    # A server not ours, capped: 180 requests, 30 refused at the cap, 150 zombies.
+    capped = Evidence(final_zombies=150, requests=180, failures=30, capped=True, cap=150)
+    assert verdict(capped).startswith("leaks one zombie per request; stopped at the zombie cap")
+    some = Evidence(final_zombies=40, requests=1000, failures=0)
+    assert verdict(some) == "40 zombies left at the end"
+
+
+def test_a_load_stopped_by_live_processes_says_the_cap_was_not_reached() -> None:
+    hit = {"by": "live processes", "zombies": 0, "live": 106, "live_at_start": 6, "pids_max": 106}
+    evidence = Evidence(t=T, zombies=np.zeros_like(T), final_zombies=0, forked=3000, pids_limit=hit)
+    assert verdict(evidence).endswith(
+        "stopped when its live processes filled the pids limit of 106 (from 6 to 106 live,"
+        " with 0 zombies): the zombie cap was not reached"
+    )
+
+
+def test_the_kernels_refusals_are_named_as_forks() -> None:
+    evidence = Evidence(
+        strategy="none", final_zombies=500, forked=500, capped=True, cap=500, capped_at=1.2,
+        refused_at_cap=61, refused_by_kernel=True,
+    )  # fmt: skip
+    assert verdict(evidence).endswith("; the kernel refused 61 forks at the cap")

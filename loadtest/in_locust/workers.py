@@ -22,7 +22,7 @@ from typing import Any
 
 from locust import events
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import MasterRunner
 
 from diagnostics.contract import WORKER_DEATH_SIGNAL, WORKERS
 
@@ -36,14 +36,23 @@ def _worker(client_id: str) -> dict[str, Any]:
     return _figures.setdefault(client_id, {"id": client_id, "requests": 0, "failures": 0})
 
 
+def _take_the_death_signal() -> None:
+    """In a worker just forked (the kernel cleared the master's death signal): take it."""
+    death_signal = os.environ.get(WORKER_DEATH_SIGNAL, "")
+    if death_signal.isdigit():
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(death_signal))
+
+
+# Locust loads this file before it forks its workers: each takes the signal the moment it is
+# forked, before it could be frozen with its master.
+os.register_at_fork(after_in_child=_take_the_death_signal)
+
+
 @events.init.add_listener
 def _on_init(environment: Environment, **_kwargs: Any) -> None:
     global _environment
     if isinstance(environment.runner, MasterRunner):
         _environment = environment
-    death_signal = os.environ.get(WORKER_DEATH_SIGNAL, "")
-    if isinstance(environment.runner, WorkerRunner) and death_signal.isdigit():
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(death_signal))
 
 
 @events.worker_connect.add_listener
