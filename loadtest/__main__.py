@@ -14,7 +14,7 @@ from loadtest import distributed, scenarios, web
 from loadtest.cap import MAX_CAP, MIN_CAP
 from loadtest.expectations import Expectations
 from loadtest.experiment import Settings
-from loadtest.harness import DEFAULT_RUNS, EXIT_INTERRUPTED, Harness, RunPlan
+from loadtest.harness import DEFAULT_RUNS, Harness, RunPlan
 from loadtest.live import open_view, print_summary
 from loadtest.load import LOCUSTFILE, RAW_LOCUSTFILE, LoadShape
 from loadtest.target import LOOPBACK, validate_server_cmd
@@ -314,18 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     for notice in harness.notices:
         print(f"loadtest: warning: {notice}", file=sys.stderr)
     status = harness.record.exit_status
-    if problem is None:
-        print(
-            f"{harness.run_dir}" if code == 0 else f"loadtest: {status} ({harness.run_dir})",
-            file=sys.stdout if code == 0 else sys.stderr,
-        )
-    else:  # the report is missing: that line names the run directory already
-        if status.startswith("error: ") and not status.endswith(problem):
-            print(f"loadtest: {status} ({harness.run_dir})", file=sys.stderr)
-        print(
-            f"loadtest: {'error' if code != EXIT_INTERRUPTED else status}: {problem}",
-            file=sys.stderr,
-        )
+    if code == 0:
+        print(harness.run_dir)
+    elif problem is None:
+        print(f"loadtest: {status} ({harness.run_dir})", file=sys.stderr)
+    elif status == f"error: {problem}":  # the missing report is what went wrong
+        print(f"loadtest: {status}", file=sys.stderr)
+    else:  # interrupted, or failed, and the report is missing too: one line says both
+        print(f"loadtest: {status}; {problem}", file=sys.stderr)
     harness.close()
     return code
 

@@ -88,6 +88,18 @@ AT_LIMIT = "the pids limit"
 """What ended a load stopped because the server's live processes filled its cgroup."""
 
 
+def _forks_failed_elsewhere(counters: dict[str, Any] | None, refused: int) -> str | None:
+    """The server counted more failed forks than its cgroup refused: the others were not the
+    cap (the machine short of PIDs or memory), and their requests failed for real."""
+    failures = (counters or {}).get("fork_failures")
+    if not isinstance(failures, int) or failures <= refused:
+        return None
+    return (
+        f"the server's fork() failed {failures} times, its cgroup refused {refused}:"
+        f" {failures - refused} failed elsewhere than at the cap (the machine short of PIDs?)"
+    )
+
+
 class PidsLimit(HarnessError):
     """The server's live processes, not its zombies, filled its cgroup's pids.max."""
 
@@ -386,8 +398,6 @@ class Experiment:
         self.record.locust_cpu = report.cpu
         self.record.locust_cpu_scope = report.cpu_scope
         self._warn(report.warning)
-        if not self.cap.reached and ended_by != OVERRUN:
-            self._notice(rate_warning(report.totals.rps, shape.rate, shape.users))
         if workers is not None:
             distributed.check_workers(self._locust.log_path, workers)
             self.record.workers = distributed.read_workers(self.folder)
@@ -601,6 +611,9 @@ class Experiment:
             ),
         )
         self._warn(judge(outcome, self.settings.max_failures))
+        if reached is None and self.record.load_ended_by != OVERRUN:  # a load as asked, but slow?
+            shape = self.settings.shape
+            self._notice(rate_warning(report.totals.rps, shape.rate, shape.users))
 
     # -- endings -------------------------------------------------------------
 
@@ -648,6 +661,7 @@ class Experiment:
             self.record.refused_at_cap = released.forks_refused
             self._sourced(Source.CGROUP, "refused_at_cap")
             self._warn(released.problem)
+            self._warn(_forks_failed_elsewhere(self.record.server_counters, released.forks_refused))
         ended = {leftover.pid: asdict(leftover) for leftover in left}
         for pid in sorted(released.killed if released is not None else ()):
             ended.setdefault(pid, {"pid": pid, "command": "?"})

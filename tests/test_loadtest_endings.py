@@ -82,12 +82,14 @@ def gone(pid: int) -> bool:
         return True
 
 
-def reap(pid: int) -> None:
-    """Reap what a killed harness handed to pytest (a subreaper under --child-leaks)."""
+def reaped(pid: int) -> bool:
+    """Whether ``pid`` is gone for good; reaps it if a killed harness handed it to pytest (a
+    subreaper under --child-leaks)."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+    return not psutil.pid_exists(pid)
 
 
 def requests_done(out: Path, scenario: str = "reaper-loop") -> int:
@@ -119,8 +121,7 @@ def test_a_frozen_locust_ends_with_its_workers_when_the_harness_is_killed(tmp_pa
         proc.kill()
         proc.communicate()
     for pid in (locust, *workers, record["server_pid"]):
-        wait_until(lambda pid=pid: not psutil.pid_exists(pid) or gone(pid), what=f"{pid} ended")
-        reap(pid)
+        wait_until(lambda pid=pid: reaped(pid), what=f"{pid} ended and reaped")
     cgroup = Path((record.get("cgroup") or {}).get("path") or "/nonexistent")
     if cgroup.exists():  # a harness killed outright leaves its empty cgroup to the next run
         wait_until(lambda: not (cgroup / "cgroup.procs").read_text().split(), what="empty cgroup")
@@ -312,7 +313,7 @@ def test_the_exit_status_and_run_json_agree_when_ctrl_c_hits_the_report(tmp_path
     if proc.returncode == 130:
         assert meta["exit_status"] == "interrupted" and "Traceback" not in err
         if not (run / "index.html").exists():
-            assert "the report was not drawn (Ctrl-C while drawing it)" in err
+            assert "interrupted; the report was not drawn (Ctrl-C while drawing it)" in err
     else:  # the report was drawn before the signal landed
         assert proc.returncode == 0 and (run / "index.html").exists()
 
