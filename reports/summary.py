@@ -109,6 +109,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         refused_by_kernel=refused_source == Source.CGROUP,
         data_ends_at=data_ends_at,
         interrupted_at=interrupted_at,
+        users=optional_int(to_float((record.asked or {}).get("users"))),
         pids_limit=hit if (hit := record.cap_hit or {}).get("by") == BY_LIVE else None,
     )
     checks = scenario_checks(record)

@@ -16,7 +16,7 @@ one for one ("leaks one zombie per request"), and otherwise the count is given a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -88,6 +88,8 @@ class Evidence:
     """Seconds into the scenario where the samples stop although the run went on."""
     interrupted_at: float | None = None
     """Seconds into the load of the Ctrl-C that cut it short."""
+    users: int | None = None
+    """Locust users asked for: the most requests in flight at any moment."""
     pids_limit: dict | None = None
     """scenario.json's cap_hit when the server's live processes filled its cgroup."""
 
@@ -171,8 +173,19 @@ def interrupted_verdict(evidence: Evidence) -> str:
         return f"{text}, zombies not measured"
     held = final + deeper
     text += f", {plural(held, 'zombie')} at the last sample before it"
-    leak = held and one_per_request(held, replace(evidence, forked=None))
-    return f"leaks one zombie per request; {text}" if leak else text
+    return f"leaks one zombie per request; {text}" if leaking_so_far(held, evidence) else text
+
+
+def leaking_so_far(held: int, evidence: Evidence) -> bool:
+    """Zombies one for one with the requests answered at a moment of the load, give or take
+    the requests in flight then (up to one per user: answered but not yet counted, or
+    counted a moment after the sample), and more of them than could be in flight: no
+    reaper holds that many between an exit and its reap."""
+    answered, in_flight = evidence.answered, evidence.users or 0
+    if not answered or held <= in_flight:
+        return False
+    low = ONE_PER_REQUEST * answered - in_flight
+    return low <= held <= answered / ONE_PER_REQUEST + in_flight
 
 
 def tree_series(evidence: Evidence) -> np.ndarray:

@@ -340,6 +340,16 @@ def test_an_interrupted_run_is_judged_on_what_it_measured_up_to_the_interrupt() 
     )
 
 
+def test_an_interrupted_leak_allows_for_the_requests_in_flight() -> None:
+    # 60 users whose children work 3 s: 101 zombies when 94 requests were counted.
+    evidence = Evidence(
+        strategy="none", final_zombies=101, requests=94, users=60, interrupted_at=7.4
+    )
+    assert verdict(evidence).startswith("leaks one zombie per request; interrupted after 7.4 s")
+    few = Evidence(strategy="none", final_zombies=30, requests=40, users=60, interrupted_at=1.0)
+    assert not verdict(few).startswith("leaks")  # no more zombies than could be in flight
+
+
 def test_an_interrupted_reaper_is_not_judged_on_the_zombies_of_one_moment() -> None:
     # Three zombies between exit and reap at the last sample: no leak, and no "reaps all".
     evidence = Evidence(
