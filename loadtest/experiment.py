@@ -88,18 +88,6 @@ AT_LIMIT = "the pids limit"
 """What ended a load stopped because the server's live processes filled its cgroup."""
 
 
-def _forks_failed_elsewhere(counters: dict[str, Any] | None, refused: int) -> str | None:
-    """The server counted more failed forks than its cgroup refused: the others were not the
-    cap (the machine short of PIDs or memory), and their requests failed for real."""
-    failures = (counters or {}).get("fork_failures")
-    if not isinstance(failures, int) or failures <= refused:
-        return None
-    return (
-        f"the server's fork() failed {failures} times, its cgroup refused {refused}:"
-        f" {failures - refused} failed elsewhere than at the cap (the machine short of PIDs?)"
-    )
-
-
 class PidsLimit(HarnessError):
     """The server's live processes, not its zombies, filled its cgroup's pids.max."""
 
@@ -544,6 +532,9 @@ class Experiment:
             self.record.final_sample = asdict(result.sample)
         self._note_tree(snapshot(self._target.pid))
         self._stop_server()
+        if self.cap.cgroup is not None:  # the server is gone: the kernel's count is final
+            self.record.refused_at_cap = self.cap.cgroup.refusals()
+            self._sourced(Source.CGROUP, "refused_at_cap")
 
     def _stop_server(self) -> None:
         """One SIGTERM, --stop-grace seconds, then SIGKILL; its counters kept if it printed them."""
@@ -661,7 +652,6 @@ class Experiment:
             self.record.refused_at_cap = released.forks_refused
             self._sourced(Source.CGROUP, "refused_at_cap")
             self._warn(released.problem)
-            self._warn(_forks_failed_elsewhere(self.record.server_counters, released.forks_refused))
         ended = {leftover.pid: asdict(leftover) for leftover in left}
         for pid in sorted(released.killed if released is not None else ()):
             ended.setdefault(pid, {"pid": pid, "command": "?"})

@@ -58,11 +58,15 @@ def judge(outcome: LoadOutcome, max_failures: float) -> str | None:
             f" ({lost}; {done}): the load was not the one asked; see locust.log"
         )
     warning = None
-    if outcome.cap_reached and not outcome.stopped_by_harness and code is not None and code < 0:
-        warning = (
-            f"Locust was killed by {_signal_name(code)} after the zombie cap had frozen the load"
-        )
-    elif not outcome.stopped_by_harness:
+    if outcome.stopped_by_harness:
+        pass  # its exit code says nothing
+    elif outcome.cap_reached:  # frozen at the cap: the load was over
+        if code is not None and code < 0:
+            warning = (
+                f"Locust was killed by {_signal_name(code)} after the zombie cap had frozen"
+                " the load"
+            )
+    else:
         ran = "" if outcome.ran_s is None else f" after {outcome.ran_s:.1f} s"
         if code is not None and code < 0:
             raise HarnessError(

@@ -53,6 +53,10 @@ class Counts:
     accepted: int | None = None
     requests: int | None = None
     users: int | None = None
+    fork_failures: int | None = None
+    """Forks the server counted as failed."""
+    forks_refused: int | None = None
+    """Forks the server's pids cgroup refused at its limit (the kernel's count)."""
     interrupted: bool = False
     """The run was cut short: the final sample and the counters are of different moments."""
 
@@ -74,6 +78,8 @@ class Counts:
             accepted=_count(counters, "accepted"),
             requests=_count(record.load or {}, "requests"),
             users=_count(record.asked or {}, "users"),
+            fork_failures=_count(counters, "fork_failures"),
+            forks_refused=_count(record.cgroup or {}, "forks_refused"),
             interrupted=record.interrupted_at is not None,
         )
 
@@ -96,9 +102,9 @@ def cross_checks(counts: Counts) -> list[Check]:
         zombies_all_reaped,
         reaped_at_most_forked,
         requests_match_accepted,
+        failed_forks_were_refused,
     )
-    within = (reaped_at_most_forked,)
-    """The checks whose figures are of one moment even in a run cut short."""
+    within = (reaped_at_most_forked, failed_forks_were_refused)  # of one moment, even cut short
     checks = [check(counts) for check in every if not counts.interrupted or check in within]
     return [check for check in checks if check is not None]
 
@@ -168,3 +174,26 @@ def requests_match_accepted(counts: Counts) -> Check | None:
         why = "in flight when Locust stopped counting"
         text = f"server accepted {accepted} connections, Locust counted {requests}: {gap} {why}"
     return Check(gap <= request_slack(counts), text)
+
+
+def failed_forks_were_refused(counts: Counts) -> Check | None:
+    """The server's failed forks against those its pids cgroup refused at the cap.
+
+    Under a cgroup every fork the server saw fail should be one the kernel refused at
+    pids.max; more failures than refusals failed for another reason (the machine short of
+    PIDs or memory), and the requests they failed were not refused at the cap.
+    """
+    failures, refused = counts.fork_failures, counts.forks_refused
+    if failures is None or refused is None:
+        return None
+    if failures == refused:
+        return Check(True, f"server's failed forks {failures} = forks its cgroup refused {refused}")
+    if failures > refused:
+        why = "failed elsewhere than at the cap (the machine short of PIDs or memory?)"
+    else:
+        why = "refused forks the server did not count"
+    return Check(
+        False,
+        f"the server's fork() failed {failures} times, its cgroup refused {refused}:"
+        f" {abs(failures - refused)} {why}",
+    )

@@ -29,35 +29,16 @@ from tests.test_loadtest_harness import (
     run_harness,
     wait_for_load,
 )
-from tests.test_loadtest_safety import assert_no_cgroup_left, needs_cgroup
+from tests.test_loadtest_safety import assert_no_cgroup_left, needs_cgroup, without_cgroup
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
 ODD = f"{sys.executable} {ROOT / 'tests' / 'odd_server.py'} {{port}}"
-READ_ONLY_PIDS = (
-    "mount --bind /sys/fs/cgroup/pids /sys/fs/cgroup/pids"
-    ' && mount -o remount,ro,bind /sys/fs/cgroup/pids && exec "$@"'
-)
 
 
 def odd(*flags: str) -> list[str]:
     return ["--server-cmd", " ".join([ODD, *flags]), "--no-body-check"]
-
-
-def without_cgroup(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The harness in a private mount namespace where no pids cgroup can be made."""
-    probe = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY_PIDS, "sh", "true"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if probe.returncode != 0:
-        pytest.skip(f"cannot make a read-only pids hierarchy: {probe.stderr.strip()}")
-    return subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY_PIDS, "sh",
-         *harness(out, *args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
 
 
 def record_of(out: Path, name: str = "external") -> dict[str, Any]:

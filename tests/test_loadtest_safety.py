@@ -213,24 +213,28 @@ def test_a_run_that_gathered_nothing_does_not_replace_latest(tmp_path: Path) -> 
     assert os.readlink(tmp_path / "reports" / "latest") == "runs/older"
 
 
-@pytest.mark.slow
-def test_without_a_cgroup_the_summary_says_the_cap_is_only_sampled(tmp_path: Path) -> None:
-    # A private mount namespace where the pids hierarchy is read-only: no cgroup can be made.
-    read_only = (
-        "mount --bind /sys/fs/cgroup/pids /sys/fs/cgroup/pids"
-        ' && mount -o remount,ro,bind /sys/fs/cgroup/pids && exec "$@"'
-    )
-    probe = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", read_only, "sh", "true"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+READ_ONLY_PIDS = (
+    "mount --bind /sys/fs/cgroup/pids /sys/fs/cgroup/pids"
+    ' && mount -o remount,ro,bind /sys/fs/cgroup/pids && exec "$@"'
+)
+"""A private mount namespace where the pids hierarchy is read-only: no cgroup can be made."""
+
+
+def without_cgroup(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m loadtest`` where no pids cgroup can be made (skips where that cannot be)."""
+    unshare = ["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY_PIDS, "sh"]
+    probe = subprocess.run([*unshare, "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         pytest.skip(f"cannot make a read-only pids hierarchy: {probe.stderr.strip()}")
-    result = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", read_only, "sh",
-         *harness(tmp_path, "--no-reaper", "--duration", "4")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    return subprocess.run(
+        [*unshare, *harness(out, *args)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_without_a_cgroup_the_summary_says_the_cap_is_only_sampled(tmp_path: Path) -> None:
+    result = without_cgroup(tmp_path, "--no-reaper", "--duration", "4")
     assert result.returncode == 0, result.stderr
     record = read_json(run_dir(tmp_path) / "no-reaper" / "scenario.json")
     assert record["cap_enforcement"] == "sampling" and record["cgroup"] is None

@@ -77,3 +77,14 @@ def test_no_check_compares_the_two_sides_of_an_interrupt() -> None:
     assert texts(counts) == []
     broken = ours("loop", forked=10, reaped=12, interrupted=True)  # one moment: still checked
     assert texts(broken) == [(False, "server reaped 12 children but forked only 10")]
+
+
+def test_the_servers_failed_forks_are_the_ones_its_cgroup_refused() -> None:
+    assert texts(Counts(fork_failures=61, forks_refused=61)) == [
+        (True, "server's failed forks 61 = forks its cgroup refused 61")
+    ]
+    ((ok, text),) = texts(Counts(fork_failures=93, forks_refused=61))
+    assert not ok and text.endswith(
+        "32 failed elsewhere than at the cap (the machine short of PIDs or memory?)"
+    )
+    assert texts(Counts(fork_failures=5)) == []  # no cgroup: nothing to compare
