@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from reports.checks import Counts, cross_checks
 from server.reapers import STRATEGIES
 
 
-def ours(strategy: str, **figures: int | None) -> Counts:
+def ours(strategy: str, **figures: Any) -> Counts:
     """Counts of our server under ``strategy``, with its promise as the harness records it."""
     return Counts(strategy=strategy, reaps_all=STRATEGIES[strategy].reaps_all, **figures)
 
