@@ -17,6 +17,7 @@ from loadtest.experiment import Settings
 from loadtest.harness import DEFAULT_RUNS, Harness, RunPlan
 from loadtest.live import open_view, print_summary
 from loadtest.load import LOCUSTFILE, RAW_LOCUSTFILE, LoadShape
+from loadtest.processes import STOP_GRACE
 from loadtest.target import LOOPBACK, validate_server_cmd
 from loadtest.trace import ENV as DEBUG_ENV
 from loadtest.trace import wanted as debug_wanted
@@ -130,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stop-grace",
         type=float,
-        default=10.0,
-        help="seconds the server has to exit after SIGTERM before it is killed (10)",
+        default=STOP_GRACE,
+        help=f"seconds the server has to exit after SIGTERM before it is killed ({STOP_GRACE:g})",
     )
     parser.add_argument(
         "--debug",

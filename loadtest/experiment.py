@@ -62,6 +62,7 @@ from loadtest.load import (
 )
 from loadtest.outcome import LoadOutcome, judge, rate_warning
 from loadtest.processes import (
+    STOP_GRACE,
     AdoptedProcess,
     Stopped,
     end_leftovers,
@@ -114,7 +115,7 @@ class Settings:
     """Locust is the master of workers started elsewhere (loadtest/distributed.py)."""
     server_host: str = LOOPBACK
     """Where our server binds: loopback unless remote workers must reach it."""
-    stop_grace: float = 10.0
+    stop_grace: float = STOP_GRACE
     """Seconds the server has to exit after SIGTERM before the harness kills it (SIGKILL)."""
 
 

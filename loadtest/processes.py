@@ -50,6 +50,9 @@ if sys.argv[3]:
 os.execvp(sys.argv[4], sys.argv[4:])
 """
 
+STOP_GRACE = 10.0
+"""Seconds a process has to exit after SIGTERM before SIGKILL, unless told otherwise (the
+server's --stop-grace)."""
 KILL_WAIT = 10.0
 """Seconds a process may take to vanish after SIGKILL (a process in uninterruptible sleep
 cannot die before it wakes); past it the harness goes on rather than hang."""
@@ -136,7 +139,7 @@ class OwnedProcess:
         """Signal the process and everything in its process group."""
         send(self.pid, signum, f"{self.name}: {why}", group=True)
 
-    def stop(self, grace: float, resume: bool = False) -> Stopped:
+    def stop(self, grace: float = STOP_GRACE, resume: bool = False) -> Stopped:
         """SIGTERM once, ``grace`` seconds to exit, then SIGKILL: after this the process is
         gone and reaped. ``resume``: SIGCONT to its group with the SIGTERM, for a process
         the harness froze (a stopped process cannot act on SIGTERM). A second call returns

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from diagnostics import contract
 from loadtest.errors import ServerNotListening
-from loadtest.processes import ManagedProcess, OwnedProcess
+from loadtest.processes import STOP_GRACE, ManagedProcess, OwnedProcess
 from loadtest.readiness import exited_early, wait_until_ready
 from loadtest.scenarios import Scenario
 
@@ -93,7 +93,7 @@ def start_ours(
     work_ms: int,
     folder: Path,
     timeout: float,
-    grace: float,
+    grace: float = STOP_GRACE,
     cgroup_procs: Path | None = None,
     host: str = LOOPBACK,
 ) -> Target:
@@ -118,7 +118,7 @@ def start_external(
     template: str,
     folder: Path,
     timeout: float,
-    grace: float,
+    grace: float = STOP_GRACE,
     ready_log: re.Pattern[str] | None = None,
     cgroup_procs: Path | None = None,
 ) -> Target:
