@@ -110,6 +110,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         data_ends_at=data_ends_at,
         interrupted_at=interrupted_at,
         users=optional_int(to_float((record.asked or {}).get("users"))),
+        server_ended=_ended_by_itself(record),
         pids_limit=hit if (hit := record.cap_hit or {}).get("by") == BY_LIVE else None,
     )
     checks = scenario_checks(record)
@@ -158,6 +159,14 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "files": scenario.present,
         "plot": plot,
     }
+
+
+def _ended_by_itself(record: ScenarioRecord) -> str | None:
+    """How the server ended, when it ended by itself before the final sample was taken."""
+    stop = (record.stops or {}).get("server")
+    if record.final_sample is not None or not isinstance(stop, dict) or stop.get("signals"):
+        return None
+    return str(stop.get("ended")) if stop.get("ended") else None
 
 
 def _load_seconds(record: ScenarioRecord, at: float | None) -> float | None:

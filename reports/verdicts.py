@@ -90,6 +90,9 @@ class Evidence:
     """Seconds into the load of the Ctrl-C that cut it short."""
     users: int | None = None
     """Locust users asked for: the most requests in flight at any moment."""
+    server_ended: str | None = None
+    """How the server ended by itself before the final sample could be taken ("exited 1"):
+    then nothing was left "at the end" to judge, only its last sample."""
     pids_limit: dict | None = None
     """scenario.json's cap_hit when the server's live processes filled its cgroup."""
 
@@ -135,6 +138,8 @@ def verdict(evidence: Evidence) -> str:
     """
     if evidence.data_ends_at is not None:
         parts = [data_end_verdict(evidence), cap_verdict(evidence)]
+    elif evidence.server_ended is not None:
+        parts = [server_ended_verdict(evidence), cap_verdict(evidence), limit_verdict(evidence)]
     elif evidence.interrupted_at is not None:
         parts = [interrupted_verdict(evidence), cap_verdict(evidence)]
     else:
@@ -251,6 +256,20 @@ def data_end_verdict(evidence: Evidence) -> str:
         f"data ends at {evidence.data_ends_at:.1f} s{seen}: sampling stopped before the run"
         " ended, so no verdict on the rest"
     )
+
+
+def server_ended_verdict(evidence: Evidence) -> str:
+    """A server that ended before the final sample, not stopped by the harness (killed, or
+    dead when a fork failed at the cap): its last sample, and no share of what it left (its
+    zombies went to the harness, which reaped them); a leak only where that sample matches
+    the requests answered one for one, give or take those in flight."""
+    ended = f"{evidence.server_ended}, not stopped by the harness"
+    text = f"the server ended ({ended}) before the final sample"
+    last = last_finite(tree_series(evidence))
+    if math.isnan(last):
+        return text
+    text += f": {plural(int(last), 'zombie')} at its last sample"
+    return f"leaks one zombie per request; {text}" if leaking_so_far(int(last), evidence) else text
 
 
 def zombie_verdict(evidence: Evidence) -> str:

@@ -388,3 +388,21 @@ def test_the_kernels_refusals_are_named_as_forks() -> None:
         refused_at_cap=61, refused_by_kernel=True,
     )  # fmt: skip
     assert verdict(evidence).endswith("; the kernel refused 61 forks at the cap")
+
+
+def test_a_server_that_ended_by_itself_is_judged_on_its_last_sample_only() -> None:
+    # The tutorial's server dies when its fork is refused at the cap: nothing is "left at
+    # the end", and its last sample (217) is not the 300 the kernel held a moment later.
+    evidence = Evidence(
+        strategy=None, t=T[:30], zombies=np.linspace(0, 217, 30), requests=977, failures=677,
+        capped=True, cap=300, capped_at=1.5, server_ended="exited 1",
+    )  # fmt: skip
+    assert verdict(evidence) == (
+        "the server ended (exited 1, not stopped by the harness) before the final sample:"
+        " 217 zombies at its last sample; stopped at the zombie cap of 300 after 2 s"
+    )
+    killed = Evidence(
+        strategy="none", t=T, zombies=np.linspace(0, 1790, T.size), requests=1847, failures=19,
+        users=10, server_ended="killed by SIGKILL",
+    )  # fmt: skip
+    assert verdict(killed).startswith("leaks one zombie per request; the server ended (killed")
