@@ -49,6 +49,13 @@ REQUEST_COLUMNS = ("time", "requests", "failures")
 WORKERS = f"{LOCUST_PREFIX}_workers.json"
 """Requests and failures of each Locust worker of a distributed run, written by the master
 at exit (loadtest/in_locust/workers.py)."""
+WORKER_DEATH_SIGNAL = "REAPERLAB_WORKER_DEATH_SIGNAL"
+"""The environment variable by which the harness gives the Locust it starts a death signal
+for the workers Locust forks itself (``--processes``): they take it as theirs
+(loadtest/in_locust/workers.py), so a Locust frozen when the harness died leaves no
+stopped worker. Workers started on other machines do not inherit it."""
+HARNESS_LOG = "harness.log"
+"""The harness's trace, with REAPERLAB_DEBUG=1 or --debug (loadtest/trace.py)."""
 
 
 class _Record:
@@ -204,6 +211,9 @@ class Status(StrEnum):
     OK = "ok"
     CAPPED = "capped"
     """The load was stopped at the zombie cap: what a capped run is for, not a failure."""
+    PIDS_LIMIT = "pids-limit"
+    """The load was stopped because the server's live processes, not its zombies, filled its
+    cgroup's pids.max: its forks failed, so what was asked was not measured."""
     FAILED = "failed"
     SERVER_DIED = "server-died"
     FAILED_REQUESTS = "failed-requests"
@@ -217,6 +227,50 @@ class Status(StrEnum):
 
 NOT_OK = frozenset(Status) - {Status.RUNNING, Status.OK, Status.CAPPED, Status.TARGET_EXITED}
 """The statuses of a scenario that did not do what was asked: a report warns of each."""
+
+
+class Source(StrEnum):
+    """Where a figure comes from: the values of scenario.json's ``sources``.
+
+    Each figure has one source, chosen by what measures it, and the record names it, so a
+    reader knows an exact count from a sampled one. A new source of a figure (the kernel's
+    event record for children, zombies and reaps) is one member here and one assignment
+    where the harness takes the figure from it.
+    """
+
+    TIMELINE = "timeline"
+    """The harness's own request timeline, ten rows a second (REQUESTS)."""
+    LOCUST_STATS = "locust-stats"
+    """Locust's final stats file (STATS): latencies; counts only where no timeline was kept."""
+    LOCUST_HISTORY = "locust-history"
+    """Locust's once-a-second history (HISTORY), for a Locust that wrote neither of the above."""
+    CGROUP = "cgroup"
+    """The server's pids cgroup, as the kernel counts (pids.events, pids.current)."""
+    SERVER = "server"
+    """The server's own counters, printed at its shutdown (SERVER)."""
+    SAMPLED = "sampled"
+    """The sampler's samples of the process table, at random moments: a lower bound for a
+    peak, and blind to what lives between two samples."""
+    EVENTS = "events"
+    """The kernel's record of every fork, exit and reap of the server's tree."""
+
+
+BY_ZOMBIES = "zombies"
+BY_LIVE = "live processes"
+"""What filled a server's cgroup when the cap was reached (scenario.json's ``cap_hit.by``):
+its zombies, or the live processes it added since the limit was set."""
+
+
+EVENT_FIGURES = ("zombies", "alive", "children", "reaps")
+"""The figures of ``sources`` the event record gives where a run has one (what it rests on,
+exact or in part sampled, is its summary's ``sampled``)."""
+
+
+def default_sources() -> dict[str, str]:
+    """scenario.json's ``sources`` before the harness knows more: the figures every run has,
+    from where they always come. The others (requests, failures, refused_at_cap, children,
+    reaps) are added as they are measured."""
+    return {"zombies": Source.SAMPLED, "alive": Source.SAMPLED, "latency": Source.LOCUST_STATS}
 
 
 def run_error(scenario: str, message: str) -> str:
@@ -246,6 +300,8 @@ class LoadEnd(StrEnum):
     CTRL_C = "Ctrl-C"
     """How a --web run is ended."""
     ZOMBIE_CAP = "the zombie cap"
+    PIDS_LIMIT = "the pids limit"
+    """The server's live processes, not its zombies, filled its cgroup's pids.max."""
     OVERRUN = "the harness: Locust overran its run time"
     """A headless Locust still running past its run time and start-up: the harness stopped it."""
 
@@ -355,6 +411,26 @@ class ScenarioRecord(_Record):
     listener_aftermath: dict[str, Any] | None = None
     """What the children that kept the listening socket did once the parent was killed
     (:class:`ListenerAftermath`, ``to_json()``); null where the scenario does not show it."""
+    sources: dict[str, str] = field(default_factory=default_sources)
+    """Where each figure comes from, by name (a :class:`Source` word): ``requests`` and
+    ``failures``, ``refused_at_cap``, ``zombies`` and ``alive``, ``children`` (forked) and
+    ``reaps``, ``latency``."""
+    cap_hit: dict[str, Any] | None = None
+    """What the kernel held when the cap was reached: ``{"at", "by", "zombies", "live",
+    "live_at_start", "pids_max"}``; ``by`` is "zombies", or "live processes" when the
+    server's live processes (not its zombies) filled its cgroup's pids.max (then the
+    status is pids-limit and ``capped`` stays false)."""
+    stops: dict[str, Any] = field(default_factory=dict)
+    """How the harness ended the server and Locust: ``{"server": {...}, "locust": {...}}``,
+    each ``{"pid", "signals", "waited_s", "killed", "ended"}`` (loadtest/processes.py)."""
+    left_running: list[dict[str, Any]] = field(default_factory=list)
+    """Processes of the tree the harness started or adopted that were still running once the
+    server and Locust had been stopped, which the harness then killed: ``[{"pid", "command"}]``."""
+    daemonized: dict[str, Any] | None = None
+    """A server whose launcher exited while its daemon went on: ``{"launcher_pid", "pid",
+    "command"}``; the daemon (server_pid) is what was measured."""
+    lost_workers: list[dict[str, Any]] = field(default_factory=list)
+    """Locust workers (--processes) that ended during the load: ``[{"pid", "ended", "at_s"}]``."""
     cross_checks: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

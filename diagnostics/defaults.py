@@ -28,6 +28,8 @@ class Bounded(Generic[N]):
     high: N | None = None
     unit: str = ""
     """What the value counts, for the usage error ("seconds")."""
+    why: str = ""
+    """Why the range is what it is, said after it in the usage error."""
 
     def problem(self, flag: str, value: float) -> str | None:
         """Why ``value`` is out of range, as one line naming ``flag``; None if it is in.
@@ -37,11 +39,17 @@ class Bounded(Generic[N]):
         if self.low <= value and (self.high is None or value <= self.high):
             return None
         unit = f" {self.unit}" if self.unit else ""
+        why = f": {self.why}" if self.why else ""
         if self.high is not None:
-            return f"{flag} must be {self.low:g} to {self.high:g}{unit}"
+            return f"{flag} must be {_said(self.low)} to {_said(self.high)}{unit}{why}"
         if self.low == 0:
-            return f"{flag} must not be negative"
-        return f"{flag} must be at least {self.low:g}{unit}"
+            return f"{flag} must not be negative{why}"
+        return f"{flag} must be at least {_said(self.low)}{unit}{why}"
+
+
+def _said(value: float) -> str:
+    """A bound as a flag takes it: 1000000 (not 1e+06), 0.005."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 INTERVAL = Bounded(0.05, 0.005, 10.0, "seconds")

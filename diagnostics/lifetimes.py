@@ -297,10 +297,16 @@ def cross_check(
     return problems
 
 
-def as_of(rows: Iterable[ChildRecord], moment: float) -> list[ChildRecord]:
+def as_of(
+    rows: Iterable[ChildRecord], moment: float, own_reaps_after: bool = False
+) -> list[ChildRecord]:
     """The rows as the record stood at ``moment``: children that joined later left out,
     an exit, a reap or an adoption after it not yet happened (a zombie reaped later was a
-    zombie then; a child that exited later was alive; an orphan's parent was alive)."""
+    zombie then; a child that exited later was alive; an orphan's parent was alive).
+
+    ``own_reaps_after``: a child that had exited by ``moment`` keeps a later reap by its
+    own parent. A run interrupted at ``moment`` is judged that way: a child between its
+    exit and its parent's wait at the Ctrl-C was in flight, not left a zombie."""
     kept = []
     for row in rows:
         joined = birth_time(row)
@@ -310,7 +316,11 @@ def as_of(rows: Iterable[ChildRecord], moment: float) -> list[ChildRecord]:
         if died is not None and died > moment:
             row = replace(row, exited_at=None, exit_source="", exit_code=None, exit_signal=None)
             row = replace(row, reaped_at=None, reap_source="", reaped_by=None)
-        elif row.reaped_at is not None and row.reaped_at > moment:
+        elif (
+            row.reaped_at is not None
+            and row.reaped_at > moment
+            and not (own_reaps_after and row.reaped_by == row.parent)
+        ):
             row = replace(row, reaped_at=None, reap_source="", reaped_by=None)
         if row.adopted_at is not None and row.adopted_at > moment:
             row = replace(row, adopted_by=None, adopted_at=None)

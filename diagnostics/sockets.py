@@ -88,3 +88,10 @@ def listening_ports(tables: tuple[str, ...] = TABLES) -> set[int]:
 
 def is_listening(port: int) -> bool:
     return port in listening_ports()
+
+
+def listening_inodes(port: int, tables: tuple[str, ...] = TABLES) -> set[int]:
+    """The inodes of the sockets listening on ``port`` (what a holder's /proc/PID/fd names)."""
+    return {
+        sock.inode for sock in tcp_sockets(tables).values() if sock.listening and sock.port == port
+    }

@@ -15,10 +15,12 @@ from diagnostics.runs import DEFAULT_RUNS
 from loadtest import defaults, distributed, pidns, scenarios, web
 from loadtest.expectations import Expectations
 from loadtest.experiment import Settings
-from loadtest.harness import EXIT_INTERRUPTED, Harness, RunPlan
+from loadtest.harness import Harness, RunPlan
 from loadtest.live import open_view, print_summary
 from loadtest.load import LOCUSTFILE, RAW_LOCUSTFILE, LoadShape
 from loadtest.target import LOOPBACK, validate_server_cmd
+from loadtest.trace import ENV as DEBUG_ENV
+from loadtest.trace import wanted as debug_wanted
 from loadtest.tree_events import EventSources
 
 EXIT_USAGE = 2
@@ -141,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--zombie-cap",
         type=int,
         default=defaults.ZOMBIE_CAP.default,
-        help="stop the load at this many zombies (%(default)s; lowered when PIDs are short)",
+        help=f"stop the load at this many zombies ({defaults.ZOMBIE_CAP.low} to"
+        f" {defaults.ZOMBIE_CAP.high:,}; %(default)s; lowered when PIDs are short)",
     )
     measure.add_argument(
         "--events",
@@ -177,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.SERVER_TIMEOUT.default,
         help="seconds the server may take to open its port (%(default)g)",
+    )
+    own.add_argument(
+        "--stop-grace",
+        type=float,
+        default=defaults.STOP_GRACE.default,
+        help="seconds the server has to exit after SIGTERM before it is killed (%(default)g)",
     )
     own.add_argument(
         "--protocol",
@@ -237,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--plain", action="store_true", help="plain progress lines even on a terminal"
     )
+    output.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"trace what the harness does into harness.log in the run directory"
+        f" (also {DEBUG_ENV}=1)",
+    )
     return parser  # fmt: skip
 
 
@@ -254,6 +269,7 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         ("--processes", args.processes, defaults.PROCESSES),
         ("--zombie-cap", args.zombie_cap, defaults.ZOMBIE_CAP),
         ("--server-timeout", args.server_timeout, defaults.SERVER_TIMEOUT),
+        ("--stop-grace", args.stop_grace, defaults.STOP_GRACE),
         ("--expect-status", args.expect_status, defaults.EXPECT_STATUS),
         ("--max-failures", args.max_failures, defaults.MAX_FAILURES),
         ("--settle", args.settle, defaults.SETTLE),
@@ -343,8 +359,9 @@ def plan_from(args: argparse.Namespace) -> RunPlan:
         ),
         server_host=args.server_host,
         events=EventSources(args.events),
+        stop_grace=args.stop_grace,
     )
-    return RunPlan(chosen, settings, args.out)
+    return RunPlan(chosen, settings, args.out, debug_wanted(args.debug))
 
 
 def _check_pid1(chosen: list[scenarios.Scenario], flag: str | None) -> None:
@@ -372,11 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         code = harness.run()
     finally:
         view.close()
-    try:
-        markdown = harness.report()
-    except KeyboardInterrupt:
-        markdown = None
-        code = EXIT_INTERRUPTED
+    code, markdown, problem = harness.finish(code)
     if markdown:
         summary_json = harness.run_dir / contract.SUMMARY_JSON
         if sys.stdout.isatty() and not args.plain and summary_json.is_file():
@@ -385,11 +398,18 @@ def main(argv: list[str] | None = None) -> int:
             print(markdown)
         for name in contract.RUN_REPORT:
             print(f"  {harness.run_dir / name}")
+    for notice in harness.notices:
+        print(f"loadtest: warning: {notice}", file=sys.stderr)
     status = harness.record.exit_status
-    print(
-        f"{harness.run_dir}" if code == 0 else f"loadtest: {status} ({harness.run_dir})",
-        file=sys.stdout if code == 0 else sys.stderr,
-    )
+    if code == 0:
+        print(harness.run_dir)
+    elif problem is None:
+        print(f"loadtest: {status} ({harness.run_dir})", file=sys.stderr)
+    elif status == f"error: {problem}":  # the missing report is what went wrong
+        print(f"loadtest: {status}", file=sys.stderr)
+    else:  # interrupted, or failed, and the report is missing too: one line says both
+        print(f"loadtest: {status}; {problem}", file=sys.stderr)
+    harness.close()
     return code
 
 

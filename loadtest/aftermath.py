@@ -69,6 +69,10 @@ END_OF_HEAD = b"\r\n"
 PROBE = b"GET /probe HTTP/1.1\r\nHost: reaperlab\r\n\r\n"
 ANSWERED = b"HTTP/1.1 200 "
 SIGNAL = signal.SIGKILL
+KILLED_ALONE = (
+    "the listener-leak aftermath: the parent killed alone, on purpose, while its children"
+    " hold the listening socket"
+)
 
 
 def show(target: Target, cgroup: PidsCgroup | None, work_ms: int) -> ListenerAftermath:
@@ -148,8 +152,8 @@ class _Aftermath:
         """SIGKILL to the parent alone, then reap it; the holders at the kill."""
         holders = self._look()[0]
         self.record.stopped_at = time.time()
-        os.kill(self.parent, SIGNAL)
-        if self.target.process.wait(START_TIMEOUT_S) is None:
+        self.target.process.kill_alone(SIGNAL, KILLED_ALONE)
+        if self.target.process.running():
             self.record.errors.append(
                 f"the parent (PID {self.parent}) did not die of {SIGNAL.name}"
             )

@@ -1,11 +1,12 @@
 """The zombie cap, enforced by the kernel: a pids cgroup of its own for each server.
 
-Zombies hold PIDs, and a pids cgroup counts every task in it, zombies included: with
-``pids.max`` set to the cap plus what the server holds before the load, its fork() fails
-with EAGAIN at the cap whatever the sampler or the disk do (the way a container's pids
-limit or systemd's TasksMax fail). The server joins the cgroup from its first
-instruction: the harness's start-up guard (loadtest/processes.py) writes its own PID
-into ``cgroup.procs`` before it execs the server.
+Zombies hold PIDs, and a pids cgroup counts every task in it, zombies included, while its
+task list names only the live ones: ``pids.current`` minus the live tasks is the zombies
+it holds, as the kernel counts them. With ``pids.max`` set to the cap plus the server's
+live tasks (loadtest/cap.py), its fork() fails with EAGAIN at the cap whatever the
+sampler or the disk do (the way a container's pids limit or systemd's TasksMax fail).
+The server joins the cgroup from its first instruction: the harness's start-up guard
+(loadtest/processes.py) writes its own PID into ``cgroup.procs`` before it execs the server.
 
 This lives in loadtest, beside processes.py, because it is process control (it places,
 limits and, at the end, kills the harness's own processes); diagnostics only observes.
@@ -25,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.processes import wait_for
+from loadtest.processes import send, wait_for
+from loadtest.trace import TRACE
 
 PREFIX = "reaperlab-"
 MOUNTINFO = Path("/proc/self/mountinfo")
@@ -56,6 +58,16 @@ class PidsCgroup:
 
     def limit(self, tasks: int) -> None:
         (self.path / "pids.max").write_text(f"{tasks}\n")
+        TRACE(f"cgroup {self.path}: pids.max = {tasks}")
+
+    def live(self) -> int | None:
+        """Live tasks (threads) in the cgroup now: its task list, which names no zombie
+        (v1 ``tasks``, v2 ``cgroup.threads``); None once it is gone."""
+        name = "tasks" if self.version == 1 else "cgroup.threads"
+        try:
+            return len((self.path / name).read_text().split())
+        except OSError:
+            return None
 
     def current(self) -> int | None:
         """Tasks in the cgroup now, zombies included (None once it is gone)."""
@@ -84,20 +96,23 @@ class PidsCgroup:
         except (OSError, ValueError):
             return []
 
-    def remove(self, reap: Callable[[], object], timeout: float = 10.0) -> str | None:
-        """Kill what is left in it, reap, and rmdir it; None, or why it could not be removed.
+    def remove(
+        self, reap: Callable[[], object], timeout: float = 10.0
+    ) -> tuple[set[int], str | None]:
+        """Kill what is left in it, reap, and rmdir it: the PIDs it had to kill, and None or
+        why it could not be removed.
 
         Only processes the harness placed here (and their descendants) can be members,
         so killing them by PID ends nothing else. Zombies hold their place in the cgroup
         until reaped: ``reap`` collects the ones adopted by the harness (a subreaper).
         """
+        killed: set[int] = set()
 
         def emptied() -> bool:
             for pid in self.members():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                send(pid, signal.SIGCONT, "still in the cgroup at the end")
+                if send(pid, signal.SIGKILL, "still in the cgroup at the end"):
+                    killed.add(pid)
             reap()
             return not self.current()
 
@@ -105,11 +120,12 @@ class PidsCgroup:
         try:
             self.path.rmdir()
         except FileNotFoundError:
-            return None
+            return killed, None
         except OSError as error:
             left = "" if emptied_in_time else f" ({self.current()} tasks still in it)"
-            return f"could not remove the cgroup {self.path}: {error.strerror}{left}"
-        return None
+            return killed, f"could not remove the cgroup {self.path}: {error.strerror}{left}"
+        TRACE(f"cgroup {self.path} removed")
+        return killed, None
 
 
 def create(name: str, limit: int, hierarchy: Hierarchy | None = None) -> PidsCgroup:
@@ -124,6 +140,7 @@ def create(name: str, limit: int, hierarchy: Hierarchy | None = None) -> PidsCgr
     except OSError as error:
         raise CgroupUnavailable(f"cannot create {path}: {error.strerror}") from None
     cgroup = PidsCgroup(hierarchy.version, path)
+    TRACE(f"cgroup {path} made (v{hierarchy.version})")
     try:
         cgroup.limit(limit)
     except OSError as error:

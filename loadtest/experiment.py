@@ -18,6 +18,13 @@ ScenarioRecord and the line of a step that assigns it.
 The zombie cap (loadtest/cap.py) is held by the kernel where it can be, by the
 sampler's stop where it cannot. A sampler that fails (a full disk, say) stops the
 load at once: a run nobody watches is not allowed to go on.
+
+Each figure has one source, named in the record's ``sources``: requests from the
+harness's request timeline (as of the interrupt, for an interrupted run), refused forks
+from the cgroup's counters where there is one, children and reaps from the server's own
+counters, zombies from the samples. Nothing is left running: the server and Locust are
+stopped (one SIGTERM, a grace, SIGKILL; both recorded), then every process of the tree
+the harness started or adopted that still runs is killed and named (``left_running``).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics import contract
-from diagnostics.contract import LoadEnd, Phase, Status
+from diagnostics.contract import LoadEnd, Phase, Source, Status
 from diagnostics.cpumeter import CpuMeter
 from diagnostics.defaults import INTERVAL
 from diagnostics.diskio import Reserve, describe
@@ -39,7 +46,7 @@ from diagnostics.recorder import Recorder
 from diagnostics.sampler import Sample
 from diagnostics.tree import TreeSnapshot, is_shell_wrapper, snapshot
 from loadtest import aftermath, defaults, distributed, web
-from loadtest.cap import ZombieCap
+from loadtest.cap import BY_LIVE, Reached, ZombieCap
 from loadtest.drive import LocustReport, LocustRun
 from loadtest.errors import HarnessError, ServerDied
 from loadtest.expectations import Expectations
@@ -50,15 +57,24 @@ from loadtest.live import View
 from loadtest.load import (
     LOCUSTFILE,
     LoadShape,
+    read_totals,
     start_locust,
     start_timeout,
 )
-from loadtest.outcome import LoadOutcome, judge
-from loadtest.processes import reap_orphans
+from loadtest.outcome import LoadOutcome, judge, rate_warning
+from loadtest.processes import (
+    AdoptedProcess,
+    Stopped,
+    end_leftovers,
+    exit_text,
+    own_children,
+    reap_orphans,
+)
 from loadtest.scenario_files import ScenarioFiles
 from loadtest.scenarios import Scenario
 from loadtest.settle import settle, settle_on_events, steady
 from loadtest.target import LOOPBACK, Target, start_external, start_ours
+from loadtest.trace import TRACE
 from loadtest.tree_events import EventSources, TreeEvents
 from reports import listener
 from reports.checks import scenario_checks
@@ -66,6 +82,12 @@ from reports.checks import scenario_checks
 TICK = 0.25
 HOLDERS_KEPT = 5
 """How many zombie-holding processes scenario.json names, most zombies first."""
+
+
+class PidsLimit(HarnessError):
+    """The server's live processes, not its zombies, filled its cgroup's pids.max."""
+
+    status = Status.PIDS_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +112,8 @@ class Settings:
     """Where our server binds: loopback unless remote workers must reach it."""
     events: EventSources = EventSources.ALL
     """The kernel sources the event record may use (loadtest/tree_events.py)."""
+    stop_grace: float = defaults.STOP_GRACE.default
+    """Seconds the server has to exit after SIGTERM before the harness kills it (SIGKILL)."""
 
 
 class Experiment:
@@ -148,6 +172,12 @@ class Experiment:
             self.events.counts,
         )
         self._baseline: TreeSnapshot | None = None
+        self._others = own_children()
+        """The harness's children before this scenario: not this scenario's to end."""
+        self._ran_s: float | None = None
+        self.notices: list[str] = []
+        """Warnings the run ends with on stderr (a low rate, a server killed after its
+        grace, processes left running), beside the summary's."""
 
     # -- the run -------------------------------------------------------------
 
@@ -155,6 +185,7 @@ class Experiment:
         """Run the scenario; returns its record. Raises KeyboardInterrupt through, after cleanup."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self._save()
+        TRACE(f"scenario {self.scenario.name}: begins")
         try:
             self._choose_cap()
             self._start_server()
@@ -167,8 +198,9 @@ class Experiment:
             self._fail(error.status, str(error))
             self.record.exit_code = error.exit_code
         except KeyboardInterrupt:
+            TRACE(f"scenario {self.scenario.name}: interrupted ({INTERRUPTS.count} signal(s))")
             if self._locust is not None:
-                self._locust.freeze()  # the load stops first
+                self._locust.freeze("interrupted")  # the load stops first
             self._fail(Status.INTERRUPTED, "interrupted (Ctrl-C): stopping and reaping everything")
             self._keep_last_sample_before_interrupt()
             raise
@@ -177,6 +209,7 @@ class Experiment:
                 self._clean_up()
                 self._conclude()
                 self._save()
+                TRACE(f"scenario {self.scenario.name}: ended {self.record.status}")
         return self.record
 
     def _choose_cap(self) -> None:
@@ -190,21 +223,25 @@ class Experiment:
     def _hold_cap(self) -> None:
         held = self.cap.hold()
         if held is not None:
-            self._add_cgroup_figures(baseline=held.baseline, pids_max=held.pids_max)
+            self._add_cgroup_figures(
+                baseline=held.baseline, zombies_at_start=held.zombies, pids_max=held.pids_max
+            )
 
     def _add_cgroup_figures(self, **figures: int | None) -> None:
         assert self.record.cgroup is not None
         self.record.cgroup = {**self.record.cgroup, **figures}
 
     def _start_server(self) -> None:
-        self.feed.progress(Phase.STARTING_SERVER)
+        self._phase(Phase.STARTING_SERVER)
         procs = self.cap.procs_file
+        grace = self.settings.stop_grace
         if self.scenario.server_cmd is not None:
             ready_log = self.settings.ready_log
             target = start_external(
                 self.scenario.server_cmd,
                 self.folder,
                 self.settings.server_timeout,
+                grace,
                 None if ready_log is None else re.compile(ready_log),
                 procs,
                 self.scenario.init if self.scenario.pid1 else None,
@@ -216,13 +253,28 @@ class Experiment:
                 self.settings.work_ms,
                 self.folder,
                 self.settings.server_timeout,
+                grace,
                 procs,
                 self.settings.server_host,
             )
         self._target = target
         self.record.server_pid = target.pid
         self.record.pid1 = target.pid1_record()
+        if isinstance(target.process, AdoptedProcess):
+            self._note_daemon(target.process)
         self._save()
+
+    def _note_daemon(self, daemon: AdoptedProcess) -> None:
+        command = " ".join(daemon.command)
+        self.record.daemonized = {
+            "launcher_pid": daemon.launcher.pid,
+            "pid": daemon.pid,
+            "command": command,
+        }
+        self.view.message(
+            f"{self.scenario.name}: the server daemonized (its launcher, PID {daemon.launcher.pid},"
+            f" exited 0): measuring the daemon it left, PID {daemon.pid} ({command})"
+        )
 
     def _start_sampler(self) -> None:
         """The event record and the sampler, on the server as it is before any load."""
@@ -246,18 +298,20 @@ class Experiment:
         at once. It writes nothing of the record (loadtest/handoff.py says why)."""
         self.sampled.add(sample, INTERRUPTS.first_at)
         if self.cap.shown_by(sample):
-            self._reach_cap(sample.elapsed)
+            self._reach_cap(sample.elapsed, sample)
 
-    def _reach_cap(self, elapsed: float) -> None:
+    def _reach_cap(
+        self, elapsed: float, sample: Sample | None = None, seen_at: float | None = None
+    ) -> None:
         """Freeze the load at once (SIGSTOP); the polite stop follows from the main thread."""
-        if self.cap.reach(elapsed) and self._locust is not None:
-            self._locust.freeze()
+        if self.cap.reach(elapsed, sample, seen_at) and self._locust is not None:
+            self._locust.freeze("the cap is reached")
 
     def _on_sampler_error(self, _cause: str) -> None:
         """Runs in the sampler's thread: nobody watches the server any more, so freeze the load."""
         self._sampler_failed.set()
         if self._locust is not None:
-            self._locust.freeze()
+            self._locust.freeze("sampling failed")
 
     def _check_sampler(self) -> None:
         """A failed sampler fails the scenario, with its one-line cause."""
@@ -267,12 +321,17 @@ class Experiment:
         latest = self._recorder.latest
         self.record.data_ends_at = latest.time if latest is not None else self.record.started
         if self._locust is not None and self._locust.running():
-            self._locust.stop(resume=True)
+            self._note_stop("locust", self._locust.stop())
             self.record.load_ended = time.time()
         raise HarnessError(self._recorder.error or "sampling stopped")
 
     def _latest_sample(self) -> Sample | None:
         return self._recorder.latest if self._recorder is not None else None
+
+    def _last_seen(self) -> float | None:
+        """When the latest sample was taken (unix time)."""
+        latest = self._latest_sample()
+        return latest.time if latest is not None else None
 
     def _keep_last_sample_before_interrupt(self) -> None:
         """After Ctrl-C the final sample is the last one taken before it, not one taken while
@@ -288,9 +347,11 @@ class Experiment:
         front = self.settings.web
         workers = self.settings.workers
         self._note_baseline()
+        self._tighten_cap()  # helpers that ran at start-up may be gone by now
         self._start_locust()
         assert self._locust is not None
         started = time.monotonic()
+        self._phase(Phase.LOAD)
         self.record.load_started = time.time()
         self._save()
         meter = CpuMeter(self._locust.pid)
@@ -303,7 +364,7 @@ class Experiment:
                 ended_by = self._watch_load(started, meter, started + shape.duration)
             except KeyboardInterrupt:
                 ended_by = LoadEnd.CTRL_C
-            self._locust.stop()
+            self._note_stop("locust", self._locust.stop())
         else:
             deadline = started + shape.duration + start_timeout(shape)
             if workers is not None:
@@ -315,20 +376,24 @@ class Experiment:
             ended_by = self._watch_load(started, meter, deadline)
             if ended_by == LoadEnd.DURATION:  # a headless Locust stops by itself
                 ended_by = LoadEnd.OVERRUN
-                self._locust.stop()
+                self._note_stop("locust", self._locust.stop())
                 self._warn("Locust overran its run time and was stopped")
+        if self.cap.reached and ended_by not in (LoadEnd.ZOMBIE_CAP, LoadEnd.PIDS_LIMIT):
+            ended_by = self._note_cap(time.monotonic() - started)  # reached as Locust ended
         self.record.load_ended_by = ended_by
         self.record.load_ended = time.time()
+        self._ran_s = time.monotonic() - started
         self._check_sampler()
         report = self._locust.report(
             self.folder,
             meter,
-            time.monotonic() - started,
+            self._ran_s,
             shape.processes,
             remote_workers=workers is not None,
         )
         self.record.locust_exit = report.exit_code
         self.record.load = report.load()
+        self._sourced(report.source, "requests", "failures")
         self.record.locust_cpu = report.cpu
         self.record.locust_cpu_scope = report.cpu_scope
         self._warn(report.warning)
@@ -376,12 +441,13 @@ class Experiment:
             meter.update()
             elapsed = time.monotonic() - started
             self._check_sampler()
+            self._tighten_cap()
             if self.cap.kernel_refused():
-                self._reach_cap(time.time() - self._sampling_started)
+                self._reach_cap(time.time() - self._sampling_started, seen_at=self._last_seen())
             if self.cap.reached:
-                self._note_cap(elapsed)
-                return LoadEnd.ZOMBIE_CAP
+                return self._note_cap(elapsed)
             self._check_server()
+            self._check_workers(elapsed)
             if time.monotonic() > deadline:
                 return LoadEnd.DURATION
             reap_orphans(keep=[self._target.process.pid, self._locust.pid])
@@ -391,28 +457,77 @@ class Experiment:
             time.sleep(TICK)
         return LoadEnd.LOCUST_EXITED
 
-    def _note_cap(self, elapsed: float) -> None:
+    def _tighten_cap(self) -> None:
+        """Keep the cgroup's room for zombies at the cap as the server's live tasks fall."""
+        limit = self.cap.tighten()
+        if limit is not None:
+            self._add_cgroup_figures(pids_max_end=limit)
+
+    def _note_cap(self, elapsed: float) -> LoadEnd:
+        """The load is stopped at the cap; what ended it (the zombie cap, or the pids limit when the
+        server's live processes rather than its zombies filled the cgroup)."""
         assert self._locust is not None
-        self._locust.stop(resume=True)
+        self._note_stop("locust", self._locust.stop())
+        reached = self.cap.reached_how
+        assert reached is not None
+        self.record.cap_hit = self._cap_hit(reached)
+        if reached.by == BY_LIVE:
+            self.view.message(f"{self.scenario.name}: {self._limit_text(reached)}; load stopped")
+            return LoadEnd.PIDS_LIMIT
         self.record.capped = True
         self.view.message(
             f"{self.scenario.name}: zombie cap of {self.record.cap} reached"
             f" after {elapsed:.1f} s; load stopped"
         )
+        return LoadEnd.ZOMBIE_CAP
+
+    def _cap_hit(self, reached: Reached) -> dict[str, Any]:
+        start = (self.record.cgroup or {}).get("baseline")
+        return {
+            "at": reached.elapsed,
+            "by": reached.by,
+            "zombies": reached.zombies,
+            "live": reached.live,
+            "live_at_start": start,
+            "pids_max": reached.pids_max,
+        }
+
+    def _limit_text(self, reached: Reached) -> str:
+        start = (self.record.cgroup or {}).get("baseline")
+        return (
+            f"the server's live processes grew from {start} to {reached.live} and filled its"
+            f" cgroup's pids.max of {reached.pids_max} (the zombie cap {self.record.cap} + the"
+            f" live tasks it started with) with {reached.zombies} zombies, {reached.elapsed:.1f} s"
+            " into the run: its forks failed from then on. The zombie cap was not reached;"
+            " a higher --zombie-cap leaves its live processes more room"
+        )
 
     def _check_server(self) -> None:
         assert self._target is not None and self._locust is not None
         if not self._target.process.running():
-            self._locust.stop()
+            self._note_stop("locust", self._locust.stop())
             raise ServerDied(
-                f"the server (pid {self._target.pid}) died during the load, exit code "
-                f"{self._target.process.popen.returncode}"
+                f"the server (pid {self._target.pid}) died during the load"
+                f" ({exit_text(self._target.process.returncode)})"
+            )
+
+    def _check_workers(self, elapsed: float) -> None:
+        """Locust's own worker processes (--processes) that ended while the load ran."""
+        assert self._locust is not None
+        if self.settings.shape.processes < 2:
+            return
+        run_over = elapsed >= self.settings.shape.duration
+        for lost in self._locust.lost_workers(elapsed, run_over):
+            self.record.lost_workers.append(asdict(lost))
+            self.view.message(
+                f"{self.scenario.name}: Locust worker PID {lost.pid} ended during the load"
+                f" ({lost.ended}, {lost.at_s:.1f} s in)"
             )
 
     def _finish_server(self) -> None:
         """Let the server settle (see loadtest.settle), take the final sample, stop the server."""
         assert self._target is not None and self._recorder is not None
-        self.feed.progress(Phase.SETTLING)
+        self._phase(Phase.SETTLING)
         before = self.record.baseline_sample or {}
         take, bound, wait = self._recorder.sample_now, self.settings.settle, self._wait_reaping
         result = settle_on_events(take, self.events.counts, bound, sleep=wait) or settle(
@@ -421,6 +536,7 @@ class Experiment:
         self.sampled.close()
         self._check_sampler()
         self.record.settle = result.record()
+        TRACE(f"settle: {result.record()}")
         if not result.settled:
             self._warn(
                 f"the server had not settled {self.settings.settle:g} s after the load stopped"
@@ -435,8 +551,33 @@ class Experiment:
         self._judged_until = time.time()
         if self.scenario.shows_listener_aftermath:
             self._show_listener_aftermath()
-        self.feed.progress(Phase.STOPPING_SERVER)
-        self._warn(self._target.stop(timeout=30))
+        self._stop_server()
+        if self.cap.cgroup is not None:  # the server is gone: the kernel's count is final
+            self.record.refused_at_cap = self.cap.cgroup.refusals()
+            self._sourced(Source.CGROUP, "refused_at_cap")
+
+    def _stop_server(self) -> None:
+        """One SIGTERM, --stop-grace seconds, then SIGKILL (loadtest/target.py says when a
+        PID 1 is killed at once); its counters kept if it printed them. A kill is a warning,
+        unless the scenario killed the parent on purpose (the listener-leak aftermath)."""
+        assert self._target is not None
+        if self._target.process.stopped is None:
+            self._phase(Phase.STOPPING_SERVER)
+        stopped = self._target.stop(self.settings.stop_grace)
+        if "server" not in self.record.stops:
+            self._note_stop("server", stopped)
+            if stopped.killed:
+                self._notice(
+                    stopped.why
+                    or f"the server did not exit within --stop-grace {self.settings.stop_grace:g}"
+                    " s of SIGTERM and was killed (SIGKILL)"
+                )
+            elif not stopped.signals and self.record.status is Status.RUNNING:
+                after = " after the zombie cap was reached" if self.cap.reached else ""
+                self._notice(
+                    f"the server had ended by itself ({stopped.ended}){after}, before the"
+                    " harness stopped it"
+                )
         self._keep_counters(self._target.final_counters())
 
     def _wait_reaping(self, seconds: float) -> None:
@@ -449,14 +590,25 @@ class Experiment:
 
     def _show_listener_aftermath(self) -> None:
         """The parent killed alone, and what its children do with the port it listened on
-        (loadtest/aftermath.py); a step that could not be done fails the scenario."""
+        (loadtest/aftermath.py); a step that could not be done fails the scenario. The kill
+        is the harness's stop of the server (scenario.json's ``stops``), done on purpose."""
         assert self._target is not None
         work_ms = self.scenario.work_ms(self.settings.work_ms) or 0
         shown = aftermath.show(self._target, self.cap.cgroup, work_ms)
         self.record.listener_aftermath = shown.to_json()
+        if self._target.process.stopped is not None:
+            self._note_stop("server", self._target.process.stopped)
         self.view.message(f"{self.scenario.name}: {listener.headline(shown)}")
         if shown.errors:
             raise HarnessError(f"showing the held listening socket: {shown.errors[0]}")
+
+    def _note_stop(self, name: str, stopped: Stopped) -> None:
+        if name not in self.record.stops:
+            self.record.stops = {**self.record.stops, name: stopped.record()}
+
+    def _phase(self, phase: Phase) -> None:
+        TRACE(f"scenario {self.scenario.name}: phase {phase}")
+        self.feed.progress(phase)
 
     def _note_tree(self, final: TreeSnapshot) -> None:
         """Who holds the zombies at the end, and whether the tree reaped children meanwhile."""
@@ -468,8 +620,15 @@ class Experiment:
         self.record.sigchld_handled = {str(pid): how for pid, how in handled.items()}
 
     def _judge_load(self, report: LocustReport) -> None:
-        """A run that did not load the server is not ok (see loadtest.outcome)."""
+        """A run that did not load the server is not ok (see loadtest.outcome), nor one the
+        server's live processes stopped at the pids limit."""
         assert self._locust is not None
+        reached = self.cap.reached_how
+        if reached is not None and reached.by == BY_LIVE:
+            raise PidsLimit(self._limit_text(reached))
+        failures_at_cap = None
+        if reached is not None:
+            failures_at_cap = read_totals(self.folder, reached.time)[0].failures
         outcome = LoadOutcome(
             requests=report.totals.requests,
             failures=report.totals.failures,
@@ -478,8 +637,21 @@ class Experiment:
             stopped_by_harness=self._locust.stopped_by_harness,
             refused_at_cap=self.record.refused_at_cap,
             locust_last_line=self._locust.last_line(),
+            cap_reached=reached is not None,
+            failures_at_cap=failures_at_cap,
+            ran_s=self._ran_s,
+            duration=self.settings.shape.duration,
+            lost_workers=tuple(
+                f"PID {lost['pid']}: {lost['ended']}, {lost['at_s']:.1f} s in"
+                for lost in self.record.lost_workers
+            ),
         )
-        judge(outcome, self.settings.max_failures)
+        self._warn(judge(outcome, self.settings.max_failures))
+        if (
+            reached is None and self.record.load_ended_by != LoadEnd.OVERRUN
+        ):  # a load as asked, but slow?
+            shape = self.settings.shape
+            self._notice(rate_warning(report.totals.rps, shape.rate, shape.users))
 
     # -- endings -------------------------------------------------------------
 
@@ -493,6 +665,17 @@ class Experiment:
         if warning is not None:
             self.record.warnings.append(warning)
 
+    def _sourced(self, source: str | None, *figures: str) -> None:
+        """Name where these figures came from (scenario.json's ``sources``), when known."""
+        if source is not None:
+            self.record.sources = {**self.record.sources, **dict.fromkeys(figures, source)}
+
+    def _notice(self, warning: str | None) -> None:
+        """A warning for scenario.json that the run also ends with, on stderr."""
+        if warning is not None:
+            self._warn(warning)
+            self.notices.append(warning)
+
     def _clean_up(self) -> None:
         """Every process this scenario started is ended and reaped, on every path.
 
@@ -502,35 +685,60 @@ class Experiment:
         if self._recorder is not None:
             self._recorder.stop()
         if self._locust is not None:
-            self._locust.end()
+            self._note_stop("locust", self._locust.end())
         if self._target is not None:
-            self._warn(self._target.stop(timeout=30))
-            self._keep_counters(self._target.final_counters())
+            self._stop_server()
+        sessions = [p.process.pid for p in (self._locust, self._target) if p is not None]
+        if self._target is not None and isinstance(self._target.process, AdoptedProcess):
+            sessions.append(self._target.process.launcher.pid)
+        left = end_leftovers(self._others, sessions)
         reap_orphans()
         until = self.record.interrupted_at or self._judged_until
         summary = self.events.stop(until, self.sampled.zombie_samples)
         if summary is not None:
             self.record.events = summary.to_json()
+            if not summary.errors:
+                self._sourced(Source.EVENTS, *contract.EVENT_FIGURES)
         released = self.cap.release()
         if released is not None:
             self._add_cgroup_figures(forks_refused=released.forks_refused, peak=released.peak)
+            self.record.refused_at_cap = released.forks_refused
+            self._sourced(Source.CGROUP, "refused_at_cap")
             self._warn(released.problem)
+        ended = {leftover.pid: asdict(leftover) for leftover in left}
+        for pid in sorted(released.killed if released is not None else ()):
+            ended.setdefault(pid, {"pid": pid, "command": "?"})
+        if ended:
+            self.record.left_running = list(ended.values())
+            self._notice(
+                f"the harness ended {len(ended)} process(es) of the server's tree still running"
+                " after the server and Locust were stopped: "
+                + ", ".join(f"PID {e['pid']} ({e['command'][:60]})" for e in ended.values())
+            )
 
     def _keep_counters(self, counters: dict[str, Any] | None) -> None:
-        """The server's final counters, when it printed them; its refused forks are the
-        requests it refused at the cap (our server answers those 503), which judging the
-        load must know before it counts failures."""
+        """The server's final counters, when it printed them: the children it forked and
+        reaped; without a cgroup, its refused forks are the requests it refused at the cap
+        (our server answers those 503), which judging the load must know."""
         if counters is None:
             return
         self.record.server_counters = counters
-        self.record.refused_at_cap = counters.get("fork_failures")
+        self._sourced(Source.SERVER, "children", "reaps")
+        if self.cap.cgroup is None:
+            self.record.refused_at_cap = counters.get("fork_failures")
+            self._sourced(Source.SERVER, "refused_at_cap")
 
     def _conclude(self) -> None:
         """How the scenario ended, what the sampler's thread handed over, the cross-checks."""
         record = self.record
         record.ended = time.time()
         record.peak_zombies = self.sampled.peak
-        record.capped_at = self.cap.reached_at
+        if record.capped:
+            record.capped_at = self.cap.reached_at
+        if record.interrupted_at is not None:  # the load as it was at the interrupt
+            totals, source = read_totals(self.folder, record.interrupted_at)
+            record.load = {**(record.load or {}), **asdict(totals)}
+            self._sourced(source, "requests", "failures")
         if record.status is Status.RUNNING:
             record.status = Status.CAPPED if record.capped else Status.OK
         if record.server_counters is not None:

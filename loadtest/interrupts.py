@@ -36,6 +36,16 @@ class Interrupts:
         for signum in SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
 
+    def reset(self) -> None:
+        """Count afresh, the handlers kept: the next signal raises again (the report that
+        follows a run is stopped by a Ctrl-C, even after one stopped the run)."""
+        self.count, self.first_at, self._raised = 0, None, False
+
+    def hold(self) -> None:
+        """From now on signals are only counted, never raised: what is left (printing what
+        was written) must not end in a traceback."""
+        self._raised = True
+
     def restore(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from loadtest.expectations import Expectations
 from loadtest.processes import ManagedProcess
 from reports.files import read_table
 from reports.locust import failure_reasons as reasons_from_table
-from reports.locust import history_from_table, totals_from_history, totals_from_stats
+from reports.locust import history_from_table, load_totals
 
 IN_LOCUST = Path(__file__).with_name("in_locust")
 """The package that runs in Locust's process: the harness gives Locust its files by path
@@ -72,7 +73,13 @@ def start_locust(
     ]  # fmt: skip
     if shape.processes > 1:
         command += ["--processes", str(shape.processes)]
-    return ManagedProcess("locust", command, folder / contract.LOCUST_LOG, cwd=folder)
+    # The harness may freeze Locust (SIGSTOP): if it dies then, only SIGKILL ends a stopped
+    # process, for Locust and, through the variable, for the workers it forks.
+    kill = signal.SIGKILL
+    return ManagedProcess(
+        "locust", command, folder / contract.LOCUST_LOG, cwd=folder, death_signal=kill,
+        env={contract.WORKER_DEATH_SIGNAL: str(int(kill))},
+    )  # fmt: skip
 
 
 def start_timeout(shape: LoadShape) -> float:
@@ -85,17 +92,6 @@ class LoadProgress:
     requests: int | None
     failures: int | None
     rps: float | None
-
-
-def read_history_totals(folder: Path) -> LoadProgress:
-    """Locust's totals from its history CSV, for a run cut short before it wrote its stats
-    file: counts from the newest row, the rate over the whole history (not its last second)."""
-    table = read_table(folder / contract.HISTORY).value
-    history = history_from_table(table) if table is not None else None
-    if history is None:
-        return LoadProgress(None, None, None)
-    totals = totals_from_history(history)
-    return LoadProgress(totals.requests, totals.failures, totals.rps)
 
 
 class FailureReader:
@@ -126,13 +122,19 @@ def _reason_text(reason: tuple[str, int]) -> str:
     return f"{reason[0]} (x{reason[1]})"
 
 
-def read_totals(folder: Path) -> LoadProgress:
-    """Locust's final totals (stats CSV), falling back to its history for a cut-short run."""
-    table = read_table(folder / contract.STATS).value
-    totals = totals_from_stats(table) if table is not None else None
+def read_totals(folder: Path, until: float | None = None) -> tuple[LoadProgress, str | None]:
+    """The load's requests, failures and rate, as of ``until`` (unix time) if given, and
+    their source: the request timeline, else Locust's stats or history (reports.locust)."""
+    history_table = read_table(folder / contract.HISTORY).value
+    totals, source = load_totals(
+        read_table(folder / contract.REQUESTS).value,
+        read_table(folder / contract.STATS).value,
+        history_from_table(history_table) if history_table is not None else None,
+        until,
+    )
     if totals is None:
-        return read_history_totals(folder)
-    return LoadProgress(totals.requests, totals.failures, totals.rps)
+        return LoadProgress(None, None, None), None
+    return LoadProgress(totals.requests, totals.failures, totals.rps), source
 
 
 def failure_reasons(folder: Path) -> list[tuple[str, int]]:

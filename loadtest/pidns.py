@@ -33,7 +33,8 @@ from diagnostics.errors import DiagnosticsError
 from diagnostics.procstatus import cmdline, read_status
 from diagnostics.proctable import read_stat, task_children
 from loadtest import pidns_holder
-from loadtest.processes import ManagedProcess
+from loadtest.processes import STOP_GRACE, ManagedProcess, Stopped, exit_text, send
+from loadtest.trace import TRACE
 
 Init = Literal["none", "dumb-init", "tini"]
 INITS: tuple[Init, ...] = get_args(Init)
@@ -68,22 +69,46 @@ class Pid1Process:
         self.command = command
         """The command: ``pid1`` without an init, the init's child with one."""
         self._pidfd: int | None = os.pidfd_open(pid1)
+        self.stopped: Stopped | None = None
 
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+    def stop(
+        self, signum: int = signal.SIGTERM, timeout: float = STOP_GRACE, why: str | None = None
+    ) -> Stopped:
         """Ask PID 1 to stop (the holder forwards ``signum``); after ``timeout``, SIGKILL
         it, which the kernel carries to every process of the namespace. PID 1 is
         killed, not the holder, so the holder still reaps it and reports how it
-        ended; nothing of the namespace is left to anyone else to reap. Returns the
-        holder's exit status."""
+        ended; nothing of the namespace is left to anyone else to reap. Returns how PID 1
+        ended (the holder's exit status is PID 1's); ``why``: why a ``timeout`` of 0 was
+        given (a PID 1 that cannot act on ``signum``), for the record."""
+        if self.stopped is not None:
+            return self.stopped
+        signals: list[str] = []
+        started = time.monotonic()
         if self._pidfd is not None:
             if self.process.running():
-                self.process.popen.send_signal(signum)
+                if send(self.process.pid, signum, "PID 1's holder: stop (forwarded to PID 1)"):
+                    signals.append(signal.Signals(signum).name)
                 if self.process.wait(timeout) is None:
+                    signals.append("SIGKILL")
                     signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                    TRACE(
+                        f"signal SIGKILL -> {self.pid1} (PID 1, by pidfd): not stopped"
+                        f" {timeout:g} s after {signals[0]}"
+                    )
                     self.process.wait(KILLED_WAIT)  # the holder reaps it, and says so
             os.close(self._pidfd)
             self._pidfd = None
-        return self.process.stop(timeout=timeout)
+        waited = time.monotonic() - started if signals else 0.0
+        holder = self.process.stop()
+        code = self.process.returncode
+        ended = holder.ended if code is None else exit_text(128 - code if code > 128 else code)
+        self.stopped = Stopped(self.pid1, tuple(signals), waited, "SIGKILL" in signals, ended, why)
+        return self.stopped
+
+    @property
+    def exit_code(self) -> int | None:
+        """The holder's exit status: PID 1's (128 + N when signal N ended it)."""
+        return self.process.returncode
 
     def deaf_to(self, signum: int = signal.SIGTERM) -> bool:
         """Whether PID 1 has no handler for ``signum``: the kernel then discards it (PID 1

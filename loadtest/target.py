@@ -33,7 +33,7 @@ from diagnostics.procstatus import namespace_pid
 from diagnostics.sampler import Sample, Sampler
 from loadtest.errors import ServerNotListening
 from loadtest.pidns import Init, Pid1Process, Pid1Unavailable, start_pid1
-from loadtest.processes import ManagedProcess
+from loadtest.processes import STOP_GRACE, ManagedProcess, OwnedProcess, Stopped
 from loadtest.readiness import exited_early, wait_until_ready
 from loadtest.scenarios import Scenario
 
@@ -41,12 +41,18 @@ LOOPBACK = "127.0.0.1"
 BANNER = re.compile(rb"Serving HTTP on http://[^ ]+:(\d+)/ \(pid (\d+)")
 COUNTER_KEYS = ("accepted", "forked", "reaped", "fork_failures", "rejected")
 ROOT = Path(__file__).resolve().parent.parent
+DEAF_PID1 = (
+    "the server, PID 1 of its namespace without an init, has no SIGTERM handler, and PID 1"
+    " is given no default action: SIGTERM would do nothing, so it was killed (SIGKILL, exit"
+    " 137), as docker stop does after its grace period"
+)
 
 
 @dataclass
 class Target:
-    process: ManagedProcess
-    """The process the harness started: the server, or the holder of its PID namespace."""
+    process: OwnedProcess
+    """The process the harness owns: the server it started, the daemon its launcher left,
+    or the holder of its PID namespace."""
     port: int
     host: str = LOOPBACK
     """Loopback unless --server-host asked for the address remote Locust workers reach."""
@@ -90,30 +96,18 @@ class Target:
         except DiagnosticsError:
             return None
 
-    def stop(self, timeout: float) -> str | None:
-        """Stop the server (politely first) and reap it; a warning when it had to be killed
-        as PID 1, which only a handler of its own lets SIGTERM reach."""
+    def stop(self, grace: float = STOP_GRACE) -> Stopped:
+        """Stop the server: one SIGTERM, ``grace`` seconds, then SIGKILL, and reap it; how it
+        ended (scenario.json's ``stops``). As PID 1 of a namespace without an init and with
+        no SIGTERM handler of its own, SIGTERM would do nothing (PID 1 is given no default
+        action): it is killed at once, as docker stop does after its grace, and the
+        record says why."""
         ns = self.namespace
         if ns is None:
-            self.process.stop(timeout=timeout)
-            return None
-        if not self.process.running():
-            ns.stop()
-            return None
-        if ns.init == "none" and ns.deaf_to(signal.SIGTERM):
-            code = ns.stop(timeout=0)
-            return (
-                "the server, PID 1 of its namespace without an init, has no SIGTERM handler,"
-                " and PID 1 is given no default action: SIGTERM would do nothing, so it was"
-                f" killed (SIGKILL, exit {code}), as docker stop does after its grace period"
-            )
-        code = ns.stop(timeout=timeout)
-        if code == 128 + signal.SIGKILL:
-            return (
-                f"PID 1 of the server's namespace did not stop within {timeout:g} s of SIGTERM:"
-                " killed (SIGKILL, exit 137)"
-            )
-        return None
+            return self.process.stop(grace)
+        if self.process.running() and ns.init == "none" and ns.deaf_to(signal.SIGTERM):
+            return ns.stop(timeout=0, why=DEAF_PID1)
+        return ns.stop(timeout=grace)
 
     @property
     def url(self) -> str:
@@ -164,9 +158,11 @@ def start_ours(
     work_ms: int,
     folder: Path,
     timeout: float,
+    grace: float = STOP_GRACE,
     cgroup_procs: Path | None = None,
     host: str = LOOPBACK,
 ) -> Target:
+    """Our server; ``grace``: how long it may take to stop if it must (--stop-grace)."""
     _compile_server()
     command = [
         sys.executable, "-m", "server",
@@ -178,7 +174,7 @@ def start_ours(
     try:
         target.port = _wait_for_banner(target.process, timeout)
     except BaseException:  # Ctrl-C while waiting too: the server is not yet ours to clean up
-        target.stop(timeout=10)
+        target.stop(grace)
         raise
     return target
 
@@ -187,12 +183,14 @@ def start_external(
     template: str,
     folder: Path,
     timeout: float,
+    grace: float = STOP_GRACE,
     ready_log: re.Pattern[str] | None = None,
     cgroup_procs: Path | None = None,
     init: Init | None = None,
 ) -> Target:
     """A --server-cmd server, ready; as PID 1 of a new PID namespace behind ``init``
-    ("none": as PID 1 itself) unless ``init`` is None."""
+    ("none": as PID 1 itself) unless ``init`` is None; followed into the daemon it forks
+    if it daemonizes (loadtest.readiness)."""
     port = _free_loopback_port()
     argv = [arg.replace("{port}", str(port)) for arg in validate_server_cmd(template)]
     try:
@@ -203,9 +201,10 @@ def start_external(
         ) from None
     target.port = port
     try:
-        wait_until_ready(target.process, port, timeout, ready_log)
+        assert isinstance(target.process, ManagedProcess)
+        target.process = wait_until_ready(target.process, port, timeout, ready_log)
     except BaseException:
-        target.stop(timeout=10)
+        target.stop(grace)
         raise
     return target
 
@@ -234,7 +233,7 @@ def _start(
     return Target(namespace.process, 0, host, namespace, command)
 
 
-def _wait_for_banner(process: ManagedProcess, timeout: float) -> int:
+def _wait_for_banner(process: OwnedProcess, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         head = process.log_path.read_bytes()[:4096]

@@ -7,6 +7,11 @@ failed: missing files are marked elsewhere.
 The checks of a scenario are built here once, from its record (:func:`scenario_checks`):
 the harness stores them in scenario.json as the scenario ends, and reports builds the
 same ones from the scenario.json it reads.
+
+No check compares figures taken on both sides of an interrupt: an interrupted run's
+final sample is the last one before the Ctrl-C, with requests in flight, while the
+server's counters are read after its shutdown, so only the checks within one moment
+stand (the server's own counters against each other).
 """
 
 from __future__ import annotations
@@ -54,6 +59,12 @@ class Counts:
     reaped_at_shutdown: int | None = None
     events: EventSummary | None = None
     """The event record's summary (scenario.json's ``events``), None without one."""
+    fork_failures: int | None = None
+    """Forks the server counted as failed."""
+    forks_refused: int | None = None
+    """Forks the server's pids cgroup refused at its limit (the kernel's count)."""
+    interrupted: bool = False
+    """The run was cut short: the final sample and the counters are of different moments."""
 
     @classmethod
     def of(cls, record: ScenarioRecord) -> Counts:
@@ -79,6 +90,9 @@ class Counts:
             users=_count(record.asked or {}, "users"),
             reaped_at_shutdown=_count(counters, "reaped_at_shutdown"),
             events=EventSummary.checked(record.events)[0] if record.events else None,
+            fork_failures=_count(counters, "fork_failures"),
+            forks_refused=_count(record.cgroup or {}, "forks_refused"),
+            interrupted=record.interrupted_at is not None,
         )
 
 
@@ -95,16 +109,28 @@ def scenario_checks(record: ScenarioRecord) -> list[Check]:
 
 
 def cross_checks(counts: Counts) -> list[Check]:
-    checks = [
-        zombies_match_counters(counts),
-        zombies_all_reaped(counts),
-        reaped_at_most_forked(counts),
-        requests_match_accepted(counts),
-        forks_match_counter(counts),
-        reaps_match_counters(counts),
-        zombies_left_match_counters(counts),
-        samples_within_events(counts),
-    ]
+    every = (
+        zombies_match_counters,
+        zombies_all_reaped,
+        reaped_at_most_forked,
+        requests_match_accepted,
+        failed_forks_were_refused,
+        forks_match_counter,
+        reaps_match_counters,
+        zombies_left_match_counters,
+        samples_within_events,
+    )
+    # Of one moment, even cut short: the counters against each other, the record's forks
+    # and reaps over its whole length against the counters printed at the server's end,
+    # the samples up to the interrupt against the events at their moments.
+    within = (
+        reaped_at_most_forked,
+        failed_forks_were_refused,
+        forks_match_counter,
+        reaps_match_counters,
+        samples_within_events,
+    )
+    checks = [check(counts) for check in every if not counts.interrupted or check in within]
     return [check for check in checks if check is not None]
 
 
@@ -326,3 +352,26 @@ def samples_within_events(counts: Counts) -> Check | None:
     first = found.get("first") or []
     example = f": {first[0]}" if first and isinstance(first[0], str) else ""
     return Check(False, f"{above} of {samples} samples show more zombies than the events{example}")
+
+
+def failed_forks_were_refused(counts: Counts) -> Check | None:
+    """The server's failed forks against those its pids cgroup refused at the cap.
+
+    Under a cgroup every fork the server saw fail should be one the kernel refused at
+    pids.max; more failures than refusals failed for another reason (the machine short of
+    PIDs or memory), and the requests they failed were not refused at the cap.
+    """
+    failures, refused = counts.fork_failures, counts.forks_refused
+    if failures is None or refused is None:
+        return None
+    if failures == refused:
+        return Check(True, f"server's failed forks {failures} = forks its cgroup refused {refused}")
+    if failures > refused:
+        why = "failed elsewhere than at the cap (the machine short of PIDs or memory?)"
+    else:
+        why = "refused forks the server did not count"
+    return Check(
+        False,
+        f"the server's fork() failed {failures} times, its cgroup refused {refused}:"
+        f" {abs(failures - refused)} {why}",
+    )

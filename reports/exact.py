@@ -56,11 +56,14 @@ def usable(scenario: Scenario) -> EventSummary | None:
 
 
 def judged_rows(scenario: Scenario) -> list[ChildRecord]:
-    """The rows as they stood when the record's figures were taken (``until``)."""
+    """The rows as they stood when the record's figures were taken (``until``). For a run
+    interrupted then, a child that had exited keeps its reap by its own parent after the
+    Ctrl-C: it was in flight, between its exit and its parent's wait, not left a zombie."""
     summary = usable(scenario)
     if summary is None or scenario.events is None:
         return []
-    return lifetimes.as_of(scenario.events, _until(summary))
+    interrupted = scenario.record.interrupted_at is not None
+    return lifetimes.as_of(scenario.events, _until(summary), own_reaps_after=interrupted)
 
 
 def series(scenario: Scenario) -> StepSeries | None:

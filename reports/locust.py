@@ -3,6 +3,10 @@
 Only the "Aggregated" rows matter here: they are Locust's totals over every endpoint. The
 stats file is written when Locust stops, so a run cut short may only have the history
 file; `totals_from_history` recovers the counts from its last row.
+
+The request count has one source, the harness's own timeline (`load_totals`): ten rows a
+second on the samples' clock, so it is right at any moment (an interrupt, the cap) and
+for a Locust killed between two writes of its stats; Locust's stats give the latencies.
 """
 
 from __future__ import annotations
@@ -10,10 +14,11 @@ from __future__ import annotations
 import ast
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from diagnostics.contract import Source
 from reports.files import Table
 from reports.series import first_finite, last_finite, optional, optional_int
 
@@ -96,6 +101,55 @@ def totals_from_history(history: LocustHistory) -> LocustTotals:
         p95_ms=None,
         p99_ms=None,
     )
+
+
+def totals_from_timeline(table: Table, until: float | None = None) -> LocustTotals | None:
+    """Requests and failures completed as of the timeline's last row (at or before ``until``,
+    unix time), and the rate over the rows where requests completed; None without a row.
+    Latencies are not in the timeline (None)."""
+    t, requests = table.numbers("time"), table.numbers("requests")
+    usable = np.isfinite(t) & np.isfinite(requests)
+    if until is not None:
+        usable &= t <= until
+    if not usable.any():
+        return None
+    t, requests, failures = t[usable], requests[usable], table.numbers("failures")[usable]
+    grew = np.nonzero(np.diff(requests) > 0)[0]
+    span = float(t[grew[-1] + 1] - t[0]) if grew.size else 0.0
+    count = int(requests[-1])
+    return LocustTotals(
+        requests=count,
+        failures=optional_int(float(failures[-1])),
+        rps=count / span if span > 0 else None,
+        p50_ms=None,
+        p95_ms=None,
+        p99_ms=None,
+    )
+
+
+def load_totals(
+    timeline: Table | None,
+    stats: Table | None,
+    history: LocustHistory | None,
+    until: float | None = None,
+) -> tuple[LocustTotals | None, Source | None]:
+    """The load's figures and where its counts come from: requests, failures and rate from
+    the request timeline (as of ``until``), latencies from Locust's stats; without a
+    timeline, Locust's stats, then its history (a Locust killed before it wrote stats)."""
+    from_stats = totals_from_stats(stats) if stats is not None else None
+    counted = totals_from_timeline(timeline, until) if timeline is not None else None
+    if counted is not None:
+        if from_stats is not None:
+            counted = replace(
+                counted, p50_ms=from_stats.p50_ms, p95_ms=from_stats.p95_ms,
+                p99_ms=from_stats.p99_ms,
+            )  # fmt: skip
+        return counted, Source.TIMELINE
+    if from_stats is not None:
+        return from_stats, Source.LOCUST_STATS
+    if history is not None:
+        return totals_from_history(history), Source.LOCUST_HISTORY
+    return None, None
 
 
 # Locust files a failure under the repr of its exception; a reason given with

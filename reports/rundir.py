@@ -42,8 +42,7 @@ from reports.locust import (
     LocustTotals,
     failure_reasons,
     history_from_table,
-    totals_from_history,
-    totals_from_stats,
+    load_totals,
 )
 from reports.series import first_finite
 
@@ -145,6 +144,10 @@ class Scenario:
     history_t: np.ndarray | None = None
     completed: Completed | None = None
     totals: LocustTotals | None = None
+    """The load's figures: counts from the request timeline (as of the interrupt, for an
+    interrupted run), latencies from Locust's stats (reports.locust.load_totals)."""
+    totals_source: str | None = None
+    """Where the counts of ``totals`` come from (a contract.Source word)."""
     failure_reasons: list[tuple[str, int]] = field(default_factory=list)
     """Why requests failed (locust_failures.csv), most frequent first."""
     events: list[ChildRecord] | None = None
@@ -298,14 +301,15 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
     failures_table: Table | None = reads[FAILURES].value
 
     history = history_from_table(history_table) if history_table is not None else None
-    totals = totals_from_stats(stats_table) if stats_table is not None else None
-    if totals is None and history is not None:
-        totals = totals_from_history(history)
+    requests_table: Table | None = reads[REQUESTS].value
+    until = to_float(record.interrupted_at)
+    totals, totals_source = load_totals(
+        requests_table, stats_table, history, None if math.isnan(until) else until
+    )
     start = _time_zero(record, samples_table, history)
     samples = _samples(samples_table, start) if samples_table is not None else None
     if samples is not None:
         samples = _until_final(samples, record.final_sample, start)
-    requests_table: Table | None = reads[REQUESTS].value
     completed = _completed(requests_table, start) if requests_table is not None else None
 
     event_summary, event_notes = _event_summary(record)
@@ -341,6 +345,7 @@ def load_scenario(run_dir: Path, name: str, watch: bool) -> Scenario:
         history_t=history.timestamp + LOCUST_CLOCK_OFFSET - start if history is not None else None,
         completed=completed,
         totals=totals,
+        totals_source=totals_source,
         failure_reasons=failure_reasons(failures_table) if failures_table else [],
         events=rows,
         event_summary=event_summary,

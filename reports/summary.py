@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from diagnostics.contract import NOT_OK, Status
+from diagnostics.contract import BY_LIVE, NOT_OK, ScenarioRecord, Source, Status
 from reports import exact, listener
 from reports.checks import Check, scenario_checks
 from reports.files import to_float
@@ -77,16 +77,9 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     holders = [h for h in record.zombie_holders or [] if isinstance(h, dict)]
     requests = totals.requests if totals else None
     forked = scenario.counter("forked")
-    interrupted_at = optional(scenario.since_start(record.interrupted_at))
-    exited = forked
-    alive, reaped = in_final("alive"), scenario.counter("reaped")
-    if interrupted_at is not None and forked is not None and alive is not None:
-        # Cut short, the final sample is the last before the Ctrl-C, with children still at
-        # work, and the counters go on past it: judge the zombies against the children that
-        # had exited by then, bounded by both counts that can only overstate them.
-        exited = forked - alive
-        if final_zombies is not None and reaped is not None:
-            exited = min(exited, final_zombies + reaped)
+    interrupted_at = _load_seconds(record, record.interrupted_at)
+    reaped = scenario.counter("reaped")
+    refused_source = (record.sources or {}).get("refused_at_cap")
     evidence = Evidence(
         kind=run.kind,
         strategy=record.strategy,
@@ -95,8 +88,10 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         zombies=series("zombies"),
         fds=series("fds"),
         final_zombies=final_zombies,
-        forked=exited,
+        # Cut short, the counters are of the server's shutdown, after the interrupt.
+        forked=None if interrupted_at is not None else forked,
         requests=requests,
+        failures=totals.failures if totals else None,
         leak_client_fd=record.leak_client_fd is True,
         capped=record.capped is True,
         cap=optional_int(to_float(record.cap)),
@@ -112,11 +107,15 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         zombies_at_stop=optional_int(to_float(settled.get("zombies_at_stop"))),
         last_fall_s=optional(to_float(settled.get("last_fall_s"))),
         refused_at_cap=optional_int(to_float(record.refused_at_cap)),
+        refused_by_kernel=refused_source == Source.CGROUP,
         data_ends_at=data_ends_at,
         interrupted_at=interrupted_at,
         pid1=record.pid1,
         reaped=reaped,
         events=exact.evidence(scenario),
+        users=optional_int(to_float((record.asked or {}).get("users"))),
+        server_ended=_ended_by_itself(record),
+        pids_limit=hit if (hit := record.cap_hit or {}).get("by") == BY_LIVE else None,
     )
     checks = scenario_checks(record)
     row = {
@@ -151,6 +150,11 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "cap": evidence.cap,
         "capped_at": evidence.capped_at,
         "refused_at_cap": evidence.refused_at_cap,
+        "cap_hit": record.cap_hit,
+        "sources": {**(record.sources or {}), **_requests_source(scenario)},
+        "stops": record.stops,
+        "left_running": record.left_running,
+        "lost_workers": record.lost_workers,
         "duration_s": _rounded(_duration(scenario), 1),
         "workers": _workers(record.workers),
         "verdict": verdict(evidence),
@@ -169,6 +173,26 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     # The event record's exact counts stand in for the sampled ones, key for key.
     row.update(exact.summary_figures(scenario) or {})
     return row
+
+
+def _ended_by_itself(record: ScenarioRecord) -> str | None:
+    """How the server ended, when it ended by itself before the final sample was taken."""
+    stop = (record.stops or {}).get("server")
+    if record.final_sample is not None or not isinstance(stop, dict) or stop.get("signals"):
+        return None
+    return str(stop.get("ended")) if stop.get("ended") else None
+
+
+def _load_seconds(record: ScenarioRecord, at: float | None) -> float | None:
+    """Seconds into the load (into the scenario, before the load began) of a unix time."""
+    begin = record.load_started if record.load_started is not None else record.started
+    return optional(to_float(at) - to_float(begin))
+
+
+def _requests_source(scenario: Scenario) -> dict[str, str]:
+    """Where summary.json's requests and failures come from, as read here."""
+    source = scenario.totals_source
+    return {} if source is None else {"requests": source, "failures": source}
 
 
 def _workers(value: dict[str, Any] | None) -> list[dict[str, Any]] | None:

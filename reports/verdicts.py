@@ -5,6 +5,12 @@ A verdict is judged from what was measured, not from the strategy's name: a "loo
 that leaves zombies is reported as leaving zombies. The strategy only chooses the likely
 cause to name ("signals coalesced" for a reaper that waits once per SIGCHLD), as the
 strategy's ``shortfall`` recorded in scenario.json.
+
+A share ("43% of children left as zombies") is of the children forked during the load,
+and is given only where that divisor was counted (the server's counters): requests are
+not children (some were refused at the cap, answered 503, or failed when the server
+died). Without it a leak is still named where the zombies match the requests answered
+one for one ("leaks one zombie per request"), and otherwise the count is given alone.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class Evidence:
     final_zombies: int | None = None
     forked: int | None = None
     requests: int | None = None
+    failures: int | None = None
+    """Requests that failed (refused at the cap, 503, a dead server): no child answered them."""
     leak_client_fd: bool = False
     capped: bool = False
     cap: int | None = None
@@ -77,15 +85,31 @@ class Evidence:
     last_fall_s: float | None = None
     """Seconds after that first look when the zombie count last fell while settling."""
     refused_at_cap: int | None = None
+    refused_by_kernel: bool = False
+    """refused_at_cap is the cgroup's count of refused forks (not the server's)."""
     data_ends_at: float | None = None
     """Seconds into the scenario where the samples stop although the run went on."""
     interrupted_at: float | None = None
-    """Seconds into the scenario of the Ctrl-C that cut it short."""
+    """Seconds into the load of the Ctrl-C that cut it short."""
     pid1: dict | None = None
     """scenario.json's pid1: the server ran as PID 1 of a PID namespace, or under an init
     that did ({"init", "pid1", "server", "server_nspid"}); None otherwise."""
     reaped: int | None = None
     """Children the server counted as reaped while serving."""
+    users: int | None = None
+    """Locust users asked for: the most requests in flight at any moment."""
+    server_ended: str | None = None
+    """How the server ended by itself before the final sample could be taken ("exited 1"):
+    then nothing was left "at the end" to judge, only its last sample."""
+    pids_limit: dict | None = None
+    """scenario.json's cap_hit when the server's live processes filled its cgroup."""
+
+    @property
+    def answered(self) -> int | None:
+        """Requests that got an answer: each was a child of a forking server."""
+        if self.requests is None:
+            return None
+        return max(self.requests - (self.failures or 0), 0)
 
     events: EventEvidence | None = None
     """Every child's life from the event record, where the run has one: the zombies and
@@ -120,13 +144,23 @@ def verdict(evidence: Evidence) -> str:
     exact = evidence.events if evidence.kind != "watch" else None
     if evidence.data_ends_at is not None:
         parts = [data_end_verdict(evidence), cap_verdict(evidence)]
+    elif evidence.server_ended is not None:
+        parts = [
+            sampled(server_ended_verdict(evidence)),
+            cap_verdict(evidence),
+            limit_verdict(evidence),
+        ]
     elif exact is not None:  # every child's life, from the event record
         parts = [
+            interrupted_head(evidence),
             lifetime_verdicts.zombie_verdict(exact, evidence.shortfall),
             lifetime_verdicts.pool_verdict(exact),
             fd_verdict(evidence),
             cap_verdict(evidence),
+            limit_verdict(evidence),
         ]
+    elif evidence.interrupted_at is not None:
+        parts = [sampled(interrupted_verdict(evidence)), cap_verdict(evidence)]
     else:
         parts = [
             watch_verdict(evidence)
@@ -135,9 +169,8 @@ def verdict(evidence: Evidence) -> str:
             sampled(prefork_verdict(evidence)),
             fd_verdict(evidence),
             cap_verdict(evidence),
+            limit_verdict(evidence),
         ]
-    if evidence.interrupted_at is not None:
-        parts.append(f"run cut short (interrupted after {evidence.interrupted_at:.0f} s)")
     return pid1_prefix(evidence) + "; ".join(part for part in parts if part)
 
 
@@ -196,6 +229,53 @@ def sampled(part: str | None) -> str | None:
     if part is None or part in UNJUDGED:
         return part
     return part + SAMPLED
+
+
+def one_per_request(zombies: int, evidence: Evidence) -> bool:
+    """Zombies match the children one for one: the children forked where they were
+    counted, else the requests answered (each was a child of a forking server)."""
+    children = evidence.forked if evidence.forked is not None else evidence.answered
+    if not children:
+        return False
+    return ONE_PER_REQUEST <= zombies / children <= 1 / ONE_PER_REQUEST
+
+
+def interrupted_head(evidence: Evidence) -> str | None:
+    """ "interrupted after 12.3 s of load: 1,210 requests" for a run cut short; else None."""
+    if evidence.interrupted_at is None:
+        return None
+    requests = (
+        "requests not counted"
+        if evidence.requests is None
+        else (f"{evidence.requests:,} {'request' if evidence.requests == 1 else 'requests'}")
+    )
+    return f"interrupted after {evidence.interrupted_at:.1f} s of load: {requests}"
+
+
+def interrupted_verdict(evidence: Evidence) -> str:
+    """What a run cut short measured up to the interrupt, and no more: its last sample
+    before it against the requests answered by then (the server's counters are of its
+    shutdown, after the interrupt: no share of them)."""
+    final = final_zombies(evidence)
+    deeper = evidence.final_descendant_zombies or 0
+    text = interrupted_head(evidence) or ""
+    if final is None:
+        return f"{text}, zombies not measured"
+    held = final + deeper
+    text += f", {plural(held, 'zombie')} at the last sample before it"
+    return f"leaks one zombie per request; {text}" if leaking_so_far(held, evidence) else text
+
+
+def leaking_so_far(held: int, evidence: Evidence) -> bool:
+    """Zombies one for one with the requests answered at a moment of the load, give or take
+    the requests in flight then (up to one per user: answered but not yet counted, or
+    counted a moment after the sample), and more of them than could be in flight: no
+    reaper holds that many between an exit and its reap."""
+    answered, in_flight = evidence.answered, evidence.users or 0
+    if not answered or held <= in_flight:
+        return False
+    low = ONE_PER_REQUEST * answered - in_flight
+    return low <= held <= answered / ONE_PER_REQUEST + in_flight
 
 
 def tree_series(evidence: Evidence) -> np.ndarray:
@@ -263,6 +343,20 @@ def data_end_verdict(evidence: Evidence) -> str:
     )
 
 
+def server_ended_verdict(evidence: Evidence) -> str:
+    """A server that ended before the final sample, not stopped by the harness (killed, or
+    dead when a fork failed at the cap): its last sample, and no share of what it left (its
+    zombies went to the harness, which reaped them); a leak only where that sample matches
+    the requests answered one for one, give or take those in flight."""
+    ended = f"{evidence.server_ended}, not stopped by the harness"
+    text = f"the server ended ({ended}) before the final sample"
+    last = last_finite(tree_series(evidence))
+    if math.isnan(last):
+        return text
+    text += f": {plural(int(last), 'zombie')} at its last sample"
+    return f"leaks one zombie per request; {text}" if leaking_so_far(int(last), evidence) else text
+
+
 def zombie_verdict(evidence: Evidence) -> str:
     """Zombies left after a load: none, one per request, or a share of the children."""
     final = final_zombies(evidence)
@@ -312,16 +406,19 @@ def zombie_verdict(evidence: Evidence) -> str:
                 f" the load ({evidence.zombies_at_stop} still held when it stopped, reaped"
                 f"{later} later)"
             )
-        children = evidence.forked or evidence.requests
+        children = evidence.forked
         if children and most >= max(BEHIND_MIN, BEHIND_SHARE * children):
             return (
                 f"reaps every child in the end, but fell behind: at least {plural(most, 'zombie')}"
                 f" at once ({percent(most / children)} of the children)"
             )
         return f"reaps every child; at least {plural(most, 'zombie')} at once"
-    children = evidence.forked or evidence.requests
-    if not children:
-        return f"{plural(final, 'zombie')} left at the end{held_by_pid1(evidence, final)}"
+    children = evidence.forked
+    if not children:  # the children were not counted: no share of the requests
+        held = held_by_pid1(evidence, final)
+        if one_per_request(final, evidence):
+            return f"leaks one zombie per request{held}"
+        return f"{plural(final, 'zombie')} left at the end{held}"
     share = final / children
     held = held_by_pid1(evidence, final)
     if share > 1 / ONE_PER_REQUEST:
@@ -336,8 +433,7 @@ def zombie_verdict(evidence: Evidence) -> str:
 
 def tree_leak_verdict(evidence: Evidence, total: int) -> str:
     """Zombies left below the target: how many, and which process holds them."""
-    requests = evidence.forked or evidence.requests
-    if requests and total / requests >= ONE_PER_REQUEST and total / requests <= 1 / ONE_PER_REQUEST:
+    if one_per_request(total, evidence):
         text = f"leaks one zombie per request ({plural(total, 'zombie')})"
     else:
         text = f"{plural(total, 'zombie')} left at the end"
@@ -422,6 +518,20 @@ def cap_verdict(evidence: Evidence) -> str | None:
         text += f" of {evidence.cap}"
     if evidence.capped_at is not None:
         text += f" after {evidence.capped_at:.0f} s"
-    if evidence.refused_at_cap:
+    if evidence.refused_at_cap and evidence.refused_by_kernel:
+        text += f"; the kernel refused {plural(evidence.refused_at_cap, 'fork')} at the cap"
+    elif evidence.refused_at_cap:
         text += f"; refused {plural(evidence.refused_at_cap, 'request')} at the cap"
     return text
+
+
+def limit_verdict(evidence: Evidence) -> str | None:
+    """A load stopped because the server's live processes filled its cgroup: not the cap."""
+    hit = evidence.pids_limit
+    if not hit:
+        return None
+    return (
+        f"stopped when its live processes filled the pids limit of {hit.get('pids_max')}"
+        f" (from {hit.get('live_at_start')} to {hit.get('live')} live, with"
+        f" {hit.get('zombies')} zombies): the zombie cap was not reached"
+    )

@@ -34,6 +34,7 @@ LOADTEST_FLAGS: dict[str, Bounded[int] | Bounded[float]] = {
     "zombie_cap": defaults.ZOMBIE_CAP,
     "settle": defaults.SETTLE,
     "server_timeout": defaults.SERVER_TIMEOUT,
+    "stop_grace": defaults.STOP_GRACE,
     "worker_timeout": defaults.WORKER_TIMEOUT,
 }
 
@@ -51,7 +52,8 @@ def test_the_harness_settings_the_command_line_builds_are_its_libraries_defaults
     assert settings.shape == shape
     assert settings.expectations == Expectations()
     library = Settings(shape=shape)
-    for name in ("work_ms", "interval", "zombie_cap", "server_timeout", "settle", "max_failures"):
+    names = ("work_ms", "interval", "zombie_cap", "server_timeout", "stop_grace", "settle")
+    for name in (*names, "max_failures"):
         assert getattr(settings, name) == getattr(library, name), name
         assert getattr(library, name) == LOADTEST_FLAGS[name].default, name
     assert WorkerOptions(2, "127.0.0.1").timeout == defaults.WORKER_TIMEOUT.default

@@ -34,14 +34,14 @@ def servers(tmp_path: Path) -> Iterator[list[Target]]:
     started: list[Target] = []
     yield started
     for target in started:
-        target.stop(timeout=10)
+        target.stop(grace=10)
     reap_adopted(zombie_children_of_self())
 
 
 def start(servers: list[Target], folder: Path, scenario: str, cgroup: PidsCgroup | None) -> Target:
     folder.mkdir()
     procs = None if cgroup is None else cgroup.procs_file
-    target = start_ours(SCENARIOS[scenario], 0, folder, 10, procs)
+    target = start_ours(SCENARIOS[scenario], 0, folder, 10, cgroup_procs=procs)
     servers.append(target)
     return target
 
@@ -134,7 +134,11 @@ def test_listener_leak_end_to_end(tmp_path: Path) -> None:
     """The harness as a user runs it: the column on a server with and without the fault,
     the aftermath in scenario.json and summary.json, its figure, and the truth about the
     work the children did."""
-    result = run_harness(tmp_path, "--scenarios", "reaper-loop,listener-leak", "--duration", "3")
+    # Children that work 200 ms: 8 users keep pace with 16 requests/s (no low-rate warning).
+    result = run_harness(
+        tmp_path, "--scenarios", "reaper-loop,listener-leak", "--duration", "3",
+        "--users", "8", "--rate", "16",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     run = run_dir(tmp_path)
     meta = read_json(run / "run.json")

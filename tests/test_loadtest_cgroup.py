@@ -67,7 +67,7 @@ def test_v2_with_pids_delegated_makes_a_limited_cgroup(tmp_path: Path) -> None:
     assert (made.path / "pids.max").read_text() == "600\n"
     assert made.procs_file == made.path / "cgroup.procs"
     (made.path / "pids.max").unlink()  # a real cgroup's files go with it; a fake's do not
-    assert made.remove(reap=lambda: None) is None and not made.path.exists()
+    assert made.remove(reap=lambda: None) == (set(), None) and not made.path.exists()
 
 
 def test_v2_enables_pids_for_the_subtree_when_it_may(tmp_path: Path) -> None:

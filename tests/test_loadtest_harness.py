@@ -194,6 +194,8 @@ def test_a_killed_server_is_reported_and_its_zombies_reaped(tmp_path: Path) -> N
         (["--users", "0"], "--users must be at least 1"),
         (["--no-reaper", "--all"], "not allowed with"),
         (["--locustfile", "/nonexistent.py"], "is not a file"),
+        (["--zombie-cap", "50"], "--zombie-cap must be 100 to 1000000"),
+        (["--stop-grace", "0"], "--stop-grace must be 0.1 to 300 seconds"),
     ],
 )
 @pytest.mark.parametrize("runner", RUNNERS)

@@ -3,6 +3,8 @@
 The files are written here in the column layout of a real run (`--csv --csv-full-history`,
 copied from reports/runs/*/no-reaper/): a per-endpoint row beside each Aggregated row, "N/A"
 percentiles before the first request, and the stats file's Aggregated row written twice.
+The request count's own source is the harness's 10 Hz timeline; Locust's files stand in
+only where there is none.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from loadtest.load import (
     FailureReader,
     LoadProgress,
     failure_reasons,
-    read_history_totals,
     read_totals,
 )
 
@@ -31,6 +32,7 @@ HISTORY_HEADER = (
     "Total Average Content Size"
 )
 FAILURES_HEADER = "Method,Name,Error,Occurrences,First Seen,Last Seen"
+HISTORY = contract.Source.LOCUST_HISTORY
 
 
 def history_row(stamp: int, users: int, name: str, rps: float, total: int, failed: int) -> str:
@@ -62,13 +64,13 @@ def write_history(folder: Path) -> None:
 def test_history_totals_are_the_newest_row_at_the_whole_runs_rate(tmp_path: Path) -> None:
     write_history(tmp_path)
     # 700 requests over the 7 s the history spans; its last window said 96.4/s.
-    assert read_history_totals(tmp_path) == LoadProgress(requests=700, failures=3, rps=100.0)
+    assert read_totals(tmp_path) == (LoadProgress(requests=700, failures=3, rps=100.0), HISTORY)
 
 
 def test_no_history_yet_is_no_figures_not_zeros(tmp_path: Path) -> None:
-    assert read_history_totals(tmp_path) == LoadProgress(None, None, None)
+    assert read_totals(tmp_path) == (LoadProgress(None, None, None), None)
     write(tmp_path, contract.HISTORY, HISTORY_HEADER)  # Locust has written its header only
-    assert read_history_totals(tmp_path) == LoadProgress(None, None, None)
+    assert read_totals(tmp_path) == (LoadProgress(None, None, None), None)
 
 
 def test_final_totals_come_from_the_stats_aggregated_row(tmp_path: Path) -> None:
@@ -82,14 +84,39 @@ def test_final_totals_come_from_the_stats_aggregated_row(tmp_path: Path) -> None
         aggregated,
         aggregated,
     )
-    assert read_totals(tmp_path) == LoadProgress(requests=766, failures=5, rps=99.48)
+    stats = contract.Source.LOCUST_STATS
+    assert read_totals(tmp_path) == (LoadProgress(requests=766, failures=5, rps=99.48), stats)
 
 
 def test_a_run_cut_short_before_the_stats_file_falls_back_to_the_history(tmp_path: Path) -> None:
     write_history(tmp_path)
-    assert read_totals(tmp_path) == LoadProgress(requests=700, failures=3, rps=100.0)
+    assert read_totals(tmp_path) == (LoadProgress(requests=700, failures=3, rps=100.0), HISTORY)
     write(tmp_path, contract.STATS, STATS_HEADER)  # header written, no Aggregated row
-    assert read_totals(tmp_path) == LoadProgress(requests=700, failures=3, rps=100.0)
+    assert read_totals(tmp_path) == (LoadProgress(requests=700, failures=3, rps=100.0), HISTORY)
+
+
+def write_timeline(folder: Path) -> None:
+    """Ten rows a second; requests stop growing at 1000.5 (the load's end), then hold."""
+    rows = [f"{1000 + i / 10:.3f},{min(i, 5) * 20},{1 if i >= 3 else 0}" for i in range(11)]
+    write(folder, contract.REQUESTS, ",".join(contract.REQUEST_COLUMNS), *rows)
+
+
+def test_the_timeline_is_the_count_whatever_locusts_files_say(tmp_path: Path) -> None:
+    # A Locust killed between two writes of its stats: they lag; the timeline does not.
+    write_history(tmp_path)
+    write_timeline(tmp_path)
+    totals, source = read_totals(tmp_path)
+    assert source == contract.Source.TIMELINE
+    # 100 requests over the 0.5 s in which they completed, not over the held tail.
+    assert totals == LoadProgress(requests=100, failures=1, rps=200.0)
+
+
+def test_the_timeline_is_read_as_of_a_moment(tmp_path: Path) -> None:
+    # An interrupt at 1000.25: the rows after it describe the clean-up, not the run.
+    write_timeline(tmp_path)
+    totals, _source = read_totals(tmp_path, until=1000.25)
+    assert (totals.requests, totals.failures) == (40, 0)
+    assert read_totals(tmp_path, until=999.0) == (LoadProgress(None, None, None), None)
 
 
 def test_failure_reasons_add_up_over_endpoints_most_frequent_first(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from loadtest.errors import FailedRequests, HarnessError
-from loadtest.outcome import LoadOutcome, judge
+from loadtest.outcome import LoadOutcome, judge, rate_warning
 
 
 def outcome(**changes) -> LoadOutcome:
@@ -37,7 +37,10 @@ def test_refusals_at_the_cap_are_not_failures() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"locust_exit": -signal.SIGKILL}, "Locust was killed by SIGKILL .*after 1000 requests"),
+        (
+            {"locust_exit": -signal.SIGKILL},
+            "Locust was killed by SIGKILL, .*1000 requests completed",
+        ),
         ({"locust_exit": -signal.SIGKILL, "requests": None}, "no request recorded"),
         ({"locust_exit": 1}, r"Locust failed \(exit code 1\): bye"),
         ({"requests": None}, "Locust failed"),
@@ -63,3 +66,41 @@ def test_an_exit_code_that_could_not_be_waited_for_does_not_fail_a_load_that_ran
     judge(outcome(locust_exit=None), 1.0)
     with pytest.raises(HarnessError, match=r"Locust failed \(exit code None\)"):
         judge(outcome(locust_exit=None, requests=None), 1.0)
+
+
+def test_locust_ended_before_its_run_time_fails_even_with_exit_0() -> None:
+    # Locust exits 0 on SIGTERM: its run time is what says it was ended early.
+    with pytest.raises(HarnessError, match=r"Locust ended after 3\.1 s of its 20 s run") as raised:
+        judge(outcome(ran_s=3.1, duration=20, locust_last_line="Got SIGTERM signal"), 1.0)
+    assert "Got SIGTERM signal" in str(raised.value)
+    judge(outcome(ran_s=21.5, duration=20), 1.0)
+
+
+def test_a_lost_worker_fails_the_load() -> None:
+    with pytest.raises(HarnessError, match=r"Locust lost 1 worker process\(es\).*PID 7: SIGKILL"):
+        judge(outcome(lost_workers=("PID 7: SIGKILL, 4.0 s in",)), 1.0)
+
+
+def test_locust_killed_after_the_cap_froze_it_is_a_warning_not_a_failure() -> None:
+    warning = judge(
+        outcome(locust_exit=-signal.SIGKILL, cap_reached=True, ran_s=2.0, duration=20), 1.0
+    )
+    assert warning == "Locust was killed by SIGKILL after the zombie cap had frozen the load"
+
+
+def test_failures_after_the_cap_are_the_caps_doing() -> None:
+    # A server that died when its fork was refused: every request after fails, none before.
+    judge(outcome(failures=800, refused_at_cap=1, cap_reached=True, failures_at_cap=0), 1.0)
+    with pytest.raises(FailedRequests, match="40 of 1000"):
+        judge(outcome(failures=800, refused_at_cap=1, cap_reached=True, failures_at_cap=40), 1.0)
+
+
+def test_a_rate_far_below_the_one_asked_is_said() -> None:
+    assert rate_warning(100.0, 100.0, 20) is None
+    assert rate_warning(80.0, 100.0, 20) is None
+    assert rate_warning(None, 100.0, 20) is None
+    assert rate_warning(5.0, 0.0, 20) is None  # --rate 0: as fast as they can
+    text = rate_warning(61.0, 100.0, 20)
+    assert text is not None and text.startswith(
+        "the load ran at 61 requests/s, 61% of the --rate 100"
+    )

@@ -55,8 +55,9 @@ def test_the_command_runs_as_pid1_or_under_the_init_with_its_own_proc(
             assert int(inside) == namespace_pid(namespace.command) == 2
             assert pid1_program == init
             assert cmdline(namespace.pid1).startswith(str(pidns.init_path(init)))
-        code = namespace.stop()
-    assert code == 0  # SIGTERM reached the command, through the init when there is one
+        stopped = namespace.stop()
+    assert namespace.exit_code == 0  # SIGTERM reached the command, through the init if any
+    assert (stopped.signals, stopped.killed, stopped.ended) == (("SIGTERM",), False, "exited 0")
     assert gone(namespace.pid1) and gone(namespace.command)
 
 
@@ -82,7 +83,10 @@ def test_a_pid1_deaf_to_sigterm_is_killed_with_everything_in_its_namespace(
     with ns.running(DEAF, log=tmp_path / "log") as namespace:
         ns.said(tmp_path / "log", 1)
         (child,) = task_children(namespace.pid1)
-        assert namespace.stop(timeout=0.5) == 128 + signal.SIGKILL
+        stopped = namespace.stop(timeout=0.5)
+        assert namespace.exit_code == 128 + signal.SIGKILL
+        assert (stopped.pid, stopped.signals) == (namespace.pid1, ("SIGTERM", "SIGKILL"))
+        assert (stopped.killed, stopped.ended) == (True, "killed by SIGKILL")
     wait_until(lambda: gone(child), what="the kernel to end the namespace's last process")
 
 
@@ -160,7 +164,7 @@ def test_the_whole_namespace_is_in_the_pids_cgroup_and_its_limit_holds(tmp_path:
             assert ns.said(tmp_path / "log", 1) == ["refused"]
             assert sorted(group.members()) == sorted([namespace.process.pid, namespace.pid1])
     finally:
-        assert group.remove(reap=reap_orphans) is None
+        assert group.remove(reap=reap_orphans) == (set(), None)
 
 
 @pytest.mark.parametrize(
@@ -185,7 +189,8 @@ def test_our_server_as_pid1_adopts_its_own_orphans(
             lambda: _zombies(namespace.pid1) == zombies and not _alive(namespace.pid1),
             what=f"{zombies} zombies and no child running",
         )
-        assert namespace.stop() == 0
+        namespace.stop()
+        assert namespace.exit_code == 0
     counters = json.loads(log.read_text().splitlines()[-1])
     assert counters["forked"] == 3
     assert counters["reaped"] + counters["reaped_at_shutdown"] == reaped

@@ -47,7 +47,7 @@ def test_a_listening_socket_is_ready_and_gets_no_connection(tmp_path: Path) -> N
         port = int(found.group(1))
         wait_until_ready(process, port, 10)
     finally:
-        process.stop()
+        process.stop(grace=5)
     assert "accepted 0" in process.log_path.read_text()
 
 
@@ -57,7 +57,7 @@ def test_a_server_that_exits_first_is_reported(tmp_path: Path) -> None:
         with pytest.raises(ServerNotListening, match="exited with code 3 before listening: bad"):
             wait_until_ready(process, 1, 10)
     finally:
-        process.stop()
+        process.stop(grace=5)
 
 
 def test_ready_log_that_never_matches_times_out(tmp_path: Path) -> None:
@@ -66,4 +66,4 @@ def test_ready_log_that_never_matches_times_out(tmp_path: Path) -> None:
         with pytest.raises(ServerNotListening, match="no line matching --ready-log 'ready'"):
             wait_until_ready(process, 1, 0.3, re.compile("ready"))
     finally:
-        process.stop()
+        process.stop(grace=5)

@@ -54,11 +54,14 @@ def test_the_kernel_holds_the_cap_at_full_speed(tmp_path: Path, attempt: int) ->
     assert (
         record["cgroup"]["peak"] is None or record["cgroup"]["peak"] <= record["cgroup"]["pids_max"]
     )
-    assert record["refused_at_cap"] == counters["fork_failures"]
     verdict = read_json(run / "summary.json")["scenarios"][0]["verdict"]
     assert f"stopped at the zombie cap of {cap}" in verdict
-    if counters["fork_failures"]:
-        assert f"refused {counters['fork_failures']} request" in verdict
+    # The kernel's count of refused forks is the one source; our server counts the same.
+    assert (
+        record["refused_at_cap"] == record["cgroup"]["forks_refused"] == counters["fork_failures"]
+    )
+    if record["refused_at_cap"]:
+        assert f"the kernel refused {record['refused_at_cap']} fork" in verdict
     assert_no_cgroup_left(record)
     assert_nothing_left(record)
 
@@ -171,10 +174,13 @@ def test_ctrl_c_again_does_not_cut_the_clean_up_short(tmp_path: Path, presses: i
     assert (run / "no-reaper" / "server.json").is_file()  # the server's counters were kept
     for key in ("server_pid", "locust_pid"):
         assert _group_gone(record[key]), f"{key}'s process group is still there"
-    # The verdict is judged on the last sample before the Ctrl-C, and says it was cut short.
+    # The verdict is judged on what was measured up to the Ctrl-C, and says it was cut short.
     assert record["final_sample"]["time"] < record["interrupted_at"]
     verdict = read_json(run / "summary.json")["scenarios"][0]["verdict"]
-    assert verdict.startswith("never reaps: all") and "run cut short" in verdict
+    if record["events"] is not None:  # every child's life up to the Ctrl-C
+        assert verdict.startswith("interrupted after") and "; never reaps: all" in verdict
+    else:
+        assert verdict.startswith("leaks one zombie per request; interrupted after")
     assert_no_cgroup_left(record)
     assert_nothing_left(before, record)
 
@@ -196,24 +202,28 @@ def test_a_run_that_gathered_nothing_does_not_replace_latest(tmp_path: Path) -> 
     assert os.readlink(tmp_path / "reports" / "latest") == "runs/older"
 
 
-@pytest.mark.slow
-def test_without_a_cgroup_the_summary_says_the_cap_is_only_sampled(tmp_path: Path) -> None:
-    # A private mount namespace where the pids hierarchy is read-only: no cgroup can be made.
-    read_only = (
-        "mount --bind /sys/fs/cgroup/pids /sys/fs/cgroup/pids"
-        ' && mount -o remount,ro,bind /sys/fs/cgroup/pids && exec "$@"'
-    )
-    probe = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", read_only, "sh", "true"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+READ_ONLY_PIDS = (
+    "mount --bind /sys/fs/cgroup/pids /sys/fs/cgroup/pids"
+    ' && mount -o remount,ro,bind /sys/fs/cgroup/pids && exec "$@"'
+)
+"""A private mount namespace where the pids hierarchy is read-only: no cgroup can be made."""
+
+
+def without_cgroup(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m loadtest`` where no pids cgroup can be made (skips where that cannot be)."""
+    unshare = ["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY_PIDS, "sh"]
+    probe = subprocess.run([*unshare, "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         pytest.skip(f"cannot make a read-only pids hierarchy: {probe.stderr.strip()}")
-    result = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", read_only, "sh",
-         *harness(tmp_path, "--no-reaper", "--duration", "4")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    return subprocess.run(
+        [*unshare, *harness(out, *args)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_without_a_cgroup_the_summary_says_the_cap_is_only_sampled(tmp_path: Path) -> None:
+    result = without_cgroup(tmp_path, "--no-reaper", "--duration", "4")
     assert result.returncode == 0, result.stderr
     record = read_json(run_dir(tmp_path) / "no-reaper" / "scenario.json")
     assert record["cap_enforcement"] == "sampling" and record["cgroup"] is None

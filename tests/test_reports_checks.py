@@ -154,3 +154,26 @@ def test_behind_an_init_the_servers_own_sample_is_compared() -> None:
     # Without the server's own sample, nothing is compared rather than the init's figures.
     record.final_server_sample = None
     assert scenario_checks(record) == []
+
+
+def test_no_check_compares_the_two_sides_of_an_interrupt() -> None:
+    # The last sample before Ctrl-C (1 zombie between exit and reap, 20 children at work)
+    # against counters read after the server's shutdown: every such check would be false.
+    counts = ours(
+        "loop", final_zombies=1, final_alive=1, forked=344, reaped=344, accepted=344,
+        requests=300, users=20, interrupted=True,
+    )  # fmt: skip
+    assert texts(counts) == []
+    broken = ours("loop", forked=10, reaped=12, interrupted=True)  # one moment: still checked
+    assert texts(broken) == [(False, "server reaped 12 children but forked only 10")]
+
+
+def test_the_servers_failed_forks_are_the_ones_its_cgroup_refused() -> None:
+    assert texts(Counts(fork_failures=61, forks_refused=61)) == [
+        (True, "server's failed forks 61 = forks its cgroup refused 61")
+    ]
+    ((ok, text),) = texts(Counts(fork_failures=93, forks_refused=61))
+    assert not ok and text.endswith(
+        "32 failed elsewhere than at the cap (the machine short of PIDs or memory?)"
+    )
+    assert texts(Counts(fork_failures=5)) == []  # no cgroup: nothing to compare

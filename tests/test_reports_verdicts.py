@@ -332,13 +332,16 @@ def test_where_the_data_ends_no_share_is_given() -> None:
     assert "%" not in text and "per request" not in text
 
 
-def test_an_interrupted_run_says_it_was_cut_short() -> None:
+def test_an_interrupted_run_is_judged_on_what_it_measured_up_to_the_interrupt() -> None:
+    # The server's counters (forked 900) are of its shutdown, after the interrupt: the last
+    # sample before it is compared with the requests answered by then, never with them.
     evidence = Evidence(
-        strategy="none", t=T, zombies=leak_series(1.0), final_zombies=820, forked=820,
-        interrupted_at=8.4,
+        strategy="none", t=T, zombies=leak_series(1.0), final_zombies=820, forked=900,
+        requests=826, interrupted_at=8.4,
     )  # fmt: skip
     assert verdict(evidence) == (
-        "leaks one zombie per request (sampled); run cut short (interrupted after 8 s)"
+        "leaks one zombie per request; interrupted after 8.4 s of load: 826 requests,"
+        " 820 zombies at the last sample before it (sampled)"
     )
 
 
@@ -399,3 +402,74 @@ def test_under_an_init_the_peak_is_the_trees_and_fds_are_not_the_servers() -> No
         "under dumb-init as PID 1 of its PID namespace: reaps every child; at least 15 zombies"
         " at once (sampled); descriptors sampled are dumb-init's, not the server's: not judged"
     )
+
+
+def test_an_interrupted_leak_allows_for_the_requests_in_flight() -> None:
+    # 60 users whose children work 3 s: 101 zombies when 94 requests were counted.
+    evidence = Evidence(
+        strategy="none", final_zombies=101, requests=94, users=60, interrupted_at=7.4
+    )
+    assert verdict(evidence).startswith("leaks one zombie per request; interrupted after 7.4 s")
+    few = Evidence(strategy="none", final_zombies=30, requests=40, users=60, interrupted_at=1.0)
+    assert not verdict(few).startswith("leaks")  # no more zombies than could be in flight
+
+
+def test_an_interrupted_reaper_is_not_judged_on_the_zombies_of_one_moment() -> None:
+    # Three zombies between exit and reap at the last sample: no leak, and no "reaps all".
+    evidence = Evidence(
+        strategy="loop", t=T, zombies=np.full_like(T, 3.0), final_zombies=3, forked=1300,
+        requests=1210, interrupted_at=12.3,
+    )  # fmt: skip
+    assert verdict(evidence) == (
+        "interrupted after 12.3 s of load: 1,210 requests, 3 zombies at the last sample before it"
+        " (sampled)"
+    )
+
+
+def test_without_counted_children_no_share_is_given() -> None:
+    # The server was killed holding 1,288 zombies: 342 of the 1,630 requests failed after
+    # it died, and no child counter survived. Not "79% of children".
+    evidence = Evidence(strategy="none", final_zombies=1288, requests=1630, failures=342)
+    assert verdict(evidence) == "leaks one zombie per request (sampled)"
+    # A server not ours, capped: 180 requests, 30 refused at the cap, 150 zombies.
+    capped = Evidence(final_zombies=150, requests=180, failures=30, capped=True, cap=150)
+    assert verdict(capped).startswith(
+        "leaks one zombie per request (sampled); stopped at the zombie cap"
+    )
+    some = Evidence(final_zombies=40, requests=1000, failures=0)
+    assert verdict(some) == "40 zombies left at the end (sampled)"
+
+
+def test_a_load_stopped_by_live_processes_says_the_cap_was_not_reached() -> None:
+    hit = {"by": "live processes", "zombies": 0, "live": 106, "live_at_start": 6, "pids_max": 106}
+    evidence = Evidence(t=T, zombies=np.zeros_like(T), final_zombies=0, forked=3000, pids_limit=hit)
+    assert verdict(evidence).endswith(
+        "stopped when its live processes filled the pids limit of 106 (from 6 to 106 live,"
+        " with 0 zombies): the zombie cap was not reached"
+    )
+
+
+def test_the_kernels_refusals_are_named_as_forks() -> None:
+    evidence = Evidence(
+        strategy="none", final_zombies=500, forked=500, capped=True, cap=500, capped_at=1.2,
+        refused_at_cap=61, refused_by_kernel=True,
+    )  # fmt: skip
+    assert verdict(evidence).endswith("; the kernel refused 61 forks at the cap")
+
+
+def test_a_server_that_ended_by_itself_is_judged_on_its_last_sample_only() -> None:
+    # The tutorial's server dies when its fork is refused at the cap: nothing is "left at
+    # the end", and its last sample (217) is not the 300 the kernel held a moment later.
+    evidence = Evidence(
+        strategy=None, t=T[:30], zombies=np.linspace(0, 217, 30), requests=977, failures=677,
+        capped=True, cap=300, capped_at=1.5, server_ended="exited 1",
+    )  # fmt: skip
+    assert verdict(evidence) == (
+        "the server ended (exited 1, not stopped by the harness) before the final sample:"
+        " 217 zombies at its last sample (sampled); stopped at the zombie cap of 300 after 2 s"
+    )
+    killed = Evidence(
+        strategy="none", t=T, zombies=np.linspace(0, 1790, T.size), requests=1847, failures=19,
+        users=10, server_ended="killed by SIGKILL",
+    )  # fmt: skip
+    assert verdict(killed).startswith("leaks one zombie per request; the server ended (killed")

@@ -6,11 +6,17 @@ report; the master adds them up per worker here and writes
 :data:`~diagnostics.contract.WORKERS` beside its CSVs when it quits, so the run directory
 says which workers took part and how much load each made. A local run (no master) writes
 nothing.
+
+A worker Locust forked itself (``--processes``) takes the death signal the harness gave
+Locust (:data:`~diagnostics.contract.WORKER_DEATH_SIGNAL`): the kernel clears it on fork,
+and a worker frozen with its master (SIGSTOP) must not outlive a master killed then.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +24,9 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner
 
-from diagnostics.contract import WORKERS
+from diagnostics.contract import WORKER_DEATH_SIGNAL, WORKERS
+
+PR_SET_PDEATHSIG = 1
 
 _figures: dict[str, dict[str, Any]] = {}
 _environment: Environment | None = None
@@ -26,6 +34,18 @@ _environment: Environment | None = None
 
 def _worker(client_id: str) -> dict[str, Any]:
     return _figures.setdefault(client_id, {"id": client_id, "requests": 0, "failures": 0})
+
+
+def _take_the_death_signal() -> None:
+    """In a worker just forked (the kernel cleared the master's death signal): take it."""
+    death_signal = os.environ.get(WORKER_DEATH_SIGNAL, "")
+    if death_signal.isdigit():
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(death_signal))
+
+
+# Locust loads this file before it forks its workers: each takes the signal the moment it is
+# forked, before it could be frozen with its master.
+os.register_at_fork(after_in_child=_take_the_death_signal)
 
 
 @events.init.add_listener
