@@ -655,6 +655,12 @@ class EventSummary(_Record):
     null: not counted (an older record)."""
     root_reaps: int | None = None
     """Reaps by the root over the whole record, its shutdown's included; null: not counted."""
+    server: dict[str, Any] | None = None
+    """The server's own figures where the root is PID 1 of the server's PID namespace (an
+    init in front of it, or the server itself): ``{"pid", "is_root", "forks", "reaps",
+    "reaps_judged", "orphan_reaps_judged", "final_zombies", "final_live"}``
+    (diagnostics/lifetimes.py's server_figures); null where the root is the server (the
+    root's figures are its own) or there is no server (a watch)."""
     unwatched: int = 0
     """Children whose reap the recorder could not watch (gone, or no pidfd to spare):
     their reap time is only bounded."""

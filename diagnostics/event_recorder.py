@@ -687,7 +687,9 @@ class EventRecorder:
                 "max": latencies[-1] if latencies else None,
             },
             cpu_seconds=self._cpu_seconds,
-            figures=summary_figures(rows, ended if until is None else until) if rows else {},
+            figures=summary_figures(rows, ended if until is None else until, self.root)
+            if rows
+            else {},
             errors=[self.error] if self.error else [],
             warnings=warnings,
         )

@@ -110,13 +110,31 @@ def peak_zombies(series: Sequence[Step]) -> Step | None:
     return max(series, key=lambda step: step.zombies, default=None)
 
 
-def deeper(row: ChildRecord) -> bool:
-    """A grandchild or deeper (the samples count these as descendant_zombies)."""
-    return row.depth > 1
+class Depths:
+    """How far below the root each row's process is held: one below its parent, or, once
+    its parent died, one below the process that adopted it (what ``ps`` shows as its
+    parent). An orphan PID 1 adopted is PID 1's child, as the samples count it; one
+    adopted outside the tree (the harness, a subreaper above it) keeps its own depth."""
 
+    def __init__(self, rows: Iterable[ChildRecord], root: int) -> None:
+        self.root = root
+        self._depth = {row.pid: row.depth for row in rows}
 
-def direct(row: ChildRecord) -> bool:
-    return row.depth == 1
+    def of(self, row: ChildRecord) -> int:
+        adopter = row.adopted_by
+        if adopter is None:
+            return row.depth
+        if adopter == self.root:
+            return 1
+        return self._depth[adopter] + 1 if adopter in self._depth else row.depth
+
+    def direct(self, row: ChildRecord) -> bool:
+        """Held by the root itself (the samples' zombies and alive)."""
+        return self.of(row) == 1
+
+    def deeper(self, row: ChildRecord) -> bool:
+        """Held by a grandchild or deeper (the samples count these as descendant_zombies)."""
+        return self.of(row) > 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,17 +272,22 @@ def holder(row: ChildRecord) -> int | None:
     return row.adopted_by if row.adopted_by is not None else row.parent
 
 
-def holders(rows: Iterable[ChildRecord], moment: float) -> list[tuple[int | None, int, int]]:
-    """(holder PID, depth of its zombies, zombies) at ``moment``, most zombies first.
+def holders(
+    rows: Sequence[ChildRecord], moment: float, root: int
+) -> list[tuple[int | None, int, int]]:
+    """(holder PID, depth of its zombies, zombies) at ``moment``, most zombies first; the
+    depth is where the holder keeps them (:class:`Depths`: an orphan ``root`` adopted is
+    ``root``'s child).
 
     A holder PID of None is one the recorder could not name (an adopter that reaped).
     """
+    depths = Depths(rows, root)
     counts: Counter[tuple[int | None, int]] = Counter()
     for row in rows:
         died = exit_time(row)
         if died is None or died > moment or (row.reaped_at is not None and row.reaped_at <= moment):
             continue
-        counts[(holder(row), row.depth)] += 1
+        counts[(holder(row), depths.of(row))] += 1
     return sorted(
         ((pid, depth, n) for (pid, depth), n in counts.items()),
         key=lambda item: (-item[2], item[1]),
@@ -328,14 +351,16 @@ def as_of(
     return kept
 
 
-def summary_figures(rows: Sequence[ChildRecord], end: float) -> dict[str, Any]:
-    """The figures an EventSummary keeps, of the tree as it stood at ``end``: counts then,
-    the peak until then, lifetimes, workers."""
+def summary_figures(rows: Sequence[ChildRecord], end: float, root: int) -> dict[str, Any]:
+    """The figures an EventSummary keeps, of the tree of ``root`` as it stood at ``end``:
+    counts then, the peak until then, lifetimes, workers. "direct" is what ``root`` holds
+    itself, its orphans included (:class:`Depths`), "deeper" what its descendants hold."""
     rows = as_of(rows, end)
+    depths = Depths(rows, root)
     series = steps(rows)
     top = peak_zombies(series)
     final = at(series, end)
-    own, deeper_series = steps(rows, direct), steps(rows, deeper)
+    own, deeper_series = steps(rows, depths.direct), steps(rows, depths.deeper)
     own_final, deeper_final = at(own, end), at(deeper_series, end)
     before = zombies_before(rows)
     return {
@@ -347,7 +372,7 @@ def summary_figures(rows: Sequence[ChildRecord], end: float) -> dict[str, Any]:
         "final_live": final.live,
         "final_zombies": final.zombies,
         "final_zombie_holders": [
-            {"pid": pid, "depth": depth, "zombies": n} for pid, depth, n in holders(rows, end)
+            {"pid": pid, "depth": depth, "zombies": n} for pid, depth, n in holders(rows, end, root)
         ],
         "direct": {
             "peak_zombies": max((step.zombies for step in own), default=0),
@@ -366,4 +391,35 @@ def summary_figures(rows: Sequence[ChildRecord], end: float) -> dict[str, Any]:
         },
         "lifetimes": asdict(lifetimes(rows)),
         "workers": asdict(workers(rows)),
+    }
+
+
+def server_figures(
+    rows: Sequence[ChildRecord], server: int, until: float, is_root: bool
+) -> dict[str, Any]:
+    """The server's own figures where the record's root is not the server alone (PID 1 of
+    its PID namespace: an init in front of it, or the server itself), from the rows whose
+    parent is the server's host PID: scenario.json's ``events.server``.
+
+    ``forks`` and ``reaps`` are over the whole record (its shutdown's reaps included),
+    as the server's counters are; ``reaps_judged`` until ``until``, for a server that is
+    PID 1 itself (``is_root``): the kernel reaps the zombies a dying PID 1 leaves, in its
+    name, which no counter of the server counts. ``orphan_reaps_judged``: orphans it was
+    handed and reaped itself (a PID 1 that waits for any child). ``final_zombies`` and
+    ``final_live``: its own children at ``until``.
+    """
+    judged = as_of(rows, until)
+    own = [row for row in judged if row.parent == server and row.adopted_by is None]
+    now = at(steps(own), until)
+    return {
+        "pid": server,
+        "is_root": is_root,
+        "forks": sum(row.parent == server and row.forked_at is not None for row in rows),
+        "reaps": sum(row.reaped_by == server for row in rows),
+        "reaps_judged": sum(row.reaped_by == server for row in judged),
+        "orphan_reaps_judged": sum(
+            row.reaped_by == server and row.parent != server for row in judged
+        ),
+        "final_zombies": now.zombies,
+        "final_live": now.live,
     }

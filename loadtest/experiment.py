@@ -694,7 +694,9 @@ class Experiment:
         left = end_leftovers(self._others, sessions)
         reap_orphans()
         until = self.record.interrupted_at or self._judged_until
-        summary = self.events.stop(until, self.sampled.zombie_samples)
+        namespace = self._target.namespace if self._target is not None else None
+        server = namespace.command if namespace is not None else None
+        summary = self.events.stop(until, self.sampled.zombie_samples, server)
         if summary is not None:
             self.record.events = summary.to_json()
             if not summary.errors:

@@ -16,6 +16,7 @@ record cannot be made at all, the run goes on with the samples, and says why.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -76,15 +77,24 @@ class TreeEvents:
         return recorder.counts()
 
     def stop(
-        self, until: float | None, samples: Sequence[tuple[float, int]]
+        self,
+        until: float | None,
+        samples: Sequence[tuple[float, int]],
+        server: int | None = None,
     ) -> EventSummary | None:
         """End the record (after the orphans are reaped); its summary, with the figures
-        as of ``until`` and the samples up to it checked against the events. None when
-        there was no record."""
+        as of ``until`` and the samples up to it checked against the events. ``server``:
+        the server's host PID where the root is PID 1 of its namespace, whose own figures
+        are then counted apart (the rows whose parent it is). None when there was no
+        record."""
         recorder = self._recorder
         if recorder is None:
             return None
         summary = recorder.stop(until)
+        if server is not None and recorder.rows:
+            end = until if until is not None else summary.ended or math.inf
+            is_root = server == summary.root_pid
+            summary.server = lifetimes.server_figures(recorder.rows, server, end, is_root)
         if recorder.rows and samples:
             judged = [(t, zombies) for t, zombies in samples if until is None or t <= until]
             problems = lifetimes.cross_check(recorder.rows, judged)

@@ -161,10 +161,14 @@ def zombies_match_counters(counts: Counts) -> Check | None:
     )
 
 
-def _left(what: str, left: int, forked: int, reaped: int, running: int, why: str) -> Check:
-    """Zombies left against what the server's counters leave: forked - reaped - running."""
-    expected = forked - reaped - running
-    sums = f"forked {forked} - reaped {reaped} - still running {running}"
+def _left(
+    what: str, left: int, forked: int, reaped: int, running: int, why: str, orphans: int = 0
+) -> Check:
+    """Zombies left against what the server's counters leave: forked - reaped - running
+    (+ the orphans among its reaps, for a server that is PID 1)."""
+    expected = forked - reaped + orphans - running
+    handed = f" + orphans it reaped {orphans}" if orphans else ""
+    sums = f"forked {forked} - reaped {reaped}{handed} - still running {running}"
     if left == expected:
         return Check(True, f"{what} {left} = {sums}")
     return Check(False, f"{what} {left} != {sums} = {expected}: {why}")
@@ -284,47 +288,103 @@ def _exact(events: EventSummary | None, *figures: str) -> EventSummary | None:
     return None if any(figure in events.sampled for figure in figures) else events
 
 
+@dataclass(frozen=True)
+class ServerEvents:
+    """The server's own figures in an event record: the root's where the root is the
+    server, else the record's ``server`` (the root is PID 1 of the server's namespace: an
+    init in front of it, or the server itself, which is also handed orphans)."""
+
+    forks: int | None
+    reaps: int | None
+    """Reaps by the server: over the whole record, shutdown included; for a server that
+    is PID 1 itself, while it served (what its ``reaped`` counts; the kernel reaps what a
+    dying PID 1 leaves, in its name)."""
+    while_serving: bool
+    orphan_reaps: int
+    """Orphans it was handed as PID 1 and reaped itself (its ``reaped`` counts them)."""
+    final_zombies: int | None
+    """Its own children left zombies, and those still running, when it was judged."""
+    final_live: int | None
+
+    @classmethod
+    def of(cls, events: EventSummary) -> ServerEvents:
+        server = events.server
+        if isinstance(server, dict):
+            is_root = server.get("is_root") is True
+            return cls(
+                forks=_count(server, "forks"),
+                reaps=_count(server, "reaps_judged" if is_root else "reaps"),
+                while_serving=is_root,
+                orphan_reaps=_count(server, "orphan_reaps_judged") or 0,
+                final_zombies=_count(server, "final_zombies"),
+                final_live=_count(server, "final_live"),
+            )
+        direct = events.figures.get("direct")
+        direct = direct if isinstance(direct, dict) else {}
+        return cls(
+            forks=events.root_forks,
+            reaps=events.root_reaps,
+            while_serving=False,
+            orphan_reaps=0,
+            final_zombies=_count(direct, "final_zombies"),
+            final_live=_count(direct, "final_live"),
+        )
+
+
 def forks_match_counter(counts: Counts) -> Check | None:
     """Every fork the server counted is a fork event of the kernel, and no more."""
     events = _exact(counts.events, "forks")
-    if events is None or events.root_forks is None or counts.forked is None:
+    if events is None or counts.forked is None:
         return None
-    text = f"fork events {events.root_forks} {{}} server forked {counts.forked}"
-    if events.root_forks == counts.forked:
+    forks = ServerEvents.of(events).forks
+    if forks is None:
+        return None
+    text = f"fork events {forks} {{}} server forked {counts.forked}"
+    if forks == counts.forked:
         return Check(True, text.format("="))
     return Check(False, text.format("!=") + ": the record or the server's counter missed some")
 
 
 def reaps_match_counters(counts: Counts) -> Check | None:
     """Every child the server counted as reaped, while serving and at its shutdown, was
-    seen reaped by it (its pidfd hung up while it held the child), and no more."""
+    seen reaped by it (its pidfd hung up while it held the child), and no more. A server
+    that is PID 1 itself is compared while it served (its ``reaped``): as PID 1 exits the
+    kernel reaps, in its name, every zombie it leaves, which no counter of the server
+    counts; that comparison ends at the judgement, so not across an interrupt."""
     events = _exact(counts.events, "forks", "reaps")
-    if events is None or events.root_reaps is None:
+    if events is None or counts.reaped is None:
         return None
-    if counts.reaped is None or counts.reaped_at_shutdown is None:
+    server = ServerEvents.of(events)
+    if server.reaps is None or (server.while_serving and counts.interrupted):
         return None
-    total = counts.reaped + counts.reaped_at_shutdown
-    sums = f"reaped {counts.reaped} + at shutdown {counts.reaped_at_shutdown}"
-    if events.root_reaps == total:
-        return Check(True, f"reaps by the server (events) {events.root_reaps} = {sums}")
+    if server.while_serving:
+        total, sums, what = counts.reaped, f"reaped {counts.reaped}", "while serving (events)"
+    elif counts.reaped_at_shutdown is None:
+        return None
+    else:
+        total = counts.reaped + counts.reaped_at_shutdown
+        sums = f"reaped {counts.reaped} + at shutdown {counts.reaped_at_shutdown}"
+        what = "(events)"
+    if server.reaps == total:
+        return Check(True, f"reaps by the server {what} {server.reaps} = {sums}")
     return Check(
         False,
-        f"reaps by the server (events) {events.root_reaps} != {sums} = {total}:"
+        f"reaps by the server {what} {server.reaps} != {sums} = {total}:"
         " the record or the server's counter missed some",
     )
 
 
 def zombies_left_match_counters(counts: Counts) -> Check | None:
-    """The children never reaped when the server was judged are exactly those it forked
-    and did not reap, less those still running (both counts of the record at that moment)."""
+    """The server's own children never reaped when it was judged are exactly those it
+    forked and did not reap, less those still running (both counts of the record at that
+    moment). A server that is PID 1 also reaps orphans it was handed, which its ``reaped``
+    counts: those it reaped (events) are added back."""
     events = _exact(counts.events, "forks", "exits", "reaps")
     if events is None or counts.forked is None or counts.reaped is None:
         return None
-    direct = events.figures.get("direct")
-    if not isinstance(direct, dict):
-        return None
-    left, running = direct.get("final_zombies"), direct.get("final_live")
-    if not isinstance(left, int) or not isinstance(running, int):
+    server = ServerEvents.of(events)
+    left, running = server.final_zombies, server.final_live
+    if left is None or running is None:
         return None
     return _left(
         "zombies left (events)",
@@ -334,6 +394,7 @@ def zombies_left_match_counters(counts: Counts) -> Check | None:
         running,
         "a child changed between the end of the judgement and the server's stop, or someone"
         " else reaped",
+        orphans=server.orphan_reaps,
     )
 
 

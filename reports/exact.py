@@ -23,7 +23,7 @@ import numpy as np
 
 from diagnostics import contract, lifetimes
 from diagnostics.contract import ChildRecord, EventSummary
-from reports.lifetime_verdicts import EventEvidence, Holder, Pool
+from reports.lifetime_verdicts import EventEvidence, Holder, Pid1, Pool
 from reports.rundir import Scenario
 
 
@@ -168,6 +168,15 @@ class Judged:
     start: float
     """When the load began (unix; the record's own start for a watch)."""
     until: float
+    server: int | None = None
+    """The server's host PID where the record's root is PID 1 of its namespace (its own
+    children are those it forked); None: the root is the server (its children are depth 1)."""
+
+    def own_child(self, row: ChildRecord) -> bool:
+        """A child of the server itself, not handed to anyone."""
+        if self.server is None:
+            return row.depth == 1
+        return row.parent == self.server and row.adopted_by is None
 
     def before(self, moment: float | None, row: ChildRecord) -> bool:
         """At or before the start (the record's first look counts as its start: a child
@@ -198,7 +207,7 @@ class Judged:
         workers = [
             row
             for row in self.rows
-            if row.depth == 1
+            if self.own_child(row)
             and not lifetimes.there_before(row)
             and self.before(lifetimes.birth_time(row), row)
             and ((died := lifetimes.exit_time(row)) is None or died > self.start)
@@ -210,7 +219,7 @@ class Judged:
         newer = [
             row
             for row in self.rows
-            if row.depth == 1
+            if self.own_child(row)
             and not self.before(lifetimes.birth_time(row), row)
             and lifetimes.exit_time(row) is None
         ]
@@ -237,22 +246,31 @@ def judged(scenario: Scenario) -> Judged | None:
 def evidence(scenario: Scenario) -> EventEvidence | None:
     """What the verdict judges from the record: the children that exited during the load
     until the server was judged, the holders of the zombies they left, the zombies and
-    workers there before the load, apart."""
+    workers there before the load, apart. Where the server ran as PID 1 of a namespace
+    (:func:`_as_pid1`), of its own tree only, and the orphans PID 1 was handed apart."""
     summary, split = usable(scenario), judged(scenario)
     if summary is None or split is None:
         return None
+    root, pid1 = summary.root_pid, None
+    whole = _as_pid1(scenario, split, root)
+    if whole is not None:
+        split, pid1 = whole
     rows, until = split.rows, split.until
     exited = split.exited()
     before = split.zombies_at_start()
-    commands = _commands(scenario, rows)
-    tree = {summary.root_pid} | {row.pid for row in rows}
+    commands = _commands(scenario, split.rows if whole is None else judged_rows(scenario))
+    tree = {root} | {row.pid for row in rows} | ({split.server} if split.server else set())
     # Orphans reaped by an adopter outside the tree (the harness, init) are said apart:
     # how long they waited is their adopter's doing, not the server's.
     adopted = [row for row in exited if row.reaped_by is not None and row.reaped_by not in tree]
     life = lifetimes.lifetimes(exited)
     own = lifetimes.lifetimes([row for row in exited if row not in adopted])
-    members = {summary.root_pid} | {row.pid for row in rows if lifetimes.exit_time(row) is None}
-    held = _holders(exited, until, commands)
+    members = (
+        {root}
+        | ({split.server} if split.server else set())
+        | {row.pid for row in rows if lifetimes.exit_time(row) is None}
+    )
+    held = _holders(exited, until, commands, root)
     inside = tuple(holder for holder in held if holder.pid in members)
     outside = tuple(holder for holder in held if holder.pid not in members)
     adopters = Counter(row.reaped_by for row in adopted)
@@ -277,10 +295,50 @@ def evidence(scenario: Scenario) -> EventEvidence | None:
         ),
         before=len(before),
         before_left=sum(row.reaped_at is None for row in before),
-        before_holders=_holders(before, until, commands),
+        before_holders=_holders(before, until, commands, root),
         pool=split.pool(),
         shell_wrapper=scenario.record.shell_wrapper is True,
+        pid1=pid1,
     )
+
+
+def _as_pid1(scenario: Scenario, split: Judged, root: int) -> tuple[Judged, Pid1] | None:
+    """For a server run as PID 1 of its namespace (scenario.json's ``pid1``; the record's
+    root is then PID 1: an init, or the server itself): the rows of the server's own tree
+    (those descending from its host PID, the init and the server's own row left out),
+    without the orphans PID 1 adopted, and those orphans' fate; None for any other run."""
+    pid1 = scenario.record.pid1 or {}
+    server, init = pid1.get("server"), pid1.get("init")
+    if not isinstance(server, int) or not isinstance(init, str):
+        return None
+    below: dict[int, list[ChildRecord]] = {}
+    for row in split.rows:
+        below.setdefault(row.parent, []).append(row)
+    tree: list[ChildRecord] = []
+    todo = [server]
+    seen = {server}
+    while todo:
+        for row in below.get(todo.pop(), []):
+            tree.append(row)
+            if row.pid not in seen:
+                seen.add(row.pid)
+                todo.append(row.pid)
+    handed = [row for row in tree if row.adopted_by == root]
+    orphans = Judged(handed, split.start, split.until).exited()
+    reaps = [span for row in orphans if (span := lifetimes.lifetime(row)) is not None]
+    view = Pid1(
+        init=init,
+        pid1=root,
+        server=server,
+        server_nspid=pid1.get("server_nspid")
+        if isinstance(pid1.get("server_nspid"), int)
+        else None,
+        orphans=len(orphans),
+        orphans_reaped=sum(row.reaped_at is not None for row in orphans),
+        orphans_slowest_s=max(reaps, default=None),
+    )
+    own = [row for row in tree if row not in handed]
+    return Judged(own, split.start, split.until, server), view
 
 
 def _slowest_of(rows: list[ChildRecord], reaper: int | None) -> float | None:
@@ -300,18 +358,42 @@ def holders(scenario: Scenario) -> list[dict[str, Any]]:
     if summary is None:
         return []
     rows = judged_rows(scenario)
+    nspids = _nspids(scenario)
     return [
-        {"pid": held.pid, "zombies": held.zombies, "cmdline": held.command, "depth": held.depth}
-        for held in _holders(rows, _until(summary), _commands(scenario, rows))
+        {
+            "pid": held.pid,
+            "zombies": held.zombies,
+            "cmdline": held.command,
+            "depth": held.depth,
+            "nspid": nspids.get(held.pid or 0),
+        }
+        for held in _holders(rows, _until(summary), _commands(scenario, rows), summary.root_pid)
     ]
 
 
+def _nspids(scenario: Scenario) -> dict[int, int]:
+    """Host PID -> PID inside its namespace, where that differs (a server run as PID 1):
+    PID 1 and the server from scenario.json's ``pid1``, the others from the harness's
+    snapshot of the holders."""
+    found: dict[int, int] = {}
+    for holder in scenario.record.zombie_holders or []:
+        fields = holder if isinstance(holder, dict) else {}
+        if isinstance(fields.get("pid"), int) and isinstance(fields.get("nspid"), int):
+            found[fields["pid"]] = fields["nspid"]
+    pid1 = scenario.record.pid1 or {}
+    if isinstance(pid1.get("pid1"), int):
+        found[pid1["pid1"]] = 1
+    if isinstance(pid1.get("server"), int) and isinstance(pid1.get("server_nspid"), int):
+        found[pid1["server"]] = pid1["server_nspid"]
+    return found
+
+
 def _holders(
-    rows: list[ChildRecord], moment: float, commands: dict[int, str]
+    rows: list[ChildRecord], moment: float, commands: dict[int, str], root: int
 ) -> tuple[Holder, ...]:
     return tuple(
         Holder(pid, zombies, depth - 1, commands.get(pid, "") if pid is not None else "")
-        for pid, depth, zombies in lifetimes.holders(rows, moment)
+        for pid, depth, zombies in lifetimes.holders(rows, moment, root)
     )
 
 
@@ -332,7 +414,7 @@ def summary_figures(scenario: Scenario) -> dict[str, Any] | None:
     summary, split = usable(scenario), judged(scenario)
     if summary is None or split is None:
         return None
-    figures = lifetimes.summary_figures(scenario.events or [], split.until)
+    figures = lifetimes.summary_figures(scenario.events or [], split.until, summary.root_pid)
     life = asdict(lifetimes.lifetimes(split.exited()))
     pool = split.pool()
     before = split.zombies_at_start()

@@ -56,6 +56,29 @@ class Pool:
 
 
 @dataclass(frozen=True)
+class Pid1:
+    """A server run as PID 1 of its PID namespace, as in a container: the record's root is
+    PID 1 (an init in front of the server, or the server itself), the evidence is of the
+    server's own tree, and the orphans PID 1 adopted are told apart."""
+
+    init: str
+    """"none" (the server is PID 1), or the init in front of it."""
+    pid1: int
+    server: int
+    server_nspid: int | None = None
+    orphans: int = 0
+    """Orphans of the server's tree (their parent died) that PID 1 adopted and that exited
+    during the load."""
+    orphans_reaped: int = 0
+    orphans_slowest_s: float | None = None
+
+    @property
+    def itself(self) -> bool:
+        """The server is PID 1 (no init): it holds the orphans it is handed."""
+        return self.init == "none"
+
+
+@dataclass(frozen=True)
 class EventEvidence:
     """What the record shows of the tree until the server was judged (scenario.json's
     ``events``: its figures and what they rest on)."""
@@ -88,6 +111,8 @@ class EventEvidence:
     pool: Pool | None = None
     """The server's workers there before the load; None when it had none."""
     shell_wrapper: bool = False
+    pid1: Pid1 | None = None
+    """Where the server ran as PID 1 of a namespace: the figures above are of its own tree."""
 
     @property
     def reaped(self) -> int:
@@ -105,7 +130,9 @@ def zombie_verdict(evidence: EventEvidence, shortfall: str | None = None) -> str
     """What became of the children that exited, whole tree, and of the zombies there
     before the load and those handed outside the tree (each said apart)."""
     parts = [_children(evidence, shortfall) + sampled_note(evidence)]
-    parts += [part for part in (_handed_out(evidence), _before(evidence)) if part]
+    parts += [
+        part for part in (_orphans(evidence), _handed_out(evidence), _before(evidence)) if part
+    ]
     return "; ".join(parts)
 
 
@@ -131,7 +158,7 @@ def _children(evidence: EventEvidence, shortfall: str | None) -> str:
     if never == 0:
         adopters = _by_adopters(evidence)
         return f"reaps every child: {exited_text}, all reaped{adopters}, {_slowest(evidence)}"
-    held = _held(evidence.holders, evidence.shell_wrapper)
+    held = _held(evidence.holders, evidence)
     if never == exited and not missed:
         text = f"never reaps: all {_children_count(exited)} that exited left as zombies{held}"
     else:
@@ -180,21 +207,79 @@ def _children_count(count: int) -> str:
     return f"{count:,} {'child' if count == 1 else 'children'}"
 
 
-def _held(holders: tuple[Holder, ...], shell_wrapper: bool) -> str:
-    """ ", held by PID 4242 (sh -c ...), a child of the process the harness started"."""
+def _held(holders: tuple[Holder, ...], evidence: EventEvidence) -> str:
+    """ ", held by PID 4242 (sh -c ...), a child of the process the harness started"; for a
+    server run as PID 1, who must reap them ("the server itself, under tini: ...")."""
     if not holders:
         return ""
     top = holders[0]
-    who = "a process the recorder could not name" if top.pid is None else f"PID {top.pid}"
-    command = f" ({top.command})" if top.command else ""
     others = len(holders) - 1
     more = f", and {plural(others, 'other holder')}" if others > 0 else ""
     count = f"{top.zombies:,} " if others > 0 else ""
-    return f", {count}held by {who}{command}, {place(top.depth, shell_wrapper)}{more}"
+    pid1 = evidence.pid1
+    if pid1 is not None and top.pid == pid1.server:
+        return f", {count}held by {_the_server(pid1, top.command)}{more}"
+    who = "a process the recorder could not name" if top.pid is None else f"PID {top.pid}"
+    command = f" ({top.command})" if top.command else ""
+    return f", {count}held by {who}{command}, {place(top.depth, evidence)}{more}"
 
 
-def place(depth: int, shell_wrapper: bool) -> str:
-    """Where in the tree a holder is, counted from the process the harness started."""
+def _the_server(pid1: Pid1, command: str) -> str:
+    """The server run as PID 1 holding its own children's zombies, and why no init helps."""
+    if pid1.itself:
+        return (
+            f"PID 1, the server itself (host PID {pid1.server}): its own children, which no"
+            " init can reap while it lives"
+        )
+    inside = "" if pid1.server_nspid is None else f", PID {pid1.server_nspid} in its namespace"
+    what = f" ({command}{inside})" if command else ""
+    return (
+        f"PID {pid1.server}{what}, the server itself, under {pid1.init}: their parent is alive"
+        " and does not wait, so no init can reap them"
+    )
+
+
+def _orphans(evidence: EventEvidence) -> str | None:
+    """What became of the orphans PID 1 adopted (a server run as PID 1): reaped by its init,
+    or left as zombies by a server that is PID 1 itself and never waits for them."""
+    pid1 = evidence.pid1
+    if pid1 is None or not pid1.orphans:
+        return None
+    count, reaped = pid1.orphans, pid1.orphans_reaped
+    slowest = (
+        ""
+        if pid1.orphans_slowest_s is None
+        else f", the slowest after {duration(pid1.orphans_slowest_s)}"
+    )
+    orphans = plural(count, "orphan")
+    if not pid1.itself:
+        init = f"{pid1.init} (PID 1, host PID {pid1.pid1})"
+        if reaped == count:
+            return f"{orphans} adopted and reaped by {init}{slowest}"
+        return f"{count - reaped:,} of the {orphans} {init} adopted not reaped when judged"
+    holder = f"held by PID 1, the server itself (host PID {pid1.server}): an init would reap them"
+    if reaped == 0:
+        return f"{orphans} it was handed as PID 1 left as zombies, {holder}"
+    if reaped == count:
+        return f"{orphans} it was handed as PID 1, all reaped by it{slowest}"
+    return (
+        f"{count - reaped:,} of the {orphans} it was handed as PID 1 left as zombies, {holder};"
+        f" it reaped the others{slowest}"
+    )
+
+
+def place(depth: int, evidence: EventEvidence) -> str:
+    """Where in the tree a holder is, counted from the process the harness started (for a
+    server run as PID 1, from PID 1 of its namespace, the server's or its init's)."""
+    shell_wrapper = evidence.shell_wrapper
+    pid1 = evidence.pid1
+    if pid1 is not None:
+        below = depth if pid1.itself else depth - 1  # the server is PID 1, or its init's child
+        if below < 0:
+            return f"{pid1.init}, PID 1 of the namespace"
+        if below == 0:
+            return "the server"
+        return "a child of the server" if below == 1 else f"{below} levels below the server"
     if depth == 0:
         return "the process the harness started"
     if depth == 1 and shell_wrapper:
@@ -226,7 +311,7 @@ def _before(evidence: EventEvidence) -> str | None:
     verb = "was" if evidence.before == 1 else "were"
     if not evidence.before_left:
         return f"{there} there before the load {verb} reaped"
-    held = _held(evidence.before_holders, evidence.shell_wrapper)
+    held = _held(evidence.before_holders, evidence)
     left = "still there"
     if evidence.before_left != evidence.before:
         left = f"{evidence.before_left:,} left"

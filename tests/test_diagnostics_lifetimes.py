@@ -73,8 +73,17 @@ def test_counts_are_step_functions_exact_at_every_moment() -> None:
     assert lifetimes.at(series, 11.5).zombies == 1  # the step at that very moment counts
     peak = lifetimes.peak_zombies(series)
     assert peak is not None and (peak.time, peak.zombies) == (11.0, 2)
-    deeper = lifetimes.steps([replace(rows[1], depth=2)], lifetimes.deeper)
+    grandchild = [replace(rows[1], depth=2)]
+    deeper = lifetimes.steps(grandchild, lifetimes.Depths(grandchild, ROOT).deeper)
     assert [(s.time, s.zombies) for s in deeper] == [(10.0, 0), (12.0, 1)]
+    # Once the root adopted it (its parent died), its zombie is the root's own, as ps shows.
+    orphan = [replace(grandchild[0], adopted_by=ROOT, adopted_at=10.5)]
+    depths = lifetimes.Depths(orphan, ROOT)
+    assert lifetimes.steps(orphan, depths.deeper) == []
+    assert [(s.time, s.zombies) for s in lifetimes.steps(orphan, depths.direct)] == [
+        (10.0, 0),
+        (12.0, 1),
+    ]
 
 
 def test_lifetimes_count_measured_bounded_and_never_reaped() -> None:
@@ -137,8 +146,9 @@ def test_holders_name_who_holds_each_zombie_at_every_depth() -> None:
         died(5, exited=11.0, reaped=11.5),
         died(6, exited=11.0, reaped=12.5, reaped_by=None),  # reaped by an unnamed adopter
     ]
-    assert lifetimes.holders(rows, 12.0) == [(50, 2, 2), (ROOT, 1, 1), (None, 1, 1), (ROOT, 2, 1)]
-    assert lifetimes.holders(rows, 10.0) == []
+    # PID 3's parent died and the root adopted it: its zombie is the root's child now.
+    assert lifetimes.holders(rows, 12.0, ROOT) == [(ROOT, 1, 2), (50, 2, 2), (None, 1, 1)]
+    assert lifetimes.holders(rows, 10.0, ROOT) == []
 
 
 def test_the_cross_check_flags_a_sample_with_more_zombies_than_the_events() -> None:
@@ -156,7 +166,7 @@ def test_the_cross_check_flags_a_sample_with_more_zombies_than_the_events() -> N
 
 def test_summary_figures_are_what_the_rows_show() -> None:
     rows = [died(1, exited=11.0, reaped=11.5), died(2, exited=12.0, reaped=None), child(3)]
-    figures = lifetimes.summary_figures(rows, end=20.0)
+    figures = lifetimes.summary_figures(rows, end=20.0, root=ROOT)
     assert (figures["forked"], figures["exited"], figures["reaped"]) == (3, 2, 1)
     assert (figures["peak_zombies"], figures["final_live"], figures["final_zombies"]) == (1, 1, 1)
     assert figures["final_zombie_holders"] == [{"pid": ROOT, "depth": 1, "zombies": 1}]

@@ -70,11 +70,16 @@ def test_containers_orphans_pile_up_at_pid1_only_without_an_init(tmp_path: Path)
     assert alone["pid1"]["pid1"] == alone["pid1"]["server"]
     assert alone["reaped"] == alone["forked"]
     assert alone["final_zombies"] == alone["forked"] and alone["final_descendant_zombies"] == 0
-    assert alone["verdict"] == (
-        "as PID 1 of its PID namespace, without an init: leaks one zombie per request, held by"
-        f" PID 1, the server itself (host PID {alone['pid1']['pid1']}): all orphans it was"
-        f" handed (it forked {alone['forked']} and reaped {alone['reaped']}); an init would"
-        " reap them"
+    forked, pid = alone["forked"], alone["pid1"]["pid1"]
+    # From the event record: its own children each reaped, the orphans told apart.
+    assert alone["zombies_from"] == "events"
+    assert alone["verdict"].startswith(
+        "as PID 1 of its PID namespace, without an init: reaps every child:"
+        f" {forked:,} exited, all reaped"
+    )
+    assert alone["verdict"].endswith(
+        f"; {forked:,} orphans it was handed as PID 1 left as zombies, held by PID 1, the"
+        f" server itself (host PID {pid}): an init would reap them"
     )
 
     # Either init reaps them: nothing left anywhere in the namespace.
@@ -82,7 +87,15 @@ def test_containers_orphans_pile_up_at_pid1_only_without_an_init(tmp_path: Path)
         behind = summary[name]
         assert behind["final_zombies"] == behind["final_descendant_zombies"] == 0
         assert behind["zombie_holders"] == []
-        assert behind["verdict"].startswith(f"under {init} as PID 1 of its PID namespace: reaps")
+        assert behind["verdict"].startswith(
+            f"under {init} as PID 1 of its PID namespace: reaps every child:"
+            f" {behind['forked']:,} exited, all reaped"
+        )
+        assert (
+            f"; {behind['forked']:,} orphans adopted and reaped by {init} (PID 1, host PID"
+            f" {behind['pid1']['pid1']})"
+        ) in behind["verdict"]
+        assert "prefork pool" not in behind["verdict"]  # the init's one child is the server
 
     # A parent that never waits: the init reaps the orphans, but the server's own children
     # stay, one per request, held by the server (PID 2 inside), which no init can help.
@@ -92,9 +105,11 @@ def test_containers_orphans_pile_up_at_pid1_only_without_an_init(tmp_path: Path)
     assert stuck["final_zombies"] == 0  # tini, PID 1, holds none
     assert stuck["final_descendant_zombies"] == holder["zombies"] == stuck["forked"]
     assert stuck["verdict"].startswith(
-        "under tini as PID 1 of its PID namespace: leaks one zombie per request"
+        f"under tini as PID 1 of its PID namespace: never reaps: all {stuck['forked']:,}"
+        " children that exited left as zombies, held by PID"
     )
     assert "the server itself, under tini: their parent is alive" in stuck["verdict"]
+    assert f"; {stuck['forked']:,} orphans adopted and reaped by tini" in stuck["verdict"]
 
 
 @pytest.mark.slow

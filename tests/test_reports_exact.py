@@ -34,24 +34,27 @@ def child(pid: int, forked: float, exited: float | None, reaped: float | None) -
     )  # fmt: skip
 
 
-def add_events(folder: Path, rows: list[ChildRecord], until: float, **summary: Any) -> EventSummary:
-    """events.csv and scenario.json's events, as the harness writes them."""
+def add_events(
+    folder: Path, rows: list[ChildRecord], until: float, root: int = SERVER_PID, **summary: Any
+) -> EventSummary:
+    """events.csv and scenario.json's events (of the tree of ``root``), as the harness
+    writes them."""
     with (folder / contract.EVENTS).open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(contract.EVENT_COLUMNS)
         writer.writerows(row.csv_row() for row in rows)
     record = ScenarioRecord.from_json(json.loads((folder / contract.SCENARIO).read_text()))
     fields: dict[str, Any] = {
-        "root_pid": SERVER_PID,
+        "root_pid": root,
         "started": record.started,
         "ended": until + 1,
         "until": until,
         "sources": {"forks": "connector", "exits": "connector", "reaps": "pidfd"},
         "events_lost": 0,
         "children": len(rows),
-        "root_forks": sum(row.forked_at is not None for row in rows),
-        "root_reaps": sum(row.reaped_by == SERVER_PID for row in rows),
-        "figures": lifetimes.summary_figures(rows, until),
+        "root_forks": sum(row.forked_at is not None and row.parent == root for row in rows),
+        "root_reaps": sum(row.reaped_by == root for row in rows),
+        "figures": lifetimes.summary_figures(rows, until, root),
         **summary,
     }
     events = EventSummary(**fields)
@@ -186,3 +189,112 @@ def test_a_record_of_an_older_writer_leaves_the_samples_to_judge(tmp_path: Path)
     row = row_of(run)
     assert row["zombies_from"] == "samples" and row["zombie_lifetime"] is None
     assert row["verdict"].endswith("(sampled)")
+
+
+def test_an_interrupted_run_judges_a_child_in_flight_at_the_ctrl_c_by_its_reap(
+    tmp_path: Path,
+) -> None:
+    """Cut short, the record is judged as of the Ctrl-C, but a child between its exit and
+    its parent's wait then was in flight: reaped by its parent a moment later, not left. A
+    zombie its parent never reaped (the harness, as subreaper, did) stays never reaped."""
+    run = write_run(tmp_path / "run", [Spec("reaper-loop", "loop", rps=50, duration=2)])
+    folder = run / "reaper-loop"
+    record = ScenarioRecord.from_json(json.loads((folder / contract.SCENARIO).read_text()))
+    start, until = record.started, record.started + 2.0
+    moments = [start + 1 + i * 0.01 for i in range(10)]
+    done = [child(7000 + i, at, at + 0.001, at + 0.002) for i, at in enumerate(moments)]
+    in_flight = child(7100, until - 0.01, until - 0.0005, until + 0.0005)
+    add_events(folder, [*done, in_flight], until)
+    rewrite(folder / contract.SCENARIO, ScenarioRecord, interrupted_at=until)
+    verdict = row_of(run)["verdict"]
+    assert verdict.startswith("interrupted after ")
+    assert "; reaps every child: 11 exited, all reaped, the slowest after 1 ms" in verdict
+
+    left = replace(in_flight, reaped_by=1, adopted_by=1, adopted_at=until + 0.0002)
+    add_events(folder, [*done, left], until)
+    verdict = row_of(run)["verdict"]
+    assert "; leaves zombies: 1 of the 11 children that exited never reaped" in verdict
+
+
+INIT, SERVER, HOLDER = 900, 901, 899
+
+
+def pid1_run(tmp_path: Path, init: str) -> tuple[Path, float]:
+    """The orphan-making server as PID 1 of a namespace (``init`` "none"), or behind an init
+    that is: each of its 10 children reaped by it a millisecond after its exit, each
+    but the last two leaving an orphan that PID 1 adopts: reaped by the init 2 ms after its
+    exit, never by a server that is PID 1 itself (two of those the kernel released as PID 1
+    exited)."""
+    run = write_run(tmp_path / "run", [Spec("pid1", "own", rps=50, duration=2)])
+    folder = run / "pid1"
+    record = ScenarioRecord.from_json(json.loads((folder / contract.SCENARIO).read_text()))
+    start, until = record.started, record.started + 3.0
+    alone = init == "none"
+    pid1, server = (SERVER, SERVER) if alone else (INIT, SERVER)
+    depth = 1 if alone else 2
+    rows: list[ChildRecord] = []
+    if not alone:  # the init's one child: the server, there before the record
+        rows.append(
+            replace(child(server, start, None, None), parent=pid1, origin="pre-existing",
+                    forked_at=None, command="server")
+        )  # fmt: skip
+    for i in range(10):
+        forked = start + 1 + i * 0.05
+        own = replace(child(8000 + i, forked, forked + 0.001, forked + 0.002), parent=server,
+                      depth=depth, reaped_by=server)  # fmt: skip
+        reaped = None if alone else forked + 0.012
+        orphan = replace(
+            child(8100 + i, forked + 0.0005, forked + 0.01, reaped), parent=own.pid,
+            depth=depth + 1, adopted_by=pid1, adopted_at=forked + 0.001,
+            reaped_by=None if alone else pid1,
+        )  # fmt: skip
+        if alone and i < 2:  # released by the kernel as PID 1 exited, after the judgement
+            orphan = replace(orphan, reaped_at=until + 1, reap_source="pidfd", reaped_by=pid1)
+        rows += [own, orphan] if i < 8 else [own]  # the last two leave no orphan
+    figures = lifetimes.server_figures(rows, server, until, is_root=alone)
+    add_events(folder, rows, until, root=pid1, server=figures)
+    namespace = {"init": init, "pid1": pid1, "server": server, "server_nspid": 1 if alone else 2,
+                 "holder": HOLDER}  # fmt: skip
+    counters = {"accepted": 10, "forked": 10, "reaped": 10, "reaped_at_shutdown": 0}
+    rewrite(folder / contract.SCENARIO, ScenarioRecord, pid1=namespace, server_counters=counters)
+    return run, start
+
+
+def test_as_pid1_behind_an_init_the_servers_own_children_and_the_orphans_are_apart(
+    tmp_path: Path,
+) -> None:
+    run, _ = pid1_run(tmp_path, "tini")
+    row = row_of(run)
+    assert row["verdict"] == (
+        "under tini as PID 1 of its PID namespace: reaps every child: 10 exited, all reaped,"
+        " the slowest after 1 ms; 8 orphans adopted and reaped by tini (PID 1, host PID 900),"
+        " the slowest after 2 ms"
+    )
+    assert "prefork pool" not in row["verdict"]  # the init's child is the server, no worker
+    checks = {check["text"]: check["ok"] for check in row["checks"]}
+    for text in (
+        "fork events 10 = server forked 10",  # the server's forks, not the init's (none)
+        "reaps by the server (events) 10 = reaped 10 + at shutdown 0",  # not the init's 8
+        "zombies left (events) 0 = forked 10 - reaped 10 - still running 0",  # not the server
+    ):
+        assert checks[text] is True, checks
+
+
+def test_as_pid1_itself_the_orphans_it_was_handed_are_held_by_it(tmp_path: Path) -> None:
+    run, _ = pid1_run(tmp_path, "none")
+    row = row_of(run)
+    assert row["verdict"] == (
+        "as PID 1 of its PID namespace, without an init: reaps every child: 10 exited, all"
+        " reaped, the slowest after 1 ms; 8 orphans it was handed as PID 1 left as zombies,"
+        " held by PID 1, the server itself (host PID 901): an init would reap them"
+    )
+    # The orphans are PID 1's own children, as ps shows them, not "deeper".
+    assert (row["final_zombies"], row["final_descendant_zombies"]) == (8, 0)
+    assert row["zombie_holders"] == [
+        {"pid": SERVER, "zombies": 8, "cmdline": "", "depth": 0, "nspid": 1}
+    ]
+    checks = {check["text"]: check["ok"] for check in row["checks"]}
+    # What the kernel released in PID 1's name as it exited is no reap the server counted.
+    assert checks["reaps by the server while serving (events) 10 = reaped 10"] is True
+    assert checks["zombies left (events) 0 = forked 10 - reaped 10 - still running 0"] is True
+    assert checks["fork events 10 = server forked 10"] is True
