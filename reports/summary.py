@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from diagnostics.contract import BY_LIVE, NOT_OK, ScenarioRecord, Source, Status
+from diagnostics.contract import BY_LIVE, EVENT_FIGURES, NOT_OK, ScenarioRecord, Source, Status
 from reports import exact, listener
 from reports.checks import Check, scenario_checks
 from reports.files import to_float
@@ -151,7 +151,7 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
         "capped_at": evidence.capped_at,
         "refused_at_cap": evidence.refused_at_cap,
         "cap_hit": record.cap_hit,
-        "sources": {**(record.sources or {}), **_requests_source(scenario)},
+        "sources": {},
         "stops": record.stops,
         "left_running": record.left_running,
         "lost_workers": record.lost_workers,
@@ -172,7 +172,29 @@ def scenario_summary(run: Run, scenario: Scenario, plot: str | None) -> dict[str
     }
     # The event record's exact counts stand in for the sampled ones, key for key.
     row.update(exact.summary_figures(scenario) or {})
+    row["sources"] = _sources(scenario, row["zombies_from"] == exact.ZOMBIES_FROM_EVENTS)
     return row
+
+
+def _sources(scenario: Scenario, from_events: bool) -> dict[str, str]:
+    """Where each figure of the row comes from: as the harness named them, the requests as
+    read here, and for the children, zombies and reaps the source the report itself used:
+    the event record, or the samples and the server's counters where it could not use one
+    (none, an older writer's, events.csv gone or unreadable)."""
+    record = scenario.record
+    sources = {**(record.sources or {}), **_requests_source(scenario)}
+    if from_events:
+        return {**sources, **dict.fromkeys(EVENT_FIGURES, Source.EVENTS)}
+    counted = Source.SERVER if record.server_counters is not None else None
+    fallback = {"zombies": Source.SAMPLED, "alive": Source.SAMPLED}
+    for figure in EVENT_FIGURES:
+        if sources.get(figure) == Source.EVENTS:
+            instead = fallback.get(figure, counted)
+            if instead is None:
+                del sources[figure]
+            else:
+                sources[figure] = instead
+    return sources
 
 
 def _ended_by_itself(record: ScenarioRecord) -> str | None:

@@ -116,6 +116,7 @@ def test_the_counts_verdict_and_lifetime_line_come_from_the_events(tmp_path: Pat
     checks = {check["text"]: check["ok"] for check in row["checks"]}
     assert checks["fork events 100 = server forked 100"] is True
     assert checks["reaps by the server (events) 100 = reaped 100 + at shutdown 0"] is True
+    assert {row["sources"][figure] for figure in contract.EVENT_FIGURES} == {"events"}
     markdown = (run / contract.SUMMARY_MD).read_text()
     assert "zombie lifetime, exit to reap: 100 exited: p50 1 ms" in markdown
     assert "0 never reaped (exact)" in markdown
@@ -185,10 +186,19 @@ def test_a_record_of_an_older_writer_leaves_the_samples_to_judge(tmp_path: Path)
     record = ScenarioRecord.from_json(json.loads((folder / contract.SCENARIO).read_text()))
     assert record.events is not None
     old = {key: value for key, value in record.events.items() if key != "root_forks"}
-    rewrite(folder / contract.SCENARIO, ScenarioRecord, events=old)
+    named = {**record.sources, **dict.fromkeys(contract.EVENT_FIGURES, "events")}
+    rewrite(folder / contract.SCENARIO, ScenarioRecord, events=old, sources=named)
     row = row_of(run)
     assert row["zombies_from"] == "samples" and row["zombie_lifetime"] is None
     assert row["verdict"].endswith("(sampled)")
+    # The harness named the record; the report says what it fell back on.
+    figures = {figure: row["sources"][figure] for figure in contract.EVENT_FIGURES}
+    assert figures == {
+        "zombies": "sampled",
+        "alive": "sampled",
+        "children": "server",
+        "reaps": "server",
+    }
 
 
 def test_an_interrupted_run_judges_a_child_in_flight_at_the_ctrl_c_by_its_reap(
