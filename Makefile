@@ -30,7 +30,7 @@ ARGS   ?=
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install lock test test-fast lint loadtest serve report bench bench-tools clean-reports clean
+.PHONY: install lock test test-fast lint loadtest serve report bench bench-tools docs clean-reports clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -75,6 +75,11 @@ report: install
 
 bench: install
 	$(PY) -m bench $(ARGS)
+
+# docs/reference.md's option lists, made anew from each command's --help (a test fails
+# when they are stale).
+docs: install
+	$(PY) -m reaperlab.reference
 
 # Optional: wrk loads a server harder than Locust can on a small machine; make bench
 # uses it when it is on PATH (Debian/Ubuntu package "wrk") and says which it used.

@@ -1,4 +1,4 @@
-"""Run directory in, plots and report out (see DESIGN.md, "Run directory contract").
+"""Run directory in, plots and report out (see docs/design.md, "The run directory contract").
 
 Public entry points:
 - `reports.build.build_report(run_dir) -> ReportResult`: write zombies.png, children.png,
@@ -6,6 +6,8 @@ Public entry points:
 - `reports.latest.point_latest(runs_root, run_dir)`: repoint `reports/latest` atomically.
 - `python -m reports RUN_DIR`: the same from the command line.
 
-Reads files only and imports nothing from loadtest/ or diagnostics/, so any run can be
-redrawn later and `diagnostics watch` output renders the same way.
+Reads files only, so any run can be redrawn later and `diagnostics watch` output renders
+the same way. It imports nothing from loadtest/; from diagnostics/ only what reads or
+names a run directory's files (contract, events, lifetimes), the one-line CLI errors, and
+the fix inherited.py gives, so a fix is worded once.
 """

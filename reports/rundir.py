@@ -1,6 +1,6 @@
 """A run directory read into memory: run.json, then per scenario its samples, counters, Locust.
 
-This is the only module that knows the layout of a run directory (see DESIGN.md). It reads
+This is the only module that knows the layout of a run directory (see docs/design.md). It reads
 files only, so any run, including `diagnostics watch` output, can be redrawn later. It
 never raises on bad content: what could not be read becomes a note and a missing-file
 mark; only a path that is not a run directory at all raises `NotARunDirectory`. run.json

@@ -1,6 +1,6 @@
 """The figures of a run, one dict per scenario: what summary.json holds and the tables show.
 
-summary.json's keys are a contract other tools rely on (DESIGN.md): keep them, add freely.
+summary.json's keys are a contract other tools rely on (docs/design.md): keep them, add freely.
 A figure that could not be measured is None (null), never 0, so "no zombies" and "not
 measured" stay different things.
 """

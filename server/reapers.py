@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 class Counters:
-    """What the parent did; printed as JSON when it shuts down (DESIGN.md's last line).
+    """What the parent did; printed as JSON when it shuts down (docs/design.md: the
+    machine-readable outputs).
 
     ``reaped`` counts the children collected while serving, ``reaped_at_shutdown``
     those collected by the shutdown sweep after the main loop stopped, so that
