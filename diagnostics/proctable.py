@@ -116,8 +116,14 @@ def read_proc_file(path: str, pid: int, *, one_line: bool = False) -> bytes:
 
 
 @functools.cache
+@functools.cache
 def boot_time() -> float:
-    """Unix time of boot, the origin of the start times in /proc/PID/stat."""
+    """Unix time of boot, the origin of the start times in /proc/PID/stat.
+
+    Read once: /proc/stat's btime is the wall clock minus the time since boot, cut to
+    whole seconds, so it moves by a second when the wall clock is stepped or slewed
+    across a boundary (psutil reads it afresh each time). A start time is half of a
+    process's identity: two reads of one process must give the same one."""
     return psutil.boot_time()
 
 

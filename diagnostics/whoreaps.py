@@ -189,8 +189,12 @@ def _first(names: set[str]) -> str | None:
 
 def adopted(zombies: Iterable[ProcStat], holder: Reaper) -> int:
     """How many of ``holder``'s zombies began in a session neither theirs nor its own:
-    orphans it adopted (inferred, see the module's docstring)."""
-    if not holder.session:
+    orphans it adopted (inferred, see the module's docstring).
+
+    A session of 0 is one whose leader is outside this PID namespace (a container's,
+    a CI sandbox's): a zombie in such a session cannot be told apart, but a holder in
+    one still differs from every session this namespace can name."""
+    if holder.session is None:
         return 0
     return sum(
         z.session is not None and z.session not in (0, z.pid, holder.session) for z in zombies
