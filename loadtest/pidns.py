@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from diagnostics.errors import DiagnosticsError
-from diagnostics.procstatus import cmdline, read_status
-from diagnostics.proctable import read_stat, task_children
+from diagnostics.procstatus import read_status
+from diagnostics.proctable import read_proc_file, read_stat, task_children
 from loadtest import pidns_holder
 from loadtest.processes import STOP_GRACE, ManagedProcess, Stopped, exit_text, send
 from loadtest.trace import TRACE
@@ -225,13 +225,21 @@ def _exec_child(process: ManagedProcess, parent: int, timeout: float) -> int:
 
 def _running_other_program(parent: int) -> int | None:
     try:
-        theirs = cmdline(parent)
+        theirs = _arguments(parent)
         for child in sorted(task_children(parent)):
-            if not read_stat(child).zombie and cmdline(child) != theirs:
-                return child  # (a zombie is a command that failed to exec, not one running)
+            ours = _arguments(child)
+            if ours and ours != theirs and not read_stat(child).zombie:
+                return child
     except DiagnosticsError:
         return None  # one of them exited meanwhile: the caller looks again, or sees why
     return None
+
+
+def _arguments(pid: int) -> bytes:
+    """/proc/PID/cmdline as it is: empty once the process has let go of its memory, as
+    one that failed to exec does on its way out (ps then shows [comm], which differs
+    from its parent's command line, yet nothing runs)."""
+    return read_proc_file(f"/proc/{pid}/cmdline", pid)
 
 
 def _exited(process: ManagedProcess) -> str:
