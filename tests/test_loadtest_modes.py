@@ -97,7 +97,7 @@ def test_the_web_ui_drives_the_load_and_shows_zombies(tmp_path: Path) -> None:
 
 
 def worker(master_port: int, tmp: Path) -> subprocess.Popen[str]:
-    """A worker as README's command starts it, the locustfile fetched from the master.
+    """A worker as docs/distributed.md's command starts it, the locustfile fetched from the master.
 
     Locust writes the fetched files into the temporary folder under their own names:
     a folder of this test's, so that no other run on the machine writes over them.

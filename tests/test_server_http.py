@@ -291,7 +291,7 @@ def test_ctrl_c_to_the_process_group_lets_every_request_in_flight_finish(start_s
     assert counters["forked"] == counters["reaped_at_shutdown"] == 5
 
 
-README_CTRL_C = (
+REFERENCE_CTRL_C = (
     "waits up to `--grace` seconds for children in\nflight (reaping them, unless the strategy"
     " is `none`: then they end as zombies"
 )
@@ -301,8 +301,8 @@ README_CTRL_C = (
 def test_ctrl_c_under_none_waits_for_the_children_in_flight_and_leaves_them_zombies(
     start_server,
 ) -> None:
-    """What README says Ctrl-C does, under the strategy that never reaps."""
-    assert README_CTRL_C in (ROOT / "README.md").read_text()
+    """What docs/reference.md says Ctrl-C does, under the strategy that never reaps."""
+    assert REFERENCE_CTRL_C in (ROOT / "docs" / "reference.md").read_text()
     server = start_server("--reaper", "none", "--work-ms", "1000", "--grace", "30")
     conns = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(3)]
     children: list[int] = []
