@@ -198,8 +198,14 @@ def pids_hierarchy(mountinfo: str = "/proc/self/mountinfo") -> Hierarchy | None:
         lines = Path(mountinfo).read_text().splitlines()
     except OSError:
         return None
+    return next(iter(pids_mounts(lines)), None)
+
+
+def pids_mounts(mountinfo_lines: list[str]) -> list[Hierarchy]:
+    """The v1 mounts bound to the pids controller and the v2 mounts, v1 first: where pids
+    is bound to v1, v2 cannot have it."""
     found = []
-    for line in lines:
+    for line in mountinfo_lines:
         left, _, right = line.partition(" - ")
         fields, tail = left.split(), right.split()
         if len(fields) < 5 or len(tail) < 3:
@@ -209,7 +215,7 @@ def pids_hierarchy(mountinfo: str = "/proc/self/mountinfo") -> Hierarchy | None:
             found.append(Hierarchy(1, root, mountpoint))
         elif tail[0] == "cgroup2":
             found.append(Hierarchy(2, root, mountpoint))
-    return min(found, key=lambda h: h.version, default=None)
+    return sorted(found, key=lambda hierarchy: hierarchy.version)
 
 
 def cgroup_of(pid: int, hierarchy: Hierarchy) -> str | None:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from diagnostics.limits import pids_mounts
 from loadtest.processes import send, wait_for
 from loadtest.trace import TRACE
 
@@ -178,30 +179,14 @@ def find_hierarchy(mountinfo: Path = MOUNTINFO, own: Path = OWN_CGROUPS) -> Hier
         _, controllers, path = line.split(":", 2)
         paths[controllers] = path
     v1_path = next((p for c, p in paths.items() if "pids" in c.split(",")), None)
-    for version, root, mountpoint in _cgroup_mounts(mounts):
-        if version == 1 and v1_path is not None:
-            return Hierarchy(1, _inside(mountpoint, root, v1_path))
-        if version == 2 and "" in paths:
-            directory = _inside(mountpoint, root, paths[""])
+    for mount in pids_mounts(mounts):
+        if mount.version == 1 and v1_path is not None:
+            return Hierarchy(1, _inside(mount.mountpoint, mount.root, v1_path))
+        if mount.version == 2 and "" in paths:
+            directory = _inside(mount.mountpoint, mount.root, paths[""])
             if _v2_pids_ready(directory):
                 return Hierarchy(2, directory)
     raise CgroupUnavailable("no pids cgroup controller is mounted for this process")
-
-
-def _cgroup_mounts(lines: list[str]) -> list[tuple[int, str, Path]]:
-    """(version, root within the hierarchy, mount point) of the pids v1 and v2 mounts."""
-    found = []
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if len(fields) < 5 or len(tail) < 3:
-            continue
-        fstype, options = tail[0], tail[2].split(",")
-        if fstype == "cgroup" and "pids" in options:
-            found.append((1, fields[3], Path(_unescape(fields[4]))))
-        elif fstype == "cgroup2":
-            found.append((2, fields[3], Path(_unescape(fields[4]))))
-    return sorted(found)  # v1 first: where pids is bound to v1, v2 cannot have it
 
 
 def _inside(mountpoint: Path, root: str, path: str) -> Path:
@@ -225,11 +210,6 @@ def _v2_pids_ready(directory: Path) -> bool:
         return True
     except OSError:
         return False
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
-    return field.encode().decode("unicode_escape") if "\\" in field else field
 
 
 def _read_int(path: Path) -> int | None:
