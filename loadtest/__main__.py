@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument(
         "--all",
         action="store_true",
-        help="every strategy plus the faults (fd-leak, orphans, listener-leak)",
+        help="every strategy plus the faults (" + ", ".join(scenarios.FAULTS) + ")",
     )
     which.add_argument(
         "--containers",

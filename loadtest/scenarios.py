@@ -143,6 +143,8 @@ STRATEGIES = sorted(STRATEGY_CLASSES)
 DEFAULT = ("reaper-loop", "no-reaper")
 EVERY_SCENARIO = tuple(s.name for s in OURS if not s.pid1)
 """--all: every scenario that needs no PID namespace (no root)."""
+FAULTS = tuple(s.name for s in OURS if s.server_flags and not s.pid1)
+"""Our server run with a fault or habit of its own (a server flag), outside a container."""
 CONTAINERS = tuple(s.name for s in OURS if s.pid1)
 """--containers: the orphan-making server as PID 1 with no init, under dumb-init and under
 tini, and a parent that never waits under tini, side by side."""
