@@ -120,7 +120,7 @@ def _headroom(section: Record, _record: Record) -> list[str]:
         )
     if "wrk" in section:
         lines.append(f"   {'wrk, same rounds':30} {_num(section['wrk']['rps'], ',.0f'):>7} req/s")
-    lines.append(f"   harness / plain: {_num(section['harness_vs_plain'], '.2f')}x")
+    lines.append(f"   harness / plain: {_target(section['harness_vs_plain'])}")
     share = section.get("harness_vs_wrk")
     if share is not None:
         lines.append(f"   Locust reaches {share:.0%} of wrk's rate on the same server")
