@@ -219,9 +219,7 @@ class Judged:
         newer = [
             row
             for row in self.rows
-            if self.own_child(row)
-            and not self.before(lifetimes.birth_time(row), row)
-            and lifetimes.exit_time(row) is None
+            if self.own_child(row) and not self.before(lifetimes.birth_time(row), row)
         ]
         return Pool(
             before=len(workers),
@@ -229,7 +227,8 @@ class Judged:
             retired_reaped=sum(row.reaped_at is not None for row in retired),
             slowest_retired_reap_s=max(reaps, default=None),
             kept=len(workers) - len(retired),
-            new_alive=len(newer),
+            new=len(newer),
+            new_alive=sum(lifetimes.exit_time(row) is None for row in newer),
         )
 
 

@@ -10,7 +10,7 @@ verdict says what happened to the children that exited while the server was judg
   PID 4242 (...)"; "never reaps: ..." when none was;
 - "no child exited during the load: its reaping was not put to the test";
 - a prefork pool's workers: "prefork pool: 12 of the 17 workers there before the load
-  retired and reaped (slowest 0.84 s), 5 kept; 3 forked since, alive at the end";
+  retired and reaped (slowest 0.84 s), 5 kept; 4 forked since, 3 of them alive at the end";
 - zombies there before the load, named apart from those the load made.
 
 Counts are of the whole tree (a CGI script's zombies held by the shell the server ran
@@ -52,7 +52,10 @@ class Pool:
     retired_reaped: int
     slowest_retired_reap_s: float | None
     kept: int
+    new: int
+    """Its own children forked since the load began."""
     new_alive: int
+    """Of those, alive at the end."""
 
 
 @dataclass(frozen=True)
@@ -339,5 +342,6 @@ def pool_verdict(evidence: EventEvidence) -> str | None:
     else:
         text = f"prefork pool: the {pool.before:,} {workers} there before the load all kept"
     if pool.new_alive:
-        text += f"; {pool.new_alive:,} forked since, alive at the end"
+        of_them = "" if pool.new_alive == pool.new else f"{pool.new_alive:,} of them "
+        text += f"; {pool.new:,} forked since, {of_them}alive at the end"
     return text + sampled_note(evidence)

@@ -78,7 +78,7 @@ def test_no_child_exited_is_not_called_reaping() -> None:
         " (3 children forked, still running)"
     )
     pool = Pool(before=5, retired=0, retired_reaped=0, slowest_retired_reap_s=None, kept=5,
-                new_alive=0)  # fmt: skip
+                new=0, new_alive=0)  # fmt: skip
     assert zombie_verdict(EventEvidence(pool=pool)) == (
         "forked no child during the load and no worker exited: its reaping was not put to the test"
     )
@@ -87,16 +87,22 @@ def test_no_child_exited_is_not_called_reaping() -> None:
 
 def test_a_prefork_pool_that_retires_and_replaces_workers() -> None:
     pool = Pool(before=17, retired=12, retired_reaped=12, slowest_retired_reap_s=0.84, kept=5,
-                new_alive=3)  # fmt: skip
+                new=4, new_alive=3)  # fmt: skip
     assert pool_verdict(EventEvidence(pool=pool)) == (
         "prefork pool: 12 of the 17 workers there before the load retired and reaped"
-        " (slowest 0.84 s), 5 kept; 3 forked since, alive at the end"
+        " (slowest 0.84 s), 5 kept; 4 forked since, 3 of them alive at the end"
+    )
+    # nginx reloaded twice: the workers of the first reload retired at the second
+    pool = Pool(before=2, retired=2, retired_reaped=2, slowest_retired_reap_s=0.0005, kept=0,
+                new=4, new_alive=2)  # fmt: skip
+    assert pool_verdict(EventEvidence(pool=pool)).endswith(
+        "0 kept; 4 forked since, 2 of them alive at the end"
     )
 
 
 def test_a_pool_that_only_grew_keeps_its_workers() -> None:
     pool = Pool(before=5, retired=0, retired_reaped=0, slowest_retired_reap_s=None, kept=5,
-                new_alive=8)  # fmt: skip
+                new=8, new_alive=8)  # fmt: skip
     assert pool_verdict(EventEvidence(pool=pool)) == (
         "prefork pool: the 5 workers there before the load all kept; 8 forked since, alive at"
         " the end"
