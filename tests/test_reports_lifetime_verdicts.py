@@ -95,7 +95,8 @@ def test_a_prefork_pool_that_retires_and_replaces_workers() -> None:
     # nginx reloaded twice: the workers of the first reload retired at the second
     pool = Pool(before=2, retired=2, retired_reaped=2, slowest_retired_reap_s=0.0005, kept=0,
                 new=4, new_alive=2)  # fmt: skip
-    assert pool_verdict(EventEvidence(pool=pool)).endswith(
+    verdict = pool_verdict(EventEvidence(pool=pool))
+    assert verdict is not None and verdict.endswith(
         "0 kept; 4 forked since, 2 of them alive at the end"
     )
 
