@@ -283,16 +283,25 @@ class EventRecorder:
 
     def _drain(self, conn: Connector, now: int) -> None:
         overflows = conn.overflows
+        self._read(conn)
+        while self._gone:
+            # Found gone while a batch was handled: what they did before that look (their
+            # exits, the forks of their own children) was queued meanwhile. Read it while
+            # they are still members, then settle them.
+            gone = self._take_gone()
+            self._read(conn)
+            self._settle_gone(gone)
+        if conn.overflows > overflows:  # events were dropped: look for what they said
+            self._walk(contract.DISCOVERED, now)
+
+    def _read(self, conn: Connector) -> None:
+        """Apply what the connector has queued, up to DRAIN_BATCHES batches."""
         for _ in range(DRAIN_BATCHES):
             batch = conn.read_batch()
             if batch:
                 self._apply(batch, time.monotonic_ns())  # seen: once read
             if len(batch) < BATCH:
                 break
-        if self._gone:
-            self._settle_gone()  # their exits, queued before they were found gone, are in
-        if conn.overflows > overflows:  # events were dropped: look for what they said
-            self._walk(contract.DISCOVERED, now)
 
     def _apply(self, batch: list[Event], now: int) -> None:
         """The tree's events among the machine's (most are not the tree's: each is
@@ -515,15 +524,18 @@ class EventRecorder:
                 else:
                     parents.append(pid)
         if self._conn is None:  # else the next drain settles them, after their exits
-            self._settle_gone()
+            self._settle_gone(self._take_gone())
 
-    def _settle_gone(self) -> None:
+    def _take_gone(self) -> list[tuple[Child, int]]:
+        gone, self._gone = self._gone, []
+        return gone
+
+    def _settle_gone(self, gone: list[tuple[Child, int]]) -> None:
         """Children found gone are done, unless the PID's return settled them already."""
         tree = self._tree
-        for child, at in self._gone:
+        for child, at in gone:
             if tree.active.get(child.pid) is child:
                 tree.reaped(child, at, contract.REAP_GONE_WHEN_LOOKED)
-        self._gone.clear()
 
     # Rows ------------------------------------------------------------------------
 
@@ -562,7 +574,7 @@ class EventRecorder:
     def _finish(self) -> None:
         """The last events, then every child still in the tree as it is now."""
         self._handle(self._epoll.poll(0, 1024), time.monotonic_ns())
-        self._settle_gone()
+        self._settle_gone(self._take_gone())
         tree = self._tree
         for child in tree:  # those still in the tree, as they are at the end
             if child.exit_source == "":  # alive: its command now (a worker renames itself)

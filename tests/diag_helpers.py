@@ -19,6 +19,16 @@ from tests.waiting import DEADLINE_S as DEADLINE_S
 from tests.waiting import wait_until as wait_until
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def others_can_read(path: Path) -> bool:
+    """Whether a user with none of our rights (nobody) can read ``path``: every folder on
+    the way searchable by others, and ``path`` readable (a clone in ``mktemp -d`` is not)."""
+    folders = [path, *path.parents]
+    return bool(path.stat().st_mode & 0o004) and all(f.stat().st_mode & 0o001 for f in folders)
+
+
+NOBODY_CANNOT_READ = f"user nobody cannot read {REPO} (a folder on the way is private)"
 MISSING_PID = 4_194_305  # above the largest pid_max Linux allows: never a process
 
 

@@ -109,6 +109,19 @@ for line in sys.stdin:
         os.close(write_end)
         answer(child, int(os.read(read_end, 32)))
         os.close(read_end)
+    elif command == "late-orphan":  # the child waits on the FIFO args[0], then leaves an orphan
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:
+            with open(args[0], "rb") as fifo:
+                fifo.read(1)
+            os.write(write_end, str(sleeper()).encode())
+            os._exit(0)
+        os.close(write_end)
+        grandchild = int(os.read(read_end, 32))
+        os.close(read_end)
+        os.waitpid(child, 0)
+        answer(child, grandchild)
     elif command == "reuse":
         answer(reuse())
 for pid in mine:

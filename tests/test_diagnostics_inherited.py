@@ -237,6 +237,8 @@ def test_doctor_reports_the_section_in_text_json_and_all(start_server) -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to look at a process as another user")
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is not installed")
 def test_a_parent_not_ours_to_read_is_said_so(start_server) -> None:
+    if not h.others_can_read(h.REPO):
+        pytest.skip(h.NOBODY_CANNOT_READ)
     server = start_server("--child-keeps-listener")
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     result = subprocess.run(
