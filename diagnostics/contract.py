@@ -624,6 +624,9 @@ class EventSummary(_Record):
 
     file: str = EVENTS
     root_pid: int
+    recorder_pid: int | None = None
+    """The process that kept the record: in the harness, the harness itself, a child
+    subreaper that adopts (and reaps) the orphans of the tree it started."""
     started: float
     ended: float | None = None
     until: float | None = None

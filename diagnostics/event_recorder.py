@@ -673,6 +673,7 @@ class EventRecorder:
         ended = time.time()
         return EventSummary(
             root_pid=self.root,
+            recorder_pid=os.getpid(),
             started=self._started,
             ended=ended,
             until=until,

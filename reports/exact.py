@@ -295,6 +295,7 @@ def evidence(scenario: Scenario) -> EventEvidence | None:
         before=len(before),
         before_left=sum(row.reaped_at is None for row in before),
         before_holders=_holders(before, until, commands, root),
+        recorder_pid=summary.recorder_pid,
         pool=split.pool(),
         shell_wrapper=scenario.record.shell_wrapper is True,
         pid1=pid1,

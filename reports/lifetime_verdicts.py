@@ -107,6 +107,8 @@ class EventEvidence:
     they are their adopter's to reap."""
     reaped_outside: tuple[Holder, ...] = ()
     """Those reaped by a process outside the tree that adopted them (``zombies``: how many)."""
+    recorder_pid: int | None = None
+    """The process that kept the record (in the harness, the harness: a child subreaper)."""
     before: int = 0
     """Zombies there when the record began."""
     before_left: int = 0
@@ -192,7 +194,8 @@ def _slowest(evidence: EventEvidence) -> str:
 
 
 def _by_adopters(evidence: EventEvidence) -> str:
-    """ ", 370 of them by PID 3442, which adopted them": orphans reaped outside the tree."""
+    """ "(370 of them by PID 3442, outside its tree, which adopted them)": orphans reaped
+    outside the tree; by the harness itself where it adopted them (a child subreaper)."""
     if not evidence.reaped_outside:
         return ""
     count = sum(holder.zombies for holder in evidence.reaped_outside)
@@ -200,6 +203,9 @@ def _by_adopters(evidence: EventEvidence) -> str:
     others = len(evidence.reaped_outside) - 1
     more = f" and {plural(others, 'other')}" if others else ""
     slowest = "" if top.slowest_s is None else f", the slowest after {duration(top.slowest_s)}"
+    if top.pid is not None and top.pid == evidence.recorder_pid:
+        who = f"the harness itself (PID {top.pid}){more}, the child subreaper that adopted them"
+        return f" ({count:,} of them by {who}{slowest})"
     return (
         f" ({count:,} of them by PID {top.pid}{more}, outside its tree, which adopted"
         f" them{slowest})"

@@ -138,6 +138,19 @@ def test_orphans_held_or_reaped_outside_the_tree_are_their_adopters() -> None:
     )
 
 
+def test_orphans_the_harness_adopted_and_reaped_are_said_to_be_its() -> None:
+    """The harness is a child subreaper: a CGI server's background jobs come to it."""
+    evidence = EventEvidence(
+        forked=1530, exited=1530, measured=1523, max_s=0.0037,
+        reaped_outside=(Holder(16330, 174, -1, slowest_s=0.25),), recorder_pid=16330,
+    )  # fmt: skip
+    assert zombie_verdict(evidence) == (
+        "reaps every child: 1,530 exited, all reaped (174 of them by the harness itself"
+        " (PID 16330), the child subreaper that adopted them, the slowest after 0.25 s),"
+        " the slowest after 3.7 ms"
+    )
+
+
 def test_a_sentence_built_on_a_sampled_source_says_so() -> None:
     evidence = EventEvidence(
         sampled={"forks": "no connector"}, forked=90, exited=90, measured=90, max_s=0.001
