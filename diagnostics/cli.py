@@ -20,7 +20,13 @@ from diagnostics.defaults import INTERVAL
 from diagnostics.doctor import examine, examine_all, render
 from diagnostics.errors import DiagnosticsError
 from diagnostics.runs import DEFAULT_RUNS
-from diagnostics.watch import describe_events, draw_report, watch
+from diagnostics.watch import (
+    WatchResult,
+    describe_events,
+    draw_report,
+    record_failed_report,
+    watch,
+)
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -143,21 +149,34 @@ def _watch(args: argparse.Namespace) -> int:
     if problem is not None:
         raise UsageError(problem)
     result = watch(args.pid, args.duration, args.out, args.interval)
+    try:
+        return _end_watch(args.pid, result)
+    finally:
+        if result.reserve is not None:
+            result.reserve.release()
+
+
+def _end_watch(pid: int, result: WatchResult) -> int:
+    """Its report, its figures and its exit status, which run.json then says too."""
     if result.message:
         print(f"diagnostics watch: {result.message}", file=sys.stderr)
     report = draw_report(result.run_dir)
     if report.verdict is not None:
-        print(f"PID {args.pid}: {report.verdict}")
+        print(f"PID {pid}: {report.verdict}")
     if result.events is not None:
         print(describe_events(result.events))
+    code = {Status.INTERRUPTED: EXIT_INTERRUPTED, Status.ERROR: 1}.get(result.status, 0)
     if report.index is not None:
         print(f"report: {report.index}")
     else:
-        print(
-            f"diagnostics watch: {report.problem}; the data is in {result.run_dir}", file=sys.stderr
-        )
+        problem = f"{report.problem}; the data is in {result.run_dir}"
+        if code == 0:  # a watch without its report did not do what was asked
+            code = 1
+            unsaid = record_failed_report(result.run_dir, problem, result.reserve)
+            problem += "" if unsaid is None else f" (run.json does not say so: {unsaid})"
+        print(f"diagnostics watch: {problem}", file=sys.stderr)
     print(f"run directory: {result.run_dir}")
-    return {Status.INTERRUPTED: EXIT_INTERRUPTED, Status.ERROR: 1}.get(result.status, 0)
+    return code
 
 
 def _exporter(args: argparse.Namespace) -> int:

@@ -53,6 +53,9 @@ class WatchResult:
     samples: int
     message: str | None = None
     events: contract.EventSummary | None = None
+    reserve: Reserve | None = None
+    """Space still held in the run directory for its last word (run.json, should the report
+    fail); the caller releases it."""
 
 
 def watch(pid: int, duration: float, runs: Path, interval: float = INTERVAL.default) -> WatchResult:
@@ -137,9 +140,10 @@ def watch(pid: int, duration: float, runs: Path, interval: float = INTERVAL.defa
                 write_json(path, record, reserve)
         except OSError as error:  # the data is there; the record of how it ended is not
             status, message = Status.ERROR, describe(error, f"writing {path.name}")
-        finally:
+        except BaseException:
             reserve.release()
-    return WatchResult(out, status, samples, message, summary)
+            raise
+    return WatchResult(out, status, samples, message, summary, reserve)
 
 
 def describe_events(summary: contract.EventSummary) -> str:
@@ -183,6 +187,22 @@ class Report:
     index: Path | None
     verdict: str | None
     problem: str | None = None
+
+
+def record_failed_report(run_dir: Path, problem: str, reserve: Reserve | None) -> str | None:
+    """run.json says what the exit status says: a watch whose report could not be drawn
+    failed (exit 1), as a loadtest run does. Returns why run.json could not say so (a disk
+    still full), or None."""
+    path = run_dir / contract.RUN
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+        run.update(exit_status=f"error: {problem}", exit_code=1)
+        write_json(path, run, reserve)
+    except OSError as error:
+        return describe(error, f"writing {path.name}")
+    except ValueError:
+        return f"{path.name} is not the JSON this watch wrote"
+    return None
 
 
 def draw_report(run_dir: Path) -> Report:

@@ -173,6 +173,27 @@ def test_cli_watch_interrupted_keeps_the_data(tmp_path: Path, signum: int) -> No
     assert len(rows) >= 3 and all(r["zombies"] == "2" for r in rows)
 
 
+@pytest.mark.slow  # a real watch and its report: about 3 s
+def test_cli_watch_whose_report_the_full_disk_stopped_fails_and_run_json_says_so(
+    small_disk: Path,
+) -> None:
+    with ZombieHolder(HolderSpec(exits=[0])) as holder:
+        done = subprocess.run(
+            [sys.executable, "-m", "diagnostics", "watch", str(holder.pid), "--duration", "1",
+             "--out", str(small_disk)],
+            capture_output=True, text=True, timeout=h.DEADLINE_S, cwd=h.REPO,
+        )  # fmt: skip
+    run_dir = the_run(small_disk)
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("diagnostics watch: the report could not be drawn: ")
+    assert "No space left on device" in line and line.endswith(f"; the data is in {run_dir}")
+    run, scenario, rows = load(run_dir)
+    assert (run["exit_code"], run["exit_status"]) == (1, "error: " + line.split(": ", 1)[1])
+    assert scenario["status"] == "ok" and rows  # the watch itself went as asked
+    assert not (run_dir / ".reserve").exists()
+
+
 def test_out_is_a_runs_folder_and_each_watch_gets_its_own_run(tmp_path: Path) -> None:
     first = watch(os.getpid(), 0.05, tmp_path, interval=0.01)
     second = watch(os.getpid(), 0.05, tmp_path, interval=0.01)
