@@ -273,9 +273,14 @@ def default_sources() -> dict[str, str]:
     return {"zombies": Source.SAMPLED, "alive": Source.SAMPLED, "latency": Source.LOCUST_STATS}
 
 
+def run_failed(message: str) -> str:
+    """run.json's ``exit_status`` when the run failed: why, in one line."""
+    return f"error: {message}"
+
+
 def run_error(scenario: str, message: str) -> str:
     """run.json's ``exit_status`` when a scenario failed: which one, and why, in one line."""
-    return f"error: {scenario}: {message}"
+    return run_failed(f"{scenario}: {message}")
 
 
 class Phase(StrEnum):

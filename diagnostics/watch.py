@@ -196,7 +196,7 @@ def record_failed_report(run_dir: Path, problem: str, reserve: Reserve | None) -
     path = run_dir / contract.RUN
     try:
         run = json.loads(path.read_text(encoding="utf-8"))
-        run.update(exit_status=f"error: {problem}", exit_code=1)
+        run.update(exit_status=contract.run_failed(problem), exit_code=1)
         write_json(path, run, reserve)
     except OSError as error:
         return describe(error, f"writing {path.name}")

@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         print(harness.run_dir)
     elif problem is None:
         print(f"loadtest: {status} ({harness.run_dir})", file=sys.stderr)
-    elif status == f"error: {problem}":  # the missing report is what went wrong
+    elif status == contract.run_failed(problem):  # the missing report is what went wrong
         print(f"loadtest: {status}", file=sys.stderr)
     else:  # interrupted, or failed, and the report is missing too: one line says both
         print(f"loadtest: {status}; {problem}", file=sys.stderr)

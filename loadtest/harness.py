@@ -172,7 +172,7 @@ class Harness:
         if code == EXIT_INTERRUPTED or INTERRUPTS.count:
             code, status = EXIT_INTERRUPTED, Status.INTERRUPTED
         elif problem is not None and code == EXIT_OK:
-            code, status = EXIT_FAILED, f"error: {problem}"
+            code, status = EXIT_FAILED, contract.run_failed(problem)
         counted = interrupts + INTERRUPTS.count
         if (code, status, counted) != (
             self.record.exit_code,
