@@ -116,7 +116,6 @@ def read_proc_file(path: str, pid: int, *, one_line: bool = False) -> bytes:
 
 
 @functools.cache
-@functools.cache
 def boot_time() -> float:
     """Unix time of boot, the origin of the start times in /proc/PID/stat.
 

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from tests.server_helpers import reap_group
 from tests.waiting import wait_until
 
 SUITE_TIMEOUT_S = 120.0
+CI_VARIABLES = ("CI", "BUILD_NUMBER")
+"""Where either is set, pytest prints each failure's whole message again in its short
+summary: the inner suite's output would then depend on where the tests run."""
 
 
 @dataclass
@@ -54,7 +58,7 @@ def run_suite(pytester: pytest.Pytester, *args: str) -> SuiteRun:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PID_DIR": str(pid_dir)},
+            env={**_without(os.environ, CI_VARIABLES), "PID_DIR": str(pid_dir)},
             start_new_session=True,
         )
     try:
@@ -81,6 +85,10 @@ def end_adopted(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def _without(env: typing.Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    return {name: value for name, value in env.items() if name not in names}
 
 
 def _exited(pid: int) -> bool:
