@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +57,10 @@ def run_suite(pytester: pytest.Pytester, *args: str) -> SuiteRun:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**_without(os.environ, CI_VARIABLES), "PID_DIR": str(pid_dir)},
+            env={
+                **{name: value for name, value in os.environ.items() if name not in CI_VARIABLES},
+                "PID_DIR": str(pid_dir),
+            },
             start_new_session=True,
         )
     try:
@@ -85,10 +87,6 @@ def end_adopted(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
-
-
-def _without(env: typing.Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
-    return {name: value for name, value in env.items() if name not in names}
 
 
 def _exited(pid: int) -> bool:
