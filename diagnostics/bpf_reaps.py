@@ -1,0 +1,357 @@
+"""Reaps with the kernel's own timestamps: a BPF program on the return of wait4(2) and
+waitid(2), read in batches from a ring buffer (no wake-up per reap).
+
+Why: a pidfd tells a reap only to a reader awake at that moment, so the recorder that
+uses pidfds wakes once a child (or more), and on a loaded two-core machine those
+wake-ups are most of what it costs (docs/events.md, "What it costs"). Here the kernel
+stamps the reap itself, as the connector stamps forks and exits, and the reader may
+come by as seldom as it likes without moving any time.
+
+What the kernel allows decides the hook. There is no tracepoint in release_task(), the
+reap itself (``sched_process_free`` fires a grace period later), and fentry probes may
+be refused (EPERM on the 6.18 VM this was written on, where BTF-typed tracepoints load).
+So the program rides the ``sys_exit`` tracepoint (``tp_btf``: its arguments are typed
+by the kernel's BTF, no compiler or headers needed) and keeps the returns of wait4 and
+waitid: who returned (the reaper's tgid), which PID, and the status the caller got.
+
+- wait4: a PID returned with an exit or signal status is a reap; a stopped or continued
+  child is not; where the caller passed no status pointer the status is unknown (None),
+  and the reader must not take a PID it knows alive for reaped.
+- waitid: the siginfo written says the PID and CLD_EXITED/KILLED/DUMPED; WNOWAIT leaves
+  the child a zombie and is no reap.
+- Not seen: a child the kernel reaps itself (its parent ignores SIGCHLD or set
+  SA_NOCLDWAIT), which no wait call reaps; 32-bit processes (other syscall numbers).
+
+Needs root (CAP_BPF and CAP_PERFMON), x86-64, and a kernel with BTF
+(/sys/kernel/btf/vmlinux); :meth:`ReapProbe.open` says in one line what is missing.
+Records the ring buffer had no room for are counted by the program (:attr:`lost`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import platform
+import struct
+from pathlib import Path
+
+VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
+RING_BYTES = 1 << 22
+"""Room for 58,000 reaps between two reads (72 bytes each)."""
+
+_SYS_BPF = 321
+_WAIT4, _WAITID = 61, 247
+"""x86-64 system call numbers."""
+_MAP_CREATE, _MAP_LOOKUP_ELEM, _PROG_LOAD, _RAW_TRACEPOINT_OPEN = 0, 1, 5, 17
+_MAP_TYPE_ARRAY, _MAP_TYPE_RINGBUF = 2, 27
+_PROG_TYPE_TRACING, _TRACE_RAW_TP = 26, 23
+_BTF_KIND_TYPEDEF = 8
+_WNOWAIT = 0x01000000
+_CLD_EXITED, _CLD_KILLED, _CLD_DUMPED = 1, 2, 3
+_BUSY, _DISCARD = 1 << 31, 1 << 30
+
+# struct pt_regs on x86-64: where a system call's number and arguments are.
+_REGS = {"r10": 56, "dx": 96, "si": 104, "orig_ax": 120}
+_RECORD = struct.Struct("=QIIqQ32s")
+"""What the program writes: timestamp, syscall number, caller's tgid, return value,
+options, the first 32 bytes the caller got (wait4's status or waitid's siginfo)."""
+_SIGINFO = struct.Struct("=8xi4xi4xi")
+"""si_code, si_pid, si_status (the union's sigchld fields: pid at 16, uid, status at 24)."""
+
+Reap = tuple[int, int, int, int | None]
+"""(timestamp_ns on CLOCK_MONOTONIC, reaped PID, the reaper's tgid, its raw wait status or
+None where the caller did not ask for it)."""
+
+
+class ReapProbeUnavailable(Exception):
+    """The probe cannot run here; ``str()`` says why in one line."""
+
+
+class ReapProbe:
+    """The attached program and its ring buffer; :meth:`open` makes one or says why not."""
+
+    def __init__(self, descriptors: tuple[int, int, int, int], ring_bytes: int) -> None:
+        self._ring, self._losses, self._program, self._link = descriptors
+        self._mask = ring_bytes - 1
+        page = mmap.PAGESIZE
+        self._consumer = mmap.mmap(self._ring, page, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        # the producer page, then the data mapped twice over: no record wraps
+        self._data = mmap.mmap(self._ring, page + 2 * ring_bytes, prot=mmap.PROT_READ, offset=page)
+        self.read_count = 0
+
+    @classmethod
+    def open(cls, ring_bytes: int = RING_BYTES) -> ReapProbe:
+        if platform.machine() != "x86_64":
+            raise ReapProbeUnavailable(
+                f"the BPF reap probe knows only x86-64, not {platform.machine()}"
+            )
+        try:
+            trace_type = _btf_typedef("btf_trace_sys_exit")
+        except OSError as error:
+            raise ReapProbeUnavailable(f"no kernel BTF ({VMLINUX_BTF}: {error.strerror})") from None
+        opened: list[int] = []
+        try:
+            opened.append(_create_map(_MAP_TYPE_RINGBUF, 0, 0, ring_bytes))
+            opened.append(_create_map(_MAP_TYPE_ARRAY, 4, 8, 1))
+            opened.append(_load(_program(*opened), trace_type))
+            attach = bytearray(16)
+            struct.pack_into("=QI", attach, 0, 0, opened[2])
+            opened.append(_bpf(_RAW_TRACEPOINT_OPEN, attach))
+            return cls((opened[0], opened[1], opened[2], opened[3]), ring_bytes)
+        except OSError as error:
+            for fd in opened:
+                os.close(fd)
+            raise ReapProbeUnavailable(
+                f"the BPF reap probe could not load: {error.strerror}"
+                + (
+                    " (it needs root: CAP_BPF and CAP_PERFMON)"
+                    if isinstance(error, PermissionError)
+                    else ""
+                )
+            ) from None
+
+    @property
+    def lost(self) -> int:
+        """Reaps the program had no room for in the ring buffer."""
+        key, value = ctypes.c_uint32(0), ctypes.c_uint64(0)
+        attr = bytearray(32)
+        struct.pack_into(
+            "=I4xQQ", attr, 0, self._losses, ctypes.addressof(key), ctypes.addressof(value)
+        )
+        _bpf(_MAP_LOOKUP_ELEM, attr)
+        return value.value
+
+    def read(self) -> list[Reap]:
+        """The reaps recorded since the last read, in the order they were written."""
+        reaps: list[Reap] = []
+        data, mask, page = self._data, self._mask, mmap.PAGESIZE
+        position = struct.unpack_from("=Q", self._consumer)[0]
+        end = struct.unpack_from("=Q", data)[0]
+        while position < end:
+            at = page + (position & mask)
+            length = struct.unpack_from("=I", data, at)[0]
+            if length & _BUSY:
+                break  # still being written: the next read takes it
+            if not length & _DISCARD:
+                reap = _reap(*_RECORD.unpack_from(data, at + 8))
+                if reap is not None:
+                    reaps.append(reap)
+            position += ((length & ~(_BUSY | _DISCARD)) + 8 + 7) & ~7
+        struct.pack_into("=Q", self._consumer, 0, position)
+        self.read_count += len(reaps)
+        return reaps
+
+    def close(self) -> None:
+        """Detach the program (closing its link) and free the buffers."""
+        self._consumer.close()
+        self._data.close()
+        for fd in (self._link, self._program, self._losses, self._ring):
+            os.close(fd)
+
+
+def _reap(
+    at: int, number: int, reaper: int, returned: int, options: int, got: bytes
+) -> Reap | None:
+    """A wait call's return as a reap, or None where it reaped nothing."""
+    if number == _WAIT4:
+        status, asked = struct.unpack_from("=iI", got)
+        if not asked:
+            return at, returned, reaper, None
+        return (
+            (at, returned, reaper, status)
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status)
+            else None
+        )
+    code, pid, value = _SIGINFO.unpack_from(got)
+    if options & _WNOWAIT or not pid or code not in (_CLD_EXITED, _CLD_KILLED, _CLD_DUMPED):
+        return None
+    if code == _CLD_EXITED:
+        return at, pid, reaper, (value & 0xFF) << 8
+    return at, pid, reaper, value | (0x80 if code == _CLD_DUMPED else 0)
+
+
+class _Assembler:
+    """BPF instructions, with jumps to named labels."""
+
+    def __init__(self) -> None:
+        self.code: list[list[int]] = []
+        self._labels: dict[str, int] = {}
+        self._jumps: list[tuple[int, str]] = []
+
+    def op(self, code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> None:
+        self.code.append([code, dst, src, off, imm])
+
+    def jump(self, code: int, dst: int, imm: int, label: str) -> None:
+        self._jumps.append((len(self.code), label))
+        self.op(code, dst, 0, 0, imm)
+
+    def label(self, name: str) -> None:
+        self._labels[name] = len(self.code)
+
+    def load_map(self, dst: int, fd: int) -> None:
+        """ld_imm64 of a map (BPF_PSEUDO_MAP_FD): two instruction slots."""
+        self.op(0x18, dst, 1, 0, fd)
+        self.op(0)
+
+    def assemble(self) -> bytes:
+        for index, label in self._jumps:
+            self.code[index][3] = self._labels[label] - index - 1
+        return b"".join(
+            struct.pack("=BBhi", code, src << 4 | dst, off, imm)
+            for code, dst, src, off, imm in self.code
+        )
+
+
+# opcodes
+_LDX64, _STX32, _STX64, _ST32, _ST64 = 0x79, 0x63, 0x7B, 0x62, 0x7A
+_MOV_REG, _MOV_IMM, _ADD_IMM, _RSH_IMM = 0xBF, 0xB7, 0x07, 0x77
+_JA, _JEQ, _JNE, _JSLE = 0x05, 0x15, 0x55, 0xD5
+_CALL, _EXIT, _ATOMIC_ADD64 = 0x85, 0x95, 0xDB
+_KTIME_GET_NS, _GET_CURRENT_PID_TGID, _PROBE_READ_USER = 5, 14, 112
+_MAP_LOOKUP, _RINGBUF_OUTPUT = 1, 130
+_NO_WAKEUP = 1
+"""BPF_RB_NO_WAKEUP: the reader polls on its own clock; nobody waits on the buffer."""
+
+
+def _program(ring: int, losses: int) -> bytes:
+    """sys_exit(regs, ret): on wait4 > 0 and waitid == 0, write a _RECORD to ``ring``;
+    count in ``losses`` what it had no room for. The record is built at r10-64."""
+    a = _Assembler()
+    a.op(_LDX64, 7, 1, 0)  # r7 = regs
+    a.op(_LDX64, 8, 1, 8)  # r8 = the return value
+    a.op(_LDX64, 9, 7, _REGS["orig_ax"])  # r9 = the system call
+    for offset in (-32, -24, -16, -8):
+        a.op(_ST64, 10, 0, offset, 0)
+    a.jump(_JEQ, 9, _WAIT4, "wait4")
+    a.jump(_JEQ, 9, _WAITID, "waitid")
+    a.label("out")
+    a.op(_MOV_IMM, 0, imm=0)
+    a.op(_EXIT)
+    a.label("wait4")  # wait4(pid, *status, options, rusage)
+    a.jump(_JSLE, 8, 0, "out")
+    a.op(_LDX64, 1, 7, _REGS["dx"])
+    a.op(_STX64, 10, 1, -40)
+    a.op(_LDX64, 3, 7, _REGS["si"])
+    a.jump(_JEQ, 3, 0, "emit")
+    a.op(_ST32, 10, 0, -28, 1)  # a status was asked for
+    a.op(_MOV_REG, 1, 10)
+    a.op(_ADD_IMM, 1, imm=-32)
+    a.op(_MOV_IMM, 2, imm=4)
+    a.op(_CALL, imm=_PROBE_READ_USER)
+    a.jump(_JA, 0, 0, "emit")
+    a.label("waitid")  # waitid(which, id, *infop, options, rusage)
+    a.jump(_JNE, 8, 0, "out")
+    a.op(_LDX64, 1, 7, _REGS["r10"])
+    a.op(_STX64, 10, 1, -40)
+    a.op(_LDX64, 3, 7, _REGS["dx"])
+    a.jump(_JEQ, 3, 0, "out")
+    a.op(_MOV_REG, 1, 10)
+    a.op(_ADD_IMM, 1, imm=-32)
+    a.op(_MOV_IMM, 2, imm=32)
+    a.op(_CALL, imm=_PROBE_READ_USER)
+    a.label("emit")
+    a.op(_CALL, imm=_KTIME_GET_NS)
+    a.op(_STX64, 10, 0, -64)
+    a.op(_STX32, 10, 9, -56)
+    a.op(_CALL, imm=_GET_CURRENT_PID_TGID)
+    a.op(_RSH_IMM, 0, imm=32)
+    a.op(_STX32, 10, 0, -52)
+    a.op(_STX64, 10, 8, -48)
+    a.load_map(1, ring)
+    a.op(_MOV_REG, 2, 10)
+    a.op(_ADD_IMM, 2, imm=-64)
+    a.op(_MOV_IMM, 3, imm=_RECORD.size)
+    a.op(_MOV_IMM, 4, imm=_NO_WAKEUP)
+    a.op(_CALL, imm=_RINGBUF_OUTPUT)
+    a.jump(_JEQ, 0, 0, "out")
+    a.op(_ST32, 10, 0, -72, 0)  # no room: count it
+    a.load_map(1, losses)
+    a.op(_MOV_REG, 2, 10)
+    a.op(_ADD_IMM, 2, imm=-72)
+    a.op(_CALL, imm=_MAP_LOOKUP)
+    a.jump(_JEQ, 0, 0, "out")
+    a.op(_MOV_IMM, 1, imm=1)
+    a.op(_ATOMIC_ADD64, 0, 1, 0, 0)
+    a.jump(_JA, 0, 0, "out")
+    return a.assemble()
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _bpf(command: int, attr: bytearray) -> int:
+    """bpf(2); OSError on failure."""
+    result: int = _libc.syscall(
+        _SYS_BPF, command, (ctypes.c_char * len(attr)).from_buffer(attr), len(attr)
+    )
+    if result < 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+    return result
+
+
+def _create_map(kind: int, key_size: int, value_size: int, entries: int) -> int:
+    attr = bytearray(72)
+    struct.pack_into("=IIII", attr, 0, kind, key_size, value_size, entries)
+    return _bpf(_MAP_CREATE, attr)
+
+
+def _load(program: bytes, attach_type_id: int) -> int:
+    """A tracing program on the BTF-typed tracepoint ``attach_type_id``; a refusal by the
+    verifier raises OSError with its last line."""
+    code = ctypes.create_string_buffer(program, len(program))
+    license_ = ctypes.create_string_buffer(b"GPL")  # the helpers used are GPL-only
+    log = ctypes.create_string_buffer(1 << 16)
+    attr = bytearray(128)
+    struct.pack_into(
+        "=IIQQIIQ", attr, 0, _PROG_TYPE_TRACING, len(program) // 8, ctypes.addressof(code),
+        ctypes.addressof(license_), 1, len(log), ctypes.addressof(log),
+    )  # fmt: skip
+    attr[48:56] = b"reaps\0\0\0"
+    struct.pack_into("=I", attr, 68, _TRACE_RAW_TP)
+    struct.pack_into("=I", attr, 108, attach_type_id)
+    try:
+        return _bpf(_PROG_LOAD, attr)
+    except OSError as error:
+        said = log.value.decode(errors="replace").strip().splitlines()
+        if said and error.errno not in (1, 13):
+            raise OSError(error.errno, f"{error.strerror}: {said[-1]}") from None
+        raise
+
+
+def _btf_typedef(name: str) -> int:
+    """The BTF type id of typedef ``name`` in the running kernel (OSError: none)."""
+    data = VMLINUX_BTF.read_bytes()
+    magic, _, _, header, types_at, types_length, strings_at, strings_length = struct.unpack_from(
+        "=HBBIIIII", data
+    )
+    if magic != 0xEB9F:
+        raise OSError(0, "not BTF")
+    strings = header + strings_at
+    found = data.find(b"\0" + name.encode() + b"\0", strings, strings + strings_length)
+    if found < 0:
+        raise OSError(0, f"no {name}")
+    wanted = found + 1 - strings
+    position, end, type_id = header + types_at, header + types_at + types_length, 1
+    unpack = struct.Struct("=III").unpack_from
+    while position < end:
+        name_at, info, _ = unpack(data, position)
+        kind, count = info >> 24 & 0x1F, info & 0xFFFF
+        if kind == _BTF_KIND_TYPEDEF and name_at == wanted:
+            return type_id
+        position += 12 + _BTF_EXTRA[kind](count)
+        type_id += 1
+    raise OSError(0, f"no {name}")
+
+
+_BTF_EXTRA = {
+    kind: (lambda count, each=each: each * count) if per_member else (lambda count, each=each: each)
+    for kind, (each, per_member) in {
+        1: (4, False), 2: (0, False), 3: (12, False), 4: (12, True), 5: (12, True), 6: (8, True),
+        7: (0, False), 8: (0, False), 9: (0, False), 10: (0, False), 11: (0, False), 12: (0, False),
+        13: (8, True), 14: (4, False), 15: (12, True), 16: (0, False), 17: (4, False),
+        18: (0, False), 19: (12, True),
+    }.items()
+}  # fmt: skip
+"""Bytes after a BTF type's 12-byte header, by kind, given its vlen (linux/btf.h)."""

@@ -1,0 +1,147 @@
+"""The BPF reap probe on real processes: each wait call that reaps is one reap, stamped
+by the kernel between the moments before and after it; a wait that reaps nothing is none."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from diagnostics.bpf_reaps import ReapProbe, ReapProbeUnavailable
+from tests import diag_helpers as h
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture
+def probe() -> Iterator[ReapProbe]:
+    try:
+        opened = ReapProbe.open()
+    except ReapProbeUnavailable as reason:
+        pytest.skip(str(reason))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def child(code: int = 0) -> int:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(code)
+    return pid
+
+
+def mine(probe: ReapProbe) -> dict[int, list[tuple[int, int, int | None]]]:
+    """This process's reaps since the last read: PID -> [(at, reaper, status)]."""
+    found: dict[int, list[tuple[int, int, int | None]]] = {}
+    for at, pid, reaper, status in probe.read():
+        if reaper == os.getpid():
+            found.setdefault(pid, []).append((at, reaper, status))
+    return found
+
+
+def test_a_waitpid_is_one_reap_stamped_while_it_ran_with_the_status_it_returned(
+    probe: ReapProbe,
+) -> None:
+    pid = child(3)
+    before = time.monotonic_ns()
+    _, status = os.waitpid(pid, 0)
+    after = time.monotonic_ns()
+    [(at, reaper, seen)] = mine(probe)[pid]
+    assert before <= at <= after
+    assert (reaper, seen, os.WEXITSTATUS(status)) == (os.getpid(), status, 3)
+
+
+def test_a_waitid_is_a_reap_with_its_status_and_a_wnowait_look_is_none(probe: ReapProbe) -> None:
+    pid = child(4)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # looks, leaves the zombie
+    assert pid not in mine(probe)
+    os.waitid(os.P_PID, pid, os.WEXITED)
+    [(_, _, status)] = mine(probe)[pid]
+    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 4
+
+
+def test_a_stopped_child_reported_is_not_reaped_and_its_death_by_signal_is(
+    probe: ReapProbe,
+) -> None:
+    pid = os.fork()
+    if pid == 0:
+        os.kill(os.getpid(), signal.SIGSTOP)
+        os._exit(0)
+    _, stopped = os.waitpid(pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(stopped)
+    assert pid not in mine(probe)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    [(_, _, status)] = mine(probe)[pid]
+    assert status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def test_a_wait_without_a_status_pointer_is_a_reap_of_unknown_status(probe: ReapProbe) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    pid = child(5)
+    assert libc.waitpid(pid, None, 0) == pid
+    [(_, _, status)] = mine(probe)[pid]
+    assert status is None
+
+
+def test_an_orphan_is_reaped_by_the_subreaper_that_adopted_it(probe: ReapProbe) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_child_subreaper = 36
+    assert libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0
+    try:
+        read_end, write_end = os.pipe()
+        middle = os.fork()
+        if middle == 0:  # forks a grandchild that outlives it, tells its PID, exits
+            grandchild = os.fork()
+            if grandchild == 0:
+                os.close(write_end)
+                os.read(read_end, 1)  # until the pipe's last writer is gone
+                os._exit(7)
+            os.write(write_end, grandchild.to_bytes(4, "little"))
+            os._exit(0)
+        grandchild = int.from_bytes(os.read(read_end, 4), "little")
+        os.waitpid(middle, 0)
+        os.close(write_end)  # the grandchild's cue
+        os.close(read_end)
+        _, status = os.waitpid(grandchild, 0)  # adopted: ours to reap
+        reaps = mine(probe)
+        assert [reaper for _, reaper, _ in reaps[grandchild]] == [os.getpid()]
+        assert os.WEXITSTATUS(status) == 7
+    finally:
+        libc.prctl(pr_set_child_subreaper, 0, 0, 0, 0)
+
+
+def test_a_burst_is_every_reap_once_and_none_lost(probe: ReapProbe) -> None:
+    pids = [child(n % 256) for n in range(500)]
+    for pid in pids:
+        os.waitpid(pid, 0)
+    reaps = mine(probe)
+    assert all(len(reaps.get(pid, [])) == 1 for pid in pids)
+    assert probe.lost == 0
+
+
+def test_without_privilege_it_says_why_in_one_line() -> None:
+    if shutil.which("setpriv") is None or not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("needs setpriv and a system python3 that user nobody can run")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become nobody")
+    if not h.others_can_read(h.REPO):
+        pytest.skip(h.NOBODY_CANNOT_READ)
+    code = (
+        "from diagnostics.bpf_reaps import ReapProbe, ReapProbeUnavailable\n"
+        "try:\n    ReapProbe.open()\nexcept ReapProbeUnavailable as e:\n    print(e)\n"
+    )
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    said = subprocess.run(
+        [*nobody, SYSTEM_PYTHON, "-c", code], cwd=h.REPO, capture_output=True, text=True,
+        timeout=30, check=True,
+    )  # fmt: skip
+    assert said.stdout.count("\n") == 1 and "root" in said.stdout, said.stdout + said.stderr
