@@ -10,7 +10,7 @@ come by as seldom as it likes without moving any time.
 What the kernel allows decides the hook. There is no tracepoint in release_task(), the
 reap itself (``sched_process_free`` fires a grace period later), and fentry probes may
 be refused (EPERM on the 6.18 VM this was written on, where BTF-typed tracepoints load).
-So the program rides the ``sys_exit`` tracepoint (``tp_btf``: its arguments are typed
+So one program rides the ``sys_exit`` tracepoint (``tp_btf``: its arguments are typed
 by the kernel's BTF, no compiler or headers needed) and keeps the returns of wait4 and
 waitid: who returned (the reaper's tgid), which PID, and the status the caller got.
 
@@ -19,8 +19,12 @@ waitid: who returned (the reaper's tgid), which PID, and the status the caller g
   and the reader must not take a PID it knows alive for reaped.
 - waitid: the siginfo written says the PID and CLD_EXITED/KILLED/DUMPED; WNOWAIT leaves
   the child a zombie and is no reap.
-- Not seen: a child the kernel reaps itself (its parent ignores SIGCHLD or set
-  SA_NOCLDWAIT), which no wait call reaps; 32-bit processes (other syscall numbers).
+- A child the kernel reaps itself calls for no wait: its parent ignores SIGCHLD or set
+  SA_NOCLDWAIT. A second program, on ``sched_process_exit``, reads the parent's SIGCHLD
+  action as the child exits and reports the reap then (the kernel releases it a few
+  lines later in the same call), with the parent for reaper.
+- Not seen: 32-bit processes (other system call numbers); a leader that exits before
+  its other threads and is then reaped by the kernel (reported at its own exit).
 
 Needs root (CAP_BPF and CAP_PERFMON), x86-64, and a kernel with BTF
 (/sys/kernel/btf/vmlinux); :meth:`ReapProbe.open` says in one line what is missing.
@@ -34,6 +38,7 @@ import mmap
 import os
 import platform
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
@@ -43,10 +48,13 @@ RING_BYTES = 1 << 22
 _SYS_BPF = 321
 _WAIT4, _WAITID = 61, 247
 """x86-64 system call numbers."""
+_KERNEL_REAP = 0
+"""The number the exit program writes in place of a system call's."""
+_SIGCHLD, _SIG_IGN, _SA_NOCLDWAIT = 17, 1, 2
 _MAP_CREATE, _MAP_LOOKUP_ELEM, _PROG_LOAD, _RAW_TRACEPOINT_OPEN = 0, 1, 5, 17
 _MAP_TYPE_ARRAY, _MAP_TYPE_RINGBUF = 2, 27
 _PROG_TYPE_TRACING, _TRACE_RAW_TP = 26, 23
-_BTF_KIND_TYPEDEF = 8
+_BTF_KIND_STRUCT, _BTF_KIND_TYPEDEF = 4, 8
 _WNOWAIT = 0x01000000
 _CLD_EXITED, _CLD_KILLED, _CLD_DUMPED = 1, 2, 3
 _BUSY, _DISCARD = 1 << 31, 1 << 30
@@ -71,13 +79,13 @@ class ReapProbeUnavailable(Exception):
 class ReapProbe:
     """The attached program and its ring buffer; :meth:`open` makes one or says why not."""
 
-    def __init__(self, descriptors: tuple[int, int, int, int], ring_bytes: int) -> None:
-        self._ring, self._losses, self._program, self._link = descriptors
+    def __init__(self, ring: int, losses: int, held: list[int], ring_bytes: int) -> None:
+        self._ring, self._losses, self._held = ring, losses, held
         self._mask = ring_bytes - 1
         page = mmap.PAGESIZE
-        self._consumer = mmap.mmap(self._ring, page, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self._consumer = mmap.mmap(ring, page, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         # the producer page, then the data mapped twice over: no record wraps
-        self._data = mmap.mmap(self._ring, page + 2 * ring_bytes, prot=mmap.PROT_READ, offset=page)
+        self._data = mmap.mmap(ring, page + 2 * ring_bytes, prot=mmap.PROT_READ, offset=page)
         self.read_count = 0
 
     @classmethod
@@ -87,18 +95,27 @@ class ReapProbe:
                 f"the BPF reap probe knows only x86-64, not {platform.machine()}"
             )
         try:
-            trace_type = _btf_typedef("btf_trace_sys_exit")
+            btf = _Btf(VMLINUX_BTF.read_bytes())
+            wait_returns, exits = (
+                btf.typedef("btf_trace_sys_exit"),
+                btf.typedef("btf_trace_sched_process_exit"),
+            )
+            layout = _Layout.of(btf)
         except OSError as error:
             raise ReapProbeUnavailable(f"no kernel BTF ({VMLINUX_BTF}: {error.strerror})") from None
         opened: list[int] = []
         try:
-            opened.append(_create_map(_MAP_TYPE_RINGBUF, 0, 0, ring_bytes))
-            opened.append(_create_map(_MAP_TYPE_ARRAY, 4, 8, 1))
-            opened.append(_load(_program(*opened), trace_type))
-            attach = bytearray(16)
-            struct.pack_into("=QI", attach, 0, 0, opened[2])
-            opened.append(_bpf(_RAW_TRACEPOINT_OPEN, attach))
-            return cls((opened[0], opened[1], opened[2], opened[3]), ring_bytes)
+            opened.append(ring := _create_map(_MAP_TYPE_RINGBUF, 0, 0, ring_bytes))
+            opened.append(losses := _create_map(_MAP_TYPE_ARRAY, 4, 8, 1))
+            for program, tracepoint in (
+                (_wait_returns(ring, losses), wait_returns),
+                (_kernel_reaps(ring, losses, layout), exits),
+            ):
+                opened.append(loaded := _load(program, tracepoint))
+                attach = bytearray(16)
+                struct.pack_into("=QI", attach, 0, 0, loaded)
+                opened.append(_bpf(_RAW_TRACEPOINT_OPEN, attach))
+            return cls(ring, losses, opened, ring_bytes)
         except OSError as error:
             for fd in opened:
                 os.close(fd)
@@ -146,14 +163,17 @@ class ReapProbe:
         """Detach the program (closing its link) and free the buffers."""
         self._consumer.close()
         self._data.close()
-        for fd in (self._link, self._program, self._losses, self._ring):
+        for fd in reversed(self._held):  # the links first: detached before anything is freed
             os.close(fd)
 
 
 def _reap(
     at: int, number: int, reaper: int, returned: int, options: int, got: bytes
 ) -> Reap | None:
-    """A wait call's return as a reap, or None where it reaped nothing."""
+    """A wait call's return (or the kernel's own reap) as a reap, or None where it reaped
+    nothing."""
+    if number == _KERNEL_REAP:
+        return at, returned, reaper, struct.unpack_from("=i", got)[0]
     if number == _WAIT4:
         status, asked = struct.unpack_from("=iI", got)
         if not asked:
@@ -186,6 +206,10 @@ class _Assembler:
         self._jumps.append((len(self.code), label))
         self.op(code, dst, 0, 0, imm)
 
+    def jump_reg(self, code: int, dst: int, src: int, label: str) -> None:
+        self._jumps.append((len(self.code), label))
+        self.op(code, dst, src, 0, 0)
+
     def label(self, name: str) -> None:
         self._labels[name] = len(self.code)
 
@@ -204,9 +228,9 @@ class _Assembler:
 
 
 # opcodes
-_LDX64, _STX32, _STX64, _ST32, _ST64 = 0x79, 0x63, 0x7B, 0x62, 0x7A
-_MOV_REG, _MOV_IMM, _ADD_IMM, _RSH_IMM = 0xBF, 0xB7, 0x07, 0x77
-_JA, _JEQ, _JNE, _JSLE = 0x05, 0x15, 0x55, 0xD5
+_LDX32, _LDX64, _STX32, _STX64, _ST32, _ST64 = 0x61, 0x79, 0x63, 0x7B, 0x62, 0x7A
+_MOV_REG, _MOV_IMM, _ADD_IMM, _AND_IMM, _RSH_IMM = 0xBF, 0xB7, 0x07, 0x57, 0x77
+_JA, _JEQ, _JNE, _JNE_REG, _JSLE = 0x05, 0x15, 0x55, 0x5D, 0xD5
 _CALL, _EXIT, _ATOMIC_ADD64 = 0x85, 0x95, 0xDB
 _KTIME_GET_NS, _GET_CURRENT_PID_TGID, _PROBE_READ_USER = 5, 14, 112
 _MAP_LOOKUP, _RINGBUF_OUTPUT = 1, 130
@@ -214,15 +238,13 @@ _NO_WAKEUP = 1
 """BPF_RB_NO_WAKEUP: the reader polls on its own clock; nobody waits on the buffer."""
 
 
-def _program(ring: int, losses: int) -> bytes:
-    """sys_exit(regs, ret): on wait4 > 0 and waitid == 0, write a _RECORD to ``ring``;
-    count in ``losses`` what it had no room for. The record is built at r10-64."""
+def _wait_returns(ring: int, losses: int) -> bytes:
+    """sys_exit(regs, ret): on wait4 > 0 and waitid == 0, the return as a _RECORD."""
     a = _Assembler()
     a.op(_LDX64, 7, 1, 0)  # r7 = regs
     a.op(_LDX64, 8, 1, 8)  # r8 = the return value
     a.op(_LDX64, 9, 7, _REGS["orig_ax"])  # r9 = the system call
-    for offset in (-32, -24, -16, -8):
-        a.op(_ST64, 10, 0, offset, 0)
+    _clear_got(a)
     a.jump(_JEQ, 9, _WAIT4, "wait4")
     a.jump(_JEQ, 9, _WAITID, "waitid")
     a.label("out")
@@ -251,13 +273,61 @@ def _program(ring: int, losses: int) -> bytes:
     a.op(_MOV_IMM, 2, imm=32)
     a.op(_CALL, imm=_PROBE_READ_USER)
     a.label("emit")
-    a.op(_CALL, imm=_KTIME_GET_NS)
-    a.op(_STX64, 10, 0, -64)
-    a.op(_STX32, 10, 9, -56)
     a.op(_CALL, imm=_GET_CURRENT_PID_TGID)
     a.op(_RSH_IMM, 0, imm=32)
-    a.op(_STX32, 10, 0, -52)
+    a.op(_STX32, 10, 0, -52)  # the reaper: the caller
     a.op(_STX64, 10, 8, -48)
+    _emit(a, ring, losses)
+    return a.assemble()
+
+
+def _kernel_reaps(ring: int, losses: int, layout: _Layout) -> bytes:
+    """sched_process_exit(p, ...): a process the kernel will reap itself as it exits (its
+    parent ignores SIGCHLD or set SA_NOCLDWAIT; not traced; exit signal SIGCHLD), as a
+    _RECORD with number _KERNEL_REAP, its parent's tgid for the reaper, its exit code."""
+    a = _Assembler()
+    a.op(_LDX64, 6, 1, 0)  # r6 = p
+    _clear_got(a)
+    a.op(_LDX32, 1, 6, layout.pid)
+    a.op(_LDX32, 2, 6, layout.tgid)
+    a.jump_reg(_JNE_REG, 1, 2, "out")  # a thread, not a process
+    a.op(_STX64, 10, 1, -48)
+    a.op(_LDX32, 1, 6, layout.ptrace)
+    a.jump(_JNE, 1, 0, "out")
+    a.op(_LDX32, 1, 6, layout.exit_signal)
+    a.jump(_JNE, 1, _SIGCHLD, "out")
+    a.op(_LDX32, 1, 6, layout.exit_code)
+    a.op(_STX32, 10, 1, -32)
+    a.op(_LDX64, 7, 6, layout.real_parent)
+    a.op(_LDX32, 1, 7, layout.tgid)
+    a.op(_STX32, 10, 1, -52)  # the reaper: the parent, on whose behalf the kernel reaps
+    a.op(_LDX64, 8, 7, layout.sighand)
+    a.op(_LDX64, 1, 8, layout.sigchld_handler)
+    a.jump(_JEQ, 1, _SIG_IGN, "emit")
+    a.op(_LDX64, 1, 8, layout.sigchld_flags)
+    a.op(_AND_IMM, 1, imm=_SA_NOCLDWAIT)
+    a.jump(_JNE, 1, 0, "emit")
+    a.label("out")
+    a.op(_MOV_IMM, 0, imm=0)
+    a.op(_EXIT)
+    a.label("emit")
+    a.op(_MOV_IMM, 9, imm=_KERNEL_REAP)
+    _emit(a, ring, losses)
+    return a.assemble()
+
+
+def _clear_got(a: _Assembler) -> None:
+    """Zero the record's 32 bytes of what the caller got (r10-32 .. r10-1)."""
+    for offset in (-32, -24, -16, -8):
+        a.op(_ST64, 10, 0, offset, 0)
+
+
+def _emit(a: _Assembler, ring: int, losses: int) -> None:
+    """Stamp the record built at r10-64 (number in r9), write it to ``ring`` and end; what
+    had no room is counted in ``losses``. Jumps to the caller's "out" label."""
+    a.op(_STX32, 10, 9, -56)
+    a.op(_CALL, imm=_KTIME_GET_NS)
+    a.op(_STX64, 10, 0, -64)
     a.load_map(1, ring)
     a.op(_MOV_REG, 2, 10)
     a.op(_ADD_IMM, 2, imm=-64)
@@ -274,7 +344,6 @@ def _program(ring: int, losses: int) -> bytes:
     a.op(_MOV_IMM, 1, imm=1)
     a.op(_ATOMIC_ADD64, 0, 1, 0, 0)
     a.jump(_JA, 0, 0, "out")
-    return a.assemble()
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -320,29 +389,90 @@ def _load(program: bytes, attach_type_id: int) -> int:
         raise
 
 
-def _btf_typedef(name: str) -> int:
-    """The BTF type id of typedef ``name`` in the running kernel (OSError: none)."""
-    data = VMLINUX_BTF.read_bytes()
-    magic, _, _, header, types_at, types_length, strings_at, strings_length = struct.unpack_from(
-        "=HBBIIIII", data
-    )
-    if magic != 0xEB9F:
-        raise OSError(0, "not BTF")
-    strings = header + strings_at
-    found = data.find(b"\0" + name.encode() + b"\0", strings, strings + strings_length)
-    if found < 0:
+class _Btf:
+    """The running kernel's BTF (linux/btf.h): type ids and struct layouts by name."""
+
+    def __init__(self, data: bytes) -> None:
+        magic, _, _, header, types_at, types_length, strings_at, strings_length = (
+            struct.unpack_from("=HBBIIIII", data)
+        )
+        if magic != 0xEB9F:
+            raise OSError(0, "not BTF")
+        self._data = data
+        self._strings = (header + strings_at, header + strings_at + strings_length)
+        self._types = (header + types_at, header + types_at + types_length)
+
+    def _name_at(self, name: str) -> int:
+        start, end = self._strings
+        found = self._data.find(b"\0" + name.encode() + b"\0", start, end)
+        if found < 0:
+            raise OSError(0, f"no {name}")
+        return found + 1 - start
+
+    def _find(self, kind: int, name: str) -> tuple[int, int]:
+        """(type id, where its header is) of the type ``name`` of ``kind``."""
+        wanted, data = self._name_at(name), self._data
+        position, end = self._types
+        unpack, type_id = struct.Struct("=II").unpack_from, 1
+        while position < end:
+            name_at, info = unpack(data, position)
+            if info >> 24 & 0x1F == kind and name_at == wanted:
+                return type_id, position
+            position += 12 + _BTF_EXTRA[info >> 24 & 0x1F](info & 0xFFFF)
+            type_id += 1
         raise OSError(0, f"no {name}")
-    wanted = found + 1 - strings
-    position, end, type_id = header + types_at, header + types_at + types_length, 1
-    unpack = struct.Struct("=III").unpack_from
-    while position < end:
-        name_at, info, _ = unpack(data, position)
-        kind, count = info >> 24 & 0x1F, info & 0xFFFF
-        if kind == _BTF_KIND_TYPEDEF and name_at == wanted:
-            return type_id
-        position += 12 + _BTF_EXTRA[kind](count)
-        type_id += 1
-    raise OSError(0, f"no {name}")
+
+    def typedef(self, name: str) -> int:
+        return self._find(_BTF_KIND_TYPEDEF, name)[0]
+
+    def layout(self, name: str) -> tuple[int, dict[str, int]]:
+        """Struct ``name``'s size and its named members' byte offsets."""
+        _, position = self._find(_BTF_KIND_STRUCT, name)
+        info, size = struct.unpack_from("=II", self._data, position + 4)
+        bitfields = info >> 31
+        start, _ = self._strings
+        members = {}
+        for index in range(info & 0xFFFF):
+            name_at, _, offset = struct.unpack_from("=III", self._data, position + 12 + 12 * index)
+            end = self._data.index(b"\0", start + name_at)
+            bits = offset & 0xFFFFFF if bitfields else offset
+            members[self._data[start + name_at : end].decode()] = bits // 8
+        return size, members
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where the exit program reads in the kernel's structs (byte offsets)."""
+
+    pid: int
+    tgid: int
+    ptrace: int
+    exit_signal: int
+    exit_code: int
+    real_parent: int
+    sighand: int
+    sigchld_handler: int
+    """In a struct sighand_struct: action[SIGCHLD - 1].sa.sa_handler."""
+    sigchld_flags: int
+
+    @classmethod
+    def of(cls, btf: _Btf) -> _Layout:
+        _, task = btf.layout("task_struct")
+        _, sighand = btf.layout("sighand_struct")
+        action_size, action = btf.layout("k_sigaction")
+        _, sigaction = btf.layout("sigaction")
+        sigchld = sighand["action"] + action_size * (_SIGCHLD - 1) + action["sa"]
+        return cls(
+            pid=task["pid"],
+            tgid=task["tgid"],
+            ptrace=task["ptrace"],
+            exit_signal=task["exit_signal"],
+            exit_code=task["exit_code"],
+            real_parent=task["real_parent"],
+            sighand=task["sighand"],
+            sigchld_handler=sigchld + sigaction["sa_handler"],
+            sigchld_flags=sigchld + sigaction["sa_flags"],
+        )
 
 
 _BTF_EXTRA = {

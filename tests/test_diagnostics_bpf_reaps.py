@@ -145,3 +145,64 @@ def test_without_privilege_it_says_why_in_one_line() -> None:
         timeout=30, check=True,
     )  # fmt: skip
     assert said.stdout.count("\n") == 1 and "root" in said.stdout, said.stdout + said.stderr
+
+
+def kernel_reaped_child(flags: int, handler: int) -> tuple[int, int]:
+    """(parent, child): a parent whose SIGCHLD action is ``handler`` with ``flags`` forks a
+    child that exits with 9, waits until the kernel has reaped it (waitpid finds no child
+    left: ECHILD), and exits."""
+    read_end, write_end = os.pipe()
+    parent = os.fork()
+    if parent == 0:
+        os.close(read_end)
+        set_sigchld(handler, flags)
+        pid = child(9)
+        os.write(write_end, pid.to_bytes(4, "little"))
+        try:
+            os.waitpid(pid, 0)  # blocks until it is gone, then ECHILD: nothing to reap
+        except ChildProcessError:
+            pass
+        os._exit(0)
+    os.close(write_end)
+    pid = int.from_bytes(os.read(read_end, 4), "little")
+    os.close(read_end)
+    os.waitpid(parent, 0)
+    return parent, pid
+
+
+def set_sigchld(handler: int, flags: int) -> None:
+    """sigaction(SIGCHLD) through the C library (Python's signal module sets no flags)."""
+
+    class SigAction(ctypes.Structure):
+        _fields_ = [
+            ("handler", ctypes.c_void_p),
+            ("mask", ctypes.c_ulong * 16),
+            ("flags", ctypes.c_int),
+            ("restorer", ctypes.c_void_p),
+        ]
+
+    action = SigAction(handler=handler, flags=flags)
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.sigaction(signal.SIGCHLD, ctypes.byref(action), None) == 0
+
+
+@pytest.mark.parametrize(
+    ("handler", "flags"),
+    [(signal.SIG_IGN, 0), (signal.SIG_DFL, 2)],  # 2: SA_NOCLDWAIT
+    ids=["sigchld-ignored", "sa-nocldwait"],
+)
+def test_a_child_the_kernel_reaps_at_its_exit_is_one_reap_for_its_parent(
+    probe: ReapProbe, handler: int, flags: int
+) -> None:
+    parent, pid = kernel_reaped_child(flags, int(handler))
+    [(reaper, status)] = [(r, s) for _, p, r, s in probe.read() if p == pid]
+    assert reaper == parent
+    assert status is not None and os.WEXITSTATUS(status) == 9
+
+
+def test_a_child_whose_parent_waits_is_no_kernel_reap(probe: ReapProbe) -> None:
+    pid = child(6)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # a zombie now, not reaped
+    assert pid not in mine(probe)
+    os.waitpid(pid, 0)
+    assert len(mine(probe)[pid]) == 1
