@@ -160,7 +160,9 @@ class ReapProbe:
         return reaps
 
     def close(self) -> None:
-        """Detach the program (closing its link) and free the buffers."""
+        """Detach the programs (closing their links) and free the buffers. Idempotent."""
+        if self._consumer.closed:
+            return
         self._consumer.close()
         self._data.close()
         for fd in reversed(self._held):  # the links first: detached before anything is freed

@@ -506,6 +506,9 @@ EXIT_FROM_SCAN = "scan"
 EXIT_BEFORE_SEEN = "before-seen"
 """Already a zombie when the recorder first saw it: exited_at is empty."""
 # Where a child's reap time came from (ChildRecord.reap_source).
+REAP_FROM_KERNEL = "kernel"
+"""Stamped by the kernel as the reaper's wait call returned, or as a child the kernel
+reaps itself exited (diagnostics/bpf_reaps.py): the reap itself, within microseconds."""
 REAP_FROM_PIDFD = "pidfd"
 """When the recorder saw the child's pidfd hang up: late by the poller's latency."""
 REAP_FROM_SCAN = "scan"
@@ -514,7 +517,7 @@ REAP_GONE_WHEN_LOOKED = "gone-when-looked"
 """Reaped before the recorder could watch it (reaped_at: when it found it gone)."""
 REAP_PID_REUSED = "pid-reused"
 """Found reaped when its PID came back for a newer process (reaped_at: that fork)."""
-MEASURED_REAPS = frozenset({REAP_FROM_PIDFD})
+MEASURED_REAPS = frozenset({REAP_FROM_KERNEL, REAP_FROM_PIDFD})
 """Reap sources whose time is the reap itself (up to the poller's latency); the others
 give only a time by which it had been reaped."""
 MEASURED_EXITS = frozenset({EXIT_FROM_CONNECTOR, EXIT_FROM_PIDFD})
@@ -622,8 +625,8 @@ class EventSummary(_Record):
     """What an event record rests on and what it showed: one object for scenario.json
     (``ScenarioRecord.events``) or run.json, written by diagnostics/event_recorder.py.
 
-    ``sources`` names where each of fork, exit and reap came from ("connector", "pidfd",
-    "scan"); ``sampled`` says, for each figure that is only sampled, why. Events lost are
+    ``sources`` names where each of fork, exit and reap came from ("connector", "kernel",
+    "pidfd", "scan"); ``sampled`` says, for each figure that is only sampled, why. Events lost are
     counted from the kernel's per-CPU sequence numbers where the connector ran.
     """
 
@@ -645,6 +648,11 @@ class EventSummary(_Record):
     """"ok", or why the process-events connector could not be used."""
     pidfd: str = ""
     """"ok", or why pidfds could not give reap times."""
+    reap_probe: str = ""
+    """"ok", or why the kernel could not stamp the reaps (diagnostics/bpf_reaps.py); empty
+    in a record older than the probe."""
+    reaps_lost: int = 0
+    """Reaps the kernel stamped that the probe's ring buffer had no room for."""
     receive_buffer_bytes: int | None = None
     overflows: int = 0
     """Times the connector's receive buffer overflowed (ENOBUFS): events were dropped."""
@@ -675,7 +683,8 @@ class EventSummary(_Record):
     scan_interval_s: float | None = None
     reap_latency_ms: dict[str, Any] | None = None
     """How late the poller sees a pidfd event: {"probes", "p50", "p99", "max"}, measured
-    with wake-ups at random times during the record."""
+    with wake-ups at random times during the record; null where the kernel stamped the
+    reaps (no poller's latency in them)."""
     cpu_seconds: float | None = None
     """CPU time of the recorder's thread."""
     figures: dict[str, Any] = field(default_factory=dict)

@@ -4,11 +4,14 @@
 stop returns the :class:`~diagnostics.contract.EventSummary` (sources, events lost,
 figures) that scenario.json keeps, and events.csv holds one row per child.
 
-One thread waits (epoll) on everything at once: the process-events connector (fork,
-exec and exit, kernel timestamps: :mod:`diagnostics.proc_connector`) and one pidfd
-per child (exit, and the reap: :mod:`diagnostics.pidfds`). The connector's queue is
-drained before any pidfd is looked at, so a child's fork and exit are known before
-its reap, and a parent's exit before the reaps that follow it.
+Where the kernel stamps the reaps too (root, BTF: :mod:`diagnostics.bpf_reaps`), one
+thread reads them and the process-events connector (fork, exec and exit, kernel
+timestamps: :mod:`diagnostics.proc_connector`) every ``BATCH_INTERVAL_S`` and applies
+both in the order of their timestamps: no wake-up per child, and no time moved by when
+the reader came by. Elsewhere the thread waits (epoll) on the connector and one pidfd
+per child (exit, and the reap: :mod:`diagnostics.pidfds`), waking for each; the
+connector's queue is drained before any pidfd is looked at, so a child's fork and exit
+are known before its reap, and a parent's exit before the reaps that follow it.
 
 Where a source is missing the recorder scans /proc instead, every ``scan_interval``
 seconds, and the summary says which figures are sampled and why:
@@ -29,6 +32,7 @@ is kept in ``error`` and told once to ``on_error``.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import logging
@@ -42,6 +46,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from diagnostics import clocks, contract, events, pidfds, procfs
+from diagnostics.bpf_reaps import ReapProbe, ReapProbeUnavailable
 from diagnostics.contract import ChildRecord, EventSummary
 from diagnostics.events import Child, ChildTree, TreeCounts
 from diagnostics.lifetimes import percentile, summary_figures
@@ -82,6 +87,16 @@ MAX_READY = 1024
 """Descriptors one wait reports at most (the rest at the next)."""
 DRAIN_BATCHES = 16
 """Connector batches read before the pidfds get their turn, under a flood."""
+BATCH_INTERVAL_S = 0.02
+"""How often the reaps stamped by the kernel and the connector's events are read (where
+the kernel stamps the reaps): the live counts lag by this much, no time does."""
+ORDER_MARGIN_NS = 2_000_000
+"""Events stamped this close to a read wait for the next one: an event is queued a few
+microseconds after its stamp, so one source's later event may be read before the
+other's earlier one, and they are applied in the order of their stamps."""
+REAP = -1
+"""The kind of a reap stamped by the kernel among the connector's events (not a
+connector value)."""
 SWITCHED_OFF = "switched off"
 NOT_STARTED = "not started"
 _HANGUP = select.EPOLLHUP | select.EPOLLERR
@@ -90,7 +105,8 @@ _HANGUP = select.EPOLLHUP | select.EPOLLERR
 class EventRecorder:
     """Records the children of ``root_pid``'s tree into ``folder``/events.csv.
 
-    ``connector`` and ``pidfds`` False switch a source off (for tests of the fallbacks);
+    ``connector``, ``pidfds`` and ``reap_probe`` False switch a source off (for tests of
+    the fallbacks; the reap probe needs the connector and stands in for pidfds);
     ``receive_buffer`` is what the connector's socket asks for (the kernel may give less).
     """
 
@@ -103,6 +119,7 @@ class EventRecorder:
         pidfds: bool = True,
         scan_interval: float = SCAN_INTERVAL_S,
         receive_buffer: int = RECEIVE_BUFFER,
+        reap_probe: bool = True,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         if not scan_interval > 0:
@@ -116,8 +133,19 @@ class EventRecorder:
         self.rows: list[ChildRecord] = []
         """events.csv as read back at the stop (what the summary's figures are of)."""
         self._want_connector, self._want_pidfds = connector, pidfds
+        self._want_probe = reap_probe and pidfds
         self._conn: Connector | None = None
-        self._connector_state = self._pidfd_state = NOT_STARTED
+        self._reaps: ReapProbe | None = None
+        self._pending: list[Event] = []
+        """Events of both sources read but stamped too recently to be applied yet."""
+        self._reaps_lost = 0
+        self._early: dict[int, tuple[int, int, int]] = {}
+        """Kernel-stamped reaps of children whose exit is not told yet, by PID: (stamp,
+        reaper, status). The kernel stamps an exit after the parent is told, so a quick
+        reap (and every reap the kernel does itself) can come first; it waits for the
+        exit, EXIT_GRACE_NS at most."""
+        self._final = False
+        self._connector_state = self._pidfd_state = self._probe_state = NOT_STARTED
         self._tree = ChildTree(root_pid, f"[pid {root_pid}]")
         self._by_fd: dict[int, Child] = {}
         self._gone: list[tuple[Child, int]] = []
@@ -126,8 +154,6 @@ class EventRecorder:
         self._ready: list[Child] = []
         """Reaped children whose rows are to be written at the next flush."""
         self._unwatched = 0
-        self._scan_reaps = False
-        """Set once a child must be watched by scans though pidfds work (none to spare)."""
         self._pidfd_budget = 0
         self._safe_lag = (0, 0)
         """(until when, how long after a fork a pidfd surely names the child), in ns."""
@@ -165,7 +191,7 @@ class EventRecorder:
         if procfs.stat(self.root) is None:
             raise ProcessLookupError(f"no process with PID {self.root}")
         self._started = time.time()
-        self._pidfd_state = self._connector_state = SWITCHED_OFF
+        self._pidfd_state = self._connector_state = self._probe_state = SWITCHED_OFF
         if self._want_pidfds:  # before the connector: the probe's child is not ours to record
             self._pidfd_state = pidfds.probe()
             self._pidfd_ok = self._pidfd_state == pidfds.OK
@@ -181,7 +207,8 @@ class EventRecorder:
         self._thread = threading.Thread(target=self._run, name=f"events-{self.root}", daemon=True)
         self._prober = threading.Thread(target=self._probe, name="events-probe", daemon=True)
         self._thread.start()
-        self._prober.start()
+        if self._reaps is None:  # a poller's latency, where reaps are seen by waking for them
+            self._prober.start()
 
     def _open(self) -> None:
         """The connector, the file, and the tree as it is (after subscribing: none missed)."""
@@ -191,13 +218,22 @@ class EventRecorder:
                 self._connector_state = "ok"
             except ConnectorUnavailable as error:
                 self._connector_state = str(error)
+        if self._conn is not None and self._want_probe:
+            try:
+                self._reaps = ReapProbe.open()
+                self._probe_state = "ok"
+            except ReapProbeUnavailable as error:
+                self._probe_state = str(error)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._append(_csv_lines([contract.EVENT_COLUMNS]))
         self._tree.root_command = procfs.command(self.root) or self._tree.root_command
-        for fd in (self._stop_fd, self._probe_fd, *([self._conn.fileno()] if self._conn else [])):
+        woken_by = [self._stop_fd, self._probe_fd]
+        if self._conn is not None and self._reaps is None:  # else read every batch interval
+            woken_by.append(self._conn.fileno())
+        for fd in woken_by:
             self._epoll.register(fd, select.EPOLLIN)
-        self._scanning = self._conn is None or not self._pidfd_ok
+        self._scanning = self._conn is None or (self._reaps is None and not self._pidfd_ok)
         self._walk(contract.PRE_EXISTING, time.monotonic_ns())
 
     def stop(self, until: float | None = None) -> EventSummary:
@@ -216,7 +252,7 @@ class EventRecorder:
         if self._thread is not None:
             os.eventfd_write(self._stop_fd, 1)
             self._thread.join()
-        if self._prober is not None:
+        if self._prober is not None and self._prober.ident is not None:
             self._prober.join()
         for fd in (self._stop_fd, self._probe_fd):
             os.close(fd)
@@ -246,7 +282,7 @@ class EventRecorder:
         poll, handle, clock = self._epoll.poll, self._handle, time.monotonic_ns
         try:
             while not self._stop_asked:
-                handle(poll(self._timeout() if self._scanning else -1, MAX_READY), clock())
+                handle(poll(self._timeout(), MAX_READY), clock())
             self._finish()
         except Exception as exc:  # the owner must never see this thread's failures
             log.debug("event recorder failed", exc_info=True)
@@ -256,7 +292,13 @@ class EventRecorder:
             self._cpu_seconds = time.thread_time()
 
     def _timeout(self) -> float:
-        return max(0.0, (self._next_scan - time.monotonic_ns()) / 1e9)
+        """Until the next scan where a source is missing, the next batch where the kernel
+        stamps the reaps (-1: until woken)."""
+        timeout = BATCH_INTERVAL_S if self._reaps is not None else -1.0
+        if self._scanning:
+            scan = max(0.0, (self._next_scan - time.monotonic_ns()) / 1e9)
+            timeout = scan if timeout < 0 else min(timeout, scan)
+        return timeout
 
     def _handle(self, ready: list[tuple[int, int]], now: int) -> None:
         """One turn: the connector first (forks and exits before reaps), then pidfds."""
@@ -296,12 +338,48 @@ class EventRecorder:
 
     def _read(self, conn: Connector) -> None:
         """Apply what the connector has queued, up to DRAIN_BATCHES batches."""
+        if self._reaps is not None:
+            self._read_in_order(conn, self._reaps)
+            return
         for _ in range(DRAIN_BATCHES):
             batch = conn.read_batch()
             if batch:
                 self._apply(batch, time.monotonic_ns())  # seen: once read
             if len(batch) < BATCH:
                 break
+
+    def _read_in_order(self, conn: Connector, probe: ReapProbe) -> None:
+        """Both sources, applied in the order of their stamps: the reaps are read first,
+        so every reap read has its child's fork queued already."""
+        now = time.monotonic_ns()
+        pending = self._pending
+        pending += [
+            (REAP, at, pid, reaper, 0, -1 if status is None else status)
+            for at, pid, reaper, status in probe.read()
+        ]
+        for _ in range(DRAIN_BATCHES):
+            batch = conn.read_batch()
+            pending += batch
+            if len(batch) < BATCH:
+                break
+        pending.sort(key=_stamp)
+        cut = (
+            len(pending)
+            if self._final
+            else bisect.bisect_right(pending, now - ORDER_MARGIN_NS, key=_stamp)
+        )
+        self._pending = pending[cut:]
+        self._apply(pending[:cut], now)
+        for pid, (at, reaper, status) in list(self._early.items()):
+            if self._final or at + EXIT_GRACE_NS <= now:  # its exit never came
+                del self._early[pid]
+                child = self._tree.active.get(pid)
+                if child is not None:  # (not settled since by a scan)
+                    self._reap(child, at, reaper, status)
+        lost = probe.lost
+        if lost > self._reaps_lost:  # reaps dropped: scans find the children they were
+            self._reaps_lost = lost
+            self._scanning = True
 
     def _apply(self, batch: list[Event], now: int) -> None:
         """The tree's events among the machine's (most are not the tree's: each is
@@ -324,12 +402,35 @@ class EventRecorder:
             elif what == EXIT:
                 if tgid in active or tgid == root or (pid == tgid and pid in held):
                     self._exited(at, pid, tgid, parent, status)
+            elif what == REAP:
+                if pid in active:
+                    self._kernel_reaped(active[pid], at, tgid, status)
             elif what == EXEC and (tgid in active or tgid == root) and tree.is_member(tgid):
                 self._exec(tgid)
+
+    def _kernel_reaped(self, child: Child, at: int, reaper: int, status: int) -> None:
+        """The kernel stamped ``child``'s reap, by ``reaper`` (its wait call returned, or
+        the kernel reaped it for a parent that does not wait). A PID is not handed on
+        before its reap, so the child of that PID now is the one reaped; one whose exit
+        is not told yet is reaped when it is (see ``_early``)."""
+        if child.exited_ns is None and child.exit_source == "":
+            self._early[child.pid] = (at, reaper, status)
+        else:
+            self._reap(child, at, reaper, status)
+
+    def _reap(self, child: Child, at: int, reaper: int, status: int) -> None:
+        if status >= 0 and child.exit_status is None:
+            child.exit_status = status
+        self._tree.reaped(child, at, contract.REAP_FROM_KERNEL)
+        child.reaped_by = reaper
 
     def _pid_came_back(self, old: Child, forked_ns: int) -> None:
         """A fork event names a PID the tree still holds: the same child seen twice
         (found at the start, forked just before), or the old one is gone."""
+        early = self._early.pop(old.pid, None)
+        if early is not None:  # reaped, its exit never told
+            self._reap(old, *early)
+            return
         if (
             old.origin == contract.PRE_EXISTING
             and old.forked_ns is None
@@ -343,20 +444,22 @@ class EventRecorder:
     def _watch(self, child: Child, forked_ns: int | None) -> None:
         """Open ``child``'s pidfd, and keep it only if it names that very process (one
         that started no later than its fork event); a child gone already is settled
-        after the exits queued with it."""
+        after the exits queued with it. Nothing to do where the kernel stamps reaps."""
+        if self._reaps is not None:
+            return
         fd = None
         if self._pidfd_ok and len(self._by_fd) >= self._pidfd_budget:
             self._warn_once(
                 "some children were watched by scans of /proc: no descriptor to spare for"
                 f" their pidfds ({self._pidfd_budget} held at most)"
             )
-            self._scan_reaps = self._scanning = True
+            self._scanning = True
         elif self._pidfd_ok:
             try:
                 fd = pidfds.open_pidfd(child.pid)
             except OSError as error:
                 self._warn_once(f"some children were watched by scans of /proc: {error.strerror}")
-                self._scan_reaps = self._scanning = True
+                self._scanning = True
         if fd is not None and forked_ns is not None:
             now = time.monotonic_ns()
             if now - forked_ns < self._lag(now):
@@ -405,11 +508,15 @@ class EventRecorder:
                 self._rehome(self.root, at)
             return
         if pid == tgid:
-            tree.exited(child, at, contract.EXIT_FROM_CONNECTOR, status)
+            early = self._early.pop(pid, None)
+            exited = at if early is None else min(at, early[0])  # not after its reap
+            tree.exited(child, exited, contract.EXIT_FROM_CONNECTOR, status)
             if parent and parent != child.holder:  # its holder died first: handed on then
                 holder_exit = tree.root_exited_ns if child.up is None else child.up.exited_ns
-                tree.adopted(child, parent, at if holder_exit is None else holder_exit)
-            self._rehome(child.pid, at)
+                tree.adopted(child, parent, exited if holder_exit is None else holder_exit)
+            self._rehome(child.pid, exited)
+            if early is not None:
+                self._reap(child, *early)
         elif child.exit_source == contract.EXIT_FROM_CONNECTOR and child.exited_ns is not None:
             # a thread outliving its leader: the process is a zombie when its last thread exits
             child.exited_ns = max(child.exited_ns, at)
@@ -573,6 +680,7 @@ class EventRecorder:
 
     def _finish(self) -> None:
         """The last events, then every child still in the tree as it is now."""
+        self._final = True
         self._handle(self._epoll.poll(0, 1024), time.monotonic_ns())
         self._settle_gone(self._take_gone())
         tree = self._tree
@@ -606,6 +714,9 @@ class EventRecorder:
             self._unwatch(child)
         if self._conn is not None:
             self._conn.close()
+        if self._reaps is not None:
+            self._reaps_lost = self._reaps.lost
+            self._reaps.close()
         if self._fd is not None:
             if self._unwritten:
                 self._append("")
@@ -637,10 +748,11 @@ class EventRecorder:
     def _summarise(self, until: float | None) -> EventSummary:
         conn = self._conn
         pidfd_ok = self._pidfd_state == pidfds.OK
+        probe = self._reaps
         sources = {
             "forks": "connector" if conn else "scan",
             "exits": "connector" if conn else "pidfd" if pidfd_ok else "scan",
-            "reaps": "pidfd" if pidfd_ok else "scan",
+            "reaps": "kernel" if probe else "pidfd" if pidfd_ok else "scan",
         }
         every = f"every {self.scan_interval * 1000:g} ms"
         sampled: dict[str, str] = {}
@@ -657,7 +769,12 @@ class EventRecorder:
             )
         if conn is None and not pidfd_ok:
             sampled["exits"] = f"exits were seen by scans of /proc {every}"
-        if not pidfd_ok:
+        if probe is not None and self._reaps_lost:
+            sampled["reaps"] = (
+                f"{self._reaps_lost} reaps stamped by the kernel were lost (its ring buffer was"
+                f" full): scans of /proc {every} found the children they were"
+            )
+        elif probe is None and not pidfd_ok:
             sampled["reaps"] = (
                 f"no reap notification from pidfds ({self._pidfd_state}): reaps were seen by"
                 f" scans of /proc {every}"
@@ -681,6 +798,8 @@ class EventRecorder:
             sampled=sampled,
             connector=self._connector_state,
             pidfd=self._pidfd_state,
+            reap_probe=self._probe_state,
+            reaps_lost=self._reaps_lost,
             receive_buffer_bytes=conn.buffer_bytes if conn else None,
             overflows=conn.overflows if conn else 0,
             events_lost=conn.lost if conn else None,
@@ -693,7 +812,9 @@ class EventRecorder:
             root_reaps=sum(row.reaped_by == self.root for row in rows),
             unwatched=self._unwatched,
             scan_interval_s=self.scan_interval if self._scanning_used() else None,
-            reap_latency_ms={
+            reap_latency_ms=None
+            if probe
+            else {
                 "probes": len(latencies),
                 "p50": percentile(latencies, 50),
                 "p99": percentile(latencies, 99),
@@ -721,7 +842,15 @@ class EventRecorder:
         return rows
 
     def _scanning_used(self) -> bool:
-        return self._conn is None or self._pidfd_state != pidfds.OK
+        return (
+            self._conn is None
+            or (self._reaps is None and self._pidfd_state != pidfds.OK)
+            or self._reaps_lost > 0
+        )
+
+
+def _stamp(event: Event) -> int:
+    return event[1]
 
 
 def _started_by(start_ticks: int | None, forked_ns: int) -> bool:

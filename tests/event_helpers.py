@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from diagnostics import contract
+from diagnostics.bpf_reaps import ReapProbe, ReapProbeUnavailable
 from diagnostics.proc_connector import Connector, ConnectorUnavailable
 from tests.diag_helpers import DEADLINE_S, REPO
 
@@ -30,6 +32,7 @@ from tests.diag_helpers import DEADLINE_S, REPO
 #   reap PID...       wait for these children
 #   kill PID SIG      send a signal
 #   subreaper         become a child subreaper
+#   ignore            ignore SIGCHLD: the kernel reaps the children that exit from now on
 #   orphan            a child that forks a sleeping grandchild and exits: "CHILD GRANDCHILD"
 #   reuse             fork and reap a child, then one that asks for its PID (clone3 with
 #                     set_tid): "PID", "no" (taken by others 200 times) or "cannot: why"
@@ -98,6 +101,9 @@ for line in sys.stdin:
         answer("ok")
     elif command == "subreaper":
         ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
+        answer("ok")
+    elif command == "ignore":
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
         answer("ok")
     elif command == "orphan":
         read_end, write_end = os.pipe()
@@ -241,3 +247,27 @@ def require_connector() -> None:
         Connector.open().close()
     except ConnectorUnavailable as reason:
         pytest.skip(str(reason))
+
+
+def require_reap_probe() -> None:
+    """Skip unless the connector listens and the kernel can stamp reaps here (root, BTF)."""
+    require_connector()
+    try:
+        ReapProbe.open().close()
+    except ReapProbeUnavailable as reason:
+        pytest.skip(str(reason))
+
+
+REAP_SOURCES = [
+    pytest.param(contract.REAP_FROM_KERNEL, {}, id="kernel-stamped"),
+    pytest.param(contract.REAP_FROM_PIDFD, {"reap_probe": False}, id="pidfds"),
+]
+"""(the reap source expected, the recorder's options): a test of both ways of timing a
+reap, the kernel's stamp where it can, pidfds where it cannot."""
+
+
+def require_reap_source(source: str) -> None:
+    if source == contract.REAP_FROM_KERNEL:
+        require_reap_probe()
+    else:
+        require_connector()

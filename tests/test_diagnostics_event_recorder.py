@@ -27,7 +27,14 @@ from diagnostics.event_recorder import EventRecorder
 from diagnostics.events import read
 from diagnostics.recorder import Recorder
 from tests import diag_helpers as h
-from tests.event_helpers import OutsideRecorder, Tree, require_connector
+from tests.event_helpers import (
+    REAP_SOURCES,
+    OutsideRecorder,
+    Tree,
+    require_connector,
+    require_reap_probe,
+    require_reap_source,
+)
 
 
 @contextmanager
@@ -60,9 +67,12 @@ def file_rows(folder: Path) -> list[ChildRecord]:
     return rows
 
 
-def test_a_fork_burst_every_fork_exit_and_reap_is_recorded(tmp_path: Path) -> None:
-    require_connector()
-    with Tree() as tree, recording(tree, tmp_path) as recorder:
+@pytest.mark.parametrize(("source", "options"), REAP_SOURCES)
+def test_a_fork_burst_every_fork_exit_and_reap_is_recorded(
+    tmp_path: Path, source: str, options: dict[str, Any]
+) -> None:
+    require_reap_source(source)
+    with Tree() as tree, recording(tree, tmp_path, **options) as recorder:
         pids = tree.ask("fork 300 3")
         settled(recorder, 0, 300)
         tree.ask("reap " + " ".join(map(str, pids)))
@@ -73,20 +83,22 @@ def test_a_fork_burst_every_fork_exit_and_reap_is_recorded(tmp_path: Path) -> No
     for row in rows.values():
         assert (row.origin, row.parent, row.depth) == (contract.FORKED, tree.pid, 1)
         assert (row.exit_source, row.exit_code, row.exit_signal) == ("connector", 3, None)
-        assert (row.reap_source, row.reaped_by) == ("pidfd", tree.pid)
+        assert (row.reap_source, row.reaped_by) == (source, tree.pid)
         assert row.forked_at is not None and row.exited_at is not None
         assert row.reaped_at is not None and row.started is not None
         assert row.forked_at <= row.exited_at <= row.reaped_at
         assert row.seen_at >= row.forked_at
     assert (summary.events_lost, summary.overflows, summary.unwatched) == (0, 0, 0)
-    assert summary.sources == {"forks": "connector", "exits": "connector", "reaps": "pidfd"}
+    assert summary.sources == {"forks": "connector", "exits": "connector", "reaps": source}
     assert summary.sampled == {} and summary.errors == []
     assert (summary.children, summary.forked, summary.pre_existing) == (300, 300, 0)
     figures = summary.figures
     assert (figures["forked"], figures["exited"], figures["reaped"]) == (300, 300, 300)
     assert (figures["peak_zombies"], figures["final_zombies"]) == (300, 0)
     assert figures["lifetimes"]["measured"] == 300 and figures["lifetimes"]["never_reaped"] == 0
-    assert summary.reap_latency_ms is not None and summary.cpu_seconds is not None
+    assert summary.cpu_seconds is not None
+    # a poller's latency only where reaps are seen by waking for them
+    assert (summary.reap_latency_ms is None) == (source == contract.REAP_FROM_KERNEL)
 
 
 def test_exits_by_signal_name_the_signal(tmp_path: Path) -> None:
@@ -179,7 +191,7 @@ def test_a_child_gone_before_it_was_looked_at_keeps_the_child_it_forked(
         return real_open(pid)
 
     monkeypatch.setattr(event_recorder.pidfds, "open_pidfd", look_late)
-    with Tree() as tree, recording(tree, tmp_path / "record") as recorder:
+    with Tree() as tree, recording(tree, tmp_path / "record", reap_probe=False) as recorder:
         child, grandchild = tree.ask(f"late-orphan {fifo}")
         h.wait_until(
             lambda: (recorder.counts().deeper_live, recorder.counts().reaps) == (1, 1),
@@ -381,17 +393,21 @@ def test_as_an_unprivileged_user(tmp_path: Path) -> None:
     assert {row.reap_source for row in rows.values()} <= {"pidfd", "gone-when-looked"}
 
 
-def test_a_reused_pid_is_two_children(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("source", "options"), REAP_SOURCES)
+def test_a_reused_pid_is_two_children(tmp_path: Path, source: str, options: dict[str, Any]) -> None:
     """Stopped (SIGSTOP) while a child forks, exits, is reaped and its PID goes to the next
     child: the recorder reads the events late, after both are gone, and keeps them apart.
 
     The second child asks for the first one's PID (clone3's set_tid), which leaves the
     machine's PID allocation as it was; writing ns_last_pid would move it for every
     process, and a fresh PID namespace would not do: its PIDs are its own, while the
-    recorder sees the host's."""
-    require_connector()
+    recorder sees the host's.
+
+    Where the kernel stamps the reaps, both lives are exact: the first child's reap comes
+    before the fork that takes its PID. With pidfds, opened too late, both are bounds."""
+    require_reap_source(source)
     with Tree() as tree:
-        outside = OutsideRecorder(tree.pid, tmp_path)
+        outside = OutsideRecorder(tree.pid, tmp_path, options)
         try:
             os.kill(outside.proc.pid, signal.SIGSTOP)
             h.wait_until(lambda: _stopped(outside.proc.pid), "every thread of the recorder stopped")
@@ -409,10 +425,15 @@ def test_a_reused_pid_is_two_children(tmp_path: Path) -> None:
     assert len(rows) == 2
     first, second = sorted(rows, key=lambda row: row.forked_at or 0)
     assert (first.exit_code, second.exit_code) == (0, 7)
-    assert first.reap_source == "pid-reused" and first.reaped_at == second.forked_at
-    assert second.reap_source == "gone-when-looked"
     assert first.exited_at is not None and second.forked_at is not None
     assert first.exited_at <= second.forked_at
+    if source == contract.REAP_FROM_KERNEL:
+        assert (first.reap_source, second.reap_source) == (source, source)
+        assert first.reaped_at is not None and first.reaped_at <= second.forked_at
+        assert summary.unwatched == 0
+        return
+    assert first.reap_source == "pid-reused" and first.reaped_at == second.forked_at
+    assert second.reap_source == "gone-when-looked"
     assert summary.unwatched >= 2 and any("only bounds" in w for w in summary.warnings)
 
 
@@ -447,7 +468,7 @@ def test_a_thousand_zombies_each_watched_then_every_pidfd_closed(tmp_path: Path)
     require_connector()
     with Tree() as tree:
         before = len(os.listdir("/proc/self/fd"))
-        with recording(tree, tmp_path) as recorder:
+        with recording(tree, tmp_path, reap_probe=False) as recorder:
             pids = tree.ask("fork 1000 0")
             settled(recorder, 0, 1000)
             assert len(os.listdir("/proc/self/fd")) >= before + 1000
@@ -464,7 +485,7 @@ def test_more_children_than_descriptors_are_watched_by_scans(
     """A limit of 100 descriptors keeps 64 for the rest of the process: 36 pidfds at most."""
     require_connector()
     monkeypatch.setattr(event_recorder.pidfds, "raise_descriptor_limit", lambda: 100)
-    with Tree() as tree, recording(tree, tmp_path) as recorder:
+    with Tree() as tree, recording(tree, tmp_path, reap_probe=False) as recorder:
         pids = tree.ask("fork 60 0")
         settled(recorder, 0, 60)
         tree.ask("reap " + " ".join(map(str, pids)))
@@ -493,3 +514,45 @@ def test_the_recorder_imports_only_the_standard_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=h.REPO, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_children_the_kernel_reaps_for_a_parent_that_ignores_sigchld_are_reaped_at_once(
+    tmp_path: Path,
+) -> None:
+    """No wait call reaps them, so no pidfd poller is needed to see it: the kernel stamps
+    each reap as the child exits, for the parent that ignores SIGCHLD."""
+    require_reap_probe()
+    with Tree() as tree, recording(tree, tmp_path) as recorder:
+        tree.ask("ignore")
+        pids = tree.ask("fork 50 2")
+        h.wait_until(lambda: recorder.counts().reaps == 50, "50 reaps in the record")
+        summary = recorder.stop()
+    rows = by_pid(file_rows(tmp_path))
+    assert set(rows) == set(pids)
+    for row in rows.values():
+        assert (row.reap_source, row.reaped_by, row.exit_code) == ("kernel", tree.pid, 2)
+        assert row.exited_at is not None and row.reaped_at is not None
+        assert row.forked_at is not None and row.forked_at <= row.exited_at <= row.reaped_at
+    assert summary.figures["final_zombies"] == 0
+    assert summary.figures["lifetimes"]["measured"] == 50
+
+
+def test_an_orphan_reaped_by_its_subreaper_is_stamped_with_that_reaper(tmp_path: Path) -> None:
+    require_reap_probe()
+    with Tree() as tree, recording(tree, tmp_path) as recorder:
+        tree.ask("subreaper")
+        child, grandchild = tree.ask("orphan")
+        tree.ask(f"reap {child}")
+        h.wait_until(lambda: recorder.counts().reaps == 1, "the child reaped")
+        tree.ask(f"kill {grandchild} {int(signal.SIGKILL)}")
+        tree.ask(f"reap {grandchild}")
+        settled(recorder, 0, 0)
+    rows = by_pid(file_rows(tmp_path))
+    assert (rows[child].reap_source, rows[child].reaped_by) == ("kernel", tree.pid)
+    orphan = rows[grandchild]
+    assert (orphan.parent, orphan.depth, orphan.exit_signal) == (child, 2, "SIGKILL")
+    assert (orphan.reap_source, orphan.reaped_by, orphan.adopted_by) == (
+        "kernel",
+        tree.pid,
+        tree.pid,
+    )
