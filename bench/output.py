@@ -149,10 +149,17 @@ def _events(section: Record, _record: Record) -> list[str]:
             f" {matches[server['matches_counter']]}, {server['events_lost']} events lost;"
             f" {_num(server.get('cpu_us_per_child'), '.0f')} us CPU per child"
             f" ({_num(server['cpu_us_per_event'], '.1f')} per event of the machine),"
-            f" reaps seen {_num(server['reap_latency_ms_p99'], '.2f')} ms late (p99)",
+            + _reap_timing(server),
             f"   with / without the recorder: {_target(server['target'])}",
         ]
     return lines
+
+
+def _reap_timing(server: Record) -> str:
+    """How the reaps were timed: stamped by the kernel, or seen by a poller (how late)."""
+    if (server.get("sources") or {}).get("reaps") == "kernel":
+        return " reaps stamped by the kernel"
+    return f" reaps seen {_num(server['reap_latency_ms_p99'], '.2f')} ms late (p99)"
 
 
 def _exporter(section: Record, _record: Record) -> list[str]:

@@ -58,6 +58,7 @@ _BTF_KIND_STRUCT, _BTF_KIND_TYPEDEF = 4, 8
 _WNOWAIT = 0x01000000
 _CLD_EXITED, _CLD_KILLED, _CLD_DUMPED = 1, 2, 3
 _BUSY, _DISCARD = 1 << 31, 1 << 30
+_MACHINE_LEVEL = bytes(4)
 
 # struct pt_regs on x86-64: where a system call's number and arguments are.
 _REGS = {"r10": 56, "dx": 96, "si": 104, "orig_ax": 120}
@@ -87,6 +88,9 @@ class ReapProbe:
         # the producer page, then the data mapped twice over: no record wraps
         self._data = mmap.mmap(ring, page + 2 * ring_bytes, prot=mmap.PROT_READ, offset=page)
         self.read_count = 0
+        self.namespaced: set[int] = set()
+        """Reapers whose wait calls returned the PIDs of a PID namespace of their own, which
+        are not the machine's: those reaps are left out (the reader cannot tell whose)."""
 
     @classmethod
     def open(cls, ring_bytes: int = RING_BYTES) -> ReapProbe:
@@ -108,7 +112,7 @@ class ReapProbe:
             opened.append(ring := _create_map(_MAP_TYPE_RINGBUF, 0, 0, ring_bytes))
             opened.append(losses := _create_map(_MAP_TYPE_ARRAY, 4, 8, 1))
             for program, tracepoint in (
-                (_wait_returns(ring, losses), wait_returns),
+                (_wait_returns(ring, losses, layout), wait_returns),
                 (_kernel_reaps(ring, losses, layout), exits),
             ):
                 opened.append(loaded := _load(program, tracepoint))
@@ -151,8 +155,10 @@ class ReapProbe:
             if length & _BUSY:
                 break  # still being written: the next read takes it
             if not length & _DISCARD:
-                reap = _reap(*_RECORD.unpack_from(data, at + 8))
-                if reap is not None:
+                record = _RECORD.unpack_from(data, at + 8)
+                if record[-1][28:] != _MACHINE_LEVEL:
+                    self.namespaced.add(record[2])
+                elif (reap := _reap(*record)) is not None:
                     reaps.append(reap)
             position += ((length & ~(_BUSY | _DISCARD)) + 8 + 7) & ~7
         struct.pack_into("=Q", self._consumer, 0, position)
@@ -234,14 +240,15 @@ _LDX32, _LDX64, _STX32, _STX64, _ST32, _ST64 = 0x61, 0x79, 0x63, 0x7B, 0x62, 0x7
 _MOV_REG, _MOV_IMM, _ADD_IMM, _AND_IMM, _RSH_IMM = 0xBF, 0xB7, 0x07, 0x57, 0x77
 _JA, _JEQ, _JNE, _JNE_REG, _JSLE = 0x05, 0x15, 0x55, 0x5D, 0xD5
 _CALL, _EXIT, _ATOMIC_ADD64 = 0x85, 0x95, 0xDB
-_KTIME_GET_NS, _GET_CURRENT_PID_TGID, _PROBE_READ_USER = 5, 14, 112
+_KTIME_GET_NS, _GET_CURRENT_PID_TGID, _PROBE_READ_USER, _GET_CURRENT_TASK_BTF = 5, 14, 112, 158
 _MAP_LOOKUP, _RINGBUF_OUTPUT = 1, 130
 _NO_WAKEUP = 1
 """BPF_RB_NO_WAKEUP: the reader polls on its own clock; nobody waits on the buffer."""
 
 
-def _wait_returns(ring: int, losses: int) -> bytes:
-    """sys_exit(regs, ret): on wait4 > 0 and waitid == 0, the return as a _RECORD."""
+def _wait_returns(ring: int, losses: int, layout: _Layout) -> bytes:
+    """sys_exit(regs, ret): on wait4 > 0 and waitid == 0, the return as a _RECORD, with
+    the caller's PID namespace level in the last 4 bytes of what it got."""
     a = _Assembler()
     a.op(_LDX64, 7, 1, 0)  # r7 = regs
     a.op(_LDX64, 8, 1, 8)  # r8 = the return value
@@ -275,6 +282,10 @@ def _wait_returns(ring: int, losses: int) -> bytes:
     a.op(_MOV_IMM, 2, imm=32)
     a.op(_CALL, imm=_PROBE_READ_USER)
     a.label("emit")
+    a.op(_CALL, imm=_GET_CURRENT_TASK_BTF)
+    a.op(_LDX64, 1, 0, layout.thread_pid)
+    a.op(_LDX32, 1, 1, layout.pid_level)
+    a.op(_STX32, 10, 1, -4)  # the caller's PID namespace level: 0, the machine's PIDs
     a.op(_CALL, imm=_GET_CURRENT_PID_TGID)
     a.op(_RSH_IMM, 0, imm=32)
     a.op(_STX32, 10, 0, -52)  # the reaper: the caller
@@ -452,6 +463,9 @@ class _Layout:
     exit_signal: int
     exit_code: int
     real_parent: int
+    thread_pid: int
+    pid_level: int
+    """In a struct pid: its namespace's level (0: the machine's)."""
     sighand: int
     sigchld_handler: int
     """In a struct sighand_struct: action[SIGCHLD - 1].sa.sa_handler."""
@@ -463,6 +477,7 @@ class _Layout:
         _, sighand = btf.layout("sighand_struct")
         action_size, action = btf.layout("k_sigaction")
         _, sigaction = btf.layout("sigaction")
+        _, pid = btf.layout("pid")
         sigchld = sighand["action"] + action_size * (_SIGCHLD - 1) + action["sa"]
         return cls(
             pid=task["pid"],
@@ -471,6 +486,8 @@ class _Layout:
             exit_signal=task["exit_signal"],
             exit_code=task["exit_code"],
             real_parent=task["real_parent"],
+            thread_pid=task["thread_pid"],
+            pid_level=pid["level"],
             sighand=task["sighand"],
             sigchld_handler=sigchld + sigaction["sa_handler"],
             sigchld_flags=sigchld + sigaction["sa_flags"],

@@ -509,6 +509,10 @@ EXIT_BEFORE_SEEN = "before-seen"
 REAP_FROM_KERNEL = "kernel"
 """Stamped by the kernel as the reaper's wait call returned, or as a child the kernel
 reaps itself exited (diagnostics/bpf_reaps.py): the reap itself, within microseconds."""
+REAP_WITH_PARENT = "with-parent"
+"""Released by the kernel as its parent exited, with no wait call (a zombie handed to an
+adopter that ignores SIGCHLD; the zombies of a PID namespace's init as it dies):
+reaped_at is the parent's exit, which the kernel stamps a few microseconds later."""
 REAP_FROM_PIDFD = "pidfd"
 """When the recorder saw the child's pidfd hang up: late by the poller's latency."""
 REAP_FROM_SCAN = "scan"
@@ -517,7 +521,7 @@ REAP_GONE_WHEN_LOOKED = "gone-when-looked"
 """Reaped before the recorder could watch it (reaped_at: when it found it gone)."""
 REAP_PID_REUSED = "pid-reused"
 """Found reaped when its PID came back for a newer process (reaped_at: that fork)."""
-MEASURED_REAPS = frozenset({REAP_FROM_KERNEL, REAP_FROM_PIDFD})
+MEASURED_REAPS = frozenset({REAP_FROM_KERNEL, REAP_WITH_PARENT, REAP_FROM_PIDFD})
 """Reap sources whose time is the reap itself (up to the poller's latency); the others
 give only a time by which it had been reaped."""
 MEASURED_EXITS = frozenset({EXIT_FROM_CONNECTOR, EXIT_FROM_PIDFD})

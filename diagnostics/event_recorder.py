@@ -139,11 +139,16 @@ class EventRecorder:
         self._pending: list[Event] = []
         """Events of both sources read but stamped too recently to be applied yet."""
         self._reaps_lost = 0
+        self._namespaced_reaps = False
         self._early: dict[int, tuple[int, int, int]] = {}
         """Kernel-stamped reaps of children whose exit is not told yet, by PID: (stamp,
         reaper, status). The kernel stamps an exit after the parent is told, so a quick
         reap (and every reap the kernel does itself) can come first; it waits for the
         exit, EXIT_GRACE_NS at most."""
+        self._released: list[tuple[Child, int, int]] = []
+        """Zombies found gone when their parent exited: (child, the parent's exit, when
+        looked, monotonic ns). Where no reap stamped before that look names them, the
+        kernel released them with the parent (see contract.REAP_WITH_PARENT)."""
         self._final = False
         self._connector_state = self._pidfd_state = self._probe_state = NOT_STARTED
         self._tree = ChildTree(root_pid, f"[pid {root_pid}]")
@@ -219,11 +224,17 @@ class EventRecorder:
             except ConnectorUnavailable as error:
                 self._connector_state = str(error)
         if self._conn is not None and self._want_probe:
-            try:
-                self._reaps = ReapProbe.open()
-                self._probe_state = "ok"
-            except ReapProbeUnavailable as error:
-                self._probe_state = str(error)
+            if _in_a_pid_namespace_of_its_own(self.root):
+                self._probe_state = (
+                    "not used: the tree has a PID namespace of its own, whose wait calls"
+                    " return its own PIDs"
+                )
+            else:
+                try:
+                    self._reaps = ReapProbe.open()
+                    self._probe_state = "ok"
+                except ReapProbeUnavailable as error:
+                    self._probe_state = str(error)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._append(_csv_lines([contract.EVENT_COLUMNS]))
@@ -370,6 +381,7 @@ class EventRecorder:
         )
         self._pending = pending[cut:]
         self._apply(pending[:cut], now)
+        self._settle_released(now if self._final else now - ORDER_MARGIN_NS)
         for pid, (at, reaper, status) in list(self._early.items()):
             if self._final or at + EXIT_GRACE_NS <= now:  # its exit never came
                 del self._early[pid]
@@ -380,6 +392,13 @@ class EventRecorder:
         if lost > self._reaps_lost:  # reaps dropped: scans find the children they were
             self._reaps_lost = lost
             self._scanning = True
+        if probe.namespaced and not self._namespaced_reaps:
+            tree = self._tree
+            if any(tree.is_member(reaper) for reaper in probe.namespaced):
+                # a member reaped inside a PID namespace made since the start: those reaps
+                # are left out, and scans find the children they were
+                self._namespaced_reaps = self._scanning = True
+            probe.namespaced.clear()
 
     def _apply(self, batch: list[Event], now: int) -> None:
         """The tree's events among the machine's (most are not the tree's: each is
@@ -407,6 +426,17 @@ class EventRecorder:
                     self._kernel_reaped(active[pid], at, tgid, status)
             elif what == EXEC and (tgid in active or tgid == root) and tree.is_member(tgid):
                 self._exec(tgid)
+
+    def _settle_released(self, applied_until: int) -> None:
+        """The zombies found gone at a parent's exit, once every reap stamped before the
+        look is applied: those no reap named were released with their parent."""
+        kept = []
+        for child, parent_exit, looked in self._released:
+            if looked > applied_until:
+                kept.append((child, parent_exit, looked))
+            elif self._tree.active.get(child.pid) is child:
+                self._tree.reaped(child, parent_exit, contract.REAP_WITH_PARENT)
+        self._released = kept
 
     def _kernel_reaped(self, child: Child, at: int, reaper: int, status: int) -> None:
         """The kernel stamped ``child``'s reap, by ``reaper`` (its wait call returned, or
@@ -527,10 +557,14 @@ class EventRecorder:
         tree = self._tree
         for orphan in tree.orphans_of(pid):
             st = procfs.stat(orphan.pid)
+            if st is None and self._reaps is not None and orphan.exit_source != "":
+                self._released.append((orphan, at, time.monotonic_ns()))
             if st is None or st.ppid == pid:
                 continue
             if orphan.pidfd is not None:
                 same = not pidfds.reaped(orphan.pidfd)  # still there: the PID is still its
+            elif orphan.start_ticks is None:  # where the kernel stamps the reaps: no PID of
+                same = self._reaps is not None  # the tree goes to another unseen
             else:
                 same = st.start_ticks == orphan.start_ticks
             if same:
@@ -774,6 +808,11 @@ class EventRecorder:
                 f"{self._reaps_lost} reaps stamped by the kernel were lost (its ring buffer was"
                 f" full): scans of /proc {every} found the children they were"
             )
+        elif probe is not None and self._namespaced_reaps:
+            sampled["reaps"] = (
+                "some reaps were in a PID namespace the tree made during the record, told in"
+                f" its own PIDs: scans of /proc {every} found the children they were"
+            )
         elif probe is None and not pidfd_ok:
             sampled["reaps"] = (
                 f"no reap notification from pidfds ({self._pidfd_state}): reaps were seen by"
@@ -846,7 +885,27 @@ class EventRecorder:
             self._conn is None
             or (self._reaps is None and self._pidfd_state != pidfds.OK)
             or self._reaps_lost > 0
+            or self._namespaced_reaps
         )
+
+
+def _in_a_pid_namespace_of_its_own(root: int) -> bool:
+    """Whether ``root`` or a process under it now lives in another PID namespace than
+    this process (a container's init, ``unshare --pid``)."""
+    try:
+        ours = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return False
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            if os.readlink(f"/proc/{pid}/ns/pid") != ours:
+                return True
+        except OSError:
+            continue  # gone, or not ours to look at
+        pending += procfs.children(pid)
+    return False
 
 
 def _stamp(event: Event) -> int:

@@ -151,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[sources.value for sources in EventSources],
         default=EventSources.ALL.value,
         help="kernel sources of the exact record of every fork, exit and reap (events.csv):"
-        " %(default)s the machine has; no-connector or no-pidfds, to see what a machine"
-        " without one records; off: samples alone",
+        " %(default)s the machine has; no-reap-probe, no-connector or no-pidfds, to see"
+        " what a machine without one records; off: samples alone",
     )
     measure.add_argument(
         "--settle",

@@ -36,8 +36,11 @@ class EventSources(StrEnum):
     fewer, to see what a machine without one records, or none (samples alone)."""
 
     ALL = "all"
+    NO_REAP_PROBE = "no-reap-probe"
+    """Reaps timed by a pidfd per child, not stamped by the kernel (diagnostics/bpf_reaps.py)."""
     NO_CONNECTOR = "no-connector"
     NO_PIDFDS = "no-pidfds"
+    """Reaps found by scans of /proc (neither pidfds nor the kernel's stamps)."""
     OFF = "off"
 
 
@@ -59,6 +62,7 @@ class TreeEvents:
             self.folder,
             connector=self.sources is not EventSources.NO_CONNECTOR,
             pidfds=self.sources is not EventSources.NO_PIDFDS,
+            reap_probe=self.sources is EventSources.ALL,
         )
         try:
             recorder.start()

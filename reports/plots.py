@@ -459,7 +459,8 @@ def plot_children(run: Run, path: Path) -> Path:
 
 
 LIFETIME_FLOOR_S = 1e-5
-"""The left end of the lifetimes' axis: 10 µs, below what a pidfd's poller can time."""
+"""The left end of the lifetimes' axis: 10 µs (a reap the kernel stamps may follow its
+exit by less; a pidfd's poller cannot time so little)."""
 
 
 def plot_lifetimes(run: Run, path: Path) -> Path:
@@ -507,7 +508,8 @@ def plot_lifetimes(run: Run, path: Path) -> Path:
     ax.set_title("How long children stay zombies (exit to reap, exact)")
     _caption(
         figure,
-        "Exit (kernel timestamp) to reap (pidfd hang-up; too soon to time: at its bound)."
+        "Exit and reap stamped by the kernel (or the reap seen by a pidfd's poller); too"
+        " soon to draw: at the left edge."
         " Dashed: the level a scenario stopped at; above it, never reaped.",
     )
     return _save(figure, path)

@@ -33,6 +33,7 @@ from tests.diag_helpers import DEADLINE_S, REPO
 #   kill PID SIG      send a signal
 #   subreaper         become a child subreaper
 #   ignore            ignore SIGCHLD: the kernel reaps the children that exit from now on
+#   zombie-orphan     a child that leaves a zombie grandchild and exits: "CHILD GRANDCHILD"
 #   orphan            a child that forks a sleeping grandchild and exits: "CHILD GRANDCHILD"
 #   reuse             fork and reap a child, then one that asks for its PID (clone3 with
 #                     set_tid): "PID", "no" (taken by others 200 times) or "cannot: why"
@@ -102,6 +103,21 @@ for line in sys.stdin:
     elif command == "subreaper":
         ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
         answer("ok")
+    elif command == "zombie-orphan":
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an ignored SIGCHLD is inherited
+            grandchild = os.fork()
+            if grandchild == 0:
+                os._exit(5)
+            while open(f"/proc/{grandchild}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+                os.sched_yield()
+            os.write(write_end, str(grandchild).encode())
+            os._exit(0)
+        os.close(write_end)
+        answer(child, int(os.read(read_end, 32)))
+        os.close(read_end)
     elif command == "ignore":
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)
         answer("ok")

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -94,7 +95,9 @@ def test_a_wait_without_a_status_pointer_is_a_reap_of_unknown_status(probe: Reap
 
 def test_an_orphan_is_reaped_by_the_subreaper_that_adopted_it(probe: ReapProbe) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_child_subreaper = 36
+    pr_set_child_subreaper, pr_get_child_subreaper = 36, 37
+    was = ctypes.c_int(0)
+    assert libc.prctl(pr_get_child_subreaper, ctypes.byref(was), 0, 0, 0) == 0
     assert libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0
     try:
         read_end, write_end = os.pipe()
@@ -115,8 +118,8 @@ def test_an_orphan_is_reaped_by_the_subreaper_that_adopted_it(probe: ReapProbe) 
         reaps = mine(probe)
         assert [reaper for _, reaper, _ in reaps[grandchild]] == [os.getpid()]
         assert os.WEXITSTATUS(status) == 7
-    finally:
-        libc.prctl(pr_set_child_subreaper, 0, 0, 0, 0)
+    finally:  # as it was (pytest's plugin may have made this process a subreaper)
+        libc.prctl(pr_set_child_subreaper, was.value, 0, 0, 0)
 
 
 def test_a_burst_is_every_reap_once_and_none_lost(probe: ReapProbe) -> None:
@@ -206,3 +209,23 @@ def test_a_child_whose_parent_waits_is_no_kernel_reap(probe: ReapProbe) -> None:
     assert pid not in mine(probe)
     os.waitpid(pid, 0)
     assert len(mine(probe)[pid]) == 1
+
+
+def test_reaps_told_in_a_pid_namespace_of_their_own_are_left_out_and_their_reaper_named(
+    probe: ReapProbe,
+) -> None:
+    """Inside its own PID namespace a wait call returns the namespace's PIDs, which name
+    other processes on the machine: those reaps are not taken, and their reaper is named."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux)")
+    inside = "import os\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\n"
+    ran = subprocess.run(
+        ["unshare", "--pid", "--fork", sys.executable, "-c", inside],
+        capture_output=True,
+        timeout=30,
+    )
+    if ran.returncode != 0:
+        pytest.skip(f"no PID namespace here: {ran.stderr.decode().strip()}")
+    reaps = probe.read()
+    assert probe.namespaced, "the reaper inside the namespace is named"
+    assert not [reap for reap in reaps if reap[2] in probe.namespaced]

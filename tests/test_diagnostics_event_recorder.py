@@ -556,3 +556,23 @@ def test_an_orphan_reaped_by_its_subreaper_is_stamped_with_that_reaper(tmp_path:
         tree.pid,
         tree.pid,
     )
+
+
+def test_a_zombie_handed_to_an_adopter_that_ignores_sigchld_is_released_with_its_parent(
+    tmp_path: Path,
+) -> None:
+    """No wait call and no exit of its own tells this reap: the kernel releases the zombie
+    as its parent exits, for the subreaper that ignores SIGCHLD."""
+    require_reap_probe()
+    with Tree() as tree, recording(tree, tmp_path) as recorder:
+        tree.ask("subreaper")
+        tree.ask("ignore")
+        child, grandchild = tree.ask("zombie-orphan")
+        h.wait_until(lambda: recorder.counts().reaps == 2, "both reaped, in the record")
+        settled(recorder, 0, 0)
+    rows = by_pid(file_rows(tmp_path))
+    parent, zombie = rows[child], rows[grandchild]
+    assert (parent.reap_source, parent.reaped_by) == ("kernel", tree.pid)
+    assert (zombie.parent, zombie.depth, zombie.exit_code) == (child, 2, 5)
+    assert zombie.reap_source == "with-parent" and zombie.reaped_at == parent.exited_at
+    assert zombie.exited_at is not None and zombie.exited_at <= zombie.reaped_at
