@@ -94,6 +94,11 @@ class EventEvidence:
     """Children that exited while it ran (not the zombies there before it began)."""
     measured: int = 0
     never_reaped: int = 0
+    not_due: int = 0
+    """Zombies at the end that had exited less than ``max_s`` (the slowest reap seen)
+    before it: within the server's own time to reap, not counted in ``never_reaped``."""
+    not_due_s: float | None = None
+    """The oldest of those, at the end."""
     bounded: int = 0
     """Reaped, but before the recorder could time the reap: only a bound."""
     bounded_max_s: float | None = None
@@ -121,7 +126,7 @@ class EventEvidence:
 
     @property
     def reaped(self) -> int:
-        return self.exited - self.never_reaped
+        return self.exited - self.never_reaped - self.not_due
 
 
 def sampled_note(evidence: EventEvidence) -> str:
@@ -162,6 +167,11 @@ def _children(evidence: EventEvidence, shortfall: str | None) -> str:
     exited_text = f"at least {exited:,} exited" if missed else f"{exited:,} exited"
     if never == 0:
         adopters = _by_adopters(evidence)
+        if evidence.not_due:
+            return (
+                f"reaps every child: {exited_text}, {evidence.reaped:,} reaped by the end"
+                f"{adopters}, {_slowest(evidence)}{_not_due(evidence)}"
+            )
         return f"reaps every child: {exited_text}, all reaped{adopters}, {_slowest(evidence)}"
     held = _held(evidence.holders, evidence)
     if never == exited and not missed:
@@ -171,8 +181,18 @@ def _children(evidence: EventEvidence, shortfall: str | None) -> str:
             f"leaves zombies: {never:,} of the {'at least ' if missed else ''}"
             f"{_children_count(exited)} that exited never"
             f" reaped ({percent(never / exited)}){held}; the others reaped, {_slowest(evidence)}"
+            f"{_not_due(evidence)}"
         )
     return f"{shortfall}: {text}" if shortfall else text
+
+
+def _not_due(evidence: EventEvidence) -> str:
+    """ "; the other exited 0.16 s before the end, sooner than that: not yet due"."""
+    count, oldest = evidence.not_due, evidence.not_due_s
+    if not count or oldest is None:
+        return ""
+    which = "the other exited" if count == 1 else f"the other {count:,} exited at most"
+    return f"; {which} {duration(oldest)} before the end, sooner than that: not yet due"
 
 
 def _slowest(evidence: EventEvidence) -> str:

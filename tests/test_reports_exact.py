@@ -308,3 +308,28 @@ def test_as_pid1_itself_the_orphans_it_was_handed_are_held_by_it(tmp_path: Path)
     assert checks["reaps by the server while serving (events) 10 = reaped 10"] is True
     assert checks["zombies left (events) 0 = forked 10 - reaped 10 - still running 0"] is True
     assert checks["fork events 10 = server forked 10"] is True
+
+
+def test_a_zombie_younger_than_the_slowest_reap_at_the_end_is_not_yet_due(tmp_path: Path) -> None:
+    """A prefork pool reaps a retired worker a second after its exit, at its once-a-second
+    maintenance (Apache's mpm_prefork): judged between two turns, a worker retired 0.2 s
+    before is still a zombie. It is not shown left; one older than the slowest reap is."""
+    run = write_run(tmp_path / "run", [Spec("prefork", "loop", rps=50, duration=2)])
+    folder = run / "prefork"
+    record = ScenarioRecord.from_json(json.loads((folder / contract.SCENARIO).read_text()))
+    start, until = record.started, record.started + 6.0
+    retired = [child(7000 + i, start, start + 1 + i, start + 2 + i) for i in range(4)]
+    young = child(7100, start, until - 0.2, until + 0.5)  # reaped at the next turn
+    add_events(folder, [*retired, young], until)
+    assert row_of(run)["verdict"].startswith(
+        "reaps every child: 5 exited, 4 reaped by the end, the slowest after 1 s, half within"
+        " 1 s; the other exited 0.2 s before the end, sooner than that: not yet due"
+    )
+    adopted = replace(young, reaped_by=1, adopted_by=1, adopted_at=until + 0.4)
+    add_events(folder, [*retired, adopted], until)  # its parent never reaped it: left
+    assert row_of(run)["verdict"].startswith("leaves zombies: 1 of the 5 children")
+    old = child(7200, start, until - 1.5, None)  # older than the slowest reap: left
+    add_events(folder, [*retired, young, old], until)
+    verdict = row_of(run)["verdict"]
+    assert verdict.startswith("leaves zombies: 1 of the 6 children that exited never reaped (17%)")
+    assert "; the other exited 0.2 s before the end, sooner than that: not yet due" in verdict
