@@ -484,7 +484,9 @@ def plot_lifetimes(run: Run, path: Path) -> Path:
         xs = np.concatenate([[LIFETIME_FLOOR_S], spans])
         ys = np.concatenate([[0.0], np.arange(1, spans.size + 1) / life.exited * 100])
         longest = max(longest, float(xs[-1]))
-        never = f"{life.never_reaped:,} never reaped" if life.never_reaped else "all reaped"
+        never = (
+            f"{life.never_reaped:,} not reaped when judged" if life.never_reaped else "all reaped"
+        )
         label = f"{text(scenario.name, 20)}: {life.exited:,} exited, {never}"
         (line,) = ax.plot(xs, ys, color=color, lw=2, drawstyle="steps-post", label=label)
         handles.append(line)
@@ -508,9 +510,8 @@ def plot_lifetimes(run: Run, path: Path) -> Path:
     ax.set_title("How long children stay zombies (exit to reap, exact)")
     _caption(
         figure,
-        "Exit and reap stamped by the kernel (or the reap seen by a pidfd's poller); too"
-        " soon to draw: at the left edge."
-        " Dashed: the level a scenario stopped at; above it, never reaped.",
+        "Exit and reap stamped by the kernel (or the reap seen by a pidfd)."
+        " Dashed: the level a scenario stopped at; above it, not reaped when judged.",
     )
     return _save(figure, path)
 

@@ -67,7 +67,7 @@ def zombies(scenario: dict[str, Any]) -> str:
 
 def lifetime_line(scenario: dict[str, Any]) -> str | None:
     """How long its children stayed zombies, from summary.json's ``zombie_lifetime``:
-    "1,963 exited: p50 0.15 ms, p99 1.4 ms, max 4.3 ms; 0 never reaped (exact)"; None
+    "1,963 exited: p50 0.15 ms, p99 1.4 ms, max 4.3 ms; 0 not reaped when judged (exact)"; None
     without an event record."""
     life = scenario.get("zombie_lifetime")
     if not isinstance(life, dict) or not isinstance(life.get("exited"), int):
@@ -84,7 +84,7 @@ def lifetime_line(scenario: dict[str, Any]) -> str | None:
         bound = life.get("bounded_max_ms")
         within = f" (within {_ms(bound)})" if isinstance(bound, int | float) else ""
         parts.append(f"{life['bounded']:,} reaped too soon to be timed{within}")
-    parts.append(f"{life.get('never_reaped', 0):,} never reaped")
+    parts.append(f"{life.get('never_reaped', 0):,} not reaped when judged")
     events = scenario.get("events") or {}
     sampled = events.get("sampled") if isinstance(events, dict) else None
     how = f"sampled: {', '.join(sampled)}" if sampled else "exact"

@@ -575,4 +575,5 @@ def test_a_zombie_handed_to_an_adopter_that_ignores_sigchld_is_released_with_its
     assert (parent.reap_source, parent.reaped_by) == ("kernel", tree.pid)
     assert (zombie.parent, zombie.depth, zombie.exit_code) == (child, 2, 5)
     assert zombie.reap_source == "with-parent" and zombie.reaped_at == parent.exited_at
-    assert zombie.exited_at is not None and zombie.exited_at <= zombie.reaped_at
+    assert zombie.exited_at is not None and zombie.reaped_at is not None
+    assert zombie.exited_at <= zombie.reaped_at

@@ -119,7 +119,7 @@ def test_the_counts_verdict_and_lifetime_line_come_from_the_events(tmp_path: Pat
     assert {row["sources"][figure] for figure in contract.EVENT_FIGURES} == {"events"}
     markdown = (run / contract.SUMMARY_MD).read_text()
     assert "zombie lifetime, exit to reap: 100 exited: p50 1 ms" in markdown
-    assert "0 never reaped (exact)" in markdown
+    assert "0 not reaped when judged (exact)" in markdown
     assert (run / contract.LIFETIMES_PNG).is_file()
     assert contract.EVENTS in row["files"]
 
