@@ -48,8 +48,8 @@ RING_BYTES = 1 << 22
 _SYS_BPF = 321
 _WAIT4, _WAITID = 61, 247
 """x86-64 system call numbers."""
-_KERNEL_REAP = 0
-"""The number the exit program writes in place of a system call's."""
+_KERNEL_REAP, _NAME = 0, 1
+"""The numbers the exit program writes in place of a system call's."""
 _SIGCHLD, _SIG_IGN, _SA_NOCLDWAIT = 17, 1, 2
 _MAP_CREATE, _MAP_LOOKUP_ELEM, _PROG_LOAD, _RAW_TRACEPOINT_OPEN = 0, 1, 5, 17
 _MAP_TYPE_ARRAY, _MAP_TYPE_RINGBUF = 2, 27
@@ -88,6 +88,9 @@ class ReapProbe:
         # the producer page, then the data mapped twice over: no record wraps
         self._data = mmap.mmap(ring, page + 2 * ring_bytes, prot=mmap.PROT_READ, offset=page)
         self.read_count = 0
+        self.names: list[tuple[int, int, str]] = []
+        """(stamp, PID, name) of processes that exited under a name that is not their
+        parent's (they ran exec), as :meth:`read` found them; the reader empties it."""
         self.namespaced: set[int] = set()
         """Reapers whose wait calls returned the PIDs of a PID namespace of their own, which
         are not the machine's: those reaps are left out (the reader cannot tell whose)."""
@@ -156,7 +159,9 @@ class ReapProbe:
                 break  # still being written: the next read takes it
             if not length & _DISCARD:
                 record = _RECORD.unpack_from(data, at + 8)
-                if record[-1][28:] != _MACHINE_LEVEL:
+                if record[1] == _NAME:
+                    self.names.append((record[0], record[3], _comm(record[-1])))
+                elif record[-1][28:] != _MACHINE_LEVEL:
                     self.namespaced.add(record[2])
                 elif (reap := _reap(*record)) is not None:
                     reaps.append(reap)
@@ -173,6 +178,10 @@ class ReapProbe:
         self._data.close()
         for fd in reversed(self._held):  # the links first: detached before anything is freed
             os.close(fd)
+
+
+def _comm(got: bytes) -> str:
+    return got[:16].split(b"\0", 1)[0].decode(errors="replace")
 
 
 def _reap(
@@ -295,9 +304,12 @@ def _wait_returns(ring: int, losses: int, layout: _Layout) -> bytes:
 
 
 def _kernel_reaps(ring: int, losses: int, layout: _Layout) -> bytes:
-    """sched_process_exit(p, ...): a process the kernel will reap itself as it exits (its
-    parent ignores SIGCHLD or set SA_NOCLDWAIT; not traced; exit signal SIGCHLD), as a
-    _RECORD with number _KERNEL_REAP, its parent's tgid for the reaper, its exit code."""
+    """sched_process_exit(p, ...): a process whose name is not its parent's (it ran exec)
+    as a _RECORD with number _NAME and the name (comm) in what it got: a child that ran
+    exec and exited before the recorder read its command keeps that name. Then, a process
+    the kernel will reap itself as it exits (its parent ignores SIGCHLD or set
+    SA_NOCLDWAIT; not traced; exit signal SIGCHLD), as a _RECORD with number
+    _KERNEL_REAP, its parent's tgid for the reaper, its exit code."""
     a = _Assembler()
     a.op(_LDX64, 6, 1, 0)  # r6 = p
     _clear_got(a)
@@ -305,13 +317,27 @@ def _kernel_reaps(ring: int, losses: int, layout: _Layout) -> bytes:
     a.op(_LDX32, 2, 6, layout.tgid)
     a.jump_reg(_JNE_REG, 1, 2, "out")  # a thread, not a process
     a.op(_STX64, 10, 1, -48)
+    a.op(_LDX64, 7, 6, layout.real_parent)
+    for half in (0, 8):
+        a.op(_LDX64, 1, 6, layout.comm + half)
+        a.op(_LDX64, 2, 7, layout.comm + half)
+        a.jump_reg(_JNE_REG, 1, 2, "named")
+    a.jump(_JA, 0, 0, "reap")
+    a.label("named")
+    for half in (0, 8):
+        a.op(_LDX64, 1, 6, layout.comm + half)
+        a.op(_STX64, 10, 1, -32 + half)
+    a.op(_ST32, 10, 0, -52, 0)
+    a.op(_MOV_IMM, 9, imm=_NAME)
+    _emit(a, ring, losses, then="reap")
+    a.label("reap")
+    _clear_got(a)
     a.op(_LDX32, 1, 6, layout.ptrace)
     a.jump(_JNE, 1, 0, "out")
     a.op(_LDX32, 1, 6, layout.exit_signal)
     a.jump(_JNE, 1, _SIGCHLD, "out")
     a.op(_LDX32, 1, 6, layout.exit_code)
     a.op(_STX32, 10, 1, -32)
-    a.op(_LDX64, 7, 6, layout.real_parent)
     a.op(_LDX32, 1, 7, layout.tgid)
     a.op(_STX32, 10, 1, -52)  # the reaper: the parent, on whose behalf the kernel reaps
     a.op(_LDX64, 8, 7, layout.sighand)
@@ -335,9 +361,9 @@ def _clear_got(a: _Assembler) -> None:
         a.op(_ST64, 10, 0, offset, 0)
 
 
-def _emit(a: _Assembler, ring: int, losses: int) -> None:
-    """Stamp the record built at r10-64 (number in r9), write it to ``ring`` and end; what
-    had no room is counted in ``losses``. Jumps to the caller's "out" label."""
+def _emit(a: _Assembler, ring: int, losses: int, then: str = "out") -> None:
+    """Stamp the record built at r10-64 (number in r9), write it to ``ring``; what had no
+    room is counted in ``losses``. Goes on at the caller's label ``then``."""
     a.op(_STX32, 10, 9, -56)
     a.op(_CALL, imm=_KTIME_GET_NS)
     a.op(_STX64, 10, 0, -64)
@@ -347,16 +373,16 @@ def _emit(a: _Assembler, ring: int, losses: int) -> None:
     a.op(_MOV_IMM, 3, imm=_RECORD.size)
     a.op(_MOV_IMM, 4, imm=_NO_WAKEUP)
     a.op(_CALL, imm=_RINGBUF_OUTPUT)
-    a.jump(_JEQ, 0, 0, "out")
+    a.jump(_JEQ, 0, 0, then)
     a.op(_ST32, 10, 0, -72, 0)  # no room: count it
     a.load_map(1, losses)
     a.op(_MOV_REG, 2, 10)
     a.op(_ADD_IMM, 2, imm=-72)
     a.op(_CALL, imm=_MAP_LOOKUP)
-    a.jump(_JEQ, 0, 0, "out")
+    a.jump(_JEQ, 0, 0, then)
     a.op(_MOV_IMM, 1, imm=1)
     a.op(_ATOMIC_ADD64, 0, 1, 0, 0)
-    a.jump(_JA, 0, 0, "out")
+    a.jump(_JA, 0, 0, then)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -459,6 +485,7 @@ class _Layout:
 
     pid: int
     tgid: int
+    comm: int
     ptrace: int
     exit_signal: int
     exit_code: int
@@ -482,6 +509,7 @@ class _Layout:
         return cls(
             pid=task["pid"],
             tgid=task["tgid"],
+            comm=task["comm"],
             ptrace=task["ptrace"],
             exit_signal=task["exit_signal"],
             exit_code=task["exit_code"],

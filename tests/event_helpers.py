@@ -34,6 +34,7 @@ from tests.diag_helpers import DEADLINE_S, REPO
 #   subreaper         become a child subreaper
 #   ignore            ignore SIGCHLD: the kernel reaps the children that exit from now on
 #   zombie-orphan     a child that leaves a zombie grandchild and exits: "CHILD GRANDCHILD"
+#   run PATH          a child that runs exec PATH (no arguments) and exits with it, reaped
 #   orphan            a child that forks a sleeping grandchild and exits: "CHILD GRANDCHILD"
 #   reuse             fork and reap a child, then one that asks for its PID (clone3 with
 #                     set_tid): "PID", "no" (taken by others 200 times) or "cannot: why"
@@ -118,6 +119,12 @@ for line in sys.stdin:
         os.close(write_end)
         answer(child, int(os.read(read_end, 32)))
         os.close(read_end)
+    elif command == "run":
+        pid = os.fork()
+        if pid == 0:
+            os.execv(args[0], [args[0]])
+        os.waitpid(pid, 0)
+        answer(pid)
     elif command == "ignore":
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)
         answer("ok")

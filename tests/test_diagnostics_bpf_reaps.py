@@ -100,20 +100,23 @@ def test_an_orphan_is_reaped_by_the_subreaper_that_adopted_it(probe: ReapProbe) 
     assert libc.prctl(pr_get_child_subreaper, ctypes.byref(was), 0, 0, 0) == 0
     assert libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0
     try:
-        read_end, write_end = os.pipe()
+        told, tell = os.pipe()  # the grandchild's PID, from the middle process
+        cue, go = os.pipe()  # the grandchild waits until no one holds ``go``
         middle = os.fork()
         if middle == 0:  # forks a grandchild that outlives it, tells its PID, exits
             grandchild = os.fork()
             if grandchild == 0:
-                os.close(write_end)
-                os.read(read_end, 1)  # until the pipe's last writer is gone
+                os.close(go)
+                os.read(cue, 1)
                 os._exit(7)
-            os.write(write_end, grandchild.to_bytes(4, "little"))
+            os.write(tell, grandchild.to_bytes(4, "little"))
             os._exit(0)
-        grandchild = int.from_bytes(os.read(read_end, 4), "little")
+        os.close(tell)
+        os.close(cue)
+        grandchild = int.from_bytes(os.read(told, 4), "little")
+        os.close(told)
         os.waitpid(middle, 0)
-        os.close(write_end)  # the grandchild's cue
-        os.close(read_end)
+        os.close(go)  # the grandchild's cue
         _, status = os.waitpid(grandchild, 0)  # adopted: ours to reap
         reaps = mine(probe)
         assert [reaper for _, reaper, _ in reaps[grandchild]] == [os.getpid()]
@@ -229,3 +232,16 @@ def test_reaps_told_in_a_pid_namespace_of_their_own_are_left_out_and_their_reape
     reaps = probe.read()
     assert probe.namespaced, "the reaper inside the namespace is named"
     assert not [reap for reap in reaps if reap[2] in probe.namespaced]
+
+
+def test_a_process_that_ran_exec_is_named_at_its_exit_and_a_plain_fork_is_not(
+    probe: ReapProbe,
+) -> None:
+    ran = subprocess.run(["/usr/bin/true"], check=True)
+    assert ran.returncode == 0
+    forked = child(0)
+    os.waitpid(forked, 0)
+    probe.read()
+    names = {pid: name for _, pid, name in probe.names}
+    assert "true" in names.values()
+    assert forked not in names  # the name it exited with was its parent's

@@ -577,3 +577,18 @@ def test_a_zombie_handed_to_an_adopter_that_ignores_sigchld_is_released_with_its
     assert zombie.reap_source == "with-parent" and zombie.reaped_at == parent.exited_at
     assert zombie.exited_at is not None and zombie.reaped_at is not None
     assert zombie.exited_at <= zombie.reaped_at
+
+
+def test_a_child_that_ran_exec_has_that_command_even_gone_before_it_was_read(
+    tmp_path: Path,
+) -> None:
+    """Read every 20 ms, a child that runs a short command is often gone before its
+    command line can be read: the name the kernel gave it at exit stands in. (With
+    pidfds, woken at once, the read mostly wins the race; when it loses, the child keeps
+    its parent's command: events.md, Limits.)"""
+    require_reap_probe()
+    with Tree() as tree, recording(tree, tmp_path) as recorder:
+        pids = [tree.ask("run /usr/bin/true")[0] for _ in range(20)]
+        h.wait_until(lambda: recorder.counts().reaps == 20, "20 reaps in the record")
+    rows = by_pid(file_rows(tmp_path))
+    assert all("true" in rows[pid].command for pid in pids), [rows[pid].command for pid in pids]
