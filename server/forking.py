@@ -42,6 +42,9 @@ ACCEPT_BATCH = 32
 DESCRIPTOR_PAUSE_MS = 50
 """Out of descriptors with no way to refuse a client: how long the parent waits before
 accepting again (signals still wake it), instead of spinning on a readable listener."""
+REJECT_WAIT_MS = 20
+"""How long a refused client's request may take to arrive before the 503 is sent: closed
+with the request unread, the connection is reset, and the reset can hide the 503."""
 
 
 class ServerConfig:
@@ -189,8 +192,11 @@ class ForkingHTTPServer:
         """Answer 503 from the parent itself, without blocking on a slow client."""
         self.counters.rejected += 1
         os.set_blocking(fd, False)
+        arrived = select.poll()  # poll(2) needs no descriptor of its own: none to spare
+        arrived.register(fd, select.POLLIN)
+        arrived.poll(REJECT_WAIT_MS)  # a client that connected an instant ago is still sending
         try:
-            # Reading what already arrived avoids a reset that would hide the 503.
+            # Reading what arrived avoids a reset that would hide the 503.
             os.read(fd, 65536)
         except OSError:
             pass
