@@ -23,6 +23,10 @@ waitid: who returned (the reaper's tgid), which PID, and the status the caller g
   SA_NOCLDWAIT. A second program, on ``sched_process_exit``, reads the parent's SIGCHLD
   action as the child exits and reports the reap then (the kernel releases it a few
   lines later in the same call), with the parent for reaper.
+- A third program, on ``sched_process_exec``, keeps each exec's new command line (read
+  from the process's own memory at the exec): a child that runs a command and is gone
+  20 ms later, before anyone could read its /proc, keeps its name
+  (:attr:`ReapProbe.commands`).
 - Not seen: 32-bit processes (other system call numbers); a leader that exits before
   its other threads and is then reaped by the kernel (reported at its own exit).
 
@@ -34,12 +38,15 @@ Records the ring buffer had no room for are counted by the program (:attr:`lost`
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import os
 import platform
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from diagnostics.procfs import command_text
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 RING_BYTES = 1 << 22
@@ -48,8 +55,10 @@ RING_BYTES = 1 << 22
 _SYS_BPF = 321
 _WAIT4, _WAITID = 61, 247
 """x86-64 system call numbers."""
-_KERNEL_REAP, _NAME = 0, 1
-"""The numbers the exit program writes in place of a system call's."""
+_KERNEL_REAP, _COMMAND = 0, 1
+"""The numbers the exit and exec programs write in place of a system call's."""
+_COMMAND_BYTES = 256
+"""Bytes of a command line the exec program keeps: more than a command column shows."""
 _SIGCHLD, _SIG_IGN, _SA_NOCLDWAIT = 17, 1, 2
 _MAP_CREATE, _MAP_LOOKUP_ELEM, _PROG_LOAD, _RAW_TRACEPOINT_OPEN = 0, 1, 5, 17
 _MAP_TYPE_ARRAY, _MAP_TYPE_RINGBUF = 2, 27
@@ -88,9 +97,9 @@ class ReapProbe:
         # the producer page, then the data mapped twice over: no record wraps
         self._data = mmap.mmap(ring, page + 2 * ring_bytes, prot=mmap.PROT_READ, offset=page)
         self.read_count = 0
-        self.names: list[tuple[int, int, str]] = []
-        """(stamp, PID, name) of processes that exited under a name that is not their
-        parent's (they ran exec), as :meth:`read` found them; the reader empties it."""
+        self.commands: list[tuple[int, int, str]] = []
+        """(stamp, PID, command line) of each exec, as :meth:`read` found them; the reader
+        empties it."""
         self.namespaced: set[int] = set()
         """Reapers whose wait calls returned the PIDs of a PID namespace of their own, which
         are not the machine's: those reaps are left out (the reader cannot tell whose)."""
@@ -103,9 +112,10 @@ class ReapProbe:
             )
         try:
             btf = _Btf(VMLINUX_BTF.read_bytes())
-            wait_returns, exits = (
+            wait_returns, exits, execs = (
                 btf.typedef("btf_trace_sys_exit"),
                 btf.typedef("btf_trace_sched_process_exit"),
+                btf.typedef("btf_trace_sched_process_exec"),
             )
             layout = _Layout.of(btf)
         except OSError as error:
@@ -117,6 +127,7 @@ class ReapProbe:
             for program, tracepoint in (
                 (_wait_returns(ring, losses, layout), wait_returns),
                 (_kernel_reaps(ring, losses, layout), exits),
+                (_commands_at_exec(ring, losses, layout), execs),
             ):
                 opened.append(loaded := _load(program, tracepoint))
                 attach = bytearray(16)
@@ -159,8 +170,10 @@ class ReapProbe:
                 break  # still being written: the next read takes it
             if not length & _DISCARD:
                 record = _RECORD.unpack_from(data, at + 8)
-                if record[1] == _NAME:
-                    self.names.append((record[0], record[3], _comm(record[-1])))
+                if record[1] == _COMMAND:
+                    start = at + 8 + _RECORD.size
+                    line = command_text(data[start : start + record[3]]) or ""
+                    self.commands.append((record[0], record[2], line))
                 elif record[-1][28:] != _MACHINE_LEVEL:
                     self.namespaced.add(record[2])
                 elif (reap := _reap(*record)) is not None:
@@ -178,10 +191,6 @@ class ReapProbe:
         self._data.close()
         for fd in reversed(self._held):  # the links first: detached before anything is freed
             os.close(fd)
-
-
-def _comm(got: bytes) -> str:
-    return got[:16].split(b"\0", 1)[0].decode(errors="replace")
 
 
 def _reap(
@@ -247,7 +256,8 @@ class _Assembler:
 # opcodes
 _LDX32, _LDX64, _STX32, _STX64, _ST32, _ST64 = 0x61, 0x79, 0x63, 0x7B, 0x62, 0x7A
 _MOV_REG, _MOV_IMM, _ADD_IMM, _AND_IMM, _RSH_IMM = 0xBF, 0xB7, 0x07, 0x57, 0x77
-_JA, _JEQ, _JNE, _JNE_REG, _JSLE = 0x05, 0x15, 0x55, 0x5D, 0xD5
+_JA, _JEQ, _JNE, _JNE_REG, _JLE, _JSLE = 0x05, 0x15, 0x55, 0x5D, 0xB5, 0xD5
+_SUB_REG = 0x1F
 _CALL, _EXIT, _ATOMIC_ADD64 = 0x85, 0x95, 0xDB
 _KTIME_GET_NS, _GET_CURRENT_PID_TGID, _PROBE_READ_USER, _GET_CURRENT_TASK_BTF = 5, 14, 112, 158
 _MAP_LOOKUP, _RINGBUF_OUTPUT = 1, 130
@@ -304,12 +314,9 @@ def _wait_returns(ring: int, losses: int, layout: _Layout) -> bytes:
 
 
 def _kernel_reaps(ring: int, losses: int, layout: _Layout) -> bytes:
-    """sched_process_exit(p, ...): a process whose name is not its parent's (it ran exec)
-    as a _RECORD with number _NAME and the name (comm) in what it got: a child that ran
-    exec and exited before the recorder read its command keeps that name. Then, a process
-    the kernel will reap itself as it exits (its parent ignores SIGCHLD or set
-    SA_NOCLDWAIT; not traced; exit signal SIGCHLD), as a _RECORD with number
-    _KERNEL_REAP, its parent's tgid for the reaper, its exit code."""
+    """sched_process_exit(p, ...): a process the kernel will reap itself as it exits (its
+    parent ignores SIGCHLD or set SA_NOCLDWAIT; not traced; exit signal SIGCHLD), as a
+    _RECORD with number _KERNEL_REAP, its parent's tgid for the reaper, its exit code."""
     a = _Assembler()
     a.op(_LDX64, 6, 1, 0)  # r6 = p
     _clear_got(a)
@@ -318,20 +325,6 @@ def _kernel_reaps(ring: int, losses: int, layout: _Layout) -> bytes:
     a.jump_reg(_JNE_REG, 1, 2, "out")  # a thread, not a process
     a.op(_STX64, 10, 1, -48)
     a.op(_LDX64, 7, 6, layout.real_parent)
-    for half in (0, 8):
-        a.op(_LDX64, 1, 6, layout.comm + half)
-        a.op(_LDX64, 2, 7, layout.comm + half)
-        a.jump_reg(_JNE_REG, 1, 2, "named")
-    a.jump(_JA, 0, 0, "reap")
-    a.label("named")
-    for half in (0, 8):
-        a.op(_LDX64, 1, 6, layout.comm + half)
-        a.op(_STX64, 10, 1, -32 + half)
-    a.op(_ST32, 10, 0, -52, 0)
-    a.op(_MOV_IMM, 9, imm=_NAME)
-    _emit(a, ring, losses, then="reap")
-    a.label("reap")
-    _clear_got(a)
     a.op(_LDX32, 1, 6, layout.ptrace)
     a.jump(_JNE, 1, 0, "out")
     a.op(_LDX32, 1, 6, layout.exit_signal)
@@ -355,34 +348,68 @@ def _kernel_reaps(ring: int, losses: int, layout: _Layout) -> bytes:
     return a.assemble()
 
 
+def _commands_at_exec(ring: int, losses: int, layout: _Layout) -> bytes:
+    """sched_process_exec(p, ...): the new command line (the first _COMMAND_BYTES of its
+    arguments, as /proc/PID/cmdline has them), as a _RECORD with number _COMMAND, the
+    length in place of a return value, the bytes after it. Read at the exec itself, it
+    is there for a child that is gone before anyone could read /proc."""
+    a = _Assembler()
+    base = -(_RECORD.size + _COMMAND_BYTES)
+    for offset in range(base, 0, 8):  # all of it written: the verifier lets no byte unset
+        a.op(_ST64, 10, 0, offset, 0)
+    a.op(_LDX64, 6, 1, 0)  # r6 = p
+    a.op(_LDX64, 7, 6, layout.mm)
+    a.op(_LDX64, 8, 7, layout.arg_start)
+    a.op(_LDX64, 3, 7, layout.arg_end)
+    a.op(_SUB_REG, 3, 8)
+    a.jump(_JSLE, 3, 0, "out")
+    a.jump(_JLE, 3, _COMMAND_BYTES, "sized")
+    a.op(_MOV_IMM, 3, imm=_COMMAND_BYTES)
+    a.label("sized")
+    a.op(_STX64, 10, 3, base + 16)  # the length, where a return value goes
+    a.op(_MOV_REG, 2, 3)
+    a.op(_MOV_REG, 1, 10)
+    a.op(_ADD_IMM, 1, imm=-_COMMAND_BYTES)
+    a.op(_MOV_REG, 3, 8)
+    a.op(_CALL, imm=_PROBE_READ_USER)
+    a.op(_LDX32, 1, 6, layout.tgid)
+    a.op(_STX32, 10, 1, base + 12)
+    a.op(_MOV_IMM, 9, imm=_COMMAND)
+    _emit(a, ring, losses, base=base)
+    a.label("out")
+    a.op(_MOV_IMM, 0, imm=0)
+    a.op(_EXIT)
+    return a.assemble()
+
+
 def _clear_got(a: _Assembler) -> None:
     """Zero the record's 32 bytes of what the caller got (r10-32 .. r10-1)."""
     for offset in (-32, -24, -16, -8):
         a.op(_ST64, 10, 0, offset, 0)
 
 
-def _emit(a: _Assembler, ring: int, losses: int, then: str = "out") -> None:
-    """Stamp the record built at r10-64 (number in r9), write it to ``ring``; what had no
-    room is counted in ``losses``. Goes on at the caller's label ``then``."""
-    a.op(_STX32, 10, 9, -56)
+def _emit(a: _Assembler, ring: int, losses: int, base: int = -_RECORD.size) -> None:
+    """Stamp the record built from r10 + ``base`` to r10 (number in r9), write it to
+    ``ring``; what had no room is counted in ``losses``. Goes on at the caller's "out"."""
+    a.op(_STX32, 10, 9, base + 8)
     a.op(_CALL, imm=_KTIME_GET_NS)
-    a.op(_STX64, 10, 0, -64)
+    a.op(_STX64, 10, 0, base)
     a.load_map(1, ring)
     a.op(_MOV_REG, 2, 10)
-    a.op(_ADD_IMM, 2, imm=-64)
-    a.op(_MOV_IMM, 3, imm=_RECORD.size)
+    a.op(_ADD_IMM, 2, imm=base)
+    a.op(_MOV_IMM, 3, imm=-base)
     a.op(_MOV_IMM, 4, imm=_NO_WAKEUP)
     a.op(_CALL, imm=_RINGBUF_OUTPUT)
-    a.jump(_JEQ, 0, 0, then)
-    a.op(_ST32, 10, 0, -72, 0)  # no room: count it
+    a.jump(_JEQ, 0, 0, "out")
+    a.op(_ST32, 10, 0, base - 8, 0)  # no room: count it
     a.load_map(1, losses)
     a.op(_MOV_REG, 2, 10)
-    a.op(_ADD_IMM, 2, imm=-72)
+    a.op(_ADD_IMM, 2, imm=base - 8)
     a.op(_CALL, imm=_MAP_LOOKUP)
-    a.jump(_JEQ, 0, 0, then)
+    a.jump(_JEQ, 0, 0, "out")
     a.op(_MOV_IMM, 1, imm=1)
     a.op(_ATOMIC_ADD64, 0, 1, 0, 0)
-    a.jump(_JA, 0, 0, then)
+    a.jump(_JA, 0, 0, "out")
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -465,18 +492,39 @@ class _Btf:
         return self._find(_BTF_KIND_TYPEDEF, name)[0]
 
     def layout(self, name: str) -> tuple[int, dict[str, int]]:
-        """Struct ``name``'s size and its named members' byte offsets."""
+        """Struct ``name``'s size and its named members' byte offsets, those of its
+        anonymous structs and unions among them (mm_struct keeps arg_start in one)."""
         _, position = self._find(_BTF_KIND_STRUCT, name)
-        info, size = struct.unpack_from("=II", self._data, position + 4)
+        size = struct.unpack_from("=I", self._data, position + 8)[0]
+        return size, self._members(position, 0)
+
+    def _members(self, position: int, base: int) -> dict[str, int]:
+        info = struct.unpack_from("=I", self._data, position + 4)[0]
         bitfields = info >> 31
         start, _ = self._strings
-        members = {}
+        members: dict[str, int] = {}
         for index in range(info & 0xFFFF):
-            name_at, _, offset = struct.unpack_from("=III", self._data, position + 12 + 12 * index)
-            end = self._data.index(b"\0", start + name_at)
-            bits = offset & 0xFFFFFF if bitfields else offset
-            members[self._data[start + name_at : end].decode()] = bits // 8
-        return size, members
+            name_at, kind, offset = struct.unpack_from(
+                "=III", self._data, position + 12 + 12 * index
+            )
+            at = base + (offset & 0xFFFFFF if bitfields else offset) // 8
+            if name_at:
+                end = self._data.index(b"\0", start + name_at)
+                members[self._data[start + name_at : end].decode()] = at
+            else:  # an anonymous struct or union: its members are the struct's
+                members.update(self._members(self._positions()[kind], at))
+        return members
+
+    @functools.cache  # noqa: B019 - one per probe's start, dropped with it
+    def _positions(self) -> list[int]:
+        """Where each type's header is, by type id (0: void, none)."""
+        data, (position, end) = self._data, self._types
+        positions, unpack = [0], struct.Struct("=I").unpack_from
+        while position < end:
+            positions.append(position)
+            info = unpack(data, position + 4)[0]
+            position += 12 + _BTF_EXTRA[info >> 24 & 0x1F](info & 0xFFFF)
+        return positions
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,11 +533,14 @@ class _Layout:
 
     pid: int
     tgid: int
-    comm: int
     ptrace: int
     exit_signal: int
     exit_code: int
     real_parent: int
+    mm: int
+    arg_start: int
+    """In a struct mm_struct, as arg_end: where the command line's arguments are."""
+    arg_end: int
     thread_pid: int
     pid_level: int
     """In a struct pid: its namespace's level (0: the machine's)."""
@@ -505,15 +556,18 @@ class _Layout:
         action_size, action = btf.layout("k_sigaction")
         _, sigaction = btf.layout("sigaction")
         _, pid = btf.layout("pid")
+        _, mm = btf.layout("mm_struct")
         sigchld = sighand["action"] + action_size * (_SIGCHLD - 1) + action["sa"]
         return cls(
             pid=task["pid"],
             tgid=task["tgid"],
-            comm=task["comm"],
             ptrace=task["ptrace"],
             exit_signal=task["exit_signal"],
             exit_code=task["exit_code"],
             real_parent=task["real_parent"],
+            mm=task["mm"],
+            arg_start=mm["arg_start"],
+            arg_end=mm["arg_end"],
             thread_pid=task["thread_pid"],
             pid_level=pid["level"],
             sighand=task["sighand"],

@@ -94,8 +94,9 @@ ORDER_MARGIN_NS = 2_000_000
 """Events stamped this close to a read wait for the next one: an event is queued a few
 microseconds after its stamp, so one source's later event may be read before the
 other's earlier one, and they are applied in the order of their stamps."""
-NAMES_KEPT = 4096
-"""Exit names kept before those older than a second are forgotten (most are not the tree's)."""
+COMMANDS_KEPT = 4096
+"""Exec command lines kept before those older than a second are forgotten (most are not
+the tree's)."""
 REAP = -1
 """The kind of a reap stamped by the kernel among the connector's events (not a
 connector value)."""
@@ -142,9 +143,10 @@ class EventRecorder:
         """Events of both sources read but stamped too recently to be applied yet."""
         self._reaps_lost = 0
         self._namespaced_reaps = False
-        self._names: dict[int, tuple[int, str]] = {}
-        """The names the kernel gave at exit to processes that ran exec, by PID: (stamp,
-        name), for a child whose command line was gone before the recorder read it."""
+        self._commands: dict[int, tuple[int, str]] = {}
+        """The command lines of the machine's execs as the kernel saw them, by PID: (stamp,
+        line), until the connector's exec event takes them (a child may be gone before its
+        /proc could be read)."""
         self._early: dict[int, tuple[int, int, int]] = {}
         """Kernel-stamped reaps of children whose exit is not told yet, by PID: (stamp,
         reaper, status). The kernel stamps an exit after the parent is told, so a quick
@@ -373,10 +375,10 @@ class EventRecorder:
             (REAP, at, pid, reaper, 0, -1 if status is None else status)
             for at, pid, reaper, status in probe.read()
         ]
-        names = self._names
-        for at, pid, name in probe.names:
-            names[pid] = (at, name)
-        probe.names.clear()
+        commands = self._commands
+        for at, pid, line in probe.commands:
+            commands[pid] = (at, line)
+        probe.commands.clear()
         for _ in range(DRAIN_BATCHES):
             batch = conn.read_batch()
             pending += batch
@@ -391,8 +393,8 @@ class EventRecorder:
         self._pending = pending[cut:]
         self._apply(pending[:cut], now)
         self._settle_released(now if self._final else now - ORDER_MARGIN_NS)
-        if len(names) > NAMES_KEPT:  # the machine's: forget those no exit of the tree took
-            self._names = {pid: named for pid, named in names.items() if named[0] > now - 10**9}
+        if len(commands) > COMMANDS_KEPT:  # the machine's: forget those no exec of the tree took
+            self._commands = {pid: c for pid, c in commands.items() if c[0] > now - 10**9}
         for pid, (at, reaper, status) in list(self._early.items()):
             if self._final or at + EXIT_GRACE_NS <= now:  # its exit never came
                 del self._early[pid]
@@ -549,10 +551,6 @@ class EventRecorder:
                 self._rehome(self.root, at)
             return
         if pid == tgid:
-            named = self._names.pop(pid, None)
-            if named is not None and named[1] not in child.command:
-                # it ran exec, and was gone before its command line could be read
-                child.command = f"[{named[1]}]"
             early = self._early.pop(pid, None)
             exited = at if early is None else min(at, early[0])  # not after its reap
             tree.exited(child, exited, contract.EXIT_FROM_CONNECTOR, status)
@@ -587,7 +585,8 @@ class EventRecorder:
 
     def _exec(self, tgid: int) -> None:
         tree = self._tree
-        command = procfs.command(tgid)
+        seen = self._commands.pop(tgid, None)
+        command = seen[1] if seen else procfs.command(tgid)
         if tgid == self.root:
             tree.root_command = command or tree.root_command
             return

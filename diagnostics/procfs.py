@@ -106,10 +106,19 @@ def command(pid: int) -> str | None:
     data = _read(f"/proc/{pid}/cmdline")
     if data is None:
         return None
-    if text := " ".join(data.decode(errors="replace").replace("\0", " ").split()):
-        return text if len(text) <= COMMAND_CHARS else text[: COMMAND_CHARS - 1] + "\u2026"
+    if text := command_text(data):
+        return text
     comm = _read(f"/proc/{pid}/comm")
     return None if comm is None else f"[{comm.decode(errors='replace').strip()}]"
+
+
+def command_text(arguments: bytes) -> str | None:
+    """A command line's arguments (NUL-separated, as /proc/PID/cmdline has them) as ps
+    shows them; None where there are none."""
+    text = " ".join(arguments.decode(errors="replace").replace("\0", " ").split())
+    if not text:
+        return None
+    return text if len(text) <= COMMAND_CHARS else text[: COMMAND_CHARS - 1] + "\u2026"
 
 
 def owner(pid: int) -> int | None:

@@ -234,14 +234,8 @@ def test_reaps_told_in_a_pid_namespace_of_their_own_are_left_out_and_their_reape
     assert not [reap for reap in reaps if reap[2] in probe.namespaced]
 
 
-def test_a_process_that_ran_exec_is_named_at_its_exit_and_a_plain_fork_is_not(
-    probe: ReapProbe,
-) -> None:
-    ran = subprocess.run(["/usr/bin/true"], check=True)
+def test_each_exec_is_told_with_its_command_line(probe: ReapProbe) -> None:
+    ran = subprocess.run(["/usr/bin/true", "one", "two  words"], check=True)
     assert ran.returncode == 0
-    forked = child(0)
-    os.waitpid(forked, 0)
     probe.read()
-    names = {pid: name for _, pid, name in probe.names}
-    assert "true" in names.values()
-    assert forked not in names  # the name it exited with was its parent's
+    assert "/usr/bin/true one two words" in [line for _, _, line in probe.commands]

@@ -582,10 +582,10 @@ def test_a_zombie_handed_to_an_adopter_that_ignores_sigchld_is_released_with_its
 def test_a_child_that_ran_exec_has_that_command_even_gone_before_it_was_read(
     tmp_path: Path,
 ) -> None:
-    """Read every 20 ms, a child that runs a short command is often gone before its
-    command line can be read: the name the kernel gave it at exit stands in. (With
-    pidfds, woken at once, the read mostly wins the race; when it loses, the child keeps
-    its parent's command: events.md, Limits.)"""
+    """Read every 20 ms, a child that runs a short command is often gone before /proc can
+    be read: the command line comes from the kernel, at the exec. (With pidfds, woken at
+    once, the read in /proc mostly wins the race; when it loses, the child keeps its
+    parent's command: events.md, Limits.)"""
     require_reap_probe()
     with Tree() as tree, recording(tree, tmp_path) as recorder:
         pids = [tree.ask("run /usr/bin/true")[0] for _ in range(20)]
