@@ -8,11 +8,13 @@ test asserts.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 from bench.holder import end_by_stdin as end_by_stdin
 from tests.waiting import DEADLINE_S as DEADLINE_S
@@ -29,6 +31,22 @@ def others_can_read(path: Path) -> bool:
 
 
 NOBODY_CANNOT_READ = f"user nobody cannot read {REPO} (a folder on the way is private)"
+SYSTEM_PYTHON = "/usr/bin/python3"
+"""A Python any user can run (the project's venv may be in a private folder)."""
+AS_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+def require_nobody() -> None:
+    """Skip unless a process of user nobody can be started here and read the project
+    (``[*AS_NOBODY, SYSTEM_PYTHON, ...]``)."""
+    if shutil.which("setpriv") is None or not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("needs setpriv and a system python3 that user nobody can run")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become nobody")
+    if not others_can_read(REPO):
+        pytest.skip(NOBODY_CANNOT_READ)
+
+
 MISSING_PID = 4_194_305  # above the largest pid_max Linux allows: never a process
 
 

@@ -17,8 +17,6 @@ import pytest
 from diagnostics.bpf_reaps import ReapProbe, ReapProbeUnavailable
 from tests import diag_helpers as h
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-
 
 @pytest.fixture
 def probe() -> Iterator[ReapProbe]:
@@ -135,19 +133,13 @@ def test_a_burst_is_every_reap_once_and_none_lost(probe: ReapProbe) -> None:
 
 
 def test_without_privilege_it_says_why_in_one_line() -> None:
-    if shutil.which("setpriv") is None or not os.path.exists(SYSTEM_PYTHON):
-        pytest.skip("needs setpriv and a system python3 that user nobody can run")
-    if os.geteuid() != 0:
-        pytest.skip("needs root to become nobody")
-    if not h.others_can_read(h.REPO):
-        pytest.skip(h.NOBODY_CANNOT_READ)
+    h.require_nobody()
     code = (
         "from diagnostics.bpf_reaps import ReapProbe, ReapProbeUnavailable\n"
         "try:\n    ReapProbe.open()\nexcept ReapProbeUnavailable as e:\n    print(e)\n"
     )
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     said = subprocess.run(
-        [*nobody, SYSTEM_PYTHON, "-c", code], cwd=h.REPO, capture_output=True, text=True,
+        [*h.AS_NOBODY, h.SYSTEM_PYTHON, "-c", code], cwd=h.REPO, capture_output=True, text=True,
         timeout=30, check=True,
     )  # fmt: skip
     assert said.stdout.count("\n") == 1 and "root" in said.stdout, said.stdout + said.stderr

@@ -356,24 +356,15 @@ def _rows_on_file(folder: Path) -> int:
     return len(read(path)[0]) if path.exists() else -1
 
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
 def test_as_an_unprivileged_user(tmp_path: Path) -> None:
     """No root: since Linux 6.6 the connector still listens (with a smaller buffer, no
     SO_RCVBUFFORCE); before, it refuses and scans stand in. Either way, the record says."""
-    if shutil.which("setpriv") is None or not os.path.exists(SYSTEM_PYTHON):
-        pytest.skip("needs setpriv and a system python3 that user nobody can run")
-    if os.geteuid() != 0:
-        pytest.skip("needs root to become nobody")
-    if not h.others_can_read(h.REPO):
-        pytest.skip(h.NOBODY_CANNOT_READ)
+    h.require_nobody()
     folder = Path(tempfile.mkdtemp(prefix="reaperlab-events-"))
     try:
         folder.chmod(0o777)
-        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         with Tree() as tree:
-            outside = OutsideRecorder(tree.pid, folder, prefix=prefix, python=SYSTEM_PYTHON)
+            outside = OutsideRecorder(tree.pid, folder, prefix=h.AS_NOBODY, python=h.SYSTEM_PYTHON)
             try:
                 pids = tree.ask("fork 20 4")
                 tree.ask("reap " + " ".join(map(str, pids)))

@@ -21,14 +21,13 @@ import pytest
 from diagnostics import limits
 from diagnostics.limits import Hierarchy, Limit, Limits
 from tests.cgroup_helpers import MakeCgroup, make_cgroup, needs_cgroup, start_in_cgroup
-from tests.diag_helpers import end_by_stdin
+from tests.diag_helpers import SYSTEM_PYTHON, end_by_stdin
 from tests.server_helpers import ROOT
 
 __all__ = ["make_cgroup"]  # the fixture, used by name
 
 UNUSED_UID = 54_321
 """A uid no other process here runs as, so its task count is the helper's alone."""
-SYSTEM_PYTHON = "/usr/bin/python3"
 """The helper runs as that uid: it cannot enter /root, where this venv's Python lives."""
 
 
