@@ -96,7 +96,6 @@ class ReapProbe:
         self._consumer = mmap.mmap(ring, page, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         # the producer page, then the data mapped twice over: no record wraps
         self._data = mmap.mmap(ring, page + 2 * ring_bytes, prot=mmap.PROT_READ, offset=page)
-        self.read_count = 0
         self.commands: list[tuple[int, int, str]] = []
         """(stamp, PID, command line) of each exec, as :meth:`read` found them; the reader
         empties it."""
@@ -180,7 +179,6 @@ class ReapProbe:
                     reaps.append(reap)
             position += ((length & ~(_BUSY | _DISCARD)) + 8 + 7) & ~7
         struct.pack_into("=Q", self._consumer, 0, position)
-        self.read_count += len(reaps)
         return reaps
 
     def close(self) -> None:

@@ -42,7 +42,7 @@ import select
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from diagnostics import clocks, contract, events, pidfds, procfs
@@ -217,9 +217,9 @@ class EventRecorder:
             self._close_all()
             raise
         self._thread = threading.Thread(target=self._run, name=f"events-{self.root}", daemon=True)
-        self._prober = threading.Thread(target=self._probe, name="events-probe", daemon=True)
         self._thread.start()
         if self._reaps is None:  # a poller's latency, where reaps are seen by waking for them
+            self._prober = threading.Thread(target=self._probe, name="events-probe", daemon=True)
             self._prober.start()
 
     def _open(self) -> None:
@@ -270,7 +270,7 @@ class EventRecorder:
         if self._thread is not None:
             os.eventfd_write(self._stop_fd, 1)
             self._thread.join()
-        if self._prober is not None and self._prober.ident is not None:
+        if self._prober is not None:
             self._prober.join()
         for fd in (self._stop_fd, self._probe_fd):
             os.close(fd)
@@ -359,12 +359,8 @@ class EventRecorder:
         if self._reaps is not None:
             self._read_in_order(conn, self._reaps)
             return
-        for _ in range(DRAIN_BATCHES):
-            batch = conn.read_batch()
-            if batch:
-                self._apply(batch, time.monotonic_ns())  # seen: once read
-            if len(batch) < BATCH:
-                break
+        for batch in _batches(conn):
+            self._apply(batch, time.monotonic_ns())  # seen: once read
 
     def _read_in_order(self, conn: Connector, probe: ReapProbe) -> None:
         """Both sources, applied in the order of their stamps: the reaps are read first,
@@ -379,11 +375,8 @@ class EventRecorder:
         for at, pid, line in probe.commands:
             commands[pid] = (at, line)
         probe.commands.clear()
-        for _ in range(DRAIN_BATCHES):
-            batch = conn.read_batch()
+        for batch in _batches(conn):
             pending += batch
-            if len(batch) < BATCH:
-                break
         pending.sort(key=_stamp)
         cut = (
             len(pending)
@@ -393,14 +386,9 @@ class EventRecorder:
         self._pending = pending[cut:]
         self._apply(pending[:cut], now)
         self._settle_released(now if self._final else now - ORDER_MARGIN_NS)
+        self._settle_early(now)
         if len(commands) > COMMANDS_KEPT:  # the machine's: forget those no exec of the tree took
             self._commands = {pid: c for pid, c in commands.items() if c[0] > now - 10**9}
-        for pid, (at, reaper, status) in list(self._early.items()):
-            if self._final or at + EXIT_GRACE_NS <= now:  # its exit never came
-                del self._early[pid]
-                child = self._tree.active.get(pid)
-                if child is not None:  # (not settled since by a scan)
-                    self._reap(child, at, reaper, status)
         lost = probe.lost
         if lost > self._reaps_lost:  # reaps dropped: scans find the children they were
             self._reaps_lost = lost
@@ -450,6 +438,15 @@ class EventRecorder:
             elif self._tree.active.get(child.pid) is child:
                 self._tree.reaped(child, parent_exit, contract.REAP_WITH_PARENT)
         self._released = kept
+
+    def _settle_early(self, now: int) -> None:
+        """Kernel-stamped reaps whose exit never came in time (or at the end): reaped."""
+        for pid, (at, reaper, status) in list(self._early.items()):
+            if self._final or at + EXIT_GRACE_NS <= now:
+                del self._early[pid]
+                child = self._tree.active.get(pid)
+                if child is not None:  # (not settled since by a scan)
+                    self._reap(child, at, reaper, status)
 
     def _kernel_reaped(self, child: Child, at: int, reaper: int, status: int) -> None:
         """The kernel stamped ``child``'s reap, by ``reaper`` (its wait call returned, or
@@ -576,8 +573,10 @@ class EventRecorder:
                 continue
             if orphan.pidfd is not None:
                 same = not pidfds.reaped(orphan.pidfd)  # still there: the PID is still its
-            elif orphan.start_ticks is None:  # where the kernel stamps the reaps: no PID of
-                same = self._reaps is not None  # the tree goes to another unseen
+            elif orphan.start_ticks is None:
+                # where the kernel stamps the reaps, a PID of the tree is handed on only
+                # after a reap the record has seen: the PID is still the orphan's
+                same = self._reaps is not None
             else:
                 same = st.start_ticks == orphan.start_ticks
             if same:
@@ -920,6 +919,16 @@ def _in_a_pid_namespace_of_its_own(root: int) -> bool:
             continue  # gone, or not ours to look at
         pending += procfs.children(pid)
     return False
+
+
+def _batches(conn: Connector) -> Iterator[list[Event]]:
+    """What the connector has queued, a batch at a time, DRAIN_BATCHES at most."""
+    for _ in range(DRAIN_BATCHES):
+        batch = conn.read_batch()
+        if batch:
+            yield batch
+        if len(batch) < BATCH:
+            return
 
 
 def _stamp(event: Event) -> int:

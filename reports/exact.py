@@ -264,20 +264,7 @@ def evidence(scenario: Scenario) -> EventEvidence | None:
     adopted = [row for row in exited if row.reaped_by is not None and row.reaped_by not in tree]
     life = lifetimes.lifetimes(exited)
     own = lifetimes.lifetimes([row for row in exited if row not in adopted])
-    # A zombie at the end younger than the slowest reap the server showed, and reaped in
-    # the end by its own tree, is not shown left: it was within the server's own time to
-    # reap (a prefork pool's once-a-second maintenance judged between two turns). Said
-    # apart, not counted as never reaped.
-    reaped_in_the_end = {(row.pid, row.started): row.reaped_by for row in scenario.events or []}
-    young = [
-        row
-        for row in exited
-        if own.max_s is not None
-        and row.reaped_at is None
-        and row.exited_at is not None
-        and until - row.exited_at <= own.max_s
-        and reaped_in_the_end.get((row.pid, row.started)) in tree
-    ]
+    young = _not_yet_due(exited, own.max_s, until, scenario.events or [], tree)
     young_ids = {id(row) for row in young}
     members = (
         {root}
@@ -403,6 +390,30 @@ def _nspids(scenario: Scenario) -> dict[int, int]:
     if isinstance(pid1.get("server"), int) and isinstance(pid1.get("server_nspid"), int):
         found[pid1["server"]] = pid1["server_nspid"]
     return found
+
+
+def _not_yet_due(
+    exited: list[ChildRecord],
+    slowest_s: float | None,
+    until: float,
+    whole: list[ChildRecord],
+    tree: set[int],
+) -> list[ChildRecord]:
+    """Zombies at ``until`` younger than the slowest reap the server showed, and reaped in
+    the end (``whole``: the record past ``until``) by its own tree: not shown left, they
+    were within the server's own time to reap (a prefork pool's once-a-second maintenance
+    judged between two turns). Said apart, not counted as never reaped."""
+    if slowest_s is None:
+        return []
+    reaped_in_the_end = {(row.pid, row.started): row.reaped_by for row in whole}
+    return [
+        row
+        for row in exited
+        if row.reaped_at is None
+        and row.exited_at is not None
+        and until - row.exited_at <= slowest_s
+        and reaped_in_the_end.get((row.pid, row.started)) in tree
+    ]
 
 
 def _holders(
