@@ -230,7 +230,12 @@ class EventRecorder:
                 self._connector_state = "ok"
             except ConnectorUnavailable as error:
                 self._connector_state = str(error)
-        if self._conn is not None and self._want_probe:
+        if self._conn is None and self._want_probe:
+            self._probe_state = (
+                "not used: kernel-stamped reaps are put in order among the connector's events,"
+                " and there is no connector"
+            )
+        elif self._conn is not None and self._want_probe:
             if _in_a_pid_namespace_of_its_own(self.root):
                 self._probe_state = (
                     "not used: the tree has a PID namespace of its own, whose wait calls"

@@ -484,9 +484,7 @@ def plot_lifetimes(run: Run, path: Path) -> Path:
         xs = np.concatenate([[LIFETIME_FLOOR_S], spans])
         ys = np.concatenate([[0.0], np.arange(1, spans.size + 1) / life.exited * 100])
         longest = max(longest, float(xs[-1]))
-        never = (
-            f"{life.never_reaped:,} not reaped when judged" if life.never_reaped else "all reaped"
-        )
+        never = f"{life.never_reaped:,} not reaped" if life.never_reaped else "all reaped"
         label = f"{text(scenario.name, 20)}: {life.exited:,} exited, {never}"
         (line,) = ax.plot(xs, ys, color=color, lw=2, drawstyle="steps-post", label=label)
         handles.append(line)

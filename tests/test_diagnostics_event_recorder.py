@@ -295,6 +295,7 @@ def test_without_the_connector_children_are_found_by_scans(tmp_path: Path) -> No
     assert (rows[late].exit_source, rows[late].reap_source) == ("pidfd", "pidfd")
     assert summary.sources == {"forks": "scan", "exits": "pidfd", "reaps": "pidfd"}
     assert summary.connector == "switched off" and summary.events_lost is None
+    assert "there is no connector" in summary.reap_probe  # not "switched off": not asked
     assert "no fork time is known" in summary.sampled["forks"]
     assert set(summary.sampled) == {"forks"}
 
