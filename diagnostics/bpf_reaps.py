@@ -60,8 +60,10 @@ _KERNEL_REAP, _COMMAND = 0, 1
 _COMMAND_BYTES = 256
 """Bytes of a command line the exec program keeps: more than a command column shows."""
 _SIGCHLD, _SIG_IGN, _SA_NOCLDWAIT = 17, 1, 2
-_MAP_CREATE, _MAP_LOOKUP_ELEM, _PROG_LOAD, _RAW_TRACEPOINT_OPEN = 0, 1, 5, 17
+_MAP_CREATE, _PROG_LOAD, _RAW_TRACEPOINT_OPEN = 0, 5, 17
 _MAP_TYPE_ARRAY, _MAP_TYPE_RINGBUF = 2, 27
+_F_MMAPABLE = 1 << 10
+"""An array map this process reads through mmap(2), with no system call."""
 _PROG_TYPE_TRACING, _TRACE_RAW_TP = 26, 23
 _BTF_KIND_STRUCT, _BTF_KIND_TYPEDEF = 4, 8
 _WNOWAIT = 0x01000000
@@ -90,9 +92,10 @@ class ReapProbe:
     """The attached program and its ring buffer; :meth:`open` makes one or says why not."""
 
     def __init__(self, ring: int, losses: int, held: list[int], ring_bytes: int) -> None:
-        self._ring, self._losses, self._held = ring, losses, held
+        self._ring, self._held = ring, held
         self._mask = ring_bytes - 1
         page = mmap.PAGESIZE
+        self._losses = mmap.mmap(losses, page, prot=mmap.PROT_READ)
         self._consumer = mmap.mmap(ring, page, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         # the producer page, then the data mapped twice over: no record wraps
         self._data = mmap.mmap(ring, page + 2 * ring_bytes, prot=mmap.PROT_READ, offset=page)
@@ -122,7 +125,7 @@ class ReapProbe:
         opened: list[int] = []
         try:
             opened.append(ring := _create_map(_MAP_TYPE_RINGBUF, 0, 0, ring_bytes))
-            opened.append(losses := _create_map(_MAP_TYPE_ARRAY, 4, 8, 1))
+            opened.append(losses := _create_map(_MAP_TYPE_ARRAY, 4, 8, 1, _F_MMAPABLE))
             for program, tracepoint in (
                 (_wait_returns(ring, losses, layout), wait_returns),
                 (_kernel_reaps(ring, losses, layout), exits),
@@ -147,14 +150,9 @@ class ReapProbe:
 
     @property
     def lost(self) -> int:
-        """Reaps the program had no room for in the ring buffer."""
-        key, value = ctypes.c_uint32(0), ctypes.c_uint64(0)
-        attr = bytearray(32)
-        struct.pack_into(
-            "=I4xQQ", attr, 0, self._losses, ctypes.addressof(key), ctypes.addressof(value)
-        )
-        _bpf(_MAP_LOOKUP_ELEM, attr)
-        return value.value
+        """Reaps the program had no room for in the ring buffer (read every turn: the
+        count's map is mapped into this process, no system call)."""
+        return int(struct.unpack_from("=Q", self._losses)[0])
 
     def read(self) -> list[Reap]:
         """The reaps recorded since the last read, in the order they were written."""
@@ -187,6 +185,7 @@ class ReapProbe:
             return
         self._consumer.close()
         self._data.close()
+        self._losses.close()
         for fd in reversed(self._held):  # the links first: detached before anything is freed
             os.close(fd)
 
@@ -424,9 +423,9 @@ def _bpf(command: int, attr: bytearray) -> int:
     return result
 
 
-def _create_map(kind: int, key_size: int, value_size: int, entries: int) -> int:
+def _create_map(kind: int, key_size: int, value_size: int, entries: int, flags: int = 0) -> int:
     attr = bytearray(72)
-    struct.pack_into("=IIII", attr, 0, kind, key_size, value_size, entries)
+    struct.pack_into("=IIIII", attr, 0, kind, key_size, value_size, entries, flags)
     return _bpf(_MAP_CREATE, attr)
 
 

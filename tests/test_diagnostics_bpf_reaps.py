@@ -4,6 +4,7 @@ by the kernel between the moments before and after it; a wait that reaps nothing
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import shutil
 import signal
@@ -130,6 +131,24 @@ def test_a_burst_is_every_reap_once_and_none_lost(probe: ReapProbe) -> None:
     reaps = mine(probe)
     assert all(len(reaps.get(pid, [])) == 1 for pid in pids)
     assert probe.lost == 0
+
+
+def test_reaps_with_no_room_in_the_ring_are_counted_lost() -> None:
+    """A one-page ring holds a few dozen records: of 500 reaps not read in time, those
+    read and those counted lost make up every one."""
+    try:
+        small = ReapProbe.open(ring_bytes=mmap.PAGESIZE)
+    except ReapProbeUnavailable as reason:
+        pytest.skip(str(reason))
+    try:
+        pids = [child() for _ in range(500)]
+        for pid in pids:
+            os.waitpid(pid, 0)
+        read = mine(small)
+        assert 0 < len(read) < len(pids)
+        assert small.lost >= len(pids) - len(read)
+    finally:
+        small.close()
 
 
 def test_without_privilege_it_says_why_in_one_line() -> None:

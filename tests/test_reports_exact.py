@@ -4,7 +4,6 @@ it has none; the figures stop where the harness stopped judging the server."""
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -40,9 +39,8 @@ def add_events(
     """events.csv and scenario.json's events (of the tree of ``root``), as the harness
     writes them."""
     with (folder / contract.EVENTS).open("w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(contract.EVENT_COLUMNS)
-        writer.writerows(row.csv_row() for row in rows)
+        file.write(contract.EVENT_HEADER)
+        file.writelines(row.csv_line() for row in rows)
     record = ScenarioRecord.from_json(json.loads((folder / contract.SCENARIO).read_text()))
     fields: dict[str, Any] = {
         "root_pid": root,
