@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.contenders import OURS
 from bench.loadgen import LoadResult, Locust, LocustRun, Wrk, run_locust, watch_locust
-from bench.rounds import median, paired_ratio, rotated, summarise, target
+from bench.rounds import median, pair_ratios, paired_ratio, rotated, summarise, target
 from bench.settings import BenchSettings
 from loadtest.load import HOOKS, LOCUSTFILE, LoadShape, start_timeout
 from loadtest.processes import ManagedProcess
@@ -83,7 +83,7 @@ def _summary(
             "client_bound": any(run.client_bound for run in runs),
         }
     summary["harness_vs_plain"] = target(
-        paired_ratio(results["harness"], results["plain"]), MIN_RATIO
+        pair_ratios(results["harness"], results["plain"]), MIN_RATIO
     )
     if wrk_runs:
         summary["wrk"] = summarise(wrk_runs)

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.contenders import OURS
 from bench.loadgen import LoadResult, Locust, Wrk
-from bench.rounds import paired_ratio, rotated, summarise, target
+from bench.rounds import pair_ratios, rotated, summarise, target
 from bench.settings import BenchSettings
 from diagnostics.defaults import INTERVAL
 from diagnostics.recorder import Recorder
@@ -64,5 +64,5 @@ def _summary(
         "samples": len(costs),
         "samples_per_s": len(costs) / (len(watched) * settings.seconds) if watched else None,
         "sample_cost_ms": statistics.median(costs) if costs else None,
-        "target": target(paired_ratio(watched, plain), MIN_RATIO),
+        "target": target(pair_ratios(watched, plain), MIN_RATIO),
     }

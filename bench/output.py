@@ -150,7 +150,9 @@ def _events(section: Record, _record: Record) -> list[str]:
             f" {_num(server.get('cpu_us_per_child'), '.0f')} us CPU per child"
             f" ({_num(server['cpu_us_per_event'], '.1f')} per event of the machine),"
             + _reap_timing(server),
-            f"   with / without the recorder: {_target(server['target'])}",
+            "   the recorder's share of the machine's CPU during its loads:"
+            f" {_num(server.get('recorder_share_of_machine'), '.1%')}",
+            f"   with / without the recorder, one server: {_target(server['target'])}",
         ]
     return lines
 
@@ -178,10 +180,21 @@ def _exporter(section: Record, _record: Record) -> list[str]:
 
 
 def _target(target: Record) -> str:
+    """The median's verdict, and whether the rounds could tell: a verdict whose interval
+    holds the target is not shown, and says so."""
     if target["ratio"] is None:
         return "not measured"
     verdict = "met" if target["met"] else "MISSED"
-    return f"{target['ratio']:.2f}x (target >= {target['target']:g}: {verdict})"
+    interval = target.get("interval")
+    if interval is None:
+        return f"{target['ratio']:.2f}x (target >= {target['target']:g}: {verdict})"
+    spread = (
+        f"{target['confidence']:.0%} interval {interval[0]:.3f}-{interval[1]:.3f}"
+        f" over {len(target['pairs'])} pairs"
+    )
+    if not target["shown"]:
+        verdict += " by the median, NOT SHOWN: the interval holds the target"
+    return f"{target['ratio']:.3f}x ({spread}; target >= {target['target']:g}: {verdict})"
 
 
 def _num(value: float | None, spec: str) -> str:

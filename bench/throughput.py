@@ -11,7 +11,7 @@ import psutil
 from bench.contenders import CONTENDERS, FORKING_TCP, MINIMAL, OURS, Contender
 from bench.forkrate import ForkRate, fork_rate
 from bench.loadgen import LoadResult, Locust, Wrk
-from bench.rounds import median, paired_ratio, rotated, summarise, target
+from bench.rounds import median, pair_ratios, rotated, summarise, target
 from bench.settings import BenchSettings
 from loadtest.target import Target
 
@@ -73,9 +73,9 @@ def _summary(
         },
         "targets": {
             "ours_vs_forking_tcp_server": target(
-                paired_ratio(ours, runs[FORKING_TCP.key]), VS_FORKING_TCP
+                pair_ratios(ours, runs[FORKING_TCP.key]), VS_FORKING_TCP
             ),
-            "ours_vs_minimal": target(paired_ratio(ours, runs[MINIMAL.key]), VS_MINIMAL),
+            "ours_vs_minimal": target(pair_ratios(ours, runs[MINIMAL.key]), VS_MINIMAL),
         },
     }
 

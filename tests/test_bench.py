@@ -88,6 +88,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
         assert storm["events_lost"] != 0 or storm["all_recorded"] is True
         assert served["events_lost"] != 0 or served["matches_counter"] is True
     assert positive(served["forks_recorded"]) and positive(served["target"]["ratio"])
+    assert 0 < served["recorder_share_of_machine"] < 1
 
     exporter = record["exporter"]
     # other processes may end meanwhile: the total is about the target, not at least it
