@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -486,6 +487,23 @@ def test_more_children_than_descriptors_are_watched_by_scans(
     rows = file_rows(tmp_path)
     assert Counter(row.reap_source for row in rows) == {"pidfd": 36, "scan": 24}
     assert any("no descriptor to spare" in warning for warning in summary.warnings)
+
+
+@pytest.mark.parametrize(("source", "options"), REAP_SOURCES)
+def test_the_reader_yields_at_wake_up_only_where_the_kernel_stamps_the_reaps(
+    tmp_path: Path, source: str, options: dict[str, Any]
+) -> None:
+    """SCHED_BATCH where a late read moves no time; a pidfd reader's wake-up is the reap's
+    time, so it keeps the default policy."""
+    require_reap_source(source)
+    with Tree() as tree, recording(tree, tmp_path, **options) as recorder:
+        tree.ask("fork 1 0")
+        settled(recorder, 0, 1)  # the thread has run its turns
+        (reader,) = [t for t in threading.enumerate() if t.name == f"events-{tree.pid}"]
+        assert reader.native_id is not None
+        policy = os.sched_getscheduler(reader.native_id)
+    expected = os.SCHED_BATCH if source == contract.REAP_FROM_KERNEL else os.SCHED_OTHER
+    assert policy == expected
 
 
 def test_a_root_that_does_not_exist_is_one_error(tmp_path: Path) -> None:
