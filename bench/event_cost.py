@@ -12,8 +12,9 @@ server down.
 - the observer effect: one server, loads without and with the recorder in pairs, as the
   sampler's observer section does (a fresh server per run added its own swing, up to
   20% between two servers on this VM, to the few percent looked for), and the share
-  of the machine's CPU the recorder's thread took during its loads, which bounds what
-  it can take from a server that needs every CPU.
+  of the machine's CPU the recorder's thread took during its loads (what it takes from
+  the server was more, about twice that; likely because its turns fall between the
+  server parent's accepts, the server's one serial step).
 
 The recorder runs in this process, as it will in the harness; like the server it
 watches, it competes for the machine's CPUs.
@@ -47,7 +48,7 @@ def measure(
     folder = scratch / "events"
     storms: dict[bool, list[tuple[StormResult, EventSummary | None]]] = {False: [], True: []}
     counted: list[tuple[LoadResult, EventSummary | None, int | None]] = []
-    paired: dict[bool, list[Watched]] = {False: [], True: []}
+    paired: dict[bool, list[SharedRun]] = {False: [], True: []}
     workers = os.cpu_count() or 1
     with ExitStack() as stack:
         shared = OURS.start(folder / "shared")
@@ -105,7 +106,9 @@ def _serve(
 
 
 @dataclass(frozen=True, slots=True)
-class Watched:
+class SharedRun:
+    """One load on the shared server, with the recorder (``summary``) or without."""
+
     load: LoadResult
     summary: EventSummary | None
     machine_cpu_s: float
@@ -114,7 +117,7 @@ class Watched:
 
 def _watch(
     settings: BenchSettings, generator: Wrk | Locust, server: Target, folder: Path, recorded: bool
-) -> Watched:
+) -> SharedRun:
     """One load on the shared server, with the recorder or without."""
     recorder = EventRecorder(server.pid, folder) if recorded else None
     if recorder is not None:
@@ -125,7 +128,7 @@ def _watch(
         spent = _busy_seconds() - before
     finally:
         summary = None if recorder is None else recorder.stop()
-    return Watched(load, summary, spent)
+    return SharedRun(load, summary, spent)
 
 
 def _busy_seconds() -> float:
@@ -152,19 +155,20 @@ def _storm_summary(
 
 def _server_summary(
     counted: list[tuple[LoadResult, EventSummary | None, int | None]],
-    paired: dict[bool, list[Watched]],
+    paired: dict[bool, list[SharedRun]],
 ) -> dict[str, Any]:
     recorded_runs = [(load, summary, forked) for load, summary, forked in counted if summary]
     summaries = [summary for _, summary, _ in recorded_runs]
     counters = [forked for _, _, forked in recorded_runs]
     recorded = [summary.figures.get("forked", 0) for summary in summaries]
     watched = [run for run in paired[True] if run.summary is not None]
-    every = summaries + [run.summary for run in watched if run.summary is not None]
+    shared = [run.summary for run in watched if run.summary is not None]
+    every = summaries + shared
     cpu = sum(summary.cpu_seconds or 0.0 for summary in every)
     children = sum(summary.figures.get("forked", 0) for summary in every)
     events = sum(summary.events_read for summary in every)
     latencies = [summary.reap_latency_ms or {} for summary in every]
-    shared_cpu = sum(run.summary.cpu_seconds or 0.0 for run in watched if run.summary)
+    shared_cpu = sum(summary.cpu_seconds or 0.0 for summary in shared)
     machine_cpu = sum(run.machine_cpu_s for run in watched)
     return {
         "with_recorder_fresh": summarise([load for load, _, _ in recorded_runs]),
