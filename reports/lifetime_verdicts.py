@@ -177,11 +177,14 @@ def _children(evidence: EventEvidence, shortfall: str | None) -> str:
     if never == exited and not missed:
         text = f"never reaps: all {_children_count(exited)} that exited left as zombies{held}"
     else:
+        # without fork events the count of children is a lower bound, so the share is at
+        # most; and where every child seen was left, there are no others to speak of
+        share = percent(never / exited) + (" at most" if missed else "")
+        others = f"; the others reaped, {_slowest(evidence)}" if exited > never else ""
         text = (
             f"leaves zombies: {never:,} of the {'at least ' if missed else ''}"
             f"{_children_count(exited)} that exited never"
-            f" reaped ({percent(never / exited)}){held}; the others reaped, {_slowest(evidence)}"
-            f"{_not_due(evidence)}"
+            f" reaped ({share}){held}{others}{_not_due(evidence)}"
         )
     return f"{shortfall}: {text}" if shortfall else text
 

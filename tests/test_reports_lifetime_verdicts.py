@@ -163,3 +163,16 @@ def test_a_sentence_built_on_a_sampled_source_says_so() -> None:
     assert zombie_verdict(reaps) == (
         "reaps every child: 5 exited, all reaped, each within 40 ms (only bounds) (sampled: reaps)"
     )
+
+
+def test_without_fork_events_a_server_that_left_every_child_seen_has_no_others() -> None:
+    """Children reaped between two scans are not seen: not "never reaps", but no
+    "the others reaped" either when none was seen reaped."""
+    evidence = EventEvidence(
+        sampled={"forks": "no connector"}, exited=343, never_reaped=343, holders=held(343)
+    )
+    assert zombie_verdict(evidence) == (
+        "leaves zombies: 343 of the at least 343 children that exited never reaped"
+        " (100% at most), held by PID 4242 (python3 server.py), the process the harness"
+        " started (sampled: forks)"
+    )
