@@ -574,22 +574,13 @@ class ChildRecord:
     a bound). Files written before this column read as empty."""
 
     def csv_line(self) -> str:
-        """The row as a line of events.csv, as csv.writer would write it: times to the
-        microsecond, an empty cell for None, free text quoted where it must be.
-
-        The event recorder writes a line per child of the machine's busiest trees, so
-        this is one expression, where a csv.writer over a list of cells took three times
-        as long; it lists the columns in :data:`EVENT_COLUMNS` order, and a test holds
-        the two together (and this line to csv.writer's).
-        """
-        return (
-            f"{self.pid},{_time(self.started)},{self.parent},{self.depth},"
-            f"{_text(self.command)},{self.origin},{_time(self.seen_at)},"
-            f"{_time(self.forked_at)},{_time(self.exited_at)},{self.exit_source},"
-            f"{_cell(self.exit_code)},{_cell(self.exit_signal)},{_time(self.reaped_at)},"
-            f"{self.reap_source},{_cell(self.reaped_by)},{_cell(self.adopted_by)},"
-            f"{_time(self.adopted_at)}\r\n"
-        )
+        """The row as a line of events.csv (see :func:`event_line`)."""
+        return event_line(
+            self.pid, self.started, self.parent, self.depth, self.command, self.origin,
+            self.seen_at, self.forked_at, self.exited_at, self.exit_source, self.exit_code,
+            self.exit_signal, self.reaped_at, self.reap_source, self.reaped_by, self.adopted_by,
+            self.adopted_at,
+        )  # fmt: skip
 
     @classmethod
     def from_csv(cls, row: dict[str, str]) -> ChildRecord:
@@ -613,12 +604,31 @@ EVENT_HEADER = ",".join(EVENT_COLUMNS) + "\r\n"
 """The first line of events.csv."""
 
 
-def _time(seconds: float | None) -> str:
-    return "" if seconds is None else f"{seconds:.6f}"
+def event_line(
+    pid: int, started: float | None, parent: int, depth: int, command: str, origin: str,
+    seen_at: float, forked_at: float | None, exited_at: float | None, exit_source: str,
+    exit_code: int | None, exit_signal: str | None, reaped_at: float | None, reap_source: str,
+    reaped_by: int | None, adopted_by: int | None, adopted_at: float | None,
+) -> str:  # fmt: skip
+    """A row of events.csv, as csv.writer would write it: times to the microsecond, an
+    empty cell for None, free text quoted where it must be.
 
-
-def _cell(value: int | str | None) -> str | int:
-    return "" if value is None else value
+    The event recorder makes a line per child of the machine's busiest trees, straight
+    from its own record (no :class:`ChildRecord` made on the way), so this is one
+    expression taking the cells by position: a csv.writer over a list of cells took
+    three times as long. The parameters are the columns, in :data:`EVENT_COLUMNS` order;
+    a test holds the two together, and the lines to csv.writer's.
+    """
+    return (
+        f"{pid},{'' if started is None else f'{started:.6f}'},{parent},{depth},"
+        f"{_text(command)},{origin},{seen_at:.6f},"
+        f"{'' if forked_at is None else f'{forked_at:.6f}'},"
+        f"{'' if exited_at is None else f'{exited_at:.6f}'},{exit_source},"
+        f"{'' if exit_code is None else exit_code},{'' if exit_signal is None else exit_signal},"
+        f"{'' if reaped_at is None else f'{reaped_at:.6f}'},{reap_source},"
+        f"{'' if reaped_by is None else reaped_by},{'' if adopted_by is None else adopted_by},"
+        f"{'' if adopted_at is None else f'{adopted_at:.6f}'}\r\n"
+    )
 
 
 def _text(text: str) -> str:

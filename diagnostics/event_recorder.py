@@ -86,7 +86,7 @@ MAX_READY = 1024
 """Descriptors one wait reports at most (the rest at the next)."""
 DRAIN_BATCHES = 16
 """Connector batches read before the pidfds get their turn, under a flood."""
-BATCH_INTERVAL_S = 0.05
+BATCH_INTERVAL_S = 0.1
 """How often the reaps stamped by the kernel and the connector's events are read (where
 the kernel stamps the reaps): the live counts lag by this much, no time does."""
 ORDER_MARGIN_NS = 2_000_000
@@ -731,7 +731,7 @@ class EventRecorder:
                         contract.EXIT_FROM_PIDFD,
                     )
             offset = clocks.unix_offset_ns()
-            self._append("".join([child.record(offset).csv_line() for child in done]))
+            self._append("".join([child.csv_line(offset) for child in done]))
 
     def _finish(self) -> None:
         """The last events, then every child still in the tree as it is now."""

@@ -64,6 +64,8 @@ _EVENT_SIZE = _EVENT.size
 _DATA_OFFSET = 52
 _STRIDE = 128
 """Bytes of the read buffer given to each datagram (an event takes 76)."""
+_SLOT = struct.Struct(_EVENT.format + f"{_STRIDE - _EVENT_SIZE}x")
+"""An event and the rest of its slot: the slots filled are unpacked in one C loop."""
 
 
 class ConnectorUnavailable(Exception):
@@ -135,7 +137,7 @@ class Connector:
         """
         events: list[Event] = []
         append, next_seq = events.append, self._next_seq
-        unpack, view, stride, receive = _EVENT.unpack_from, self._view, _STRIDE, self._receive
+        slots_of, view, receive = _SLOT.iter_unpack, self._view, self._receive
         slots = self._slots
         while len(events) < BATCH:
             try:
@@ -147,8 +149,7 @@ class Connector:
                 continue
             if not count:
                 break
-            for offset in range(0, count * stride, stride):
-                length, seq, what, cpu, ts, a, b, c, d, e, f = unpack(view, offset)
+            for length, seq, what, cpu, ts, a, b, c, d, _e, f in slots_of(view[: count * _STRIDE]):
                 if length < _EVENT_SIZE:
                     continue  # not a proc event (nothing else is sent to this group)
                 expected = next_seq.get(cpu)

@@ -4,15 +4,19 @@ holders and the cross-check against samples; and events.csv read back as written
 from __future__ import annotations
 
 import csv
+import inspect
 import io
+import signal
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from diagnostics import contract, lifetimes
+from diagnostics.clocks import boot_time
 from diagnostics.contract import ChildRecord, EventSummary
-from diagnostics.events import read
+from diagnostics.events import Child, read
+from diagnostics.procfs import CLOCK_TICKS
 
 ROOT = 100
 
@@ -202,6 +206,45 @@ def test_a_row_is_written_as_csv_writer_writes_its_cells_in_column_order() -> No
         assert next(csv.DictReader(io.StringIO(contract.EVENT_HEADER + row.csv_line()))) == dict(
             zip(contract.EVENT_COLUMNS, map(str, cells), strict=True)
         )
+
+
+def test_the_line_format_takes_the_columns_in_their_order() -> None:
+    """The recorder passes a row's cells to event_line by position."""
+    assert tuple(inspect.signature(contract.event_line).parameters) == contract.EVENT_COLUMNS
+
+
+@pytest.mark.parametrize("found_in_proc", [False, True])
+def test_a_childs_line_is_the_line_of_its_record(found_in_proc: bool) -> None:
+    """The recorder's line for a child (its times on the monotonic clock) is the line of
+    the record it stands for: each cell in its place (every value here is distinct)."""
+    offset = 1_700_000_000_000_000_000  # unix - monotonic, ns
+    known = Child(
+        pid=7, parent=8, depth=2, command="srv, worker", origin=contract.PRE_EXISTING,
+        seen_ns=1_000, forked_ns=2_000_000, exited_ns=3_000_500, exit_source="connector",
+        exit_status=(signal.SIGKILL if found_in_proc else 3 << 8), reaped_ns=4_250_000,
+        reap_source="kernel", reaped_by=9, adopted_by=10, adopted_ns=5_000_000,
+        start_ticks=123 if found_in_proc else None,
+    )  # fmt: skip
+    record = ChildRecord(
+        pid=7,
+        started=boot_time() + 123 / CLOCK_TICKS if found_in_proc else (offset + 2_000_000) / 1e9,
+        parent=8,
+        depth=2,
+        command="srv, worker",
+        origin=contract.PRE_EXISTING,
+        seen_at=(offset + 1_000) / 1e9,
+        forked_at=(offset + 2_000_000) / 1e9,
+        exited_at=(offset + 3_000_500) / 1e9,
+        exit_source="connector",
+        exit_code=None if found_in_proc else 3,
+        exit_signal="SIGKILL" if found_in_proc else None,
+        reaped_at=(offset + 4_250_000) / 1e9,
+        reap_source="kernel",
+        reaped_by=9,
+        adopted_by=10,
+        adopted_at=(offset + 5_000_000) / 1e9,
+    )
+    assert known.csv_line(offset) == record.csv_line()
 
 
 def test_events_csv_reads_back_as_written(tmp_path: Path) -> None:
