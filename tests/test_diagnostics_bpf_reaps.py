@@ -135,7 +135,8 @@ def test_a_burst_is_every_reap_once_and_none_lost(probe: ReapProbe) -> None:
 
 def test_reaps_with_no_room_in_the_ring_are_counted_lost() -> None:
     """A one-page ring holds a few dozen records: of 500 reaps not read in time, those
-    read and those counted lost make up every one."""
+    read and those counted lost make up every one. (The ring is the machine's: under
+    other tests' forks it may hold none of these, so none read is no failure.)"""
     try:
         small = ReapProbe.open(ring_bytes=mmap.PAGESIZE)
     except ReapProbeUnavailable as reason:
@@ -145,8 +146,8 @@ def test_reaps_with_no_room_in_the_ring_are_counted_lost() -> None:
         for pid in pids:
             os.waitpid(pid, 0)
         read = mine(small)
-        assert 0 < len(read) < len(pids)
-        assert small.lost >= len(pids) - len(read)
+        assert len(read) < len(pids)  # the ring had no room for them all
+        assert small.lost >= len(pids) - len(read)  # and each one missing is counted
     finally:
         small.close()
 
