@@ -64,10 +64,10 @@ class Child:
         """Its row of events.csv, its times moved to unix seconds by ``offset_ns`` (unix -
         monotonic).
 
-        Made for every child of the busiest trees, in the recorder's thread, and the
-        most of what the recorder spends on a child: plain expressions, no helper calls
-        for the times, and no :class:`ChildRecord` made on the way (it would be read by
-        no one; the row's cells go by position to the one line format)."""
+        Made for every child of the busiest trees, in the recorder's thread (a third of
+        what the recorder spends on a child under load): plain expressions, no helper
+        calls for the times, and no :class:`ChildRecord` made on the way (it would be
+        read by no one; the row's cells go by position to the one line format)."""
         forked = None if self.forked_ns is None else (self.forked_ns + offset_ns) / 1e9
         exited = None if self.exited_ns is None else (self.exited_ns + offset_ns) / 1e9
         reaped = None if self.reaped_ns is None else (self.reaped_ns + offset_ns) / 1e9
